@@ -1,0 +1,3 @@
+SELECT uuid, display_name, handle
+FROM public.users
+WHERE uuid = ANY(%(uuids)s::uuid[])

@@ -1,0 +1,3 @@
+UPDATE public.users
+SET cognito_user_id = %(cognito_user_id)s
+WHERE handle = %(handle)s

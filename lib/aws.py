@@ -1,0 +1,31 @@
+"""boto3 clients built from Settings: the endpoint override, region and retry policy in one place."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from lib.config import Settings
+
+# Throttling and transient 5xx are retried by botocore itself, with backoff, before any error
+# reaches the app (standard mode covers ProvisionedThroughputExceeded and ThrottlingException).
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=2,
+    read_timeout=5,
+    max_pool_connections=32,
+)
+
+
+def client(settings: Settings, service: str) -> Any:
+    """A boto3 client for `service`: moto's endpoint locally, AWS when no override is set."""
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": RETRY_CONFIG}
+    if settings.aws_endpoint_url:
+        kwargs["endpoint_url"] = settings.aws_endpoint_url
+        # moto accepts any credentials; supply some so a laptop without an AWS profile works.
+        if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
+            kwargs["aws_access_key_id"] = "test"
+            kwargs["aws_secret_access_key"] = "test"
+    return boto3.session.Session().client(service, **kwargs)

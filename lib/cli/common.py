@@ -1,0 +1,118 @@
+"""What every script in bin/ shares: settings, the --prod switch, confirmations and clients.
+
+Scripts talk to the local stack unless given `--prod`. Without it, a script uses
+`AWS_ENDPOINT_URL` (or the local stack's default endpoint) and `CONNECTION_URL`; with it, it uses
+AWS (no endpoint override) and `PROD_CONNECTION_URL`. Nothing else turns `--prod` on.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from typing import Any, Callable
+
+import click
+
+from lib import aws, config
+from lib.config import Settings
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def settings_for(prod: bool, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    settings = config.load(env)
+    if prod:
+        url = env.get("PROD_CONNECTION_URL")
+        return settings.with_(aws_endpoint_url=None, connection_url=url or "")
+    if not settings.aws_endpoint_url:
+        settings = settings.with_(aws_endpoint_url=f"http://127.0.0.1:{settings.local_aws_port}")
+    return settings
+
+
+def target_option(fn: Callable) -> Callable:
+    """Adds --prod and passes `settings` to the command."""
+
+    @click.option("--prod", is_flag=True, default=False,
+                  help="Act on real AWS (and PROD_CONNECTION_URL) instead of the local stack.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, prod: bool, **kwargs: Any) -> Any:
+        setup_logging()
+        return fn(*args, settings=settings_for(prod), prod=prod, **kwargs)
+
+    return wrapper
+
+
+def yes_option(fn: Callable) -> Callable:
+    return click.option("--yes", is_flag=True, default=False,
+                        help="Do not ask for confirmation (with --prod).")(fn)
+
+
+def confirm_destructive(prod: bool, what: str, yes: bool = False) -> None:
+    """Against AWS, a destructive action asks first; with no terminal to ask, it refuses."""
+    if not prod or yes:
+        return
+    if not sys.stdin.isatty():
+        raise click.ClickException(f"refusing to {what} on AWS without confirmation (no terminal; "
+                                   "pass --yes if you really mean it)")
+    if not click.confirm(f"This will {what} on AWS. Continue?", default=False):
+        raise click.Abort()
+
+
+def refuse_prod(prod: bool, what: str) -> None:
+    if prod:
+        raise click.ClickException(f"{what} runs against the local stack only")
+
+
+def ddb_client(settings: Settings) -> Any:
+    return aws.client(settings, "dynamodb")
+
+
+def cognito_client(settings: Settings) -> Any:
+    return aws.client(settings, "cognito-idp")
+
+
+def user_pool_id(settings: Settings, client: Any | None = None) -> str:
+    """The configured pool id, or locally the pool found by its name."""
+    if settings.cognito_user_pool_id:
+        return settings.cognito_user_pool_id
+    if not settings.is_local:
+        raise click.ClickException("AWS_COGNITO_USER_POOL_ID is not set")
+    client = client or cognito_client(settings)
+    for pool in client.list_user_pools(MaxResults=60)["UserPools"]:
+        if pool["Name"] == config.LOCAL_USER_POOL_NAME:
+            return pool["Id"]
+    raise click.ClickException(f"no user pool named {config.LOCAL_USER_POOL_NAME}: run bin/cognito/setup")
+
+
+def user_pool_client_id(settings: Settings, pool_id: str, client: Any | None = None) -> str:
+    if settings.cognito_client_id:
+        return settings.cognito_client_id
+    client = client or cognito_client(settings)
+    for c in client.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]:
+        if c["ClientName"] == config.LOCAL_USER_POOL_CLIENT_NAME:
+            return c["ClientId"]
+    raise click.ClickException(f"no app client named {config.LOCAL_USER_POOL_CLIENT_NAME}")
+
+
+def open_db(settings: Settings) -> Any:
+    from lib.db import Db  # psycopg is only loaded by the scripts that need PostgreSQL
+
+    if not settings.connection_url:
+        raise click.ClickException("--prod needs PROD_CONNECTION_URL to be set")
+    return Db(settings)
+
+
+def user_by_handle(db: Any, handle: str) -> dict[str, Any]:
+    from lib.db import template
+
+    user = db.query_object_json(template("users", "short"), {"handle": handle})
+    if user is None:
+        raise click.ClickException(f"no user with handle {handle!r} in PostgreSQL")
+    return user

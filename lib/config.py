@@ -1,0 +1,84 @@
+"""Configuration, read from the environment in this one place.
+
+Every other module takes a `Settings` rather than reading `os.environ` itself, so that tests and
+scripts can build one explicitly and nothing depends on import-time environment.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Names of the local Cognito pool and client. With moto's HASH id strategies their ids derive from
+# these names, so they stay the same across restarts of the local stack.
+LOCAL_USER_POOL_NAME = "cruddur-user-pool"
+LOCAL_USER_POOL_CLIENT_NAME = "cruddur-web"
+# Password of every seeded user in the local pool (never used against AWS).
+LOCAL_SEED_PASSWORD = "Testpassword1!"
+
+
+@dataclass(frozen=True)
+class Settings:
+    connection_url: str = "postgresql://postgres@127.0.0.1:5433/cruddur"
+    # None means real AWS; a URL sends DynamoDB, Streams and Cognito to that endpoint (moto locally).
+    aws_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    ddb_table: str = "cruddur-messages"
+    cognito_user_pool_id: str | None = None
+    cognito_client_id: str | None = None
+    frontend_url: str = "http://localhost:3000"
+    port: int = 4567
+    # Local stack (./bin/dev and the tests): where embedded PostgreSQL keeps its data, its port and
+    # the port of moto's server.
+    local_pg_data: Path = field(default=ROOT / ".local" / "pgdata")
+    local_pg_port: int = 5433
+    local_aws_port: int = 4566
+    # Pool sizing and timeouts: bounded so that a PostgreSQL outage answers fast instead of hanging.
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    db_timeout_seconds: float = 3.0
+    # How long a Cognito `sub` -> user lookup is cached (users rarely change).
+    user_cache_seconds: float = 60.0
+
+    @property
+    def is_local(self) -> bool:
+        return self.aws_endpoint_url is not None
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    return int(value) if value else default
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    return float(value) if value else default
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment (or from a given mapping)."""
+    env = os.environ if env is None else env
+    d = Settings()
+    return Settings(
+        connection_url=env.get("CONNECTION_URL") or d.connection_url,
+        aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or d.aws_region,
+        ddb_table=env.get("DDB_MESSAGE_TABLE") or d.ddb_table,
+        cognito_user_pool_id=env.get("AWS_COGNITO_USER_POOL_ID") or None,
+        cognito_client_id=env.get("AWS_COGNITO_USER_POOL_CLIENT_ID") or None,
+        frontend_url=env.get("FRONTEND_URL") or d.frontend_url,
+        port=_int(env, "PORT", d.port),
+        local_pg_data=Path(env.get("LOCAL_PG_DATA") or d.local_pg_data),
+        local_pg_port=_int(env, "LOCAL_PG_PORT", d.local_pg_port),
+        local_aws_port=_int(env, "LOCAL_AWS_PORT", d.local_aws_port),
+        db_pool_min=_int(env, "DB_POOL_MIN", d.db_pool_min),
+        db_pool_max=_int(env, "DB_POOL_MAX", d.db_pool_max),
+        db_timeout_seconds=_float(env, "DB_TIMEOUT_SECONDS", d.db_timeout_seconds),
+        user_cache_seconds=_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds),
+    )

@@ -1,0 +1,99 @@
+"""PostgreSQL through a bounded psycopg-pool. Parametrised SQL only, read from db/sql/<area>/<name>.sql."""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any, Mapping
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from lib.config import ROOT, Settings
+
+log = logging.getLogger(__name__)
+SQL_DIR = ROOT / "db" / "sql"
+
+Params = Mapping[str, Any] | None
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached right now (down, or the pool is exhausted past its timeout)."""
+
+
+@lru_cache(maxsize=None)
+def template(area: str, name: str) -> str:
+    """The SQL of db/sql/<area>/<name>.sql."""
+    return (SQL_DIR / area / f"{name}.sql").read_text()
+
+
+class Db:
+    """A connection pool with the four helpers the services need."""
+
+    def __init__(self, settings: Settings, open_now: bool = True):
+        timeout = settings.db_timeout_seconds
+        self.pool = ConnectionPool(
+            settings.connection_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            timeout=timeout,  # waiting for a free connection
+            reconnect_timeout=0,  # keep trying to reconnect for ever: the API recovers by itself
+            open=False,
+            kwargs={
+                "connect_timeout": max(1, int(timeout)),
+                "options": f"-c statement_timeout={int(timeout * 1000)}",
+                "autocommit": True,
+            },
+            check=ConnectionPool.check_connection,
+            name="cruddur",
+        )
+        if open_now:
+            # wait=False: the app starts even while PostgreSQL is down, and answers 503 until it is up.
+            self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def _execute(self, sql: str, params: Params, fetch: str) -> Any:
+        log.debug("sql: %s", sql.strip().splitlines()[0] if sql.strip() else sql)
+        try:
+            with self.pool.connection() as conn:
+                with conn.cursor(row_factory=dict_row) as cur:
+                    cur.execute(sql, params)
+                    if fetch == "one":
+                        return cur.fetchone()
+                    if fetch == "all":
+                        return cur.fetchall()
+                    return cur.rowcount
+        except (PoolTimeout, psycopg.OperationalError) as error:
+            raise DatabaseUnavailable(str(error).splitlines()[0] if str(error) else "unavailable") from error
+
+    def query_value(self, sql: str, params: Params = None) -> Any:
+        """The first column of the first row, or None."""
+        row = self._execute(sql, params, "one")
+        return next(iter(row.values())) if row else None
+
+    def query_object_json(self, sql: str, params: Params = None) -> dict[str, Any] | None:
+        """The first row as a JSON object (PostgreSQL does the conversion: uuids and times come
+        back as strings), or None."""
+        wrapped = f"SELECT row_to_json(object_row) FROM ({sql.strip().rstrip(';')}) object_row LIMIT 1"
+        return self.query_value(wrapped, params)
+
+    def query_array_json(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        """Every row as a JSON object, in the query's order."""
+        wrapped = (f"SELECT COALESCE(json_agg(array_row), '[]'::json) "
+                   f"FROM ({sql.strip().rstrip(';')}) array_row")
+        return self.query_value(wrapped, params)
+
+    def query_commit(self, sql: str, params: Params = None) -> Any:
+        """A write. Returns the first column of RETURNING when the statement has one, else the
+        number of rows affected."""
+        if "returning" in sql.lower():
+            return self.query_value(sql, params)
+        return self._execute(sql, params, "count")
+
+    def ping(self) -> bool:
+        try:
+            return self.query_value("SELECT 1") == 1
+        except DatabaseUnavailable:
+            return False

@@ -1,0 +1,286 @@
+"""The DynamoDB single-table layout, and a thin boto3 helper over it.
+
+The key layout lives here and nowhere else in the app (the stream Lambda ships alone, so it
+carries its own copy of the few names it needs):
+
+  group row    pk GRP#<owner user uuid>     sk <time of last message>
+               message_group_uuid, message, and user_uuid/user_display_name/user_handle of the
+               OTHER participant. The only items with `message_group_uuid`, so the GSI
+               `message-group-sk-index` holds exactly the two rows of each group.
+  message      pk MSG#<message_group_uuid>  sk <created time>
+               message_uuid, message, and user_uuid/user_display_name/user_handle of the sender.
+  group header pk GROUP#<message_group_uuid> sk GROUP
+               participants: the two user uuids. Written once, in the transaction that creates the
+               group: its conditional put is what makes two concurrent first messages create one
+               group, and a consistent GetItem of it answers "who may read or post here".
+  idempotency  pk IDEM#<user uuid>           sk <Idempotency-Key>
+               response: the first result of a POST, kept for a day (attribute expires_at, TTL).
+
+Times are UTC ISO-8601 with microseconds and +00:00 so that string order is time order.
+A group's uuid is derived from its two participants, so "do these two already share a group?"
+needs no lookup.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from dataclasses import dataclass
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from lib import aws
+from lib.config import Settings
+
+log = logging.getLogger(__name__)
+
+GSI_NAME = "message-group-sk-index"
+GROUP_PREFIX = "GRP#"
+MESSAGE_PREFIX = "MSG#"
+HEADER_PREFIX = "GROUP#"
+HEADER_SK = "GROUP"
+IDEMPOTENCY_PREFIX = "IDEM#"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+BATCH_SIZE = 25  # BatchWriteItem's limit
+
+# Fixed namespace for deriving a group's uuid from its participants (uuid5).
+GROUP_NAMESPACE = uuid.UUID("6f1c3c55-8d3e-4a53-9d0b-6f8f3b1a2c4d")
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def now_iso() -> str:
+    return iso(datetime.now(timezone.utc))
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def group_uuid_for(user_a: str, user_b: str) -> str:
+    """The one message_group_uuid two users share, whoever writes first."""
+    low, high = sorted([str(user_a), str(user_b)])
+    return str(uuid.uuid5(GROUP_NAMESPACE, f"{low}:{high}"))
+
+
+def group_pk(user_uuid: str) -> str:
+    return f"{GROUP_PREFIX}{user_uuid}"
+
+
+def message_pk(message_group_uuid: str) -> str:
+    return f"{MESSAGE_PREFIX}{message_group_uuid}"
+
+
+def header_key(message_group_uuid: str) -> dict[str, str]:
+    return {"pk": f"{HEADER_PREFIX}{message_group_uuid}", "sk": HEADER_SK}
+
+
+def idempotency_key(user_uuid: str, key: str) -> dict[str, str]:
+    return {"pk": f"{IDEMPOTENCY_PREFIX}{user_uuid}", "sk": key}
+
+
+def group_row(owner_uuid: str, other: Mapping[str, str], message_group_uuid: str,
+              message: str, sk: str) -> dict[str, str]:
+    """The group row `owner` sees: it names the other participant."""
+    return {
+        "pk": group_pk(owner_uuid),
+        "sk": sk,
+        "message_group_uuid": message_group_uuid,
+        "message": message,
+        "user_uuid": str(other["uuid"]),
+        "user_display_name": other["display_name"],
+        "user_handle": other["handle"],
+    }
+
+
+def message_item(message_group_uuid: str, sender: Mapping[str, str], message: str,
+                 created_at: str, message_uuid: str | None = None) -> dict[str, str]:
+    return {
+        "pk": message_pk(message_group_uuid),
+        "sk": created_at,
+        "message_uuid": message_uuid or str(uuid.uuid4()),
+        "message": message,
+        "user_uuid": str(sender["uuid"]),
+        "user_display_name": sender["display_name"],
+        "user_handle": sender["handle"],
+    }
+
+
+def header_item(message_group_uuid: str, participants: Iterable[str], created_at: str) -> dict:
+    return {**header_key(message_group_uuid), "participants": sorted(str(p) for p in participants),
+            "created_at": created_at}
+
+
+def message_group_uuid_of(item: Mapping[str, Any]) -> str:
+    """The group a message item belongs to (messages carry it in their key only)."""
+    return item["pk"][len(MESSAGE_PREFIX):]
+
+
+def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def deserialize(image: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in image.items()}
+
+
+def table_definition(name: str, provisioned: bool = False, read_capacity: int = 5,
+                     write_capacity: int = 5) -> dict[str, Any]:
+    """CreateTable arguments for the messages table, its GSI and its stream."""
+    definition: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "message_group_uuid", "AttributeType": "S"},
+        ],
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "GlobalSecondaryIndexes": [{
+            "IndexName": GSI_NAME,
+            "KeySchema": [
+                {"AttributeName": "message_group_uuid", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    }
+    if provisioned:
+        throughput = {"ReadCapacityUnits": read_capacity, "WriteCapacityUnits": write_capacity}
+        definition["BillingMode"] = "PROVISIONED"
+        definition["ProvisionedThroughput"] = throughput
+        definition["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"] = dict(throughput)
+    else:
+        definition["BillingMode"] = "PAY_PER_REQUEST"
+    return definition
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    # sk to resume after when more may follow, else None
+    next_sk: str | None
+    # ConsumedCapacity as DynamoDB reported it, when asked for
+    consumed: dict[str, Any] | None = None
+
+
+class Ddb:
+    """The messages table through one boto3 client. Holds no state beyond the client and names."""
+
+    def __init__(self, settings: Settings, client: Any | None = None):
+        self.table = settings.ddb_table
+        self.client = client or aws.client(settings, "dynamodb")
+
+    # -- reads ---------------------------------------------------------------------------------
+    def query_partition(self, pk: str, limit: int, newest_first: bool = True,
+                        after_sk: str | None = None, **extra: Any) -> Page:
+        """One page of a partition in sk order."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+            **extra,
+        }
+        if after_sk is not None:
+            kwargs["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after_sk}}
+        response = self.client.query(**kwargs)
+        last = response.get("LastEvaluatedKey")
+        return Page([deserialize(i) for i in response.get("Items", [])],
+                    last["sk"]["S"] if last else None, response.get("ConsumedCapacity"))
+
+    def messages_page(self, message_group_uuid: str, limit: int,
+                      after_sk: str | None = None, **extra: Any) -> Page:
+        """Pattern A: a group's messages, newest first."""
+        return self.query_partition(message_pk(message_group_uuid), limit, True, after_sk, **extra)
+
+    def groups_page(self, user_uuid: str, limit: int,
+                    after_sk: str | None = None, **extra: Any) -> Page:
+        """Pattern B: a user's group rows, most recent conversation first."""
+        return self.query_partition(group_pk(user_uuid), limit, True, after_sk, **extra)
+
+    def group_rows(self, message_group_uuid: str) -> list[dict]:
+        """Both participants' rows of a group, through the GSI."""
+        response = self.client.query(
+            TableName=self.table, IndexName=GSI_NAME,
+            KeyConditionExpression="message_group_uuid = :g",
+            ExpressionAttributeValues={":g": {"S": message_group_uuid}},
+        )
+        return [deserialize(i) for i in response.get("Items", [])]
+
+    def get(self, key: Mapping[str, str], consistent: bool = True) -> dict | None:
+        response = self.client.get_item(TableName=self.table, Key=serialize(key),
+                                        ConsistentRead=consistent)
+        item = response.get("Item")
+        return deserialize(item) if item else None
+
+    # -- writes --------------------------------------------------------------------------------
+    def put(self, item: Mapping[str, Any], condition: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        self.client.put_item(**kwargs)
+
+    def put_op(self, item: Mapping[str, Any], condition: str | None = None) -> dict[str, Any]:
+        """A Put for `transact`."""
+        op: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
+        if condition:
+            op["ConditionExpression"] = condition
+        return {"Put": op}
+
+    def transact(self, operations: list[dict[str, Any]]) -> None:
+        self.client.transact_write_items(TransactItems=operations)
+
+    def batch_write(self, items: Iterable[Mapping[str, Any]],
+                    on_progress: Callable[[int], None] | None = None,
+                    max_backoff: float = 2.0) -> int:
+        """Write items 25 at a time, retrying unprocessed ones with backoff. Returns the number of
+        BatchWriteItem calls made."""
+        calls = 0
+        pending = [{"PutRequest": {"Item": serialize(i)}} for i in items]
+        for start in range(0, len(pending), BATCH_SIZE):
+            chunk = pending[start:start + BATCH_SIZE]
+            backoff = 0.05
+            while chunk:
+                response = self.client.batch_write_item(RequestItems={self.table: chunk})
+                calls += 1
+                unprocessed = response.get("UnprocessedItems", {}).get(self.table, [])
+                done = len(chunk) - len(unprocessed)
+                if on_progress and done:
+                    on_progress(done)
+                chunk = unprocessed
+                if chunk:
+                    log.info("batch write: %d unprocessed items, retrying in %.2fs", len(chunk), backoff)
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, max_backoff)
+        return calls
+
+
+def message_json(item: Mapping[str, Any]) -> dict[str, str]:
+    """A message item as the HTTP contract gives it (pattern A and the POST reply)."""
+    return {
+        "uuid": item["message_uuid"],
+        "display_name": item["user_display_name"],
+        "handle": item["user_handle"],
+        "message": item["message"],
+        "created_at": item["sk"],
+    }
+
+
+def group_json(item: Mapping[str, Any]) -> dict[str, str]:
+    """A group row as the HTTP contract gives it (pattern B)."""
+    return {
+        "uuid": item["message_group_uuid"],
+        "display_name": item["user_display_name"],
+        "handle": item["user_handle"],
+        "message": item["message"],
+        "created_at": item["sk"],
+    }
