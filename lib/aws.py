@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from lib import metrics
 from lib.config import Settings
 
 # Throttling and transient 5xx are retried by botocore itself, with backoff, before any error
@@ -28,4 +29,9 @@ def client(settings: Settings, service: str) -> Any:
         if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
             kwargs["aws_access_key_id"] = "test"
             kwargs["aws_secret_access_key"] = "test"
-    return boto3.session.Session().client(service, **kwargs)
+    made = boto3.session.Session().client(service, **kwargs)
+    # Count every API call (after botocore's own retries, each attempt is one request, so count
+    # requests as they are sent).
+    made.meta.events.register("before-send", lambda **_: metrics.count(f"{service}_requests"))
+    made.meta.events.register("before-call", lambda **_: metrics.count(f"{service}_calls"))
+    return made

@@ -42,6 +42,10 @@ class Settings:
     db_timeout_seconds: float = 3.0
     # How long a Cognito `sub` -> user lookup is cached (users rarely change).
     user_cache_seconds: float = 60.0
+    # Signs pagination cursors; every process serving the API must share it.
+    cursor_secret: str | None = None
+    # Serve GET /api/_metrics (call counters, for the benchmark). Off unless METRICS_ENABLED=1.
+    metrics_enabled: bool = False
 
     @property
     def is_local(self) -> bool:
@@ -81,4 +85,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_max=_int(env, "DB_POOL_MAX", d.db_pool_max),
         db_timeout_seconds=_float(env, "DB_TIMEOUT_SECONDS", d.db_timeout_seconds),
         user_cache_seconds=_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds),
+        cursor_secret=env.get("CURSOR_SECRET") or None,
+        metrics_enabled=env.get("METRICS_ENABLED") == "1",
     )

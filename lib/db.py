@@ -9,6 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from lib import metrics
 from lib.config import ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Db:
 
     def _execute(self, sql: str, params: Params, fetch: str) -> Any:
         log.debug("sql: %s", sql.strip().splitlines()[0] if sql.strip() else sql)
+        metrics.count("pg_queries")
         try:
             with self.pool.connection() as conn:
                 with conn.cursor(row_factory=dict_row) as cur:

@@ -1,0 +1,31 @@
+"""Who is calling: the verified token's `sub`, mapped to the PostgreSQL user."""
+from __future__ import annotations
+
+from typing import Any
+
+from lib.db import template
+from lib.errors import Forbidden
+from services.backend import Backend
+
+
+class CurrentUser:
+    @staticmethod
+    def run(backend: Backend, authorization: str | None) -> dict[str, Any]:
+        """The caller's {uuid, display_name, handle} from an `Authorization: Bearer` header."""
+        from lib.cognito_jwt_token import TokenError
+
+        if not authorization:
+            raise TokenError("token_missing", detail="Authorization: Bearer <access token> is required")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenError("token_malformed", detail="expected Authorization: Bearer <access token>")
+        claims = backend.tokens.verify(token.strip())
+        sub = claims["sub"]
+        user = backend.users.get(sub)
+        if user is None:
+            user = backend.db.query_object_json(template("users", "by_cognito_user_id"),
+                                                {"cognito_user_id": sub})
+            if user is None:
+                raise Forbidden("user_unknown", detail="no Cruddur user for this Cognito identity")
+            backend.users.put(sub, user)
+        return user

@@ -1,0 +1,22 @@
+"""A user's public card, for starting a conversation from /messages/new/<handle>."""
+from __future__ import annotations
+
+from typing import Any
+
+from lib.db import template
+from lib.errors import ApiError, NotFound
+from services import validation
+from services.backend import Backend
+
+
+class UsersShort:
+    @staticmethod
+    def run(backend: Backend, handle: str) -> dict[str, Any]:
+        try:
+            validation.handle(handle)
+        except ApiError:
+            raise NotFound("user_not_found", detail="no such user") from None
+        user = backend.db.query_object_json(template("users", "short"), {"handle": handle})
+        if user is None:
+            raise NotFound("user_not_found", detail="no such user")
+        return user

@@ -1,0 +1,64 @@
+"""Checks of client input shared by the services. Each failure is an ApiError with a code."""
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from lib.errors import BadRequest, NotFound, Unprocessable
+
+MESSAGE_MAX_LENGTH = 1024
+LIMIT_DEFAULT = 20
+LIMIT_MAX = 100
+HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+
+
+def message_text(value: Any) -> str:
+    """A message is 1 to 1024 characters after trimming."""
+    if not isinstance(value, str):
+        raise Unprocessable("message_invalid", detail="message must be a string")
+    text = value.strip()
+    if not text:
+        raise Unprocessable("message_blank", detail="message is blank")
+    if len(text) > MESSAGE_MAX_LENGTH:
+        raise Unprocessable("message_too_long", detail=f"message is over {MESSAGE_MAX_LENGTH} characters")
+    if "\x00" in text:
+        raise Unprocessable("message_invalid", detail="message contains a NUL character")
+    return text
+
+
+def canonical_uuid(value: Any, code: str = "message_group_uuid_invalid", not_found: bool = False) -> str:
+    """The lower-case hyphenated form of a uuid, or an error (404 for a path segment)."""
+    if isinstance(value, str) and len(value) == 36:
+        try:
+            parsed = uuid.UUID(value)
+            if str(parsed) == value.lower():
+                return str(parsed)
+        except ValueError:
+            pass
+    if not_found:
+        raise NotFound("message_group_not_found", detail="no such conversation")
+    raise Unprocessable(code, detail="not a uuid")
+
+
+def handle(value: Any, code: str = "handle_invalid") -> str:
+    if not isinstance(value, str) or not HANDLE_PATTERN.match(value):
+        raise Unprocessable(code, detail="not a valid handle")
+    return value
+
+
+def limit(value: str | None) -> int:
+    if value is None:
+        return LIMIT_DEFAULT
+    if not value.isdigit() or not 1 <= int(value) <= LIMIT_MAX:
+        raise BadRequest("limit_invalid", detail=f"limit is a whole number from 1 to {LIMIT_MAX}")
+    return int(value)
+
+
+def idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not IDEMPOTENCY_KEY_PATTERN.match(value):
+        raise BadRequest("idempotency_key_invalid", detail="1 to 255 printable ASCII characters")
+    return value
