@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -119,6 +120,8 @@ def app_env(settings: Settings) -> dict[str, str]:
         "FRONTEND_URL": settings.frontend_url,
         "PYTHONPATH": str(ROOT),
     })
+    # Every gunicorn worker must sign pagination cursors with the same secret.
+    env.setdefault("CURSOR_SECRET", settings.cursor_secret or secrets.token_hex(32))
     for name, value in [("AWS_ENDPOINT_URL", settings.aws_endpoint_url),
                         ("AWS_COGNITO_USER_POOL_ID", settings.cognito_user_pool_id),
                         ("AWS_COGNITO_USER_POOL_CLIENT_ID", settings.cognito_client_id)]:
@@ -130,10 +133,10 @@ def app_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def gunicorn_command(port: int) -> list[str]:
+def gunicorn_command(port: int, workers: int | None = None, threads: int | None = None) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", os.environ.get("WEB_WORKERS", "2"),
-            "--threads", os.environ.get("WEB_THREADS", "8"),
+            "--workers", str(workers or os.environ.get("WEB_WORKERS", "2")),
+            "--threads", str(threads or os.environ.get("WEB_THREADS", "8")),
             "--worker-class", "gthread", "--access-logfile", "/dev/null",
             "--chdir", str(ROOT), "app:create_app()"]
 
