@@ -39,6 +39,8 @@ RETRYABLE_AWS_CODES = {
     "TransactionConflictException", "LimitExceededException",
 }
 
+RETRYABLE_CANCELLATION_CODES = {"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict"}
+
 health = Blueprint("health", __name__)
 messages = Blueprint("messages", __name__)
 users = Blueprint("users", __name__)
@@ -138,7 +140,10 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(ClientError)
     def aws_error(error: ClientError):
         code = error.response.get("Error", {}).get("Code", "")
-        if code in RETRYABLE_AWS_CODES or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+        # A cancelled transaction says why per operation: throttled parts mean "try again".
+        reasons = {r.get("Code") for r in error.response.get("CancellationReasons", [])}
+        if (code in RETRYABLE_AWS_CODES or reasons & RETRYABLE_CANCELLATION_CODES
+                or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500):
             log.warning("DynamoDB unavailable after retries: %s", code)
             return unavailable("store_unavailable", "DynamoDB is busy, try again")
         log.error("DynamoDB error %s: %s", code, error)

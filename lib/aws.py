@@ -13,7 +13,8 @@ from lib.config import Settings
 # Throttling and transient 5xx are retried by botocore itself, with backoff, before any error
 # reaches the app (standard mode covers ProvisionedThroughputExceeded and ThrottlingException).
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
+    # Three attempts: backoff stays within a few seconds, so a throttled request answers 503 soon.
+    retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=2,
     read_timeout=5,
     max_pool_connections=32,

@@ -38,7 +38,10 @@ class Db:
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             timeout=timeout,  # waiting for a free connection
-            reconnect_timeout=0,  # keep trying to reconnect for ever: the API recovers by itself
+            # No background reconnection loop with growing back-off: a failed connection is given
+            # up at once and a new one is made when a request needs it, so the API is back as
+            # soon as PostgreSQL is.
+            reconnect_timeout=0,
             open=False,
             kwargs={
                 "connect_timeout": max(1, int(timeout)),

@@ -38,6 +38,9 @@ def free_port() -> int:
 
 def ensure_port_free(port: int, what: str) -> None:
     with socket.socket() as s:
+        # As the servers themselves do: connections of a previous run lingering in TIME_WAIT do
+        # not make the port busy, a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

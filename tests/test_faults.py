@@ -1,0 +1,197 @@
+"""Faults below the API: PostgreSQL going away and coming back, DynamoDB throttling and 5xx."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from app import create_app
+from lib import ddb as layout
+from lib.cli import db as db_cli
+from lib.cli.cognito import access_token
+from lib.cli.dev import DATABASE
+from lib.local_stack import LocalPostgres, free_port
+from services.backend import Backend
+
+
+@pytest.fixture
+def own_postgres(tmp_path, settings):
+    """A PostgreSQL of this test's own, not yet started, so that it can be stopped and started."""
+    pg = LocalPostgres(tmp_path / "pg", free_port())
+    own = settings.with_(connection_url=f"postgresql://postgres@127.0.0.1:{pg.port}/{DATABASE}",
+                         db_timeout_seconds=1.0, cursor_secret="faults")
+    yield pg, own
+    pg.stop()
+
+
+def _until(check, seconds: float = 15.0):
+    """Poll until check() is truthy (bounded), returning its last value."""
+    deadline = time.monotonic() + seconds
+    value = check()
+    while not value and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = check()
+    return value
+
+
+def test_postgres_down_at_start_then_up_then_down_again(own_postgres, settings):
+    pg, own = own_postgres
+    app = create_app(own)
+    client = app.test_client()
+    token = access_token(settings, "bayko")
+    auth = {"Authorization": f"Bearer {token}"}
+
+    # Down at start: the app starts anyway and says so, promptly.
+    started = time.monotonic()
+    response = client.get("/api/health-check")
+    assert response.status_code == 503
+    assert response.json == ["database_unavailable"]
+    assert response.headers["Retry-After"]
+    protected = client.get("/api/message_groups", headers=auth)
+    assert protected.status_code == 503 and protected.json == ["database_unavailable"]
+    assert time.monotonic() - started < 10  # bounded by the pool timeout, not a hang
+
+    # PostgreSQL arrives: the API recovers by itself.
+    pg.start()
+    db_cli.setup(own)
+    db_cli.update_cognito_user_ids(own)
+    assert _until(lambda: client.get("/api/health-check").status_code == 200)
+    assert client.get("/api/message_groups", headers=auth).status_code == 200
+
+    # Down mid-run: a caller not yet cached needs PostgreSQL and gets 503, not 500 or a hang.
+    pg.stop()
+    app.extensions["backend"].users.clear()
+    assert _until(lambda: client.get("/api/health-check").status_code == 503)
+    assert client.get("/api/message_groups", headers=auth).status_code == 503
+
+    # And back again.
+    pg.start()
+    assert _until(lambda: client.get("/api/message_groups", headers=auth).status_code == 200)
+
+
+def test_pool_is_bounded_with_timeouts(settings):
+    backend = Backend.from_settings(settings.with_(db_pool_max=3, db_timeout_seconds=2.0))
+    try:
+        assert backend.db.pool.max_size == 3
+        assert backend.db.pool.timeout == 2.0
+    finally:
+        backend.db.close()
+
+
+class _Raw:
+    def __init__(self, body: bytes):
+        self._body = body
+
+    def stream(self, **_):
+        yield self._body
+
+
+def inject_dynamodb_errors(client, status: int, code: str, times: int | None):
+    """Make the next `times` DynamoDB requests of `client` (all, when None) answer with an error,
+    at the botocore level, so that botocore's own retry logic sees them. Returns a list that
+    records every request sent."""
+    from botocore.awsrequest import AWSResponse
+
+    sent: list[str] = []
+
+    def answer(request, **_):
+        sent.append(request.headers.get("X-Amz-Target", b"").decode())
+        if times is None or len(sent) <= times:
+            body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+                               "message": "injected"}).encode()
+            return AWSResponse(request.url, status, {"x-amzn-errortype": code}, _Raw(body))
+        return None  # let the real request through
+
+    client.meta.events.register_first("before-send.dynamodb", answer)
+    return sent
+
+
+@pytest.fixture
+def faulty(fresh_table):
+    """An app over a fresh table, with its backend at hand for injecting faults."""
+    backend = Backend.from_settings(fresh_table.with_(cursor_secret="faults"))
+    app = create_app(fresh_table, backend)
+    yield app, backend
+    backend.db.close()
+
+
+@pytest.mark.parametrize("status,code", [
+    (400, "ProvisionedThroughputExceededException"),
+    (500, "InternalServerError"),
+    (503, "ServiceUnavailable"),
+])
+def test_transient_dynamodb_errors_are_retried(faulty, settings, status, code):
+    app, backend = faulty
+    sent = inject_dynamodb_errors(backend.ddb.client, status, code, times=2)
+    auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}"}
+    response = app.test_client().post("/api/messages", headers=auth,
+                                      json={"message": "through the storm", "handle": "londo"})
+    assert response.status_code == 200, response.json
+    assert len(sent) == 3  # two injected failures, then the real write (the third attempt)
+    group = response.json["message_group_uuid"]
+    assert [m["message"] for m in backend.ddb.messages_page(group, 10).items] == ["through the storm"]
+
+
+def _items(backend: Backend) -> list[dict]:
+    """Everything in the backend's table, read through a client of its own (no injected faults)."""
+    client = layout.Ddb(backend.settings).client
+    pages = client.get_paginator("scan").paginate(TableName=backend.ddb.table)
+    return [layout.deserialize(i) for page in pages for i in page["Items"]]
+
+
+@pytest.mark.parametrize("status,code", [
+    (400, "ProvisionedThroughputExceededException"),
+    (500, "InternalServerError"),
+])
+def test_persistent_dynamodb_errors_are_503_and_leave_nothing(faulty, settings, status, code):
+    app, backend = faulty
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}"}
+    sent = inject_dynamodb_errors(backend.ddb.client, status, code, times=None)
+
+    created = client.post("/api/messages", headers=auth, json={"message": "first", "handle": "londo"})
+    assert created.status_code == 503
+    assert created.json == ["store_unavailable"]
+    assert created.headers["Retry-After"]
+    assert len(sent) > 1  # retried before giving up
+    listing = client.get("/api/message_groups", headers=auth)
+    assert listing.status_code == 503 and listing.json == ["store_unavailable"]
+
+    assert _items(backend) == []
+
+
+def test_throttled_transaction_is_503_not_500(faulty, settings):
+    """A TransactWriteItems cancelled for throttling (not a condition) is 'try again'."""
+    app, backend = faulty
+    from botocore.awsrequest import AWSResponse
+
+    def cancelled(request, **_):
+        if request.headers.get("X-Amz-Target", b"").endswith(b"TransactWriteItems"):
+            body = json.dumps({
+                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "message": "Transaction cancelled",
+                "CancellationReasons": [{"Code": "ThrottlingError"}, {"Code": "None"},
+                                        {"Code": "None"}, {"Code": "None"}],
+            }).encode()
+            return AWSResponse(request.url, 400, {}, _Raw(body))
+        return None
+
+    backend.ddb.client.meta.events.register_first("before-send.dynamodb", cancelled)
+    auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}"}
+    response = app.test_client().post("/api/messages", headers=auth,
+                                      json={"message": "hello", "handle": "londo"})
+    assert response.status_code == 503
+    assert response.json == ["store_unavailable"]
+    assert _items(backend) == []
+
+
+def test_body_over_64_kib_is_413_before_parsing(faulty, settings):
+    app, backend = faulty
+    auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}",
+            "Content-Type": "application/json"}
+    body = json.dumps({"message": "x" * (65 * 1024), "handle": "londo"})
+    response = app.test_client().post("/api/messages", headers=auth, data=body)
+    assert response.status_code == 413
+    assert response.json == ["request_entity_too_large"]
+    assert _items(backend) == []
