@@ -32,7 +32,8 @@ class Cursors:
     def decode(self, scope: str, cursor: str) -> str:
         """The position a cursor resumes after, if it is genuine and of this scope; else 400."""
         invalid = BadRequest("cursor_invalid", detail="the cursor is not valid for this list")
-        if not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR_LENGTH or cursor.count(".") != 1:
+        if (not isinstance(cursor, str) or not cursor.isascii()
+                or not 0 < len(cursor) <= MAX_CURSOR_LENGTH or cursor.count(".") != 1):
             raise invalid
         body, mac = cursor.split(".")
         try:

@@ -3,7 +3,9 @@ free ports, with the same schemas and seed data as ./bin/dev."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -18,14 +20,31 @@ from lib.ddb import Ddb
 from lib.local_stack import LocalMoto, LocalPostgres, free_port
 
 
+def postgres_data_dir() -> Path:
+    """A new directory for a PostgreSQL data folder.
+
+    Not under pytest's own temporary folder: pytest keeps that private to its user (and resets
+    it so when another run starts), while PostgreSQL may run as another user (see local_stack)."""
+    return Path(tempfile.mkdtemp(prefix="cruddur-test-pg-")) / "data"
+
+
+@pytest.fixture
+def pg_data_dir() -> Path:
+    path = postgres_data_dir()
+    yield path
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory):
     """(postgres, moto), running for the whole session."""
-    pg = LocalPostgres(tmp_path_factory.mktemp("pg") / "data", free_port()).start()
+    data = postgres_data_dir()
+    pg = LocalPostgres(data, free_port()).start()
     moto = LocalMoto(free_port(), tmp_path_factory.mktemp("moto") / "moto.log").start()
     yield pg, moto
     moto.stop()
     pg.stop()
+    shutil.rmtree(data.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from services.backend import Backend
 
 
 @pytest.fixture
-def own_postgres(tmp_path, settings):
+def own_postgres(pg_data_dir, settings):
     """A PostgreSQL of this test's own, not yet started, so that it can be stopped and started."""
-    pg = LocalPostgres(tmp_path / "pg", free_port())
+    pg = LocalPostgres(pg_data_dir, free_port())
     own = settings.with_(connection_url=f"postgresql://postgres@127.0.0.1:{pg.port}/{DATABASE}",
                          db_timeout_seconds=1.0, cursor_secret="faults")
     yield pg, own
