@@ -168,6 +168,9 @@ class LocalMoto:
     def start(self, timeout: float = 30) -> "LocalMoto":
         ensure_port_free(self.port, "moto")
         env = {**os.environ, **MOTO_ENV}
+        if self.log_file:
+            # e.g. .local/ does not exist yet on a fresh clone when PostgreSQL is external
+            Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(

@@ -21,8 +21,10 @@ from lib.config import Settings
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("botocore", "boto3", "urllib3", "psycopg.pool"):
+    for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # its warnings repeat, once per attempt, what the one-line error of a script says
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def settings_for(prod: bool, env: dict[str, str] | None = None) -> Settings:
@@ -44,9 +46,41 @@ def target_option(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, prod: bool, **kwargs: Any) -> Any:
         setup_logging()
-        return fn(*args, settings=settings_for(prod), prod=prod, **kwargs)
+        settings = settings_for(prod)
+        try:
+            return fn(*args, settings=settings, prod=prod, **kwargs)
+        except click.ClickException:
+            raise
+        except Exception as error:
+            message = service_error(error, settings)
+            if message is None:
+                raise
+            raise click.ClickException(message) from error
 
     return wrapper
+
+
+def service_error(error: Exception, settings: Settings) -> str | None:
+    """One line for an error of a service that is down or refuses (no trace), else None."""
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
+
+    hint = " (is ./bin/dev running?)" if settings.is_local else ""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', 'error')}: {details.get('Message', '')}".strip()
+    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+        return f"cannot reach {settings.aws_endpoint_url or 'AWS'}{hint}"
+    if isinstance(error, BotoCoreError):
+        return str(error)
+    # only loaded by the scripts that use PostgreSQL
+    psycopg, lib_db = sys.modules.get("psycopg"), sys.modules.get("lib.db")
+    if ((lib_db and isinstance(error, lib_db.DatabaseUnavailable))
+            or (psycopg and isinstance(error, psycopg.OperationalError))):
+        where = psycopg.conninfo.conninfo_to_dict(settings.connection_url) if psycopg else {}
+        target = f"{where.get('host', '?')}:{where.get('port', 5432)}/{where.get('dbname', '')}"
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return f"cannot reach PostgreSQL at {target}: {first}{hint}"
+    return None
 
 
 def yes_option(fn: Callable) -> Callable:

@@ -71,8 +71,18 @@ def start_postgres(settings: Settings, stack: Stack) -> Settings:
     pg.start()
     stack.processes["postgres"] = pg.proc  # type: ignore[assignment]
     url = f"postgresql://postgres@127.0.0.1:{pg.port}/{DATABASE}"
-    ready("postgres", f"{url} (data in {os.path.relpath(pg.data_dir, ROOT)})")
+    where = pg.data_dir.relative_to(ROOT) if pg.data_dir.is_relative_to(ROOT) else pg.data_dir
+    ready("postgres", f"{url} (data in {where})")
     return settings.with_(connection_url=url)
+
+
+def check_ports(settings: Settings) -> None:
+    """Fail at once, before starting anything, when a port of a component to start is taken."""
+    if not os.environ.get("CONNECTION_URL"):
+        ensure_port_free(settings.local_pg_port, "postgres")
+    if not os.environ.get("AWS_ENDPOINT_URL") and os.environ.get("LOCAL_AWS") != "0":
+        ensure_port_free(settings.local_aws_port, "moto")
+    ensure_port_free(settings.port, "api")
 
 
 def start_aws(settings: Settings, stack: Stack) -> Settings:
@@ -92,22 +102,40 @@ def start_aws(settings: Settings, stack: Stack) -> Settings:
 
 def load_data(settings: Settings) -> Settings:
     """Schemas and seeds, each only when missing. Returns settings with the Cognito ids."""
-    from lib.cli import cognito, db as db_cli, ddb as ddb_cli
+    from lib.cli import db as db_cli, ddb as ddb_cli
 
     db_cli.setup(settings)
     ready("schema", f"database {db_cli.database_name(settings)} ready")
     if settings.is_local:
-        pool_id, client_id = cognito.ensure_local_pool(settings)
-        settings = settings.with_(cognito_user_pool_id=pool_id, cognito_client_id=client_id)
         db = common.open_db(settings)
         try:
-            cognito.seed_local_users(settings, db)
-            db_cli.update_cognito_user_ids(settings)
+            settings = load_cognito(settings, db)
             ddb_cli.create_table(settings)
             items, _ = ddb_cli.seed(settings, db, progress=False)
         finally:
             db.close()
         ready("seed", f"users and conversation {'written' if items else 'already present'}")
+    return settings
+
+
+def load_cognito(settings: Settings, db: object) -> Settings:
+    """The local pool, its users, and their link to PostgreSQL by `sub`. An external endpoint
+    (AWS_ENDPOINT_URL) may do no Cognito at all, as DynamoDB Local: the API then runs without
+    sign-in instead of not at all."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lib.cli import cognito, db as db_cli
+
+    try:
+        pool_id, client_id = cognito.ensure_local_pool(settings)
+        settings = settings.with_(cognito_user_pool_id=pool_id, cognito_client_id=client_id)
+        cognito.seed_local_users(settings, db)
+        db_cli.update_cognito_user_ids(settings)
+    except (BotoCoreError, ClientError) as error:
+        if not os.environ.get("AWS_ENDPOINT_URL"):
+            raise
+        log.warning("no Cognito at %s: %s", settings.aws_endpoint_url, error)
+        ready("cognito", f"none at {settings.aws_endpoint_url}: signed-in routes answer 401")
     return settings
 
 
@@ -138,6 +166,9 @@ def gunicorn_command(port: int, workers: int | None = None, threads: int | None 
             "--workers", str(workers or os.environ.get("WEB_WORKERS", "2")),
             "--threads", str(threads or os.environ.get("WEB_THREADS", "8")),
             "--worker-class", "gthread", "--access-logfile", "/dev/null",
+            # no control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every
+            # gunicorn of the user, so two servers would take it from each other
+            "--no-control-socket",
             "--chdir", str(ROOT), "app:create_app()"]
 
 
@@ -186,6 +217,7 @@ def main() -> None:
     stack = Stack()
     code = 0
     try:
+        check_ports(settings)
         settings = start_postgres(settings, stack)
         settings = start_aws(settings, stack)
         settings = load_data(settings)

@@ -1,0 +1,151 @@
+"""lib.config.load and the scripts' --prod switch (lib.cli.common.settings_for): pure functions of
+the environment they are given."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import yaml
+
+from lib import config
+from lib.cli import common
+
+FULL_ENV = {
+    "CONNECTION_URL": "postgresql://app@db.example:5432/cruddur",
+    "AWS_ENDPOINT_URL": "http://dynamodb-local:8000",
+    "AWS_DEFAULT_REGION": "eu-west-2",
+    "DDB_MESSAGE_TABLE": "messages-test",
+    "AWS_COGNITO_USER_POOL_ID": "eu-west-2_abc",
+    "AWS_COGNITO_USER_POOL_CLIENT_ID": "client123",
+    "FRONTEND_URL": "https://cruddur.example",
+    "PORT": "8080",
+    "LOCAL_PG_DATA": "/srv/pgdata",
+    "LOCAL_PG_PORT": "6543",
+    "LOCAL_AWS_PORT": "5000",
+    "DB_POOL_MIN": "2",
+    "DB_POOL_MAX": "7",
+    "DB_TIMEOUT_SECONDS": "1.5",
+    "USER_CACHE_SECONDS": "9",
+    "CURSOR_SECRET": "s3cret",
+    "METRICS_ENABLED": "1",
+}
+
+
+def test_load_reads_every_documented_variable():
+    s = config.load(FULL_ENV)
+    assert s.connection_url == FULL_ENV["CONNECTION_URL"]
+    assert s.aws_endpoint_url == "http://dynamodb-local:8000"
+    assert s.aws_region == "eu-west-2"
+    assert s.ddb_table == "messages-test"
+    assert s.cognito_user_pool_id == "eu-west-2_abc"
+    assert s.cognito_client_id == "client123"
+    assert s.frontend_url == "https://cruddur.example"
+    assert s.port == 8080
+    assert s.local_pg_data == Path("/srv/pgdata")
+    assert s.local_pg_port == 6543
+    assert s.local_aws_port == 5000
+    assert (s.db_pool_min, s.db_pool_max) == (2, 7)
+    assert s.db_timeout_seconds == 1.5
+    assert s.user_cache_seconds == 9.0
+    assert s.cursor_secret == "s3cret" and s.metrics_enabled is True
+    assert s.is_local
+
+
+def test_defaults_and_no_endpoint_means_aws():
+    s = config.load({})
+    assert s.aws_endpoint_url is None
+    assert s.is_local is False
+    assert s.connection_url == "postgresql://postgres@127.0.0.1:5433/cruddur"
+    assert s.aws_region == "us-east-1"
+    assert s.ddb_table == "cruddur-messages"
+    assert s.frontend_url == "http://localhost:3000"
+    assert s.port == 4567
+    assert s.local_pg_data == config.ROOT / ".local" / "pgdata"
+    assert s.cognito_user_pool_id is None and s.cognito_client_id is None
+    assert s.cursor_secret is None and s.metrics_enabled is False
+
+
+def test_empty_values_count_as_unset():
+    s = config.load({name: "" for name in FULL_ENV})
+    assert s == config.load({})
+
+
+def test_aws_region_falls_back_to_aws_region():
+    assert config.load({"AWS_REGION": "ap-south-1"}).aws_region == "ap-south-1"
+    assert config.load({"AWS_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "eu-west-1"}).aws_region == "eu-west-1"
+
+
+def test_load_without_argument_reads_os_environ(monkeypatch):
+    monkeypatch.setenv("DDB_MESSAGE_TABLE", "from-environ")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    s = config.load()
+    assert s.ddb_table == "from-environ"
+    assert not s.is_local
+
+
+def test_settings_are_immutable_and_with_returns_a_copy():
+    s = config.load({})
+    changed = s.with_(ddb_table="other")
+    assert (s.ddb_table, changed.ddb_table) == ("cruddur-messages", "other")
+    with pytest.raises(AttributeError):
+        s.ddb_table = "x"  # type: ignore[misc]
+
+
+def test_scripts_default_to_the_local_stack():
+    s = common.settings_for(False, {"LOCAL_AWS_PORT": "4999"})
+    assert s.aws_endpoint_url == "http://127.0.0.1:4999"
+    assert s.connection_url == config.Settings().connection_url
+
+
+def test_scripts_keep_an_explicit_endpoint():
+    assert common.settings_for(False, FULL_ENV).aws_endpoint_url == FULL_ENV["AWS_ENDPOINT_URL"]
+
+
+def test_prod_means_aws_and_the_prod_database_whatever_the_environment_says():
+    env = {**FULL_ENV, "PROD_CONNECTION_URL": "postgresql://prod.example/cruddur"}
+    s = common.settings_for(True, env)
+    assert s.aws_endpoint_url is None and not s.is_local
+    assert s.connection_url == "postgresql://prod.example/cruddur"
+
+
+def test_prod_without_prod_connection_url_has_no_database():
+    s = common.settings_for(True, FULL_ENV)
+    # empty: the scripts that need PostgreSQL refuse instead of falling back to CONNECTION_URL
+    assert s.connection_url == ""
+
+
+# -- docker-compose.yml: the same variables as the app -----------------------------------------------
+
+def test_compose_has_the_three_services_with_the_apps_variables():
+    compose = yaml.safe_load((config.ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert set(services) == {"db", "dynamodb-local", "backend"}
+    assert services["db"]["image"] == "postgres:16-alpine"
+    assert any(v.startswith("db:") for v in services["db"]["volumes"])
+
+    ddb_local = services["dynamodb-local"]
+    assert ddb_local["image"] == "amazon/dynamodb-local"
+    assert ddb_local["command"].split() == ["-jar", "DynamoDBLocal.jar", "-sharedDb", "-dbPath", "./data"]
+    assert ddb_local["user"] == "root"
+    assert any(v.endswith(":/home/dynamodblocal/data") for v in ddb_local["volumes"])
+    assert ddb_local["volumes"][0].split(":")[0] in compose["volumes"], "a named (persistent) volume"
+
+    backend = services["backend"]
+    assert backend["build"] == "."
+    env = backend["environment"]
+    assert {"CONNECTION_URL", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "DDB_MESSAGE_TABLE",
+            "FRONTEND_URL", "AWS_COGNITO_USER_POOL_ID", "AWS_COGNITO_USER_POOL_CLIENT_ID",
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)
+    assert env["AWS_ENDPOINT_URL"] == "http://dynamodb-local:8000"
+    assert "@db:5432/cruddur" in env["CONNECTION_URL"]
+    # what the app reads from these gives the same settings as in the container
+    s = config.load({k: v for k, v in env.items() if "${" not in v})
+    assert s.is_local and s.connection_url == env["CONNECTION_URL"]
+
+
+def test_dockerfile_serves_the_app_with_gunicorn_on_4567():
+    dockerfile = (config.ROOT / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
+    assert '"0.0.0.0:4567"' in dockerfile and '"app:create_app()"' in dockerfile

@@ -1,0 +1,137 @@
+"""lib/db.py against the suite's embedded PostgreSQL (seeded like ./bin/dev)."""
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from lib.db import DatabaseUnavailable, Db, template
+from lib.local_stack import free_port
+
+INSERT_USER = """
+INSERT INTO public.users (display_name, handle, email, cognito_user_id)
+VALUES (%(display_name)s, %(handle)s, %(email)s, %(cognito_user_id)s)
+RETURNING uuid
+"""
+
+
+@pytest.fixture
+def db(settings):
+    db = Db(settings)
+    created: list[str] = []
+    db.created_handles = created  # type: ignore[attr-defined]
+    yield db
+    if created:
+        db.query_commit("DELETE FROM public.users WHERE handle = ANY(%(h)s)", {"h": created})
+    db.close()
+
+
+def add_user(db, handle: str | None = None, cognito_user_id: str | None = None):
+    handle = handle or f"t_{uuid.uuid4().hex[:10]}"
+    new_uuid = db.query_commit(INSERT_USER, {"display_name": "Test User", "handle": handle,
+                                             "email": f"{handle}@example.com",
+                                             "cognito_user_id": cognito_user_id})
+    db.created_handles.append(handle)  # only once inserted: never delete a seeded user
+    return new_uuid
+
+
+def test_query_value(db):
+    assert db.query_value("SELECT %(a)s::int + 1", {"a": 41}) == 42
+    assert db.query_value("SELECT 1 WHERE false") is None
+
+
+def test_query_object_json_gives_json_types(db):
+    user = db.query_object_json(template("users", "short"), {"handle": "bayko"})
+    assert set(user) == {"uuid", "handle", "display_name"}
+    assert user["handle"] == "bayko" and user["display_name"] == "Andrew Bayko"
+    assert isinstance(user["uuid"], str) and uuid.UUID(user["uuid"])
+    assert db.query_object_json(template("users", "short"), {"handle": "nobody-here"}) is None
+
+
+def test_query_object_json_takes_the_first_row_only(db):
+    row = db.query_object_json("SELECT * FROM (VALUES (2, 'b'), (1, 'a')) v(n, s) ORDER BY n")
+    assert row == {"n": 1, "s": "a"}
+
+
+def test_query_array_json_keeps_order(db):
+    users = db.query_array_json(template("users", "list"))
+    handles = [u["handle"] for u in users]
+    assert handles == sorted(handles)
+    assert {"andrewbrown", "bayko", "londo"} <= set(handles)
+    assert all(isinstance(u["uuid"], str) for u in users)
+    assert db.query_array_json("SELECT 1 AS one WHERE false") == []
+
+
+def test_query_commit_returning_and_rowcount(db):
+    new_uuid = add_user(db, "t_commit")
+    assert isinstance(new_uuid, uuid.UUID)
+    assert db.query_value("SELECT handle FROM public.users WHERE uuid = %(u)s", {"u": new_uuid}) == "t_commit"
+    update = template("users", "update_cognito_user_id")
+    assert db.query_commit(update, {"handle": "t_commit", "cognito_user_id": "sub-1"}) == 1
+    assert db.query_commit(update, {"handle": "nobody-here", "cognito_user_id": "sub-2"}) == 0
+    # autocommit: another connection sees the write
+    with psycopg.connect(db.pool.conninfo) as other:
+        assert other.execute("SELECT cognito_user_id FROM public.users WHERE handle = 't_commit'").fetchone() == ("sub-1",)
+
+
+def test_injection_looking_values_are_data(db):
+    evil = "x'); DROP TABLE public.users; --"
+    assert db.query_object_json(template("users", "short"), {"handle": evil}) is None
+    add_user(db, evil)
+    found = db.query_object_json(template("users", "short"), {"handle": evil})
+    assert found["handle"] == evil
+    assert db.query_value("SELECT count(*) FROM public.users WHERE handle = 'bayko'") == 1
+
+
+def test_handle_is_unique(db):
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        add_user(db, "bayko")
+
+
+def test_cognito_user_id_is_unique_but_may_be_missing(db):
+    sub = f"sub-{uuid.uuid4()}"
+    add_user(db, cognito_user_id=sub)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        add_user(db, cognito_user_id=sub)
+    add_user(db, cognito_user_id=None)
+    add_user(db, cognito_user_id=None)
+
+
+def test_lookup_templates(db):
+    by_handle = {u["handle"]: u for u in db.query_array_json(template("users", "list"))}
+    sub = by_handle["bayko"]["cognito_user_id"]
+    assert sub, "the seeded users are linked to the Cognito pool"
+    assert db.query_object_json(template("users", "by_cognito_user_id"),
+                                {"cognito_user_id": sub})["handle"] == "bayko"
+    uuids = [by_handle["andrewbrown"]["uuid"], by_handle["londo"]["uuid"]]
+    found = db.query_array_json(template("users", "by_uuids"), {"uuids": uuids})
+    assert sorted(u["handle"] for u in found) == ["andrewbrown", "londo"]
+
+
+def test_unreachable_server_is_database_unavailable(settings):
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/cruddur"
+    db = Db(settings.with_(connection_url=closed, db_timeout_seconds=0.5))
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            db.query_value("SELECT 1")
+        assert db.ping() is False
+    finally:
+        db.close()
+
+
+def test_pool_is_bounded(settings):
+    db = Db(settings.with_(db_pool_min=1, db_pool_max=2, db_timeout_seconds=0.5))
+    try:
+        assert db.pool.max_size == 2
+        with db.pool.connection(), db.pool.connection():
+            # both connections are taken: a third caller waits for the timeout, then gives up
+            with pytest.raises(DatabaseUnavailable):
+                db.query_value("SELECT 1")
+        assert db.query_value("SELECT 1") == 1
+    finally:
+        db.close()
+
+
+def test_ping(db):
+    assert db.ping() is True

@@ -1,0 +1,308 @@
+"""lib/ddb.py (the key layout and the boto3 helper) and the seed of lib/cli/ddb.py, against moto."""
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from lib import aws
+from lib import ddb as layout
+from lib.cli import ddb as ddb_cli
+from lib.db import Db
+from lib.ddb import Ddb
+
+ALICE = {"uuid": "11111111-1111-4111-8111-111111111111", "display_name": "Alice A", "handle": "alice"}
+BOB = {"uuid": "22222222-2222-4222-8222-222222222222", "display_name": "Bob B", "handle": "bob"}
+
+
+def describe(settings, name=None):
+    return Ddb(settings).client.describe_table(TableName=name or settings.ddb_table)["Table"]
+
+
+def scan_all(settings) -> list[dict]:
+    client = Ddb(settings).client
+    items = []
+    for page in client.get_paginator("scan").paginate(TableName=settings.ddb_table):
+        items += [layout.deserialize(i) for i in page["Items"]]
+    return items
+
+
+# -- table shape -----------------------------------------------------------------------------------
+
+def test_table_keys_gsi_and_stream(settings):
+    table = describe(settings)
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    [gsi] = table["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "message-group-sk-index"
+    assert {k["AttributeName"]: k["KeyType"] for k in gsi["KeySchema"]} == {
+        "message_group_uuid": "HASH", "sk": "RANGE"}
+    assert gsi["Projection"]["ProjectionType"] == "ALL"
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert table["LatestStreamArn"]
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    assert types == {"pk": "S", "sk": "S", "message_group_uuid": "S"}
+
+
+def test_table_is_on_demand_by_default(settings):
+    assert describe(settings)["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_table_is_provisioned_with_the_flag(settings):
+    provisioned = settings.with_(ddb_table=f"test-prov-{uuid.uuid4().hex[:8]}")
+    assert ddb_cli.create_table(provisioned, provisioned=True, read_capacity=3, write_capacity=4) is True
+    try:
+        table = describe(provisioned)
+        assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+        assert table["ProvisionedThroughput"]["ReadCapacityUnits"] == 3
+        assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
+        assert table["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
+        # a second schema-load leaves the existing table alone
+        assert ddb_cli.create_table(provisioned) is False
+    finally:
+        Ddb(provisioned).client.delete_table(TableName=provisioned.ddb_table)
+
+
+def test_table_definition_without_flag_has_no_throughput():
+    definition = layout.table_definition("t")
+    assert definition["BillingMode"] == "PAY_PER_REQUEST"
+    assert "ProvisionedThroughput" not in definition
+    assert "ProvisionedThroughput" not in definition["GlobalSecondaryIndexes"][0]
+
+
+# -- keys and items --------------------------------------------------------------------------------
+
+def test_key_functions():
+    assert layout.group_pk("u1") == "GRP#u1"
+    assert layout.message_pk("g1") == "MSG#g1"
+    assert layout.header_key("g1") == {"pk": "GROUP#g1", "sk": "GROUP"}
+    assert layout.idempotency_key("u1", "k1") == {"pk": "IDEM#u1", "sk": "k1"}
+
+
+def test_group_row_names_the_other_participant():
+    row = layout.group_row(ALICE["uuid"], BOB, "g1", "hello", "2025-01-01T00:00:00.000000+00:00")
+    assert row == {"pk": f"GRP#{ALICE['uuid']}", "sk": "2025-01-01T00:00:00.000000+00:00",
+                   "message_group_uuid": "g1", "message": "hello",
+                   "user_uuid": BOB["uuid"], "user_display_name": "Bob B", "user_handle": "bob"}
+
+
+def test_message_item_names_the_sender_and_round_trips():
+    item = layout.message_item("g1", ALICE, "hi", "2025-01-01T00:00:00.000000+00:00")
+    assert item["pk"] == "MSG#g1" and item["sk"] == "2025-01-01T00:00:00.000000+00:00"
+    assert item["user_handle"] == "alice" and item["user_uuid"] == ALICE["uuid"]
+    assert "message_group_uuid" not in item, "only group rows may appear in the GSI"
+    uuid.UUID(item["message_uuid"])
+    assert layout.message_group_uuid_of(item) == "g1"
+    assert layout.message_item("g1", ALICE, "hi", "t", message_uuid="m1")["message_uuid"] == "m1"
+    assert layout.message_json(item) == {"uuid": item["message_uuid"], "display_name": "Alice A",
+                                         "handle": "alice", "message": "hi", "created_at": item["sk"]}
+
+
+def test_header_item_sorts_participants():
+    header = layout.header_item("g1", [BOB["uuid"], ALICE["uuid"]], "t0")
+    assert header == {"pk": "GROUP#g1", "sk": "GROUP", "participants": [ALICE["uuid"], BOB["uuid"]],
+                      "created_at": "t0"}
+
+
+def test_serialize_round_trip():
+    item = {"pk": "a", "n": 3, "participants": ["x", "y"], "flag": True}
+    assert layout.serialize(item)["pk"] == {"S": "a"}
+    assert layout.deserialize(layout.serialize(item)) == item
+
+
+def test_group_uuid_is_symmetric_and_deterministic():
+    g = layout.group_uuid_for(ALICE["uuid"], BOB["uuid"])
+    assert g == layout.group_uuid_for(BOB["uuid"], ALICE["uuid"])
+    assert g == layout.group_uuid_for(uuid.UUID(ALICE["uuid"]), BOB["uuid"])
+    assert uuid.UUID(g).version == 5
+    assert g != layout.group_uuid_for(ALICE["uuid"], str(uuid.uuid4()))
+
+
+def test_times_sort_as_strings():
+    base = datetime(2024, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    moments = [base + timedelta(microseconds=1), base, base - timedelta(days=400),
+               base.replace(microsecond=0), base + timedelta(days=3),
+               # other offsets are normalised to UTC
+               datetime(2025, 1, 1, 2, 0, tzinfo=timezone(timedelta(hours=3))),
+               datetime(2024, 12, 31, 20, 0, tzinfo=timezone(timedelta(hours=-5)))]
+    strings = [layout.iso(m) for m in moments]
+    assert all(s.endswith("+00:00") and len(s) == len(strings[0]) for s in strings)
+    assert sorted(strings) == [layout.iso(m) for m in sorted(moments)]
+    assert layout.iso(base.replace(microsecond=0)) == "2024-12-31T23:59:59.000000+00:00"
+    assert layout.now_iso() > layout.iso(base)
+
+
+# -- reads: pages ----------------------------------------------------------------------------------
+
+def collect(fetch, limit):
+    seen, after, pages = [], None, 0
+    while True:
+        page = fetch(limit, after)
+        pages += 1
+        assert len(page.items) <= limit
+        seen += page.items
+        if page.next_sk is None:
+            return seen, pages
+        assert page.next_sk == page.items[-1]["sk"]
+        after = page.next_sk
+        assert pages < 20
+
+
+def test_messages_page_paginates_newest_first(fresh_table):
+    ddb = Ddb(fresh_table)
+    g = layout.group_uuid_for(ALICE["uuid"], BOB["uuid"])
+    start = datetime(2024, 12, 30, tzinfo=timezone.utc)
+    items = [layout.message_item(g, ALICE if i % 2 else BOB, f"m{i}", layout.iso(start + timedelta(hours=i)))
+             for i in range(7)]
+    # another group's messages must not leak in
+    ddb.batch_write(items + [layout.message_item("other", ALICE, "x", layout.iso(start))])
+    seen, pages = collect(lambda limit, after: ddb.messages_page(g, limit, after), 3)
+    assert [m["message"] for m in seen] == [f"m{i}" for i in reversed(range(7))]
+    assert pages == 3
+    first = ddb.messages_page(g, 3)
+    assert first.next_sk == first.items[-1]["sk"]
+    assert ddb.messages_page(g, 10).next_sk is None
+
+
+def test_groups_page_paginates_most_recent_first(fresh_table):
+    ddb = Ddb(fresh_table)
+    start = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    others = [{"uuid": str(uuid.uuid4()), "display_name": f"U{i}", "handle": f"u{i}"} for i in range(5)]
+    rows = [layout.group_row(ALICE["uuid"], o, layout.group_uuid_for(ALICE["uuid"], o["uuid"]),
+                             f"last {i}", layout.iso(start + timedelta(days=i)))
+            for i, o in enumerate(others)]
+    ddb.batch_write(rows)
+    seen, _ = collect(lambda limit, after: ddb.groups_page(ALICE["uuid"], limit, after), 2)
+    assert [r["user_handle"] for r in seen] == ["u4", "u3", "u2", "u1", "u0"]
+    assert ddb.groups_page(BOB["uuid"], 2).items == []
+
+
+def test_group_rows_through_the_gsi(fresh_table):
+    ddb = Ddb(fresh_table)
+    g = layout.group_uuid_for(ALICE["uuid"], BOB["uuid"])
+    sk = layout.now_iso()
+    ddb.batch_write([layout.group_row(ALICE["uuid"], BOB, g, "hi", sk),
+                     layout.group_row(BOB["uuid"], ALICE, g, "hi", sk),
+                     layout.message_item(g, ALICE, "hi", sk),
+                     layout.header_item(g, [ALICE["uuid"], BOB["uuid"]], sk)])
+    rows = ddb.group_rows(g)
+    assert sorted(r["pk"] for r in rows) == sorted([layout.group_pk(ALICE["uuid"]), layout.group_pk(BOB["uuid"])])
+
+
+def test_get_and_conditional_put(fresh_table):
+    ddb = Ddb(fresh_table)
+    header = layout.header_item("g1", [ALICE["uuid"], BOB["uuid"]], "t0")
+    assert ddb.get(layout.header_key("g1")) is None
+    ddb.put(header, condition="attribute_not_exists(pk)")
+    assert ddb.get(layout.header_key("g1")) == header
+    with pytest.raises(ddb.client.exceptions.ConditionalCheckFailedException):
+        ddb.put(header, condition="attribute_not_exists(pk)")
+
+
+# -- writes: batches -------------------------------------------------------------------------------
+
+class CountingClient:
+    """A real client whose batch_write_item calls are counted; the first call writes only part
+    of what it is given and answers the rest as UnprocessedItems when `hold_back` is set."""
+
+    def __init__(self, client, hold_back: int = 0):
+        self._client = client
+        self.hold_back = hold_back
+        self.batch_calls: list[int] = []
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def batch_write_item(self, RequestItems):
+        [(table, requests)] = RequestItems.items()
+        self.batch_calls.append(len(requests))
+        assert len(requests) <= 25
+        if len(self.batch_calls) == 1 and self.hold_back:
+            keep, held = requests[:-self.hold_back], requests[-self.hold_back:]
+            self._client.batch_write_item(RequestItems={table: keep})
+            return {"UnprocessedItems": {table: held}}
+        return self._client.batch_write_item(RequestItems=RequestItems)
+
+
+def test_batch_write_retries_unprocessed_items(fresh_table):
+    client = CountingClient(aws.client(fresh_table, "dynamodb"), hold_back=5)
+    ddb = Ddb(fresh_table, client=client)
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    items = [layout.message_item("g1", ALICE, f"m{i}", layout.iso(start + timedelta(seconds=i)))
+             for i in range(30)]
+    progress: list[int] = []
+    calls = ddb.batch_write(items, on_progress=progress.append)
+    # 25 (5 come back unprocessed), the 5 again, then the last 5
+    assert client.batch_calls == [25, 5, 5]
+    assert calls == 3
+    assert sum(progress) == 30
+    stored = scan_all(fresh_table)
+    assert sorted(i["message"] for i in stored) == sorted(i["message"] for i in items)
+
+
+# -- seed ------------------------------------------------------------------------------------------
+
+def seeded_users(settings):
+    db = Db(settings)
+    try:
+        from lib.cli.common import user_by_handle
+        return {h: user_by_handle(db, h) for h in ("andrewbrown", "bayko")}
+    finally:
+        db.close()
+
+
+def test_seed_counts_spread_and_batches(fresh_table, monkeypatch):
+    made: list[CountingClient] = []
+    real_client = aws.client
+
+    def counting_client(settings, service):
+        made.append(CountingClient(real_client(settings, service)))
+        return made[-1]
+
+    monkeypatch.setattr(aws, "client", counting_client)
+    db = Db(fresh_table)
+    try:
+        items, calls = ddb_cli.seed(fresh_table, db, progress=False)
+        again = ddb_cli.seed(fresh_table, db, progress=False)
+    finally:
+        db.close()
+    monkeypatch.undo()
+
+    stored = scan_all(fresh_table)
+    messages = [i for i in stored if i["pk"].startswith("MSG#")]
+    groups = [i for i in stored if i["pk"].startswith("GRP#")]
+    headers = [i for i in stored if i["pk"].startswith("GROUP#")]
+    assert len(messages) >= 20
+    assert len(groups) == 2 and len(headers) == 1
+    assert items == len(stored) == len(messages) + 3
+    assert again == (0, 0), "a second seed leaves the table alone"
+
+    batch_calls = [n for c in made for n in c.batch_calls]
+    assert calls == len(batch_calls) <= math.ceil(items / 25)
+
+    users = seeded_users(fresh_table)
+    g = layout.group_uuid_for(users["andrewbrown"]["uuid"], users["bayko"]["uuid"])
+    assert {layout.message_group_uuid_of(m) for m in messages} == {g}
+    assert headers[0]["participants"] == sorted([users["andrewbrown"]["uuid"], users["bayko"]["uuid"]])
+    assert {m["user_handle"] for m in messages} == {"andrewbrown", "bayko"}
+    years = {m["sk"][:4] for m in messages}
+    assert len(years) > 1, "the conversation spans more than one calendar year"
+    latest = max(messages, key=lambda m: m["sk"])
+    assert all(r["sk"] == latest["sk"] and r["message"] == latest["message"] for r in groups)
+    assert {r["pk"]: r["user_handle"] for r in groups} == {
+        layout.group_pk(users["andrewbrown"]["uuid"]): "bayko",
+        layout.group_pk(users["bayko"]["uuid"]): "andrewbrown"}
+
+
+def test_seed_items_span_calendar_years_wherever_they_end():
+    conversation = ddb_cli.read_conversation()
+    assert len(conversation) >= 20
+    users = {"andrewbrown": ALICE, "bayko": BOB}
+    for end in (datetime(2025, 1, 1, 0, 30, tzinfo=timezone.utc),
+                datetime(2025, 12, 31, 23, 0, tzinfo=timezone.utc)):
+        items = ddb_cli.seed_items(users, conversation, end)
+        sks = [i["sk"] for i in items if i["pk"].startswith("MSG#")]
+        assert sks == sorted(sks) and len(set(sks)) == len(sks)
+        assert len({sk[:4] for sk in sks}) > 1
+        assert max(sks) <= layout.iso(end)

@@ -1,0 +1,280 @@
+"""The scripts in bin/, run as subprocesses against the suite's local stack (whose settings the
+`settings` fixture exports to os.environ)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from jose import jwt
+
+from lib import config
+from lib.cli import db as db_cli
+from lib.cli import ddb as ddb_cli
+from lib.db import Db, template
+from lib.ddb import Ddb, group_uuid_for
+from lib.local_stack import free_port
+
+ROOT = config.ROOT
+SCRIPTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bin").rglob("*")
+                 if p.is_file() and p.parent != ROOT / "bin")
+TIMEOUT = 60
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / args[0]), *args[1:]], env=env or dict(os.environ),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def run_all(commands: list[list[str]], env: dict[str, str] | None = None) -> list[subprocess.CompletedProcess]:
+    """Run commands in parallel (each one is mostly interpreter start-up)."""
+    procs = [subprocess.Popen([str(ROOT / c[0]), *c[1:]], env=env or dict(os.environ),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for c in commands]
+    results = []
+    for command, proc in zip(commands, procs):
+        out, err = proc.communicate(timeout=TIMEOUT)
+        results.append(subprocess.CompletedProcess(command, proc.returncode, out, err))
+    return results
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"{result.args}: {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def aws_env(**extra: str) -> dict[str, str]:
+    """An environment where nothing could reach AWS: no endpoint override (so --prod or not, the
+    AWS endpoints are what a script would use) and bogus credentials."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "PROD_CONNECTION_URL")}
+    env.update(AWS_ACCESS_KEY_ID="bogus", AWS_SECRET_ACCESS_KEY="bogus",
+               AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_CONFIG_FILE=os.devnull,
+               AWS_EC2_METADATA_DISABLED="true", **extra)
+    return env
+
+
+def items_and_capacity(stdout: str) -> tuple[list[dict], str]:
+    lines = stdout.strip().splitlines()
+    assert lines[-1].startswith("consumed capacity: "), stdout
+    return [json.loads(line) for line in lines[:-1]], lines[-1]
+
+
+@pytest.fixture(scope="module")
+def users(settings) -> dict[str, dict]:
+    db = Db(settings)
+    try:
+        return {u["handle"]: u for u in db.query_array_json(template("users", "list"))}
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def seeded_env(settings):
+    """The environment of a table of its own holding only the seeded conversation: other tests
+    send messages through the shared one."""
+    seeded = settings.with_(ddb_table=f"test-seeded-{uuid.uuid4().hex[:8]}")
+    ddb_cli.create_table(seeded)
+    db = Db(seeded)
+    try:
+        ddb_cli.seed(seeded, db, progress=False)
+    finally:
+        db.close()
+    yield {**os.environ, "DDB_MESSAGE_TABLE": seeded.ddb_table}
+    Ddb(seeded).client.delete_table(TableName=seeded.ddb_table)
+
+
+def test_every_script_answers_help():
+    assert len(SCRIPTS) >= 17
+    for result in run_all([[s, "--help"] for s in SCRIPTS]):
+        out = ok(result)
+        assert "Usage:" in out and "--help" in out, result.args
+        if result.args[0] not in ("bin/dev",):
+            assert "--prod" in out, f"{result.args[0]} has no --prod"
+
+
+def test_connect_uses_psql():
+    assert "psql" in ok(run("bin/db/connect", "--help"))
+
+
+def test_list_tables_shows_the_table(settings):
+    assert settings.ddb_table in ok(run("bin/ddb/list-tables")).splitlines()
+
+
+def test_get_conversation_prints_messages_and_capacity(seeded_env, users):
+    found, capacity = items_and_capacity(ok(run("bin/ddb/patterns/get-conversation", "--limit", "5",
+                                                env=seeded_env)))
+    assert len(found) == 5
+    group = group_uuid_for(users["andrewbrown"]["uuid"], users["bayko"]["uuid"])
+    assert {m["pk"] for m in found} == {f"MSG#{group}"}
+    sks = [m["sk"] for m in found]
+    assert sks == sorted(sks, reverse=True), "newest first"
+    assert json.loads(capacity.split(": ", 1)[1])["TableName"] == seeded_env["DDB_MESSAGE_TABLE"]
+
+    explicit, _ = items_and_capacity(ok(run("bin/ddb/patterns/get-conversation", group, env=seeded_env)))
+    assert len(explicit) == 20 and explicit[:5] == found
+
+
+def test_list_conversations_prints_group_rows_and_capacity(seeded_env, users):
+    andrew, bayko, londo = run_all([["bin/ddb/patterns/list-conversations"],
+                                    ["bin/ddb/patterns/list-conversations", "bayko"],
+                                    ["bin/ddb/patterns/list-conversations", "londo"]], env=seeded_env)
+    rows, capacity = items_and_capacity(ok(andrew))
+    assert [r["user_handle"] for r in rows] == ["bayko"]
+    assert rows[0]["pk"] == f"GRP#{users['andrewbrown']['uuid']}"
+    assert "CapacityUnits" in capacity
+    rows, _ = items_and_capacity(ok(bayko))
+    assert [r["user_handle"] for r in rows] == ["andrewbrown"]
+    rows, _ = items_and_capacity(ok(londo))
+    assert rows == []
+
+
+def test_an_argument_containing_prod_does_not_switch_to_prod(settings):
+    # not --prod: still the local PostgreSQL (which has no such user) and the local endpoint
+    result = run("bin/ddb/patterns/list-conversations", "prod-user")
+    assert result.returncode != 0
+    assert "no user with handle 'prod-user'" in result.stderr
+    found, capacity = items_and_capacity(ok(run("bin/ddb/patterns/get-conversation", "prod-group")))
+    assert found == [] and settings.ddb_table in capacity
+
+
+def test_token_is_an_access_token_of_the_user(users):
+    out = ok(run("bin/cognito/token", "bayko"))
+    claims = jwt.get_unverified_claims(out.strip().splitlines()[-1])
+    assert claims["token_use"] == "access"
+    assert claims["sub"] == users["bayko"]["cognito_user_id"]
+    result = run("bin/cognito/token", "nobody-here")
+    assert result.returncode != 0 and "no user with handle 'nobody-here'" in result.stderr
+
+
+def test_list_users_shows_the_seeded_users(users):
+    out = ok(run("bin/cognito/list-users"))
+    for handle in ("andrewbrown", "bayko", "londo"):
+        [line] = [line for line in out.splitlines() if line.split()[0] == handle]
+        assert users[handle]["cognito_user_id"] in line
+
+
+def test_update_cognito_user_ids_relinks_users(settings, users):
+    db = Db(settings)
+    update = template("users", "update_cognito_user_id")
+    try:
+        db.query_commit(update, {"handle": "bayko", "cognito_user_id": None})
+        out = ok(run("bin/db/update-cognito-user-ids"))
+        restored = db.query_value("SELECT cognito_user_id FROM public.users WHERE handle = 'bayko'")
+    finally:
+        db.query_commit(update, {"handle": "bayko", "cognito_user_id": users["bayko"]["cognito_user_id"]})
+        db.close()
+    assert restored == users["bayko"]["cognito_user_id"]
+    assert f"bayko {restored}" in out.splitlines()
+
+
+def test_db_scripts_are_idempotent(settings):
+    db = Db(settings)
+    try:
+        count = "SELECT (SELECT count(*) FROM public.users) * 1000 + (SELECT count(*) FROM public.activities)"
+        before = db.query_value(count)
+        create, schema, seed = run_all([["bin/db/create"], ["bin/db/schema-load"], ["bin/db/seed"]])
+        assert "already exists" in ok(create)
+        assert "schema loaded" in ok(schema)
+        assert "seed loaded" in ok(seed)
+        assert "ready" in ok(run("bin/db/setup"))
+        assert db.query_value(count) == before
+    finally:
+        db.close()
+
+
+def test_cognito_setup_adds_nobody_twice():
+    assert "added nobody" in ok(run("bin/cognito/setup"))
+
+
+def test_scan_prints_the_items(fresh_table):
+    Ddb(fresh_table).put({"pk": "MSG#g1", "sk": "2025-01-01T00:00:00.000000+00:00", "message": "hi"})
+    out = ok(run("bin/ddb/scan", env={**os.environ, "DDB_MESSAGE_TABLE": fresh_table.ddb_table}))
+    assert [json.loads(line)["message"] for line in out.splitlines()] == ["hi"]
+
+
+def test_seed_script_writes_the_conversation_once(fresh_table):
+    env = {**os.environ, "DDB_MESSAGE_TABLE": fresh_table.ddb_table}
+    first = run("bin/ddb/seed", env=env)
+    assert "seeded" in ok(first) and "batch write calls" in first.stdout
+    assert "seeding" in first.stderr, "progress bar on stderr"
+    assert "already present" in ok(run("bin/ddb/seed", env=env))
+    count = Ddb(fresh_table).client.scan(TableName=fresh_table.ddb_table, Select="COUNT")["Count"]
+    assert count >= 23
+
+
+def test_schema_load_and_drop(settings):
+    name = f"test-script-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DDB_MESSAGE_TABLE": name}
+    client = Ddb(settings).client
+    try:
+        assert "created" in ok(run("bin/ddb/schema-load", "--provisioned", "--rcu", "2", "--wcu", "3", env=env))
+        table = client.describe_table(TableName=name)["Table"]
+        assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 3
+        assert "already exists" in ok(run("bin/ddb/schema-load", env=env))
+        assert "deleted" in ok(run("bin/ddb/drop", env=env))
+        assert name not in client.list_tables()["TableNames"]
+        assert "does not exist" in ok(run("bin/ddb/drop", env=env))
+    finally:
+        if ddb_cli.table_exists(client, name):
+            client.delete_table(TableName=name)
+
+
+# -- --prod ----------------------------------------------------------------------------------------
+
+def test_scan_refuses_prod():
+    result = run("bin/ddb/scan", "--prod", env=aws_env())
+    assert result.returncode != 0
+    assert "scan runs against the local stack only" in result.stderr
+
+
+def test_token_and_cognito_setup_refuse_prod():
+    for result in run_all([["bin/cognito/token", "--prod", "bayko"], ["bin/cognito/setup", "--prod"]],
+                          env=aws_env()):
+        assert result.returncode != 0 and "local stack only" in result.stderr
+
+
+def test_ddb_drop_prod_without_terminal_refuses(fresh_table):
+    result = run("bin/ddb/drop", "--prod", env=aws_env(DDB_MESSAGE_TABLE=fresh_table.ddb_table))
+    assert result.returncode != 0
+    assert f"refusing to delete the table {fresh_table.ddb_table} on AWS" in result.stderr
+    assert fresh_table.ddb_table in Ddb(fresh_table).client.list_tables()["TableNames"]
+
+
+def test_db_drop_prod_without_terminal_refuses(settings):
+    # a scratch database stands in for production: it must survive the refusal
+    scratch = settings.with_(connection_url=settings.connection_url.rsplit("/", 1)[0]
+                             + f"/prodguard_{uuid.uuid4().hex[:8]}")
+    assert db_cli.create_database(scratch)
+    try:
+        for args in (["bin/db/drop", "--prod"], ["bin/db/setup", "--prod", "--reset"]):
+            result = run(*args, env=aws_env(PROD_CONNECTION_URL=scratch.connection_url))
+            assert result.returncode != 0, args
+            assert "refusing to drop the database prodguard_" in result.stderr
+            assert not db_cli.create_database(scratch), "the database still exists"
+    finally:
+        db_cli.drop_database(scratch)
+
+
+def test_db_scripts_with_prod_need_prod_connection_url():
+    for result in run_all([["bin/db/drop", "--prod", "--yes"], ["bin/db/create", "--prod"],
+                           ["bin/ddb/patterns/list-conversations", "--prod"]], env=aws_env()):
+        assert result.returncode != 0, result.args
+        assert "--prod needs PROD_CONNECTION_URL to be set" in result.stderr
+
+
+def test_scripts_say_in_one_line_when_the_stack_is_not_running():
+    # nothing listens where the environment points: the scripts say so, and find no other stack
+    env = {**os.environ, "CONNECTION_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/cruddur",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "DB_TIMEOUT_SECONDS": "0.5"}
+    conversations, tables, create = run_all([["bin/ddb/patterns/list-conversations"],
+                                             ["bin/ddb/list-tables"], ["bin/db/create"]], env=env)
+    for result, target in ((conversations, "PostgreSQL at 127.0.0.1"), (tables, env["AWS_ENDPOINT_URL"]),
+                           (create, "PostgreSQL at 127.0.0.1")):
+        assert result.returncode != 0, result.args
+        [line] = result.stderr.strip().splitlines()  # no trace, no repeated warnings
+        assert line.startswith("Error: cannot reach") and target in line
+        assert line.endswith("(is ./bin/dev running?)")
