@@ -154,7 +154,8 @@ class LocalPostgres:
 
 
 class LocalMoto:
-    """moto in server mode: DynamoDB, DynamoDB Streams and Cognito on one loopback port."""
+    """moto in server mode (see lib/moto_server.py): DynamoDB, DynamoDB Streams and Cognito on
+    one loopback port."""
 
     def __init__(self, port: int, log_file: Path | None = None):
         self.port = port
@@ -167,14 +168,16 @@ class LocalMoto:
 
     def start(self, timeout: float = 30) -> "LocalMoto":
         ensure_port_free(self.port, "moto")
-        env = {**os.environ, **MOTO_ENV}
+        root = str(Path(__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, **MOTO_ENV, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
         if self.log_file:
             # e.g. .local/ does not exist yet on a fresh clone when PostgreSQL is external
             Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, "-m", "lib.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
         finally:
