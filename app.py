@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_cors import CORS
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lib import config, metrics
 from lib.config import Settings
@@ -74,6 +74,10 @@ def caller() -> dict[str, Any]:
 
 
 def json_body() -> Any:
+    # Read first, so that a body over MAX_BODY_BYTES is 413 whatever its content type. A body without
+    # Content-Length (chunked) is cut at the limit rather than refused by werkzeug: refuse it here.
+    if len(request.get_data(cache=True)) >= MAX_BODY_BYTES and request.content_length is None:
+        raise RequestEntityTooLarge()
     if not request.is_json:
         raise BadRequest("body_invalid", detail="send a JSON object with Content-Type: application/json")
     body = request.get_json(silent=True)
@@ -157,7 +161,9 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
-        return error_response(error.code or 500, [code], error.description)
+        # Keep the error's own headers but its HTML content type (e.g. Allow of a 405, RFC 9110).
+        own = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        return error_response(error.code or 500, [code], error.description, own)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -11,6 +11,7 @@ MESSAGE_MAX_LENGTH = 1024
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
 HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+LIMIT_PATTERN = re.compile(r"^[0-9]{1,10}$")  # ASCII digits: str.isdigit() also accepts "²"
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 
 
@@ -25,6 +26,10 @@ def message_text(value: Any) -> str:
         raise Unprocessable("message_too_long", detail=f"message is over {MESSAGE_MAX_LENGTH} characters")
     if "\x00" in text:
         raise Unprocessable("message_invalid", detail="message contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate ("\ud800" in the JSON): not storable
+        raise Unprocessable("message_invalid", detail="message is not valid Unicode") from None
     return text
 
 
@@ -51,7 +56,7 @@ def handle(value: Any, code: str = "handle_invalid") -> str:
 def limit(value: str | None) -> int:
     if value is None:
         return LIMIT_DEFAULT
-    if not value.isdigit() or not 1 <= int(value) <= LIMIT_MAX:
+    if not LIMIT_PATTERN.match(value) or not 1 <= int(value) <= LIMIT_MAX:
         raise BadRequest("limit_invalid", detail=f"limit is a whole number from 1 to {LIMIT_MAX}")
     return int(value)
 

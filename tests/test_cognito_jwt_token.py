@@ -1,0 +1,268 @@
+"""lib/cognito_jwt_token.py with an injected JWKS fetch and clock: what is accepted, what is refused,
+and how often the JWKS is fetched."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jose import jwk, jwt
+
+from lib import metrics
+from lib.cognito_jwt_token import (REFETCH_INTERVAL_SECONDS, CognitoJwtToken, TokenError,
+                                   issuer_url, jwks_url)
+from lib.config import Settings
+
+POOL = "us-east-1_TestPool"
+CLIENT = "test-client-id"
+SETTINGS = Settings(aws_region="us-east-1", cognito_user_pool_id=POOL, cognito_client_id=CLIENT,
+                    aws_endpoint_url="http://127.0.0.1:4566")
+ISSUER = f"https://cognito-idp.us-east-1.amazonaws.com/{POOL}"
+
+
+def new_key() -> tuple[Any, dict[str, Any]]:
+    """(private key, public JWK without kid)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    public = jwk.construct(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo), "RS256").to_dict()
+    return jwk.construct(pem, "RS256"), public  # constructed once: parsing a PEM is slow
+
+
+KEY_A, PUBLIC_A = new_key()
+KEY_B, PUBLIC_B = new_key()
+
+
+class Jwks:
+    """A fake JWKS endpoint that counts its fetches."""
+
+    def __init__(self, *keys: tuple[str, dict[str, Any]]):
+        self.keys = list(keys)
+        self.fetches: list[str] = []
+        self.fail = False
+        self.lock = threading.Lock()
+
+    def __call__(self, url: str) -> dict[str, Any]:
+        with self.lock:
+            self.fetches.append(url)
+        time.sleep(0.01)  # let concurrent callers pile up behind a fetch in progress
+        if self.fail:
+            raise OSError("connection refused")
+        return {"keys": [{**public, "kid": kid, "alg": "RS256", "use": "sig"} for kid, public in self.keys]}
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def claims(**changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {"sub": "0d1c6d4c-6a8b-4b8e-9e0d-1f2a3b4c5d6e", "iss": ISSUER, "client_id": CLIENT,
+            "token_use": "access", "iat": now, "auth_time": now, "exp": now + 3600,
+            "username": "someone", "jti": "x"}
+    base.update(changes)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def token(kid: str = "a", key: Any = KEY_A, **changes: Any) -> str:
+    return jwt.encode(claims(**changes), key, algorithm="RS256", headers={"kid": kid})
+
+
+def b64url(data: bytes | dict) -> str:
+    if isinstance(data, dict):
+        data = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.fixture
+def jwks() -> Jwks:
+    return Jwks(("a", PUBLIC_A))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def verifier(jwks: Jwks, clock: Clock) -> CognitoJwtToken:
+    return CognitoJwtToken(SETTINGS, fetch=jwks, clock=clock)
+
+
+def refused(verifier: CognitoJwtToken, value: str) -> str:
+    with pytest.raises(TokenError) as raised:
+        verifier.verify(value)
+    assert raised.value.status == 401
+    return raised.value.codes[0]
+
+
+# -- where the keys and the issuer are ---------------------------------------------------------
+
+def test_urls_follow_the_endpoint_override_locally_and_cognito_in_aws():
+    assert issuer_url(SETTINGS) == ISSUER
+    assert jwks_url(SETTINGS) == f"http://127.0.0.1:4566/{POOL}/.well-known/jwks.json"
+    aws = SETTINGS.with_(aws_endpoint_url=None)
+    assert jwks_url(aws) == f"{ISSUER}/.well-known/jwks.json"
+    assert issuer_url(aws) == ISSUER  # the issuer is Cognito's either way
+
+
+# -- fetching the JWKS ---------------------------------------------------------------------------
+
+def test_jwks_is_fetched_once_and_cached(verifier, jwks, clock):
+    before = metrics.snapshot().get("jwks_fetches", 0)
+    for _ in range(5):
+        assert verifier.verify(token())["sub"] == claims()["sub"]
+        clock.now += 3600  # however much time passes, a known kid needs no fetch
+    assert jwks.fetches == [f"http://127.0.0.1:4566/{POOL}/.well-known/jwks.json"]
+    assert metrics.snapshot().get("jwks_fetches", 0) - before == 1
+
+
+def test_unknown_kid_refetches_at_most_once_a_minute(verifier, jwks, clock):
+    verifier.verify(token())
+    assert len(jwks.fetches) == 1
+    clock.now += REFETCH_INTERVAL_SECONDS + 1
+    for i in range(20):  # a flood of unknown kids within a minute: one refetch
+        assert refused(verifier, token(kid=f"forged-{i}")) == "token_invalid"
+        clock.now += 1
+    assert len(jwks.fetches) == 2
+    clock.now += REFETCH_INTERVAL_SECONDS
+    assert refused(verifier, token(kid="forged-again")) == "token_invalid"
+    assert refused(verifier, token(kid="forged-again")) == "token_invalid"
+    assert len(jwks.fetches) == 3
+    verifier.verify(token())  # the known key still works, without a fetch
+    assert len(jwks.fetches) == 3
+
+
+def test_a_rotated_key_is_picked_up_by_the_next_allowed_refetch(verifier, jwks, clock):
+    verifier.verify(token())
+    jwks.keys.append(("b", PUBLIC_B))
+    rotated = token(kid="b", key=KEY_B)
+    assert refused(verifier, rotated) == "token_invalid"  # fetched less than a minute ago
+    clock.now += REFETCH_INTERVAL_SECONDS
+    assert verifier.verify(rotated)["sub"] == claims()["sub"]
+    assert len(jwks.fetches) == 2
+    verifier.verify(rotated)
+    verifier.verify(token())
+    assert len(jwks.fetches) == 2
+
+
+def test_concurrent_unknown_kids_make_one_fetch(verifier, jwks):
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def verify(i: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            verifier.verify(token(kid=f"unknown-{i}"))
+            outcomes.append("accepted")
+        except TokenError as error:
+            outcomes.append(error.codes[0])
+
+    threads = [threading.Thread(target=verify, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert outcomes == ["token_invalid"] * 8
+    assert len(jwks.fetches) == 1
+
+
+def test_a_failing_fetch_refuses_tokens_and_is_not_retried_within_the_minute(verifier, jwks, clock):
+    jwks.fail = True
+    for _ in range(5):
+        assert refused(verifier, token()) == "token_invalid"
+    assert len(jwks.fetches) == 1
+    jwks.fail = False
+    clock.now += REFETCH_INTERVAL_SECONDS
+    assert verifier.verify(token())["token_use"] == "access"
+    assert len(jwks.fetches) == 2
+
+
+def test_a_malformed_jwks_document_refuses_tokens(jwks, clock):
+    verifier = CognitoJwtToken(SETTINGS, fetch=lambda url: {"keys": "nonsense"}, clock=clock)
+    assert refused(verifier, token()) == "token_invalid"
+    verifier = CognitoJwtToken(SETTINGS, fetch=lambda url: {"keys": [{"kty": "RSA"}]}, clock=clock)
+    assert refused(verifier, token()) == "token_invalid"
+
+
+# -- what is accepted and what is not -------------------------------------------------------------
+
+def test_a_valid_access_token_gives_its_claims(verifier):
+    got = verifier.verify(token(username="londo"))
+    assert (got["sub"], got["client_id"], got["token_use"], got["username"]) == \
+        (claims()["sub"], CLIENT, "access", "londo")
+
+
+@pytest.mark.parametrize("value", [
+    "", "abc", "a.b", "a.b.c.d", "x" * 9000, "%%%.%%%.%%%", "....",
+    b64url(b"not json") + ".e30.sig",
+    b64url(b"[1, 2]") + ".e30.sig",
+])
+def test_malformed_tokens(verifier, jwks, value):
+    assert refused(verifier, value) in {"token_malformed", "token_invalid"}
+    assert jwks.fetches == []  # nothing to look up for these
+
+
+def test_expired_token(verifier):
+    now = int(time.time())
+    assert refused(verifier, token(iat=now - 7200, exp=now - 3600)) == "token_expired"
+
+
+@pytest.mark.parametrize("changes", [
+    {"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other"},
+    {"iss": None},
+    {"token_use": "id"},
+    {"token_use": None},
+    {"client_id": "another-client"},
+    {"client_id": None},
+    {"sub": None},
+    {"sub": 42},
+    {"exp": None},
+    {"exp": "tomorrow"},
+    {"nbf": int(time.time()) + 3600},
+])
+def test_tokens_with_wrong_or_missing_claims(verifier, changes):
+    assert refused(verifier, token(**changes)) == "token_invalid"
+
+
+def test_tokens_signed_otherwise(verifier, jwks):
+    good = token()
+    header, payload, signature = good.split(".")
+    # another key under the pool's kid
+    assert refused(verifier, token(key=KEY_B)) == "token_invalid"
+    # a changed payload under the original signature
+    changed = b64url({**claims(), "sub": "someone-else"})
+    assert refused(verifier, f"{header}.{changed}.{signature}") == "token_invalid"
+    # alg none, with and without a signature
+    none = b64url({"alg": "none", "kid": "a", "typ": "JWT"})
+    assert refused(verifier, f"{none}.{payload}.") == "token_invalid"
+    assert refused(verifier, f"{none}.{payload}.{signature}") == "token_invalid"
+    # HS256 keyed with the public key (the classic algorithm confusion)
+    pem = jwk.construct({**PUBLIC_A}, "RS256").to_pem()
+    hs = b64url({"alg": "HS256", "kid": "a", "typ": "JWT"})
+    mac = hmac.new(pem, f"{hs}.{payload}".encode(), hashlib.sha256).digest()
+    assert refused(verifier, f"{hs}.{payload}.{b64url(mac)}") == "token_invalid"
+    # RS512 and a header without kid
+    assert refused(verifier, jwt.encode(claims(), KEY_A, algorithm="RS512",
+                                        headers={"kid": "a"})) == "token_invalid"
+    assert refused(verifier, jwt.encode(claims(), KEY_A, algorithm="RS256")) == "token_invalid"
+    assert refused(verifier, f"{b64url({'alg': 'RS256', 'kid': 7})}.{payload}.{signature}") == \
+        "token_invalid"
+    assert len(jwks.fetches) == 1  # the one fetch for kid "a"
+
+
+def test_no_app_client_configured_accepts_nothing(jwks, clock):
+    verifier = CognitoJwtToken(SETTINGS.with_(cognito_client_id=None), fetch=jwks, clock=clock)
+    assert refused(verifier, token()) == "token_invalid"
