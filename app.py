@@ -80,7 +80,10 @@ def json_body() -> Any:
         raise RequestEntityTooLarge()
     if not request.is_json:
         raise BadRequest("body_invalid", detail="send a JSON object with Content-Type: application/json")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes ("[[[[..."): not a 500
+        body = None
     if body is None:
         raise BadRequest("body_invalid", detail="the body is not valid JSON")
     return body
