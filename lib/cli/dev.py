@@ -195,6 +195,16 @@ def start_api(settings: Settings, stack: Stack) -> None:
     ready("api", f"http://127.0.0.1:{settings.port} (CORS for {settings.frontend_url})")
 
 
+def start_stream_worker(settings: Settings, stack: Stack) -> None:
+    """Locally nothing invokes the stream Lambda, so a worker feeds it the table's stream."""
+    if not settings.is_local:
+        return
+    proc = subprocess.Popen([sys.executable, "-m", "lib.stream_worker"], env=app_env(settings),
+                            start_new_session=True)
+    stack.add("stream", proc, lambda: stop_process(proc))
+    ready("stream", "worker applying the table's stream to group rows (bin/ddb/stream-worker)")
+
+
 def print_frontend_config(settings: Settings) -> None:
     if not settings.is_local:
         return
@@ -221,6 +231,7 @@ def main() -> None:
         settings = start_postgres(settings, stack)
         settings = start_aws(settings, stack)
         settings = load_data(settings)
+        start_stream_worker(settings, stack)
         start_api(settings, stack)
         print_frontend_config(settings)
         while True:

@@ -1,0 +1,297 @@
+"""cruddur-messaging-stream: keeps each group's two rows pointing at its newest message.
+
+Triggered by the messages table's stream (view type NEW_IMAGE). This file ships alone, with only
+boto3 and the standard library, so it carries its own copy of the few layout names it needs
+(the layout itself is documented in lib/ddb.py):
+
+  message    pk MSG#<message_group_uuid>  sk <created time>  message_uuid, message, sender ...
+  group row  pk GRP#<owner uuid>          sk <time of last message>  message_group_uuid, message,
+             the other participant ...  (the only items with message_group_uuid, so the GSI
+             message-group-sk-index holds exactly the two rows of each group)
+
+Per batch, only INSERTs of messages count, and per group only the newest one: a group row's sk is
+the time of its last message, so applying the newest message makes every older one of the batch
+moot. For each such group: one Query of the GSI for its rows, then one TransactWriteItems that,
+for every row older than the message, deletes the row (it must still exist) and puts it at the
+new sk with the new text (that key must be free). Rows already at or past the message are left
+alone, so older, duplicate and replayed events never overwrite a newer state, and since each move
+is a delete and a put in one transaction a participant never has two rows. Normal case: two
+DynamoDB calls per group per batch, however many messages the batch holds.
+
+Failures are reported per record (the event source mapping must have
+FunctionResponseTypes=["ReportBatchItemFailures"]); see `handle_event` for which record.
+
+Environment: DDB_MESSAGE_TABLE (cruddur-messages), DDB_GSI_NAME (message-group-sk-index),
+AWS_DEFAULT_REGION or AWS_REGION, AWS_ENDPOINT_URL (optional, for a local endpoint),
+MOVE_ATTEMPTS (4), LOG_LEVEL (INFO).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+
+MESSAGE_PREFIX = "MSG#"
+# Cancellation reasons that mean "someone else moved these rows meanwhile": re-read and retry.
+RACE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
+
+
+# -- logging: one JSON object per line -------------------------------------------------------
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+log = logging.getLogger("cruddur-messaging-stream")
+if not log.handlers:  # this file may be loaded more than once in one process (the local worker)
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(_JsonFormatter())
+    log.addHandler(_handler)
+    # Our lines are already JSON; passing them to the root logger (Lambda's, or the worker's)
+    # would print each twice, once wrapped in another format.
+    log.propagate = False
+log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+
+
+def _log(level: int, message: str, exc_info: bool = False, **fields: Any) -> None:
+    log.log(level, message, exc_info=exc_info, extra={"fields": fields})
+
+
+# -- configuration and the client, made once per container ------------------------------------
+@dataclass(frozen=True)
+class Config:
+    table: str = "cruddur-messages"
+    index: str = "message-group-sk-index"
+    # Attempts of one group's move when concurrent movers keep cancelling it.
+    move_attempts: int = 4
+
+
+def load_config(env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    default = Config()
+    return Config(
+        table=env.get("DDB_MESSAGE_TABLE") or default.table,
+        index=env.get("DDB_GSI_NAME") or default.index,
+        move_attempts=max(1, int(env.get("MOVE_ATTEMPTS") or default.move_attempts)),
+    )
+
+
+def make_client(env: Mapping[str, str] | None = None) -> Any:
+    """A DynamoDB client: region and optional endpoint from the environment, botocore's standard
+    retry mode (throttling and transient errors are retried with backoff before we see them)."""
+    env = os.environ if env is None else env
+    kwargs: dict[str, Any] = {
+        "config": BotoConfig(retries={"mode": "standard", "max_attempts": 4},
+                             connect_timeout=2, read_timeout=5),
+    }
+    region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
+    if region:
+        kwargs["region_name"] = region
+    if env.get("AWS_ENDPOINT_URL"):
+        kwargs["endpoint_url"] = env["AWS_ENDPOINT_URL"]
+    return boto3.session.Session().client("dynamodb", **kwargs)
+
+
+_runtime: tuple[Any, Config] | None = None
+
+
+def _get_runtime() -> tuple[Any, Config]:
+    # Made on the first invocation rather than at import, and kept for the container's life:
+    # warm invocations reuse the client and its connections.
+    global _runtime
+    if _runtime is None:
+        _runtime = (make_client(), load_config())
+    return _runtime
+
+
+def reset() -> None:
+    """Forget the cached client and configuration (the next invocation reads the env again)."""
+    global _runtime
+    _runtime = None
+
+
+# -- the handler -----------------------------------------------------------------------------
+def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    client, config = _get_runtime()
+    return handle_event(event, client, config, context)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    group: str
+    sk: str
+    text: str
+    message_uuid: str
+
+
+def message_of(record: Mapping[str, Any]) -> NewMessage | None:
+    """The message a stream record inserted, or None for anything else (other events, other
+    items, records without a new image)."""
+    if record.get("eventName") != "INSERT":
+        return None
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    pk = image.get("pk", {}).get("S", "")
+    if not pk.startswith(MESSAGE_PREFIX) or "message_uuid" not in image:
+        return None
+    sk = image.get("sk", {}).get("S")
+    if not sk:
+        return None
+    return NewMessage(group=pk[len(MESSAGE_PREFIX):], sk=sk,
+                      text=image.get("message", {}).get("S", ""),
+                      message_uuid=image["message_uuid"].get("S", ""))
+
+
+def handle_event(event: Mapping[str, Any], client: Any, config: Config,
+                 context: Any = None) -> dict[str, list[dict[str, str]]]:
+    """Apply a batch of stream records; the same as `lambda_handler` with its dependencies given.
+
+    On failure, the answer names ONE record: the earliest, by position in the batch, of all the
+    records of the groups that failed. Lambda retries a shard from the lowest sequence number it
+    is given (and a batch's records are in sequence order), so naming more would change nothing;
+    naming exactly that one makes the retry start at the first record that might not have been
+    applied, so nothing is lost. Records after it that did succeed are replayed too, harmlessly:
+    their groups' rows are already at or past them.
+    """
+    records = list(event.get("Records") or [])
+    request_id = getattr(context, "aws_request_id", None)
+    newest: dict[str, NewMessage] = {}
+    first_position: dict[str, int] = {}
+    messages = 0
+    for position, record in enumerate(records):
+        message = message_of(record)
+        if message is None:
+            continue
+        messages += 1
+        first_position.setdefault(message.group, position)
+        if message.group not in newest or message.sk > newest[message.group].sk:
+            newest[message.group] = message
+
+    failed: list[int] = []
+    outcomes: dict[str, int] = {}
+    for group, message in newest.items():
+        try:
+            outcome = apply_message(client, config, message)
+        except Exception as error:  # one group's failure must not stop the others
+            _log(logging.ERROR, "group update failed", exc_info=True, request_id=request_id,
+                 message_group_uuid=group, sk=message.sk, error_type=type(error).__name__)
+            failed.append(first_position[group])
+            continue
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    answer: dict[str, list[dict[str, str]]] = {"batchItemFailures": []}
+    if failed:
+        retry_from = records[min(failed)]
+        answer["batchItemFailures"].append({"itemIdentifier": retry_from["dynamodb"]["SequenceNumber"]})
+    _log(logging.INFO, "batch done", request_id=request_id, records=len(records),
+         messages=messages, groups=len(newest),
+         failed_groups=len(failed), outcomes=outcomes,
+         retry_from=answer["batchItemFailures"][0]["itemIdentifier"] if failed else None)
+    return answer
+
+
+# -- one group -------------------------------------------------------------------------------
+def apply_message(client: Any, config: Config, message: NewMessage) -> str:
+    """Move the group's rows that are older than `message` to it. Returns "moved", "current"
+    (nothing was older) or "no-rows". Raises when it cannot (after `move_attempts` races)."""
+    for attempt in range(1, config.move_attempts + 1):
+        rows = group_rows(client, config, message.group)
+        if not rows:
+            # The API writes a group's rows with its first message, so this is either a message
+            # written some other way or a GSI that has not caught up; either way there is
+            # nothing to move.
+            _log(logging.WARNING, "group has no rows", message_group_uuid=message.group, sk=message.sk)
+            return "no-rows"
+        operations = plan_moves(config.table, rows, message)
+        if not operations:
+            return "current"
+        try:
+            client.transact_write_items(TransactItems=operations)
+            return "moved"
+        except ClientError as error:
+            if not _is_race(error) or attempt == config.move_attempts:
+                raise
+            # A concurrent mover got there first (or the GSI, which is eventually consistent,
+            # showed a row that had just moved): read again and redo the plan.
+            _log(logging.INFO, "group moved concurrently, retrying", message_group_uuid=message.group,
+                 attempt=attempt, reasons=_reason_codes(error))
+            time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def group_rows(client: Any, config: Config, group: str) -> list[dict[str, Any]]:
+    """The group's rows through the GSI (normally two, so normally one page)."""
+    rows: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": config.table, "IndexName": config.index,
+        "KeyConditionExpression": "message_group_uuid = :g",
+        "ExpressionAttributeValues": {":g": {"S": group}},
+    }
+    while True:
+        response = client.query(**kwargs)
+        rows.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return rows
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def plan_moves(table: str, rows: list[dict[str, Any]], message: NewMessage) -> list[dict[str, Any]]:
+    """TransactWriteItems operations that bring every participant's row to `message`.
+
+    Each participant (pk) should have exactly one row. Their newest row is moved when older than
+    the message; any other row of theirs is a leftover and is deleted, so a participant ends with
+    one row whatever state was found."""
+    by_owner: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_owner.setdefault(row["pk"]["S"], []).append(row)
+    operations: list[dict[str, Any]] = []
+    for owned in by_owner.values():
+        owned.sort(key=lambda row: row["sk"]["S"])
+        latest, leftovers = owned[-1], owned[:-1]
+        if latest["sk"]["S"] < message.sk:
+            leftovers.append(latest)
+            moved = {**latest, "sk": {"S": message.sk}, "message": {"S": message.text}}
+            operations.append({"Put": {
+                "TableName": table, "Item": moved,
+                # the new key must be free: if it is not, someone already put this row there
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }})
+        for row in leftovers:
+            operations.append({"Delete": {
+                "TableName": table,
+                "Key": {"pk": row["pk"], "sk": row["sk"]},
+                # the row must still be there, and still be this group's: otherwise someone else
+                # moved it since our read, and our plan is stale
+                "ConditionExpression": "attribute_exists(pk) AND message_group_uuid = :g",
+                "ExpressionAttributeValues": {":g": {"S": message.group}},
+            }})
+    return operations
+
+
+def _reason_codes(error: ClientError) -> list[str]:
+    return [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+
+
+def _is_race(error: ClientError) -> bool:
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    codes = {c for c in _reason_codes(error) if c != "None"}
+    return bool(codes) and codes <= RACE_REASONS

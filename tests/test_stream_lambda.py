@@ -1,0 +1,402 @@
+"""The stream Lambda (aws/lambdas/cruddur-messaging-stream.py) over moto, each test on a fresh
+table. Events are built from the table's real stream records, in Lambda's shape."""
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from lib import aws
+from lib import ddb as layout
+from lib.ddb import Ddb
+from lib.stream_worker import lambda_event, load_lambda
+
+START = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def person(handle: str) -> dict[str, str]:
+    return {"uuid": str(uuid.uuid4()), "display_name": handle.title(), "handle": handle}
+
+
+def at(seconds: float) -> str:
+    return layout.iso(START + timedelta(seconds=seconds))
+
+
+@pytest.fixture(scope="module")
+def stream_lambda():
+    return load_lambda()
+
+
+class Calls:
+    """DynamoDB calls made through a client, per operation and per message group."""
+
+    def __init__(self, client: Any):
+        self.log: list[tuple[str, str | None]] = []
+        client.meta.events.register("before-parameter-build.dynamodb.*", self._record)
+
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.log.append((model.name, self.group_of(model.name, params)))
+
+    @staticmethod
+    def group_of(operation: str, params: dict[str, Any]) -> str | None:
+        if operation == "Query":
+            return params["ExpressionAttributeValues"][":g"]["S"]
+        if operation == "TransactWriteItems":
+            deletes = [op["Delete"] for op in params["TransactItems"] if "Delete" in op]
+            return deletes[0]["ExpressionAttributeValues"][":g"]["S"]
+        return None
+
+    def per_group(self) -> dict[str | None, int]:
+        counts: dict[str | None, int] = {}
+        for _, group in self.log:
+            counts[group] = counts.get(group, 0) + 1
+        return counts
+
+    def clear(self) -> None:
+        self.log.clear()
+
+
+class Clients:
+    """Clients of the suite's moto, made once per module (making one takes a noticeable time):
+    `lambda_` is the one given to the Lambda, and the only one whose calls are counted."""
+
+    def __init__(self, settings):
+        self.lambda_ = aws.client(settings, "dynamodb")
+        self.calls = Calls(self.lambda_)
+        self.table = aws.client(settings, "dynamodb")
+        self.streams = aws.client(settings, "dynamodbstreams")
+
+
+@pytest.fixture(scope="module")
+def clients(settings) -> Clients:
+    return Clients(settings)
+
+
+class Env:
+    """A fresh table with conversations in it, the Lambda's client and config for it, and the
+    table's stream as Lambda events."""
+
+    def __init__(self, settings, stream_lambda, clients: Clients):
+        self.settings = settings
+        self.mod = stream_lambda
+        self.table = Ddb(settings, clients.table)
+        self.client = clients.lambda_
+        self.calls = clients.calls
+        self.calls.clear()
+        self.config = stream_lambda.Config(table=settings.ddb_table)
+        self.streams = clients.streams
+        self.stream_arn = self.table.client.describe_table(
+            TableName=settings.ddb_table)["Table"]["LatestStreamArn"]
+        self.seen = 0  # stream records already handed out by `new_records`
+
+    def conversation(self, a: dict, b: dict, first: str, sk: str) -> str:
+        """A group as the API creates it: header, both rows and the first message."""
+        group = layout.group_uuid_for(a["uuid"], b["uuid"])
+        self.table.put(layout.header_item(group, [a["uuid"], b["uuid"]], sk))
+        self.table.put(layout.group_row(a["uuid"], b, group, first, sk))
+        self.table.put(layout.group_row(b["uuid"], a, group, first, sk))
+        self.table.put(layout.message_item(group, a, first, sk))
+        return group
+
+    def send(self, group: str, sender: dict, text: str, sk: str) -> dict:
+        item = layout.message_item(group, sender, text, sk)
+        self.table.put(item)
+        return item
+
+    def send_many(self, plan: list[tuple[str, dict]], start: int = 1) -> dict[str, dict]:
+        """Messages (group, sender) one second apart, in batch writes; the last one per group."""
+        items = [layout.message_item(g, sender, f"m{i}", at(start + i)) for i, (g, sender) in enumerate(plan)]
+        self.table.batch_write(items)
+        return {item["pk"][len(layout.MESSAGE_PREFIX):]: item for item in items}
+
+    def new_records(self) -> list[dict[str, Any]]:
+        """The stream records written since the last call, in Lambda's shape."""
+        shard = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"][0]
+        iterator = self.streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard["ShardId"],
+                                                   ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records = self.streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        fresh, self.seen = records[self.seen:], len(records)
+        return lambda_event(fresh, self.stream_arn, self.settings.aws_region)["Records"]
+
+    def handle(self, records: list[dict[str, Any]], client: Any | None = None) -> dict:
+        return self.mod.handle_event({"Records": records}, client or self.client, self.config)
+
+    def rows(self, user: dict) -> list[dict]:
+        return self.table.groups_page(user["uuid"], 100).items
+
+    def assert_last(self, group: str, users: list[dict], message: dict) -> None:
+        """Each participant has exactly one row for the group, at `message`."""
+        for user in users:
+            mine = [r for r in self.rows(user) if r["message_group_uuid"] == group]
+            assert len(mine) == 1, (user["handle"], mine)
+            assert (mine[0]["sk"], mine[0]["message"]) == (message["sk"], message["message"]), user["handle"]
+
+
+@pytest.fixture
+def env(fresh_table, stream_lambda, clients) -> Env:
+    return Env(fresh_table, stream_lambda, clients)
+
+
+@pytest.fixture
+def people() -> dict[str, dict]:
+    return {h: person(h) for h in ("ana", "bo", "cy", "di")}
+
+
+def message_seqs(records: list[dict]) -> list[str]:
+    return [r["dynamodb"]["SequenceNumber"] for r in records
+            if r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["pk"]["S"].startswith("MSG#")]
+
+
+# -- many messages ---------------------------------------------------------------------------
+def test_many_messages_into_one_group_take_two_calls(env, people):
+    ana, bo = people["ana"], people["bo"]
+    group = env.conversation(ana, bo, "hi", at(0))
+    last = env.send_many([(group, [ana, bo][i % 2]) for i in range(60)])[group]
+    records = env.new_records()
+    assert len(message_seqs(records)) == 61
+
+    env.calls.clear()
+    assert env.handle(records) == {"batchItemFailures": []}
+    env.assert_last(group, [ana, bo], last)
+    assert env.calls.log == [("Query", group), ("TransactWriteItems", group)]
+
+
+def test_messages_into_several_groups_take_two_calls_per_group(env, people):
+    ana, bo, cy, di = people.values()
+    pairs = [(ana, bo), (ana, cy), (bo, cy), (cy, di)]
+    # distinct first times: one user's rows of two groups cannot share a sort key
+    groups = [env.conversation(a, b, "hello", at(-i)) for i, (a, b) in enumerate(pairs)]
+    # interleaved across the groups
+    last = env.send_many([(groups[i % 4], pairs[i % 4][i // 4 % 2]) for i in range(80)])
+    records = env.new_records()
+
+    env.calls.clear()
+    assert env.handle(records) == {"batchItemFailures": []}
+    for group, (a, b) in zip(groups, pairs):
+        env.assert_last(group, [a, b], last[group])
+    # ana, bo and cy are in several groups: each still sees each of their groups once, newest first
+    assert [r["message_group_uuid"] for r in env.rows(ana)] == [groups[1], groups[0]]
+    assert env.calls.per_group() == {g: 2 for g in groups}
+
+
+# -- order, duplicates, replays ----------------------------------------------------------------
+def test_out_of_order_and_duplicate_events_never_go_back(env, people):
+    ana, bo = people["ana"], people["bo"]
+    group = env.conversation(ana, bo, "hi", at(0))
+    sent = [env.send(group, ana, f"m{i}", at(i + 1)) for i in range(5)]
+    records = env.new_records()
+    newest = records[-1]
+    shuffled = records[:-1] + [newest, newest]
+    random.Random(4).shuffle(shuffled)  # the newest comes somewhere in the middle, twice
+
+    assert env.handle(shuffled) == {"batchItemFailures": []}
+    env.assert_last(group, [ana, bo], sent[-1])
+
+    # a replay of the whole batch, then of older messages only, then of the newest again: each
+    # finds the rows current, reads once and writes nothing
+    for replay in (records, records[3:7], [newest]):
+        env.calls.clear()
+        assert env.handle(replay) == {"batchItemFailures": []}
+        env.assert_last(group, [ana, bo], sent[-1])
+        assert env.calls.log == [("Query", group)]
+
+
+def test_an_older_message_arriving_in_a_later_batch_is_ignored(env, people):
+    ana, bo = people["ana"], people["bo"]
+    group = env.conversation(ana, bo, "hi", at(0))
+    old = env.send(group, bo, "written first, delivered last", at(1))
+    old_records = env.new_records()
+    new = env.send(group, ana, "newer", at(2))
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    assert env.handle(old_records) == {"batchItemFailures": []}
+    env.assert_last(group, [ana, bo], new)
+    assert old["sk"] < new["sk"]
+
+
+# -- events that do not count --------------------------------------------------------------
+def test_remove_modify_and_other_items_are_skipped(env, people):
+    ana, bo = people["ana"], people["bo"]
+    group = env.conversation(ana, bo, "hi", at(0))
+    first = env.send(group, ana, "kept", at(1))
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    moves = env.new_records()  # the Lambda's own writes are in the stream too: skipped as well
+    assert {(r["eventName"], r["dynamodb"]["Keys"]["pk"]["S"][:4]) for r in moves} == {
+        ("REMOVE", "GRP#"), ("INSERT", "GRP#")}
+
+    later = layout.message_item(group, bo, "edited", at(5))
+    env.table.put(later)                                      # INSERT (of a message)...
+    env.send(group, bo, "edited again", at(5))                # ...MODIFY of the same message
+    env.table.client.delete_item(TableName=env.settings.ddb_table,  # REMOVE
+                                 Key=layout.serialize({"pk": later["pk"], "sk": later["sk"]}))
+    env.table.put(layout.idempotency_key(ana["uuid"], "key-1") | {"response": "{}"})
+    env.table.put({"pk": layout.message_pk(group), "sk": at(9), "message": "no message_uuid"})
+    records = env.new_records()
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE", "INSERT", "INSERT"]
+
+    others = moves + records[1:]  # all but the message's INSERT
+    env.calls.clear()
+    assert env.handle(others) == {"batchItemFailures": []}
+    assert env.calls.log == []
+    env.assert_last(group, [ana, bo], first)
+    assert env.handle([]) == {"batchItemFailures": []}
+    assert env.mod.handle_event({}, env.client, env.config) == {"batchItemFailures": []}
+
+
+def test_a_group_without_rows_is_not_an_error(env, people):
+    group = layout.group_uuid_for(people["ana"]["uuid"], people["bo"]["uuid"])
+    env.send(group, people["ana"], "no rows for this group", at(1))
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    assert env.rows(people["ana"]) == []
+
+
+def test_leftover_duplicate_rows_are_merged_into_one(env, people):
+    ana, bo = people["ana"], people["bo"]
+    group = env.conversation(ana, bo, "hi", at(0))
+    env.table.put(layout.group_row(ana["uuid"], bo, group, "a stray second row", at(1)))
+    env.new_records()
+    new = env.send(group, bo, "new", at(2))
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    env.assert_last(group, [ana, bo], new)
+
+
+# -- failures ----------------------------------------------------------------------------------
+class FailingClient:
+    """The real client, except that TransactWriteItems fails for the given groups `times` times."""
+
+    def __init__(self, client: Any, groups: set[str], times: int = 1):
+        self.client, self.groups, self.left = client, groups, {g: times for g in groups}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def transact_write_items(self, **params: Any) -> Any:
+        group = Calls.group_of("TransactWriteItems", params)
+        if self.left.get(group, 0) > 0:
+            self.left[group] -= 1
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}},
+                              "TransactWriteItems")
+        return self.client.transact_write_items(**params)
+
+
+def test_a_failed_group_reports_its_earliest_record_and_the_retry_completes_it(env, people):
+    ana, bo, cy, di = people.values()
+    pairs = [(ana, bo), (bo, cy), (cy, di)]
+    g1, g2, g3 = (env.conversation(a, b, "hello", at(-i)) for i, (a, b) in enumerate(pairs))
+    env.new_records()
+    plan = [(g1, ana), (g1, bo), (g2, bo), (g3, cy), (g2, cy), (g1, ana), (g3, di), (g2, bo)]
+    last = {g: env.send(g, sender, f"m{i}", at(i + 1)) for i, (g, sender) in enumerate(plan)}
+    records = env.new_records()
+
+    answer = env.handle(records, FailingClient(env.client, {g2}))
+    # g2's first record is the third of the batch: Lambda retries from there
+    assert answer == {"batchItemFailures": [{"itemIdentifier": records[2]["dynamodb"]["SequenceNumber"]}]}
+    env.assert_last(g1, [ana, bo], last[g1])
+    env.assert_last(g3, [cy, di], last[g3])
+    env.assert_last(g2, [bo, cy], {"sk": at(-1), "message": "hello"})  # untouched
+
+    # Lambda's retry: the batch from the reported record on
+    assert env.handle(records[2:]) == {"batchItemFailures": []}
+    for group, (a, b) in zip((g1, g2, g3), pairs):
+        env.assert_last(group, [a, b], last[group])
+
+
+def test_several_failed_groups_report_the_lowest_record(env, people):
+    ana, bo, cy = people["ana"], people["bo"], people["cy"]
+    g1 = env.conversation(ana, bo, "hello", at(0))
+    g2 = env.conversation(bo, cy, "hello", at(-1))
+    env.new_records()
+    env.send(g2, bo, "g2 first", at(1))
+    env.send(g1, ana, "g1 first", at(2))
+    last = env.send(g2, cy, "g2 last", at(3))
+    records = env.new_records()
+    answer = env.handle(records, FailingClient(env.client, {g1, g2}))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+    assert env.handle(records) == {"batchItemFailures": []}
+    env.assert_last(g2, [bo, cy], last)
+
+
+class RacingClient:
+    """Before the first TransactWriteItems goes through, another invocation applies `rival`."""
+
+    def __init__(self, env: Env, rival: list[dict]):
+        self.env, self.rival, self.raced = env, rival, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env.client, name)
+
+    def transact_write_items(self, **params: Any) -> Any:
+        if not self.raced:
+            self.raced = True
+            assert self.env.handle(self.rival) == {"batchItemFailures": []}
+        return self.env.client.transact_write_items(**params)
+
+
+@pytest.mark.parametrize("rival_is_newer", [True, False])
+def test_a_concurrent_mover_is_retried_against_fresh_rows(env, people, rival_is_newer):
+    ana, bo = people["ana"], people["bo"]
+    group = env.conversation(ana, bo, "hi", at(0))
+    env.new_records()
+    ours = env.send(group, ana, "ours", at(5))
+    our_records = env.new_records()
+    rival = env.send(group, bo, "rival", at(9 if rival_is_newer else 3))
+    rival_records = env.new_records()
+
+    env.calls.clear()
+    assert env.handle(our_records, RacingClient(env, rival_records)) == {"batchItemFailures": []}
+    env.assert_last(group, [ana, bo], rival if rival_is_newer else ours)
+    # ours: a query and a cancelled transaction, then a query (and, if still older, a transaction)
+    queries = [op for op, g in env.calls.log if op == "Query"]
+    assert len(queries) == 3  # ours, the rival's, ours again
+
+
+def test_a_race_that_never_settles_fails_the_record(env, people):
+    ana, bo = people["ana"], people["bo"]
+    group = env.conversation(ana, bo, "hi", at(0))
+    env.new_records()
+    env.send(group, ana, "new", at(1))
+    records = env.new_records()
+
+    class AlwaysCancelled(FailingClient):
+        def transact_write_items(self, **params: Any) -> Any:
+            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "x"},
+                               "CancellationReasons": [{"Code": "ConditionalCheckFailed"}]},
+                              "TransactWriteItems")
+
+    config = env.mod.Config(table=env.settings.ddb_table, move_attempts=2)
+    answer = env.mod.handle_event({"Records": records}, AlwaysCancelled(env.client, set()), config)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+
+
+# -- the Lambda entry point and its configuration --------------------------------------------
+def test_lambda_handler_configures_itself_from_the_environment_once(env, people, stream_lambda,
+                                                                     monkeypatch):
+    monkeypatch.setenv("DDB_MESSAGE_TABLE", env.settings.ddb_table)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", env.settings.aws_endpoint_url)
+    stream_lambda.reset()
+    try:
+        ana, bo = people["ana"], people["bo"]
+        group = env.conversation(ana, bo, "hi", at(0))
+        new = env.send(group, bo, "via lambda_handler", at(1))
+        event = {"Records": env.new_records()}
+        assert stream_lambda.lambda_handler(event, None) == {"batchItemFailures": []}
+        env.assert_last(group, [ana, bo], new)
+        cached = stream_lambda._runtime
+        assert stream_lambda.lambda_handler(event, None) == {"batchItemFailures": []}
+        assert stream_lambda._runtime is cached  # one client per container
+    finally:
+        stream_lambda.reset()
+
+
+def test_client_and_config_come_from_the_environment(stream_lambda):
+    client = stream_lambda.make_client({"AWS_REGION": "eu-west-2"})
+    assert client.meta.region_name == "eu-west-2"
+    assert client.meta.config.retries["mode"] == "standard"
+    local = stream_lambda.make_client({"AWS_DEFAULT_REGION": "ap-south-1",
+                                       "AWS_ENDPOINT_URL": "http://127.0.0.1:8000"})
+    assert (local.meta.region_name, local.meta.endpoint_url) == ("ap-south-1", "http://127.0.0.1:8000")
+    assert stream_lambda.load_config({}) == stream_lambda.Config("cruddur-messages", "message-group-sk-index")
+    assert stream_lambda.load_config({"DDB_MESSAGE_TABLE": "t", "DDB_GSI_NAME": "i"}).table == "t"

@@ -1,0 +1,346 @@
+"""The local stream worker (lib/stream_worker.py, bin/ddb/stream-worker) over moto: it feeds the
+table's stream to the stream Lambda, resumes where it stopped, and retries failed records."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from botocore.exceptions import ClientError
+
+from lib import aws
+from lib import ddb as layout
+from lib.cli.dev import Stack, start_stream_worker
+from lib.ddb import Ddb
+from lib.local_stack import stop_process
+from lib.stream_worker import (SHARD_END, Checkpoints, StreamWorker, failed_position,
+                               lambda_environment, load_lambda)
+
+START = datetime(2030, 1, 1, tzinfo=timezone.utc)
+WAIT_SECONDS = 10
+
+
+def at(seconds: float) -> str:
+    return layout.iso(START + timedelta(seconds=seconds))
+
+
+def person(handle: str) -> dict[str, str]:
+    return {"uuid": str(uuid.uuid4()), "display_name": handle.title(), "handle": handle}
+
+
+def wait_until(check: Callable[[], bool], step: Callable[[], Any] = lambda: None,
+               timeout: float = WAIT_SECONDS) -> None:
+    """Run `step` until `check` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        step()
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def stream_lambda():
+    return load_lambda()
+
+
+@pytest.fixture(scope="module")
+def lambda_client(settings):
+    return aws.client(settings, "dynamodb")
+
+
+class Recorder:
+    """A handler that calls the Lambda's handler with a given client and remembers what it got."""
+
+    def __init__(self, stream_lambda, client, table: str):
+        self.mod, self.client = stream_lambda, client
+        self.config = stream_lambda.Config(table=table)
+        self.batches: list[list[str]] = []  # sequence numbers of each batch
+
+    def __call__(self, event: dict, context: Any) -> dict:
+        json.dumps(event)  # as Lambda would hand it: plain JSON
+        assert {r["eventSource"] for r in event["Records"]} == {"aws:dynamodb"}
+        assert all(r["eventSourceARN"].endswith(r["eventSourceARN"].split("/stream/")[1])
+                   for r in event["Records"])
+        self.batches.append([r["dynamodb"]["SequenceNumber"] for r in event["Records"]])
+        return self.mod.handle_event(event, self.client, self.config, context)
+
+    @property
+    def delivered(self) -> list[str]:
+        return [seq for batch in self.batches for seq in batch]
+
+
+class Chat:
+    def __init__(self, settings):
+        self.table = Ddb(settings)
+        self.a, self.b = person("ana"), person("bo")
+        self.group = layout.group_uuid_for(self.a["uuid"], self.b["uuid"])
+        self.table.put(layout.header_item(self.group, [self.a["uuid"], self.b["uuid"]], at(0)))
+        self.table.put(layout.group_row(self.a["uuid"], self.b, self.group, "hi", at(0)))
+        self.table.put(layout.group_row(self.b["uuid"], self.a, self.group, "hi", at(0)))
+        self.table.put(layout.message_item(self.group, self.a, "hi", at(0)))
+
+    def send(self, text: str, sk: str) -> dict:
+        item = layout.message_item(self.group, self.b, text, sk)
+        self.table.put(item)
+        return item
+
+    def rows(self) -> list[list[dict]]:
+        return [[r for r in self.table.groups_page(u["uuid"], 10).items
+                 if r["message_group_uuid"] == self.group] for u in (self.a, self.b)]
+
+    def shows(self, message: dict) -> bool:
+        return all(len(mine) == 1 and (mine[0]["sk"], mine[0]["message"]) == (message["sk"], message["message"])
+                   for mine in self.rows())
+
+
+@pytest.fixture
+def chat(fresh_table) -> Chat:
+    return Chat(fresh_table)
+
+
+def stream_seqs(worker: StreamWorker) -> list[str]:
+    """Every record's sequence number in the table's stream, read independently of the worker."""
+    streams = worker.streams
+    shard = streams.describe_stream(StreamArn=worker.stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(StreamArn=worker.stream_arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    return [r["dynamodb"]["SequenceNumber"] for r in streams.get_records(ShardIterator=iterator)["Records"]]
+
+
+def test_messages_put_into_the_table_reach_both_group_rows(fresh_table, chat, stream_lambda,
+                                                            lambda_client, tmp_path):
+    recorder = Recorder(stream_lambda, lambda_client, fresh_table.ddb_table)
+    worker = StreamWorker(fresh_table, recorder, tmp_path / "cp.json")
+    last = [chat.send(f"m{i}", at(i + 1)) for i in range(5)][-1]
+    worker.drain()
+    assert chat.shows(last)
+    # from TRIM_HORIZON: every record, each once (the Lambda's own moves are records too)
+    assert recorder.delivered == stream_seqs(worker)[:len(recorder.delivered)]
+    assert len(set(recorder.delivered)) == len(recorder.delivered)
+
+    new = chat.send("later", at(60))
+    worker.drain()
+    assert chat.shows(new)
+    assert len(set(recorder.delivered)) == len(recorder.delivered)
+
+    # the checkpoint names the stream and its shard, at the last record handed over
+    saved = json.loads((tmp_path / "cp.json").read_text())
+    [(arn, shards)] = saved.items()
+    assert arn == worker.stream_arn and arn.startswith("arn:aws:dynamodb:")
+    assert list(shards.values()) == [recorder.delivered[-1]]
+
+
+def test_records_after_a_cancelled_transaction_are_not_missed(fresh_table, chat, stream_lambda,
+                                                               lambda_client, tmp_path):
+    """moto swaps a table's stream object when a transaction on it is cancelled; an iterator
+    taken before that would never see another record."""
+    recorder = Recorder(stream_lambda, lambda_client, fresh_table.ddb_table)
+    worker = StreamWorker(fresh_table, recorder, tmp_path / "cp.json", batch_size=2)
+    worker.poll_once()
+    assert worker.shards and next(iter(worker.shards.values())).iterator, "holds an iterator"
+    header = layout.header_item(chat.group, [chat.a["uuid"], chat.b["uuid"]], at(0))
+    with pytest.raises(ClientError):
+        chat.table.transact([chat.table.put_op(header, "attribute_not_exists(pk)")])
+    new = chat.send("after the cancelled transaction", at(30))
+    wait_until(lambda: chat.shows(new), worker.poll_once)
+
+
+def test_a_restarted_worker_neither_skips_nor_repeats_records(fresh_table, chat, stream_lambda,
+                                                               lambda_client, tmp_path):
+    checkpoint = tmp_path / "cp.json"
+    first = Recorder(stream_lambda, lambda_client, fresh_table.ddb_table)
+    sent = [chat.send(f"m{i}", at(i + 1)) for i in range(6)]
+    worker = StreamWorker(fresh_table, first, checkpoint, batch_size=3)
+    worker.poll_once()
+    worker.poll_once()  # 6 of the 10 records so far: stopped midway through the messages
+    assert len(first.delivered) == 6 and chat.shows(sent[1])
+    del worker
+
+    sent += [chat.send(f"m{i}", at(i + 1)) for i in range(6, 9)]
+    second = Recorder(stream_lambda, lambda_client, fresh_table.ddb_table)
+    restarted = StreamWorker(fresh_table, second, checkpoint, batch_size=3)
+    restarted.drain()
+    assert chat.shows(sent[-1])
+    everything = stream_seqs(restarted)
+    # the new worker went on right after the last record the first one finished
+    assert int(second.delivered[0]) == int(first.delivered[-1]) + 1
+    assert first.delivered + second.delivered == everything
+
+
+class FailOnce:
+    """A client whose first TransactWriteItems for `group` fails."""
+
+    def __init__(self, client, group: str):
+        self.client, self.group, self.failed = client, group, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def transact_write_items(self, **params: Any) -> Any:
+        groups = {op["Delete"]["ExpressionAttributeValues"][":g"]["S"]
+                  for op in params["TransactItems"] if "Delete" in op}
+        if not self.failed and self.group in groups:
+            self.failed = True
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}},
+                              "TransactWriteItems")
+        return self.client.transact_write_items(**params)
+
+
+def test_a_failed_record_is_retried_from_itself(fresh_table, stream_lambda, lambda_client, tmp_path):
+    table = Ddb(fresh_table)
+    first, second = Chat(fresh_table), Chat(fresh_table)  # two groups, disjoint users
+    checkpoint = tmp_path / "cp.json"
+    recorder = Recorder(stream_lambda, FailOnce(lambda_client, second.group), fresh_table.ddb_table)
+    worker = StreamWorker(fresh_table, recorder, checkpoint)
+    worker.drain()  # the setup's records (no messages but the first ones, nothing to move)
+    done = recorder.delivered[-1]
+
+    ok = first.send("first group", at(1))
+    failing = second.send("second group fails once", at(2))
+    later = second.send("second group, later", at(3))
+    worker.poll_once()
+    [batch] = recorder.batches[-1:]
+    assert len(batch) == 3
+    # the first group was moved (the records of the Lambda's move come later in the stream);
+    # the second group failed: its first record, the batch's second one, is where to resume
+    assert first.shows(ok) and not second.shows(later)
+    assert json.loads(checkpoint.read_text())[worker.stream_arn] == {
+        next(iter(worker.shards)): batch[0]}
+    assert int(batch[0]) > int(done)
+
+    wait_until(lambda: second.shows(later), worker.poll_once)
+    retry = recorder.batches[2]
+    assert retry[0] == batch[1], "resumed AT the failed record"
+    worker.drain()
+    assert first.shows(ok) and second.shows(later)
+    assert failing["sk"] < later["sk"]
+    assert table.get(layout.header_key(second.group)) is not None
+
+
+def test_a_handler_exception_retries_the_whole_batch(fresh_table, chat, tmp_path):
+    calls: list[list[str]] = []
+
+    def flaky(event: dict, context: Any) -> dict:
+        calls.append([r["dynamodb"]["SequenceNumber"] for r in event["Records"]])
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return {"batchItemFailures": []}
+
+    worker = StreamWorker(fresh_table, flaky, tmp_path / "cp.json")
+    worker.poll_once()
+    assert not (tmp_path / "cp.json").exists()  # nothing finished, nothing saved
+    wait_until(lambda: len(calls) >= 2, worker.poll_once)
+    assert calls[1] == calls[0]
+
+
+def test_failed_position_follows_lambda_rules():
+    records = [{"dynamodb": {"SequenceNumber": s}} for s in ("11", "12", "13")]
+    assert failed_position(records, {"batchItemFailures": []}) is None
+    assert failed_position(records, None) is None
+    assert failed_position(records, {"batchItemFailures": [{"itemIdentifier": "13"},
+                                                           {"itemIdentifier": "12"}]}) == 1
+    assert failed_position(records, {"batchItemFailures": [{"itemIdentifier": "99"}]}) == 0
+    assert failed_position(records, {"batchItemFailures": [{"itemIdentifier": ""}]}) == 0
+
+
+def test_checkpoints_are_replaced_atomically_and_forget_recreated_tables(tmp_path):
+    path = tmp_path / "nested" / "cp.json"
+    old = "arn:aws:dynamodb:us-east-1:123:table/t/stream/2030-01-01T00:00:00"
+    new = "arn:aws:dynamodb:us-east-1:123:table/t/stream/2030-01-02T00:00:00"
+    other = "arn:aws:dynamodb:us-east-1:123:table/u/stream/2030-01-01T00:00:00"
+    cp = Checkpoints(path)
+    cp.put(old, "shard-1", "5")
+    cp.put(other, "shard-1", "7")
+    cp.put(new, "shard-2", SHARD_END)
+    cp.forget_older_streams(new)
+    assert Checkpoints(path).data == {new: {"shard-2": SHARD_END}, other: {"shard-1": "7"}}
+    assert [p.name for p in path.parent.iterdir()] == ["cp.json"]  # no temporary file left
+
+
+def test_the_worker_waits_for_a_missing_table(settings, tmp_path):
+    missing = settings.with_(ddb_table=f"missing-{uuid.uuid4().hex[:8]}")
+    worker = StreamWorker(missing, lambda e, c: None, tmp_path / "cp.json")
+    assert worker.poll_once() == 0 and worker.stream_arn is None
+
+
+def test_lambda_environment_points_the_lambda_at_the_same_table(settings):
+    env = lambda_environment(settings.with_(ddb_table="t"), env={})
+    assert env["DDB_MESSAGE_TABLE"] == "t"
+    assert env["AWS_ENDPOINT_URL"] == settings.aws_endpoint_url
+    assert env["AWS_DEFAULT_REGION"] == settings.aws_region
+    assert env["AWS_ACCESS_KEY_ID"] == "test"
+    assert "AWS_ENDPOINT_URL" not in lambda_environment(settings.with_(aws_endpoint_url=None), env={})
+
+
+# -- as a process ------------------------------------------------------------------------------
+def test_bin_dev_hook_runs_the_worker_until_sigterm(fresh_table, chat, tmp_path, monkeypatch, capsys):
+    """start_stream_worker (what ./bin/dev calls) runs bin/ddb/stream-worker's module: messages put
+    into the table become both participants' last message within a second or two."""
+    checkpoint = tmp_path / "cp.json"
+    monkeypatch.setenv("STREAM_WORKER_CHECKPOINT", str(checkpoint))
+    stack = Stack()
+    start_stream_worker(fresh_table.with_(aws_endpoint_url=None), stack)
+    assert stack.processes == {}, "not started against AWS"
+    start_stream_worker(fresh_table, stack)
+    proc = stack.processes["stream"]
+    try:
+        assert "ready  stream" in capsys.readouterr().out
+        wait_until(checkpoint.exists)  # it is up and has read the setup's records
+        message = chat.send("through the worker", at(100))
+        started = time.monotonic()
+        wait_until(lambda: chat.shows(message))
+        assert time.monotonic() - started < 2.0
+        assert proc.poll() is None
+    finally:
+        stack.stop()
+    assert proc.returncode == 0  # a clean stop on SIGTERM
+
+
+def test_the_script_refuses_prod_and_answers_help(repo_root):
+    script = str(repo_root / "bin" / "ddb" / "stream-worker")
+    result = subprocess.run([script, "--prod"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "local stack only" in result.stderr
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--checkpoint" in result.stdout
+
+
+def test_a_message_sent_through_the_api_is_soon_the_last_for_both(api, settings, stream_lambda,
+                                                                   lambda_client, tmp_path):
+    """With the worker running, as under ./bin/dev, a POST shows in both users' group lists."""
+    handler = Recorder(stream_lambda, lambda_client, settings.ddb_table)
+    # skip what the suite wrote so far (the whole suite's records; applying them is what the
+    # other tests check): big batches to a handler that does nothing, then the real one
+    worker = StreamWorker(settings, lambda event, context: None, tmp_path / "cp.json", batch_size=1000)
+    worker.drain()
+    worker.handler, worker.batch_size = handler, 100
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop, 0.2), daemon=True)
+    thread.start()
+    try:
+        groups = api.get("/api/message_groups", "andrewbrown").json()
+        [group] = [g["uuid"] for g in groups if g["handle"] == "bayko"]
+        text = f"stream check {uuid.uuid4().hex[:8]}"
+        sent = api.post("/api/messages", "andrewbrown",
+                        json={"message_group_uuid": group, "message": text})
+        assert sent.status_code == 200, sent.text
+        started = time.monotonic()
+
+        def last_for(handle: str, other: str) -> str | None:
+            rows = api.get("/api/message_groups", handle).json()
+            return next((g["message"] for g in rows if g["handle"] == other), None)
+
+        wait_until(lambda: last_for("andrewbrown", "bayko") == text and last_for("bayko", "andrewbrown") == text)
+        assert time.monotonic() - started < 2.0
+        assert api.get("/api/message_groups", "andrewbrown").json()[0]["message"] == text
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
