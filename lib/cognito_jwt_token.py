@@ -39,8 +39,9 @@ def issuer_url(settings: Settings) -> str:
 
 def jwks_url(settings: Settings) -> str:
     """Cognito's JWKS in AWS; moto serves it under the endpoint override locally."""
-    if settings.aws_endpoint_url:
-        base = f"{settings.aws_endpoint_url.rstrip('/')}/{settings.cognito_user_pool_id}"
+    endpoint = settings.endpoint_for("cognito-idp")
+    if endpoint:
+        base = f"{endpoint.rstrip('/')}/{settings.cognito_user_pool_id}"
     else:
         base = issuer_url(settings)
     return f"{base}/.well-known/jwks.json"

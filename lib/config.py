@@ -12,6 +12,13 @@ from typing import Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Per-service endpoint overrides, named as boto3 itself names them.
+SERVICE_ENDPOINT_VARS = {
+    "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
+    "dynamodbstreams": "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+    "cognito-idp": "AWS_ENDPOINT_URL_COGNITO_IDP",
+}
+
 # Names of the local Cognito pool and client. With moto's HASH id strategies their ids derive from
 # these names, so they stay the same across restarts of the local stack.
 LOCAL_USER_POOL_NAME = "cruddur-user-pool"
@@ -25,6 +32,9 @@ class Settings:
     connection_url: str = "postgresql://postgres@127.0.0.1:5433/cruddur"
     # None means real AWS; a URL sends DynamoDB, Streams and Cognito to that endpoint (moto locally).
     aws_endpoint_url: str | None = None
+    # One service elsewhere than the rest, with boto's own variable names (SERVICE_ENDPOINT_VARS):
+    # e.g. DynamoDB Local for DynamoDB and its stream while Cognito stays on AWS.
+    service_endpoints: tuple[tuple[str, str], ...] = ()
     aws_region: str = "us-east-1"
     ddb_table: str = "cruddur-messages"
     cognito_user_pool_id: str | None = None
@@ -51,6 +61,10 @@ class Settings:
     def is_local(self) -> bool:
         return self.aws_endpoint_url is not None
 
+    def endpoint_for(self, service: str) -> str | None:
+        """Where `service` (a boto3 service name) is reached: None means AWS."""
+        return dict(self.service_endpoints).get(service) or self.aws_endpoint_url
+
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -72,6 +86,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         connection_url=env.get("CONNECTION_URL") or d.connection_url,
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        service_endpoints=tuple((service, env[name]) for service, name in SERVICE_ENDPOINT_VARS.items()
+                                if env.get(name)),
         aws_region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or d.aws_region,
         ddb_table=env.get("DDB_MESSAGE_TABLE") or d.ddb_table,
         cognito_user_pool_id=env.get("AWS_COGNITO_USER_POOL_ID") or None,

@@ -68,8 +68,9 @@ def lambda_environment(settings: Settings, env: Mapping[str, str] | None = None)
     """The variables the Lambda reads, for the same table and endpoint as `settings`."""
     env = os.environ if env is None else env
     values = {"DDB_MESSAGE_TABLE": settings.ddb_table, "AWS_DEFAULT_REGION": settings.aws_region}
-    if settings.aws_endpoint_url:
-        values["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+    endpoint = settings.endpoint_for("dynamodb")  # the Lambda talks to DynamoDB only
+    if endpoint:
+        values["AWS_ENDPOINT_URL"] = endpoint
         # as lib.aws does: a local endpoint accepts any credentials
         if not env.get("AWS_ACCESS_KEY_ID") and not env.get("AWS_PROFILE"):
             values.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")

@@ -134,14 +134,19 @@ def test_compose_has_the_three_services_with_the_apps_variables():
     backend = services["backend"]
     assert backend["build"] == "."
     env = backend["environment"]
-    assert {"CONNECTION_URL", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "DDB_MESSAGE_TABLE",
+    assert {"CONNECTION_URL", "AWS_DEFAULT_REGION", "DDB_MESSAGE_TABLE",
             "FRONTEND_URL", "AWS_COGNITO_USER_POOL_ID", "AWS_COGNITO_USER_POOL_CLIENT_ID",
             "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)
-    assert env["AWS_ENDPOINT_URL"] == "http://dynamodb-local:8000"
+    # DynamoDB and its stream go to DynamoDB Local; Cognito, which it lacks, stays on AWS.
+    assert env["AWS_ENDPOINT_URL_DYNAMODB"] == "http://dynamodb-local:8000"
+    assert env["AWS_ENDPOINT_URL_DYNAMODB_STREAMS"] == "http://dynamodb-local:8000"
+    assert "AWS_ENDPOINT_URL" not in env
     assert "@db:5432/cruddur" in env["CONNECTION_URL"]
     # what the app reads from these gives the same settings as in the container
     s = config.load({k: v for k, v in env.items() if "${" not in v})
-    assert s.is_local and s.connection_url == env["CONNECTION_URL"]
+    assert s.connection_url == env["CONNECTION_URL"]
+    assert s.endpoint_for("dynamodb") == s.endpoint_for("dynamodbstreams") == "http://dynamodb-local:8000"
+    assert s.endpoint_for("cognito-idp") is None
 
 
 def test_dockerfile_serves_the_app_with_gunicorn_on_4567():
@@ -149,3 +154,30 @@ def test_dockerfile_serves_the_app_with_gunicorn_on_4567():
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
     assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
     assert '"0.0.0.0:4567"' in dockerfile and '"app:create_app()"' in dockerfile
+
+
+def test_one_service_can_have_its_own_endpoint():
+    """DynamoDB Local for DynamoDB and its stream, Cognito on AWS (boto's variable names)."""
+    from lib import aws
+    from lib.cognito_jwt_token import jwks_url
+
+    s = config.load({"AWS_ENDPOINT_URL_DYNAMODB": "http://dynamodb-local:8000",
+                     "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": "http://dynamodb-local:8000",
+                     "AWS_COGNITO_USER_POOL_ID": "us-east-1_abc"})
+    assert s.endpoint_for("dynamodb") == "http://dynamodb-local:8000"
+    assert s.endpoint_for("dynamodbstreams") == "http://dynamodb-local:8000"
+    assert s.endpoint_for("cognito-idp") is None
+    assert aws.client(s, "dynamodb").meta.endpoint_url == "http://dynamodb-local:8000"
+    assert jwks_url(s) == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc/.well-known/jwks.json"
+    # and the other way round: Cognito elsewhere than the rest
+    s = config.load({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+                     "AWS_ENDPOINT_URL_COGNITO_IDP": "http://127.0.0.1:5000",
+                     "AWS_COGNITO_USER_POOL_ID": "us-east-1_abc"})
+    assert s.endpoint_for("dynamodb") == "http://127.0.0.1:4566"
+    assert jwks_url(s) == "http://127.0.0.1:5000/us-east-1_abc/.well-known/jwks.json"
+
+
+def test_prod_scripts_drop_every_endpoint_override():
+    s = common.settings_for(True, {"AWS_ENDPOINT_URL_DYNAMODB": "http://dynamodb-local:8000",
+                                   "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+    assert s.endpoint_for("dynamodb") is None and s.endpoint_for("cognito-idp") is None

@@ -32,7 +32,7 @@ def settings_for(prod: bool, env: dict[str, str] | None = None) -> Settings:
     settings = config.load(env)
     if prod:
         url = env.get("PROD_CONNECTION_URL")
-        return settings.with_(aws_endpoint_url=None, connection_url=url or "")
+        return settings.with_(aws_endpoint_url=None, service_endpoints=(), connection_url=url or "")
     if not settings.aws_endpoint_url:
         settings = settings.with_(aws_endpoint_url=f"http://127.0.0.1:{settings.local_aws_port}")
     return settings
