@@ -56,7 +56,7 @@ def error_response(status: int, codes: list[str], detail: str | None = None,
     response = jsonify(codes)
     response.status_code = status
     if detail:
-        # A human-readable explanation beside the machine-readable codes (see CONTRACT.md).
+        # A human-readable explanation beside the machine-readable codes, as the frontend contract allows.
         response.headers["X-Error-Detail"] = " ".join(detail.split())[:300]
     for name, value in (headers or {}).items():
         response.headers[name] = value

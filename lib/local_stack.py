@@ -17,7 +17,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# Moto keeps Cognito pool and client ids stable across restarts with these (see CONTRACT.md).
+# Moto keeps Cognito pool and client ids stable across restarts with these, so a frontend build
+# configured with them keeps working.
 MOTO_ENV = {
     "MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY": "HASH",
     "MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY": "HASH",
