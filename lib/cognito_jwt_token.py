@@ -19,12 +19,14 @@ from jose.exceptions import ExpiredSignatureError, JOSEError
 
 from lib import metrics
 from lib.config import Settings
-from lib.errors import Unauthorized
+from lib.errors import Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"
 REFETCH_INTERVAL_SECONDS = 60.0
+# After a failed fetch (Cognito unreachable), the next try comes sooner than a minute.
+RETRY_AFTER_FAILURE_SECONDS = 5.0
 MAX_TOKEN_LENGTH = 8192
 
 
@@ -64,26 +66,39 @@ class CognitoJwtToken:
         self._clock = clock
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at: float | None = None
+        self._failed = False
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
         with self._lock:
             now = self._clock()
-            if self._fetched_at is not None and now - self._fetched_at < REFETCH_INTERVAL_SECONDS:
+            interval = RETRY_AFTER_FAILURE_SECONDS if self._failed else REFETCH_INTERVAL_SECONDS
+            if self._fetched_at is not None and now - self._fetched_at < interval:
                 return
             self._fetched_at = now
             metrics.count("jwks_fetches")
             try:
                 document = self._fetch(self.url)
-                self._keys = {k["kid"]: k for k in document.get("keys", []) if "kid" in k}
-            except (OSError, ValueError, KeyError, TypeError) as error:
+            except (OSError, ValueError) as error:
+                # Unreachable, or not JSON: we cannot tell a good token from a bad one.
                 log.warning("could not fetch the JWKS from %s: %s", self.url, error)
+                self._failed = True
+                return
+            self._failed = False
+            keys = document.get("keys") if isinstance(document, dict) else None
+            if not isinstance(keys, list):
+                log.warning("the JWKS from %s has no list of keys", self.url)
+                keys = []
+            self._keys = {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
 
     def _key(self, kid: str) -> dict[str, Any]:
         if kid not in self._keys:
             self._refresh()
         key = self._keys.get(kid)
         if key is None:
+            if self._failed:
+                raise Unavailable("auth_unavailable", detail="the user pool's keys cannot be fetched",
+                                  headers={"Retry-After": str(int(RETRY_AFTER_FAILURE_SECONDS))})
             raise TokenError("token_invalid", detail="unknown signing key")
         return key
 

@@ -16,9 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jose import jwk, jwt
 
 from lib import metrics
-from lib.cognito_jwt_token import (REFETCH_INTERVAL_SECONDS, CognitoJwtToken, TokenError,
+from lib.cognito_jwt_token import (REFETCH_INTERVAL_SECONDS, RETRY_AFTER_FAILURE_SECONDS,
+                                    CognitoJwtToken, TokenError,
                                    issuer_url, jwks_url)
 from lib.config import Settings
+from lib.errors import Unavailable
 
 POOL = "us-east-1_TestPool"
 CLIENT = "test-client-id"
@@ -179,15 +181,19 @@ def test_concurrent_unknown_kids_make_one_fetch(verifier, jwks):
     assert len(jwks.fetches) == 1
 
 
-def test_a_failing_fetch_refuses_tokens_and_is_not_retried_within_the_minute(verifier, jwks, clock):
+def test_an_unreachable_jwks_is_503_not_401_and_retried_after_a_few_seconds(verifier, jwks, clock):
+    """Cognito unreachable is not the client's fault: 503, and nobody is locked out for a minute."""
     jwks.fail = True
     for _ in range(5):
-        assert refused(verifier, token()) == "token_invalid"
-    assert len(jwks.fetches) == 1
+        with pytest.raises(Unavailable) as error:
+            verifier.verify(token())
+        assert error.value.codes == ["auth_unavailable"] and error.value.headers["Retry-After"]
+    assert len(jwks.fetches) == 1  # a flood of requests is not a flood of fetches
     jwks.fail = False
-    clock.now += REFETCH_INTERVAL_SECONDS
+    clock.now += RETRY_AFTER_FAILURE_SECONDS
     assert verifier.verify(token())["token_use"] == "access"
     assert len(jwks.fetches) == 2
+    assert RETRY_AFTER_FAILURE_SECONDS < REFETCH_INTERVAL_SECONDS
 
 
 def test_a_malformed_jwks_document_refuses_tokens(jwks, clock):

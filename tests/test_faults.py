@@ -195,3 +195,14 @@ def test_body_over_64_kib_is_413_before_parsing(faulty, settings):
     assert response.status_code == 413
     assert response.json == ["request_entity_too_large"]
     assert _items(backend) == []
+
+
+def test_unreachable_user_pool_keys_are_503_not_401(settings):
+    """Cognito's JWKS out of reach: nobody's token can be checked, which is not their fault."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    app = create_app(settings.with_(service_endpoints=(("cognito-idp", closed),), cursor_secret="x"))
+    auth = {"Authorization": f"Bearer {access_token(settings, 'bayko')}"}
+    response = app.test_client().get("/api/message_groups", headers=auth)
+    assert response.status_code == 503
+    assert response.json == ["auth_unavailable"]
+    assert response.headers["Retry-After"]
