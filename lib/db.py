@@ -58,24 +58,21 @@ class Db:
     def close(self) -> None:
         self.pool.close()
 
-    def _execute(self, sql: str, params: Params, fetch: str) -> Any:
+    def _execute(self, sql: str, params: Params, fetch_one: bool) -> Any:
+        """The first row (as a dict) when fetch_one, else the number of rows affected."""
         log.debug("sql: %s", sql.strip().splitlines()[0] if sql.strip() else sql)
         metrics.count("pg_queries")
         try:
             with self.pool.connection() as conn:
                 with conn.cursor(row_factory=dict_row) as cur:
                     cur.execute(sql, params)
-                    if fetch == "one":
-                        return cur.fetchone()
-                    if fetch == "all":
-                        return cur.fetchall()
-                    return cur.rowcount
+                    return cur.fetchone() if fetch_one else cur.rowcount
         except (PoolTimeout, psycopg.OperationalError) as error:
             raise DatabaseUnavailable(str(error).splitlines()[0] if str(error) else "unavailable") from error
 
     def query_value(self, sql: str, params: Params = None) -> Any:
         """The first column of the first row, or None."""
-        row = self._execute(sql, params, "one")
+        row = self._execute(sql, params, fetch_one=True)
         return next(iter(row.values())) if row else None
 
     def query_object_json(self, sql: str, params: Params = None) -> dict[str, Any] | None:
@@ -95,7 +92,7 @@ class Db:
         number of rows affected."""
         if "returning" in sql.lower():
             return self.query_value(sql, params)
-        return self._execute(sql, params, "count")
+        return self._execute(sql, params, fetch_one=False)
 
     def ping(self) -> bool:
         try:
