@@ -1,0 +1,142 @@
+"""The benchmark's figures: the targets of issue 5, the table on stdout and the JSON file."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RATIO_TARGET = 0.85
+GROWTH_TARGET = 1.5
+SEED_ITEMS_PER_CALL = 25
+STREAM_CALLS_PER_GROUP = 2
+# Per-request counts are averages over a run; "1 call per request" is met when the average rounds
+# to 1 at two decimals (a stray retry in a thousand requests is not a design cost).
+PLACES = 2
+
+
+def _row(rows: list[dict[str, Any]], pattern: str, concurrency: int) -> dict[str, Any] | None:
+    return next((r for r in rows if r["pattern"] == pattern and r["concurrency"] == concurrency), None)
+
+
+def _worst(rows: list[dict[str, Any]], pattern: str, key: str) -> float | None:
+    values = [r[key] for r in rows if r["pattern"] == pattern and r[key] is not None]
+    return max(values) if values else None
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = result["rows"]
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: Any, met: bool | None, target: str) -> None:
+        out.append({"name": name, "target": target, "value": value, "met": met})
+
+    for pattern in ("A", "B"):
+        row = _row(rows, pattern, 8)
+        ratio = row["ratio"] if row else None
+        add(f"{pattern} API/store at concurrency 8", ratio,
+            None if ratio is None else ratio >= RATIO_TARGET, f">= {RATIO_TARGET}")
+    for pattern in ("A", "B"):
+        ddb = _worst(rows, pattern, "ddb_calls_per_request")
+        pg = _worst(rows, pattern, "pg_queries_per_request")
+        jwks = _worst(rows, pattern, "jwks_fetches_per_request")
+        value = {"ddb": ddb, "pg": pg, "jwks": jwks}
+        # PostgreSQL: none per request. The server re-reads a caller's user once its cache entry
+        # is USER_CACHE_SECONDS old, a cost per caller and minute, not per request: queries up to
+        # that allowance are not counted against the target (and are shown).
+        runs = [r for r in result.get("runs", []) if r["pattern"] == pattern]
+        pg_queries = sum(r["server_counters"].get("pg_queries", 0) for r in runs)
+        allowed = sum(r.get("user_cache_refreshes_allowed", 0) for r in runs)
+        value["pg_queries_in_runs"] = pg_queries
+        value["user_cache_refreshes_allowed"] = allowed
+        met = None if None in (ddb, pg, jwks) else (
+            round(ddb, PLACES) == 1 and round(jwks, PLACES) == 0
+            and (round(pg, PLACES) == 0 or pg_queries <= allowed))
+        add(f"{pattern} calls per request", value, met,
+            "1 DynamoDB, 0 PostgreSQL (beyond user-cache expiry re-reads), 0 JWKS")
+    for pattern, limit, text in (("C", 1, "1 DynamoDB call"), ("D", 2, "<= 2 DynamoDB calls")):
+        ddb = _worst(rows, pattern, "ddb_calls_per_request")
+        met = None if ddb is None else (
+            round(ddb, PLACES) == 1 if pattern == "C" else round(ddb, PLACES) <= limit)
+        add(f"{pattern} DynamoDB calls per request", ddb, met, text)
+    stream = result["stream"]
+    per_group = (stream["ddb_calls"] / stream["groups"]
+                 if stream.get("ddb_calls") is not None and stream.get("groups") else None)
+    add("stream calls per group per batch", per_group,
+        None if per_group is None else per_group <= STREAM_CALLS_PER_GROUP,
+        f"<= {STREAM_CALLS_PER_GROUP} for {stream.get('messages')} messages")
+    seed = result["seed"]
+    items_per_call = seed["items"] / seed["ddb_calls"] if seed.get("ddb_calls") else None
+    add("seed items per call", items_per_call,
+        None if items_per_call is None else items_per_call >= SEED_ITEMS_PER_CALL,
+        f">= {SEED_ITEMS_PER_CALL} (at most 1 call per 25 items)")
+    for pattern in ("A", "B"):
+        ratio = result["growth"].get(pattern, {}).get("ratio")
+        add(f"{pattern} first-page latency large/small", ratio,
+            None if ratio is None else ratio <= GROWTH_TARGET, f"<= {GROWTH_TARGET}")
+    return out
+
+
+def _num(value: Any, places: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{places}f}"
+    return str(value)
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = []
+    machine = result["machine"]
+    lines.append(f"machine: {machine['cpu_count']} CPUs, Python {machine['python']}, "
+                 f"{machine['platform']}; server {machine['server']}; store {machine['store']}; "
+                 f"mode {machine['mode']}")
+    header = ("pattern", "conc", "api rps", "store rps", "ratio", "p50 ms", "p99 ms",
+              "ddb/req", "pg/req", "jwks/req")
+    widths = (7, 4, 8, 9, 5, 7, 7, 7, 6, 8)
+    lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths)))
+    for r in result["rows"]:
+        cells = (r["pattern"], r["concurrency"], _num(r["api_rps"]), _num(r["store_rps"]),
+                 _num(r["ratio"], 2), _num(r["p50_ms"]), _num(r["p99_ms"]),
+                 _num(r["ddb_calls_per_request"], 2), _num(r["pg_queries_per_request"], 2),
+                 _num(r["jwks_fetches_per_request"], 2))
+        lines.append("  ".join(str(c).rjust(w) for c, w in zip(cells, widths)))
+    first = result.get("c_first")
+    if first:
+        lines.append(f"C, first message of a pair (conversation created), concurrency 1: "
+                     f"{first['requests']} requests, p50 {_num(first['p50_ms'])} ms, "
+                     f"{_num(first['ddb_calls_per_request'], 2)} DynamoDB calls and "
+                     f"{_num(first['pg_queries_per_request'], 2)} PostgreSQL queries per request")
+    s = result["stream"]
+    lines.append(f"stream Lambda: {s['messages']} messages into {s['groups']} group -> "
+                 f"{s['ddb_calls']} DynamoDB calls {s.get('ddb_calls_by_operation', '')}")
+    seed = result["seed"]
+    lines.append(f"seed: {seed['items']} messages -> {seed['ddb_calls']} DynamoDB calls "
+                 f"(data set: {seed.get('dataset_items')} items in {seed.get('dataset_calls')} calls)")
+    for pattern, unit in (("A", "messages"), ("B", "groups")):
+        g = result["growth"].get(pattern)
+        if g:
+            d = g.get("default_page", {})
+            lines.append(f"growth {pattern}: first page (limit {result['growth'].get('limit')}) p50 "
+                         f"{_num(g['small']['p50_ms'], 2)} ms with {g['small'][unit]} {unit}, "
+                         f"{_num(g['large']['p50_ms'], 2)} ms with {g['large'][unit]} -> "
+                         f"x{_num(g['ratio'], 2)}; default page: {_num(d.get('small_p50_ms'), 2)} vs "
+                         f"{_num(d.get('large_p50_ms'), 2)} ms -> x{_num(d.get('ratio'), 2)}")
+    lines.append("targets:")
+    for t in result.get("targets", []):
+        state = {True: "met   ", False: "MISSED", None: "n/a   "}[t["met"]]
+        value = t["value"]
+        if isinstance(value, float):
+            value = f"{value:.3f}"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {_num(v, 3)}" for k, v in value.items())
+        elif value is None:
+            value = "-"
+        lines.append(f"  {state} {t['name']}: {value} (target {t['target']})")
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)

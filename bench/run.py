@@ -1,0 +1,462 @@
+"""./bin/bench [--quick] [--out PATH]
+
+Starts a local stack of its own (embedded PostgreSQL in a temporary directory, moto, the API under
+gunicorn as ./bin/dev runs it), loads a data set large enough to matter, then measures, for the
+four access patterns:
+
+  A  GET  /api/messages/<group of 10,000 messages>     store: Query MSG#<g>, newest first, Limit 21
+  B  GET  /api/message_groups (user with 1,000 groups) store: Query GRP#<u>, newest first, Limit 21
+  C  POST /api/messages {message, handle}  (existing pair)     store: PutItem, attribute_not_exists
+  D  POST /api/messages {message, message_group_uuid}          store: PutItem, attribute_not_exists
+
+requests/s, p50 and p99 through the server at concurrency 1 and 8, the same DynamoDB operation
+issued directly with boto3 from as many threads against the same moto, their ratio, and the
+DynamoDB calls, PostgreSQL queries and JWKS fetches per request (deltas of GET /api/_metrics over
+the measured requests, after a warm-up). Then: the stream Lambda's calls for a burst of 100
+messages into one group, the calls to seed 1,000 messages, and how first-page latency of A and B
+grows from a small to a large group / user.
+
+Prints a table and writes the same figures to bench/last.json (or --out). Everything it started is
+stopped on the way out, also on Ctrl-C or SIGTERM. Talks to 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from lib import aws, metrics
+from lib import ddb as layout
+from lib.cli import ddb as ddb_cli
+from lib.config import ROOT, Settings
+from bench import data as bench_data
+from bench import report, stream
+from bench.data import BIG, DataSet, handle
+from bench.load import LoadResult, Operation, run_load
+from bench.stack import WEB_THREADS, WEB_WORKERS, BenchStack
+
+log = logging.getLogger("bench")
+DEFAULT_OUT = ROOT / "bench" / "last.json"
+PATTERNS = ("A", "B", "C", "D")
+CONCURRENCY = (1, 8)
+NOT_EXISTS = "attribute_not_exists(pk)"
+API_TIMEOUT = 60  # seconds; moto's Query takes seconds at concurrency 8 on the full data set
+SLICES = 3  # API and store alternate this many times per row
+GROWTH_LIMIT = 10  # the small group has ten messages: compare pages of ten
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    sizes: bench_data.Sizes
+    requests: int          # measured operations per run (API and store alike) ...
+    max_seconds: float     # ... unless a run reaches this first (moto's Query is slow, see README)
+    warmup_seconds: float  # cap of one warm-up
+    growth_requests: int   # requests per growth case (concurrency 1)
+    stream_messages: int
+    seed_messages: int
+
+
+FULL = Plan("full", bench_data.FULL, requests=1000, max_seconds=30, warmup_seconds=120,
+            growth_requests=40, stream_messages=100, seed_messages=1000)
+QUICK = Plan("quick", bench_data.QUICK, requests=40, max_seconds=2, warmup_seconds=30,
+             growth_requests=6, stream_messages=100, seed_messages=1000)
+_T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"bench [{time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# -- operations ----------------------------------------------------------------------------------
+def _check(response: requests.Response) -> None:
+    if response.status_code != 200:
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+class Ops:
+    """Builds one operation per thread for a pattern, through the API or straight to the store."""
+
+    def __init__(self, settings: Settings, url: str, ds: DataSet, tokens: dict[str, str]):
+        self.settings = settings
+        self.url = url
+        self.ds = ds
+        self.auth = {h: {"Authorization": f"Bearer {t}"} for h, t in tokens.items()}
+
+    def api(self, pattern: str, thread: int) -> Operation:
+        session = requests.Session()
+        ds, url, auth = self.ds, self.url, self.auth
+        senders = ds.senders
+        if pattern == "A":
+            # both participants of the big group read it, a thread each
+            headers = auth[(BIG, handle(1))[thread % 2]]
+            path = f"{url}/api/messages/{ds.big_group}"
+            return lambda i: _check(session.get(path, headers=headers, timeout=API_TIMEOUT))
+        if pattern == "B":
+            headers = auth[BIG]
+            path = f"{url}/api/message_groups"
+            return lambda i: _check(session.get(path, headers=headers, timeout=API_TIMEOUT))
+        if pattern == "C":
+            def op(i: int) -> None:
+                sender = senders[i % len(senders)]
+                _check(session.post(f"{url}/api/messages", headers=auth[sender], timeout=API_TIMEOUT,
+                                    json={"message": f"bench C {i}", "handle": BIG}))
+            return op
+        if pattern == "D":
+            groups = {s: ds.group_with_big(s) for s in senders}
+
+            def op(i: int) -> None:
+                sender = senders[i % len(senders)]
+                _check(session.post(f"{url}/api/messages", headers=auth[sender], timeout=API_TIMEOUT,
+                                    json={"message": f"bench D {i}", "message_group_uuid": groups[sender]}))
+            return op
+        raise ValueError(pattern)
+
+    def callers(self, pattern: str, concurrency: int) -> set[str]:
+        if pattern == "A":
+            return {(BIG, handle(1))[t % 2] for t in range(concurrency)}
+        if pattern == "B":
+            return {BIG}
+        return set(self.ds.senders)
+
+    def store(self, pattern: str, thread: int) -> Operation:
+        client = aws.client(self.settings, "dynamodb")
+        table, ds = self.settings.ddb_table, self.ds
+        if pattern in ("A", "B"):
+            pk = layout.message_pk(ds.big_group) if pattern == "A" else layout.group_pk(ds.users[BIG]["uuid"])
+            query = {"TableName": table, "KeyConditionExpression": "pk = :pk",
+                     "ExpressionAttributeValues": {":pk": {"S": pk}},
+                     "ScanIndexForward": False, "Limit": 21}
+            return lambda i: client.query(**query)
+        if pattern in ("C", "D"):
+            senders = ds.senders
+            groups = {s: ds.group_with_big(s) for s in senders}
+
+            def op(i: int) -> None:
+                sender = senders[i % len(senders)]
+                item = layout.message_item(groups[sender], ds.users[sender],
+                                           f"bench store {pattern} {i}", layout.now_iso())
+                client.put_item(TableName=table, Item=layout.serialize(item),
+                                ConditionExpression=NOT_EXISTS)
+            return op
+        raise ValueError(pattern)
+
+
+# -- measuring -----------------------------------------------------------------------------------
+def deltas(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in sorted(set(before) | set(after))}
+
+
+def per_request(delta: dict[str, int], name: str, result: LoadResult) -> float | None:
+    """A counter's delta per request sent (failed requests cost calls too)."""
+    sent = result.requests + result.errors
+    return round(delta.get(name, 0) / sent, 4) if sent else None
+
+
+class Bench:
+    def __init__(self, plan: Plan, stack: BenchStack, stop: threading.Event):
+        self.plan = plan
+        self.stack = stack
+        self.stop = stop
+
+    def warm(self, workers: list[Operation], warmup: int) -> None:
+        if warmup:
+            result = run_load(workers, warmup, self.plan.warmup_seconds, self.stop)
+            if result.errors:
+                say(f"warm-up: {result.errors} errors, first: {result.first_error}")
+
+    def counted(self, make: Callable[[int], Operation], concurrency: int, total: int,
+                warmup: int) -> tuple[LoadResult, dict[str, int]]:
+        """A measured API run and the server's counter deltas over exactly its requests."""
+        workers = [make(t) for t in range(concurrency)]
+        self.warm(workers, warmup)
+        before = self.stack.metrics()
+        result = run_load(workers, total, self.plan.max_seconds, self.stop)
+        after = self.stack.metrics()
+        return result, deltas(before, after)
+
+    def row(self, ops: Ops, pattern: str, concurrency: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """API and store, measured in alternating slices so that a change in the machine's load
+        during the measurement affects both alike."""
+        # Steady state: the JWKS is fetched, the callers' users and the groups' participants are
+        # cached, every connection is open. C and D cycle through the senders, so each is warmed.
+        warmup = 2 * concurrency
+        if pattern in ("C", "D"):
+            warmup += len(ops.ds.senders)
+        if pattern == "C":
+            # A pair's conversation is known to a server once anything of it went through; here a
+            # message into it (pattern D). Otherwise the first C of each pair would find out with
+            # a (cancelled) transaction.
+            self.warm([ops.api("D", 0)], len(ops.ds.senders))
+        api_workers = [ops.api(pattern, t) for t in range(concurrency)]
+        store_workers = [ops.store(pattern, t) for t in range(concurrency)]
+        self.warm(api_workers, warmup)
+        self.warm(store_workers, warmup)
+        per_slice = max(1, self.plan.requests // SLICES)
+        seconds = self.plan.max_seconds / SLICES
+        api_parts, store_parts = [], []
+        store_requests = -metrics.snapshot().get("dynamodb_requests", 0)
+        before = self.stack.metrics()
+        window = time.monotonic()
+        for _ in range(SLICES):
+            api_parts.append(run_load(api_workers, per_slice, seconds, self.stop))
+            store_parts.append(run_load(store_workers, per_slice, seconds, self.stop))
+        after = self.stack.metrics()  # the store slices do not touch the server
+        window = time.monotonic() - window
+        store_requests += metrics.snapshot().get("dynamodb_requests", 0)
+        api, store = LoadResult.merge(api_parts), LoadResult.merge(store_parts)
+        delta = deltas(before, after)
+        for what, result in (("api", api), ("store", store)):
+            if result.errors:
+                say(f"{pattern} x{concurrency} {what}: {result.errors} errors, first: {result.first_error}")
+        row = {
+            "pattern": pattern,
+            "concurrency": concurrency,
+            "api_rps": round(api.rps, 1),
+            "store_rps": round(store.rps, 1),
+            "ratio": round(api.rps / store.rps, 3) if store.rps else None,
+            "p50_ms": round(api.percentile(50), 2),
+            "p99_ms": round(api.percentile(99), 2),
+            "ddb_calls_per_request": per_request(delta, "dynamodb_calls", api),
+            "pg_queries_per_request": per_request(delta, "pg_queries", api),
+            "jwks_fetches_per_request": per_request(delta, "jwks_fetches", api),
+        }
+        detail = {"pattern": pattern, "concurrency": concurrency, "api": api.summary(),
+                  "store": store.summary(), "server_counters": delta,
+                  # DynamoDB HTTP requests, botocore's retries included
+                  "ddb_requests_per_request": per_request(delta, "dynamodb_requests", api),
+                  # what the app adds to one request, at the median
+                  "api_minus_store_p50_ms": round(api.percentile(50) - store.percentile(50), 2),
+                  # the server caches each caller's user for USER_CACHE_SECONDS: over this window,
+                  # each caller may be read again from PostgreSQL that many times
+                  "window_s": round(window, 1),
+                  "callers": len(ops.callers(pattern, concurrency)),
+                  # (the cache has no single flight: when an entry expires, every thread that asks
+                  # for it before it is back reads it, so up to one read per thread per expiry)
+                  "user_cache_refreshes_allowed": concurrency * (
+                      int(window // ops.settings.user_cache_seconds) + 1),
+                  # the direct store clients' DynamoDB HTTP requests per operation (retries)
+                  "store_ddb_requests_per_op": round(store_requests / max(1, store.requests + store.errors), 4)}
+        say(f"{pattern} x{concurrency}: api {row['api_rps']}/s ({api.requests} requests), "
+            f"store {row['store_rps']}/s ({store.requests}), ratio {row['ratio']}, "
+            f"p50 {row['p50_ms']} ms (store {store.percentile(50):.1f}), p99 {row['p99_ms']} ms, "
+            f"ddb {row['ddb_calls_per_request']}/req, pg {row['pg_queries_per_request']}/req")
+        return row, detail
+
+    def growth(self, ops: Ops) -> dict[str, Any]:
+        """First-page p50 (concurrency 1) in a small and a large group (A) and for a user with few
+        and with many groups (B). The target compares pages of the same size (limit=10: the small
+        group has only ten messages); the default page (20) is given beside it."""
+        ds, url, n = ops.ds, ops.url, self.plan.growth_requests
+        small = handle(2)
+
+        def p50s(small_path: str, large_path: str, count: int) -> tuple[float, float]:
+            """p50 of the small and the large case, measured in alternating slices."""
+            def worker(path: str, who: str) -> Operation:
+                session = requests.Session()
+                headers = ops.auth[who]
+                return lambda i: _check(session.get(url + path, headers=headers, timeout=API_TIMEOUT))
+            cases = [[worker(small_path, small)], [worker(large_path, BIG)]]
+            parts: list[list[LoadResult]] = [[], []]
+            for case in cases:
+                self.warm(case, 3)
+            for _ in range(SLICES):
+                for k, case in enumerate(cases):
+                    parts[k].append(run_load(case, max(1, count // SLICES), self.plan.warmup_seconds,
+                                             self.stop))
+            merged = [LoadResult.merge(p) for p in parts]
+            for result in merged:
+                if result.errors:
+                    say(f"growth: {result.errors} errors, first: {result.first_error}")
+            return round(merged[0].percentile(50), 2), round(merged[1].percentile(50), 2)
+
+        sizes = self.plan.sizes
+        cases = {"A": (f"/api/messages/{ds.small_group}", f"/api/messages/{ds.big_group}",
+                       "messages", sizes.small_messages, sizes.big_messages),
+                 "B": ("/api/message_groups", "/api/message_groups",
+                       "groups", bench_data.SMALL_USER_GROUPS, sizes.partners)}
+        out: dict[str, Any] = {"requests": n, "limit": GROWTH_LIMIT}
+        for pattern, (small_path, large_path, unit, small_n, large_n) in cases.items():
+            figures = {}
+            for limit in (GROWTH_LIMIT, None):
+                query = f"?limit={limit}" if limit else ""
+                count = n if limit else max(5, n // 2)
+                a, b = p50s(small_path + query, large_path + query, count)
+                figures[limit] = (a, b, round(b / a, 3) if a else None)
+            (a, b, ratio), (da, db, dratio) = figures[GROWTH_LIMIT], figures[None]
+            out[pattern] = {"small": {unit: small_n, "p50_ms": a}, "large": {unit: large_n, "p50_ms": b},
+                            "ratio": ratio,
+                            "default_page": {"small_p50_ms": da, "large_p50_ms": db, "ratio": dratio}}
+        return out
+
+    def first_messages(self, ops: Ops) -> dict[str, Any]:
+        """C when the pair has no conversation yet: the group is created with the message."""
+        pairs = ops.ds.new_pairs
+
+        def make(t: int) -> Operation:
+            session = requests.Session()
+
+            def op(i: int) -> None:
+                sender, recipient = pairs[i]
+                _check(session.post(f"{ops.url}/api/messages", headers=ops.auth[sender], timeout=API_TIMEOUT,
+                                    json={"message": f"first {i}", "handle": recipient}))
+            return op
+
+        # the senders' tokens verified and users cached, as at steady state
+        for sender in sorted({p[0] for p in pairs}):
+            _check(requests.get(f"{ops.url}/api/message_groups", headers=ops.auth[sender],
+                                timeout=API_TIMEOUT))
+        result, delta = self.counted(make, 1, len(pairs), warmup=0)
+        return {"requests": result.requests, "errors": result.errors,
+                "p50_ms": round(result.percentile(50), 2), "p99_ms": round(result.percentile(99), 2),
+                "ddb_calls_per_request": per_request(delta, "dynamodb_calls", result),
+                "pg_queries_per_request": per_request(delta, "pg_queries", result),
+                "jwks_fetches_per_request": per_request(delta, "jwks_fetches", result)}
+
+
+def seed_cost(settings: Settings, messages: int) -> dict[str, Any]:
+    """Ddb.batch_write of `messages` messages into a table of their own (so that the measured
+    table does not grow); calls counted by batch_write and, independently, by botocore."""
+    seeded = settings.with_(ddb_table=f"bench-seed-{os.getpid()}")
+    ddb_cli.create_table(seeded)
+    table = layout.Ddb(seeded)
+    try:
+        seen: list[str] = []
+        table.client.meta.events.register("before-call.dynamodb", lambda model, **_: seen.append(model.name))
+        sender = {"uuid": "00000000-0000-4000-8000-000000000001", "display_name": "Seed", "handle": "seed"}
+        group = layout.group_uuid_for(sender["uuid"], "00000000-0000-4000-8000-000000000002")
+        start = datetime.now(timezone.utc)
+        items = [layout.message_item(group, sender, f"seed {i}", layout.iso(start + timedelta(milliseconds=i)))
+                 for i in range(messages)]
+        calls = table.batch_write(items)
+        if calls != len(seen):
+            raise RuntimeError(f"batch_write reported {calls} calls, botocore saw {len(seen)}")
+        return {"items": messages, "ddb_calls": calls}
+    finally:
+        table.client.delete_table(TableName=seeded.ddb_table)
+
+
+def machine(plan: Plan) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "server": f"gunicorn {version('gunicorn')}, {WEB_WORKERS} worker x {WEB_THREADS} threads (gthread)",
+        "store": f"moto {version('moto')} server, as lib.local_stack.LocalMoto starts it",
+        "client": "same machine: threads with a requests.Session (API) or a boto3 client (store) each",
+        "mode": plan.mode,
+        "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) -> dict[str, Any]:
+    started = time.monotonic()
+    info = machine(plan)
+    say(f"{plan.mode} run: starting PostgreSQL and moto")
+    with contextlib.redirect_stdout(sys.stderr):  # load_data's "ready" lines are progress
+        settings = stack.start_stores()
+    say(f"users: {plan.sizes}")
+    ds = bench_data.prepare_users(settings, plan.sizes)
+    token_users = sorted({BIG, handle(1), handle(2), *ds.senders, *(s for s, _ in ds.new_pairs)})
+    tokens = bench_data.tokens_for(settings, token_users)
+    url = stack.start_api()
+    say(f"{len(ds.users)} users in PostgreSQL, {len(tokens)} tokens; api at {url}")
+    ops = Ops(settings, url, ds, tokens)
+    bench = Bench(plan, stack, stop)
+
+    # First messages go first, while the table is small: moto copies the whole table for each
+    # operation of a transaction, which takes seconds once the data set is in.
+    c_first = bench.first_messages(ops)
+    say(f"first messages (small table): {c_first}")
+    bench_data.write_conversations(settings, plan.sizes, ds)
+    say(f"data: {ds.items} items in {ds.calls} batch writes; measuring")
+
+    rows, details = [], []
+    growth = None
+    for pattern in PATTERNS:
+        if pattern == "C":
+            # before any write, so that the small user still has exactly its ten groups
+            growth = bench.growth(ops)
+            say(f"growth: {growth}")
+        for concurrency in CONCURRENCY:
+            row, detail = bench.row(ops, pattern, concurrency)
+            rows.append(row)
+            details.append(detail)
+    stream_result = stream.measure(settings, ds.users[handle(4)], ds.users[handle(5)],
+                                   plan.stream_messages)
+    say(f"stream: {stream_result}")
+    seed = {**seed_cost(settings, plan.seed_messages), "dataset_items": ds.items,
+            "dataset_calls": ds.calls}
+    result: dict[str, Any] = {
+        "machine": info,
+        "rows": rows,
+        "stream": stream_result,
+        "seed": seed,
+        "growth": growth,
+        "c_first": c_first,
+        "runs": details,
+        "config": {**asdict(plan), "sizes": asdict(plan.sizes),
+                   "users_in_postgres": len(ds.users), "cognito_users": plan.sizes.cognito_users},
+    }
+    result["machine"]["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    result["targets"] = report.targets(result)
+    result["config"]["duration_s"] = round(time.monotonic() - started, 1)
+    report.write_json(result, Path(out))
+    return result
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bin/bench", description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="a smaller data set and fewer requests: a smoke check in under a minute")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"JSON output (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plan = QUICK if args.quick else FULL
+    signal.signal(signal.SIGTERM, _interrupt)
+    stop = threading.Event()
+    stack = BenchStack()
+    code = 0
+    try:
+        result = run(plan, args.out, stop, stack)
+        print(report.table(result))
+        say(f"figures written to {args.out}")
+    except KeyboardInterrupt:
+        say("interrupted; stopping")
+        code = 130
+    except Exception as error:
+        log.exception("benchmark failed")
+        say(f"failed: {type(error).__name__}: {error}")
+        code = 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop.set()
+        stack.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

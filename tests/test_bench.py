@@ -1,0 +1,62 @@
+"""./bin/bench --quick runs end to end and writes every figure issue 5 asks for.
+
+No timing is asserted: the figures depend on the machine. Only the shape of the file is checked
+(and that the counted calls are counts)."""
+from __future__ import annotations
+
+import json
+import numbers
+import subprocess
+
+import pytest
+
+ROW_FIELDS = {"pattern", "concurrency", "api_rps", "store_rps", "ratio", "p50_ms", "p99_ms",
+              "ddb_calls_per_request", "pg_queries_per_request", "jwks_fetches_per_request"}
+
+
+def is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_field(repo_root, tmp_path):
+    out = tmp_path / "bench.json"
+    run = subprocess.run([str(repo_root / "bin" / "bench"), "--quick", "--out", str(out)],
+                         cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "pattern" in run.stdout and "targets:" in run.stdout  # the table
+    result = json.loads(out.read_text())
+
+    machine = result["machine"]
+    assert isinstance(machine, dict)
+    assert is_number(machine["cpu_count"]) and machine["python"] and machine["platform"]
+
+    rows = result["rows"]
+    assert {(r["pattern"], r["concurrency"]) for r in rows} == {
+        (p, c) for p in "ABCD" for c in (1, 8)}
+    for row in rows:
+        assert ROW_FIELDS <= set(row), row
+        for field in ROW_FIELDS - {"pattern"}:
+            assert is_number(row[field]), (field, row)
+            assert row[field] >= 0, (field, row)
+        assert row["api_rps"] > 0 and row["store_rps"] > 0
+        # every pattern costs at least one DynamoDB call, and the counters are whole-run deltas
+        assert row["ddb_calls_per_request"] >= 1
+
+    stream = result["stream"]
+    assert stream["messages"] == 100 and stream["groups"] == 1
+    assert isinstance(stream["ddb_calls"], int) and stream["ddb_calls"] >= 1
+
+    seed = result["seed"]
+    assert seed["items"] == 1000
+    assert isinstance(seed["ddb_calls"], int) and seed["ddb_calls"] >= seed["items"] // 25
+
+    growth = result["growth"]
+    for pattern in ("A", "B"):
+        case = growth[pattern]
+        assert is_number(case["small"]["p50_ms"]) and is_number(case["large"]["p50_ms"])
+        assert is_number(case["ratio"])
+
+    targets = result["targets"]
+    assert targets and all({"name", "target", "value", "met"} <= set(t) for t in targets)
+    assert all(t["met"] in (True, False) for t in targets)
