@@ -125,4 +125,4 @@ def token(settings: Settings, prod: bool, handle: str) -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    common.run(cli)

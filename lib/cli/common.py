@@ -27,6 +27,19 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
+def run(group: click.Group) -> None:
+    """Entry point of a script module. Each wrapper in bin/ runs one command of the group and
+    names itself in CRUDDUR_SCRIPT, so that usage lines and errors show the path the user typed
+    rather than `python -m lib.cli...`."""
+    script = os.environ.pop("CRUDDUR_SCRIPT", None)
+    args = sys.argv[1:]
+    command = group.commands.get(args[0]) if script and args else None
+    if command is None:
+        group.main(args=args)
+    else:
+        command.main(args=args[1:], prog_name=script)
+
+
 def settings_for(prod: bool, env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     settings = config.load(env)

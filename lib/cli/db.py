@@ -165,4 +165,4 @@ def update_cognito_user_ids_command(settings: Settings, prod: bool) -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    common.run(cli)

@@ -183,4 +183,4 @@ def list_conversations(settings: Settings, prod: bool, handle: str, limit: int) 
 
 
 if __name__ == "__main__":
-    cli()
+    common.run(cli)
