@@ -233,6 +233,7 @@ class Bench:
             "pg_queries_per_request": per_request(delta, "pg_queries", api),
             "jwks_fetches_per_request": per_request(delta, "jwks_fetches", api),
         }
+        callers = len(ops.callers(pattern, concurrency))
         detail = {"pattern": pattern, "concurrency": concurrency, "api": api.summary(),
                   "store": store.summary(), "server_counters": delta,
                   # DynamoDB HTTP requests, botocore's retries included
@@ -242,10 +243,9 @@ class Bench:
                   # the server caches each caller's user for USER_CACHE_SECONDS: over this window,
                   # each caller may be read again from PostgreSQL that many times
                   "window_s": round(window, 1),
-                  "callers": len(ops.callers(pattern, concurrency)),
-                  # (the cache has no single flight: when an entry expires, every thread that asks
-                  # for it before it is back reads it, so up to one read per thread per expiry)
-                  "user_cache_refreshes_allowed": concurrency * (
+                  # (threads that miss the same entry share one read: one per caller per expiry)
+                  "callers": callers,
+                  "user_cache_refreshes_allowed": callers * (
                       int(window // ops.settings.user_cache_seconds) + 1),
                   # the direct store clients' DynamoDB HTTP requests per operation (retries)
                   "store_ddb_requests_per_op": round(store_requests / max(1, store.requests + store.errors), 4)}

@@ -21,11 +21,8 @@ class CurrentUser:
             raise TokenError("token_malformed", detail="expected Authorization: Bearer <access token>")
         claims = backend.tokens.verify(token.strip())
         sub = claims["sub"]
-        user = backend.users.get(sub)
+        user = backend.users.get_or_load(sub, lambda: backend.db.query_object_json(
+            template("users", "by_cognito_user_id"), {"cognito_user_id": sub}))
         if user is None:
-            user = backend.db.query_object_json(template("users", "by_cognito_user_id"),
-                                                {"cognito_user_id": sub})
-            if user is None:
-                raise Forbidden("user_unknown", detail="no Cruddur user for this Cognito identity")
-            backend.users.put(sub, user)
+            raise Forbidden("user_unknown", detail="no Cruddur user for this Cognito identity")
         return user

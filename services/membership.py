@@ -7,15 +7,11 @@ from services.backend import Backend
 
 
 def participants(backend: Backend, message_group_uuid: str) -> tuple[str, ...] | None:
-    known = backend.membership.get(message_group_uuid)
-    if known is not None:
-        return known
-    header = backend.ddb.get(layout.header_key(message_group_uuid))
-    if header is None:
-        return None  # not cached: the group may be created later
-    members = tuple(sorted(header["participants"]))
-    backend.membership.put(message_group_uuid, members)
-    return members
+    def load() -> tuple[str, ...] | None:
+        header = backend.ddb.get(layout.header_key(message_group_uuid))
+        return None if header is None else tuple(sorted(header["participants"]))
+
+    return backend.membership.get_or_load(message_group_uuid, load)
 
 
 def require_participant(backend: Backend, message_group_uuid: str, user_uuid: str) -> tuple[str, ...]:
