@@ -263,6 +263,52 @@ def test_leftover_duplicate_rows_are_merged_into_one(env, people):
     env.assert_last(group, [ana, bo], new)
 
 
+def test_conversations_whose_last_messages_share_a_microsecond_keep_a_row_each(env, people):
+    # bo's rows all live in one partition, keyed by the time of each conversation's last message:
+    # three last messages at the same microsecond cannot share that key
+    ana, bo, cy, di = people["ana"], people["bo"], people["cy"], people["di"]
+    groups = [env.conversation(other, bo, "hello", at(-i)) for i, other in enumerate((ana, cy, di))]
+    env.new_records()
+    same = at(5)
+    last = {g: env.send(g, other, f"to bo from {other['handle']}", same)
+            for g, other in zip(groups, (ana, cy, di))}
+    records = env.new_records()
+
+    assert env.handle(records) == {"batchItemFailures": []}
+    bo_rows = {r["message_group_uuid"]: r for r in env.rows(bo)}
+    assert sorted(bo_rows) == sorted(groups)  # one row per conversation
+    assert {g: r["message"] for g, r in bo_rows.items()} == {g: m["message"] for g, m in last.items()}
+    # the first one applied keeps the exact time, the others follow a microsecond apart
+    start = datetime.fromisoformat(same)
+    assert sorted(r["sk"] for r in bo_rows.values()) == [
+        layout.iso(start + timedelta(microseconds=n)) for n in range(3)]
+    for group, other in zip(groups, (ana, cy, di)):
+        env.assert_last(group, [other], last[group])  # the other side is not shifted
+
+    # a replay of the batch (Lambda retries) changes nothing
+    assert env.handle(records) == {"batchItemFailures": []}
+    assert {r["message_group_uuid"]: r for r in env.rows(bo)} == bo_rows
+
+
+def test_a_key_collision_across_batches_is_applied_too(env, people):
+    ana, bo, cy = people["ana"], people["bo"], people["cy"]
+    g1, g2 = env.conversation(ana, bo, "hello", at(0)), env.conversation(cy, bo, "hello", at(-1))
+    env.new_records()
+    first = env.send(g1, ana, "first", at(5))
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    second = env.send(g2, cy, "second", at(5))
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    env.assert_last(g1, [ana, bo], first)
+    env.assert_last(g2, [cy], second)
+    mine = [r for r in env.rows(bo) if r["message_group_uuid"] == g2]
+    assert [(r["sk"], r["message"]) for r in mine] == [
+        (layout.iso(datetime.fromisoformat(at(5)) + timedelta(microseconds=1)), "second")]
+    # a newer message later moves the shifted row on as usual
+    newest = env.send(g2, bo, "newest", at(6))
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    env.assert_last(g2, [cy, bo], newest)
+
+
 # -- failures ----------------------------------------------------------------------------------
 class FailingClient:
     """The real client, except that TransactWriteItems fails for the given groups `times` times."""

@@ -18,6 +18,11 @@ alone, so older, duplicate and replayed events never overwrite a newer state, an
 is a delete and a put in one transaction a participant never has two rows. Normal case: two
 DynamoDB calls per group per batch, however many messages the batch holds.
 
+A participant's rows share one partition, so two of their conversations whose last messages carry
+the same microsecond would need the same key. When the put finds its key held by another
+conversation's row, that participant's row goes one microsecond later: keys stay unique, the
+order of the list is kept, and the record is applied instead of failing for ever.
+
 Failures are reported per record (the event source mapping must have
 FunctionResponseTypes=["ReportBatchItemFailures"]); see `handle_event` for which record.
 
@@ -34,7 +39,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 import boto3
@@ -211,7 +216,8 @@ def handle_event(event: Mapping[str, Any], client: Any, config: Config,
 # -- one group -------------------------------------------------------------------------------
 def apply_message(client: Any, config: Config, message: NewMessage) -> str:
     """Move the group's rows that are older than `message` to it. Returns "moved", "current"
-    (nothing was older) or "no-rows". Raises when it cannot (after `move_attempts` races)."""
+    (nothing was older) or "no-rows". Raises when it cannot (after `move_attempts` tries)."""
+    shifts: dict[str, int] = {}  # owner pk -> microseconds past message.sk (key collisions)
     for attempt in range(1, config.move_attempts + 1):
         rows = group_rows(client, config, message.group)
         if not rows:
@@ -220,14 +226,23 @@ def apply_message(client: Any, config: Config, message: NewMessage) -> str:
             # nothing to move.
             _log(logging.WARNING, "group has no rows", message_group_uuid=message.group, sk=message.sk)
             return "no-rows"
-        operations = plan_moves(config.table, rows, message)
+        operations = plan_moves(config.table, rows, message, shifts)
         if not operations:
             return "current"
         try:
             client.transact_write_items(TransactItems=operations)
             return "moved"
         except ClientError as error:
-            if not _is_race(error) or attempt == config.move_attempts:
+            if attempt == config.move_attempts:
+                raise
+            taken = _keys_held_by_other_groups(error, operations, message.group)
+            if taken:
+                for owner in taken:
+                    shifts[owner] = shifts.get(owner, 0) + 1
+                _log(logging.INFO, "row key held by another conversation, one microsecond later",
+                     message_group_uuid=message.group, sk=message.sk, owners=sorted(taken))
+                continue
+            if not _is_race(error):
                 raise
             # A concurrent mover got there first (or the GSI, which is eventually consistent,
             # showed a row that had just moved): read again and redo the plan.
@@ -253,26 +268,32 @@ def group_rows(client: Any, config: Config, group: str) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def plan_moves(table: str, rows: list[dict[str, Any]], message: NewMessage) -> list[dict[str, Any]]:
+def plan_moves(table: str, rows: list[dict[str, Any]], message: NewMessage,
+               shifts: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
     """TransactWriteItems operations that bring every participant's row to `message`.
 
     Each participant (pk) should have exactly one row. Their newest row is moved when older than
     the message; any other row of theirs is a leftover and is deleted, so a participant ends with
-    one row whatever state was found."""
+    one row whatever state was found. `shifts` puts a participant's new row that many
+    microseconds after the message, when its exact key is held by another conversation."""
+    shifts = shifts or {}
     by_owner: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_owner.setdefault(row["pk"]["S"], []).append(row)
     operations: list[dict[str, Any]] = []
-    for owned in by_owner.values():
+    for owner, owned in by_owner.items():
         owned.sort(key=lambda row: row["sk"]["S"])
         latest, leftovers = owned[-1], owned[:-1]
         if latest["sk"]["S"] < message.sk:
             leftovers.append(latest)
-            moved = {**latest, "sk": {"S": message.sk}, "message": {"S": message.text}}
+            sk = later(message.sk, shifts.get(owner, 0))
+            moved = {**latest, "sk": {"S": sk}, "message": {"S": message.text}}
             operations.append({"Put": {
                 "TableName": table, "Item": moved,
-                # the new key must be free: if it is not, someone already put this row there
+                # the new key must be free: if it is not, someone already put this row there,
+                # or (seen in the item returned) another conversation of this owner holds it
                 "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }})
         for row in leftovers:
             operations.append({"Delete": {
@@ -284,6 +305,27 @@ def plan_moves(table: str, rows: list[dict[str, Any]], message: NewMessage) -> l
                 "ExpressionAttributeValues": {":g": {"S": message.group}},
             }})
     return operations
+
+
+def later(sk: str, microseconds: int) -> str:
+    """`sk` (ISO-8601 with microseconds) moved on by `microseconds`, in the same format."""
+    if not microseconds:
+        return sk
+    moment = datetime.fromisoformat(sk) + timedelta(microseconds=microseconds)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _keys_held_by_other_groups(error: ClientError, operations: list[dict[str, Any]],
+                               group: str) -> set[str]:
+    """Owners whose put was refused because another conversation's row holds that key."""
+    reasons = error.response.get("CancellationReasons") or []
+    owners: set[str] = set()
+    for operation, reason in zip(operations, reasons):
+        held_by = (reason.get("Item") or {}).get("message_group_uuid", {}).get("S")
+        if ("Put" in operation and reason.get("Code") == "ConditionalCheckFailed"
+                and held_by is not None and held_by != group):
+            owners.add(operation["Put"]["Item"]["pk"]["S"])
+    return owners
 
 
 def _reason_codes(error: ClientError) -> list[str]:
