@@ -4,10 +4,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Generic, Hashable, TypeVar
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 V = TypeVar("V")
 _MISSING = object()
+
+
+class _Load:
+    """One load under way, and its outcome for the threads waiting on it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
 
 
 class Cache(Generic[V]):
@@ -21,7 +30,7 @@ class Cache(Generic[V]):
         self._clock = clock
         self._items: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
-        self._loading: dict[Hashable, threading.Lock] = {}
+        self._loading: dict[Hashable, _Load] = {}
 
     def get(self, key: Hashable) -> V | None:
         with self._lock:
@@ -44,25 +53,38 @@ class Cache(Generic[V]):
 
     def get_or_load(self, key: Hashable, load: Callable[[], V | None]) -> V | None:
         """The cached value, else `load()`'s, stored unless it is None (so that a thing created
-        later is found then). Threads that miss the same key at once wait for one load instead of
-        each making it: an expired entry costs one query, not one per thread."""
+        later is found then). Threads that miss the same key at once share one load, and its
+        outcome: an expired entry costs one query, not one per thread, and when the load fails
+        (a database down) they all fail together instead of each waiting its turn to time out."""
         value = self.get(key)
         if value is not None:
             return value
         with self._lock:
-            key_lock = self._loading.setdefault(key, threading.Lock())
+            pending = self._loading.get(key)
+            leader = pending is None
+            if leader:
+                pending = self._loading[key] = _Load()
+        assert pending is not None
+        if not leader:
+            pending.done.wait()
+            if pending.error is not None:
+                raise pending.error
+            return pending.value
         try:
-            with key_lock:
-                value = self.get(key)  # loaded by the thread we waited for
-                if value is None:
-                    value = load()
-                    if value is not None:
-                        self.put(key, value)
-                return value
+            value = self.get(key)  # a load that ended just before ours began
+            if value is None:
+                value = load()
+                if value is not None:
+                    self.put(key, value)
+            pending.value = value
+            return value
+        except BaseException as error:  # whatever stopped the load stops its waiters too
+            pending.error = error
+            raise
         finally:
             with self._lock:
-                if self._loading.get(key) is key_lock:
-                    del self._loading[key]
+                del self._loading[key]
+            pending.done.set()
 
     def clear(self) -> None:
         with self._lock:

@@ -94,6 +94,38 @@ def test_threads_missing_the_same_key_share_one_load():
     assert len(calls) == 1
 
 
+def test_threads_waiting_on_a_failed_load_fail_with_it_instead_of_each_loading():
+    # PostgreSQL down: waiting threads must not queue up one timeout each
+    cache: Cache[str] = Cache()
+    threads_in = threading.Barrier(6)
+    release = threading.Event()
+    calls: list[int] = []
+    errors: list[BaseException] = []
+
+    def load() -> str:
+        calls.append(1)
+        release.wait(5)
+        raise ConnectionError("database down")
+
+    def worker() -> None:
+        threads_in.wait(5)
+        try:
+            cache.get_or_load("sub", load)
+        except ConnectionError as error:
+            errors.append(error)
+
+    workers = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in workers:
+        thread.start()
+    threading.Timer(0.2, release.set).start()
+    for thread in workers:
+        thread.join(10)
+    assert len(errors) == 6
+    assert len(calls) == 1
+    # the next request tries again
+    assert cache.get_or_load("sub", lambda: "back") == "back"
+
+
 def test_different_keys_load_independently():
     cache: Cache[str] = Cache()
     first_loading = threading.Event()
