@@ -5,9 +5,7 @@ event of INSERT records with new images, as the table's stream would deliver the
 client's calls are counted with a botocore `before-call` hook."""
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
@@ -15,9 +13,8 @@ from typing import Any, Iterator
 from bench.data import conversation
 from lib import ddb as layout
 from lib.cli import ddb as ddb_cli
-from lib.config import ROOT, Settings
-
-LAMBDA_FILE = ROOT / "aws" / "lambdas" / "cruddur-messaging-stream.py"
+from lib.config import Settings
+from lib.stream_worker import lambda_environment, lambda_event, load_lambda
 
 
 @contextmanager
@@ -34,38 +31,21 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def load_lambda() -> Any:
-    spec = importlib.util.spec_from_file_location("cruddur_messaging_stream_bench", LAMBDA_FILE)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(LAMBDA_FILE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(spec.name, None)
-        raise
-    return module
-
-
-def stream_record(settings: Settings, item: dict[str, Any], sequence: int) -> dict[str, Any]:
+def stream_record(item: dict[str, Any], sequence: int) -> dict[str, Any]:
+    """A record as GetRecords returns it for the INSERT of `item` (NEW_IMAGE view)."""
     image = layout.serialize(item)
     return {
         "eventID": f"bench-{sequence}",
         "eventName": "INSERT",
         "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": settings.aws_region,
         "dynamodb": {
-            "ApproximateCreationDateTime": datetime.now(timezone.utc).timestamp(),
+            "ApproximateCreationDateTime": datetime.now(timezone.utc),
             "Keys": {"pk": image["pk"], "sk": image["sk"]},
             "NewImage": image,
             "SequenceNumber": f"{sequence:021d}",
             "SizeBytes": 200,
             "StreamViewType": "NEW_IMAGE",
         },
-        "eventSourceARN": (f"arn:aws:dynamodb:{settings.aws_region}:123456789012:table/"
-                           f"{settings.ddb_table}/stream/bench"),
     }
 
 
@@ -92,34 +72,17 @@ def _measure(settings: Settings, table: layout.Ddb, a: dict[str, Any], b: dict[s
                                  layout.iso(start + timedelta(milliseconds=i))) for i in range(count)]
     # the messages exist, as they would when the stream delivers them
     table.batch_write(existing + items)
-    event = {"Records": [stream_record(settings, item, n + 1) for n, item in enumerate(items)]}
-
-    env = {
-        "DDB_MESSAGE_TABLE": settings.ddb_table,
-        "DDB_GSI_NAME": layout.GSI_NAME,
-        "AWS_DEFAULT_REGION": settings.aws_region,
-        "AWS_ENDPOINT_URL": settings.aws_endpoint_url or "",
-        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-        "LOG_LEVEL": "WARNING",
-    }
+    stream_arn = (f"arn:aws:dynamodb:{settings.aws_region}:123456789012:table/"
+                  f"{settings.ddb_table}/stream/bench")
+    event = lambda_event([stream_record(item, n + 1) for n, item in enumerate(items)],
+                         stream_arn, settings.aws_region)
     calls: list[str] = []
-
-    def counted(client: Any) -> Any:
-        client.meta.events.register("before-call.dynamodb",
-                                    lambda model, **_: calls.append(model.name))
-        return client
-
-    with environment(env):
+    with environment({**lambda_environment(settings), "LOG_LEVEL": "WARNING"}):
+        # a new module, so the handler makes its client (as a fresh container does) from this env
         module = load_lambda()
-        if hasattr(module, "_get_runtime"):
-            # The handler itself, with the client it made for its container.
-            if hasattr(module, "reset"):
-                module.reset()
-            counted(module._get_runtime()[0])
-            answer = module.lambda_handler(event, None)
-        else:
-            answer = module.handle_event(event, counted(module.make_client()), module.load_config())
+        client = module._get_runtime()[0]
+        client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        answer = module.lambda_handler(event, None)
 
     rows = table.group_rows(group)
     newest = items[-1]["sk"]
