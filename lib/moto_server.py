@@ -22,13 +22,12 @@ import copy
 import operator
 import sys
 import threading
+from decimal import Decimal
 from typing import Any, Callable, Iterable
 
 import moto.dynamodb.models as ddb_models
 import moto.server
 from moto.dynamodb.models import DynamoDBBackend
-from decimal import Decimal
-
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from werkzeug.serving import run_simple
@@ -138,6 +137,9 @@ def _same(a: DynamoType | None, b: DynamoType) -> bool:
     return a is not None and a.type == b.type and a.value == b.value
 
 
+_raw_value = operator.attrgetter("value")
+
+
 def _page_candidates(table: Table, partition: dict, args: tuple) -> list | None:
     """For a plain page of a partition with a string sort key (no key condition on it): the items
     that can be on the page, plus one to tell whether more follow, picked without sorting the
@@ -156,16 +158,12 @@ def _page_candidates(table: Table, partition: dict, args: tuple) -> list | None:
             after = start_key[table.range_key_attr]["S"]
         except (KeyError, TypeError):
             return None
-        values = [k.value for k in ascending]
         if forward:
-            start = bisect.bisect_right(values, after)
+            start = bisect.bisect_right(ascending, after, key=_raw_value)
         else:
-            end = bisect.bisect_left(values, after)
+            end = bisect.bisect_left(ascending, after, key=_raw_value)
     page = ascending[start:start + limit + 1] if forward else ascending[max(start, end - limit - 1):end][::-1]
     return [partition[k] for k in page]
-
-
-_raw_value = operator.attrgetter("value")
 
 
 def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
