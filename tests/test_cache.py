@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Callable
 
 import pytest
 
@@ -67,60 +68,55 @@ def test_a_failed_load_is_not_cached_and_does_not_block_the_next():
     assert cache.get_or_load("k", lambda: "back") == "back"
 
 
+def together(count: int, call: Callable[[], object], release: threading.Event) -> list[object]:
+    """`call()` from `count` threads at once; `release` is set once they have all had time to
+    reach it. Each thread's result, or the exception it raised."""
+    threads_in = threading.Barrier(count)
+    outcomes: list[object] = []
+
+    def worker() -> None:
+        threads_in.wait(5)
+        try:
+            outcomes.append(call())
+        except Exception as error:
+            outcomes.append(error)
+
+    workers = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in workers:
+        thread.start()
+    threading.Timer(0.2, release.set).start()
+    for thread in workers:
+        thread.join(10)
+    return outcomes
+
+
 def test_threads_missing_the_same_key_share_one_load():
     cache: Cache[str] = Cache()
-    threads_in = threading.Barrier(8)
     release = threading.Event()
     calls: list[int] = []
-    results: list[str | None] = []
 
     def load() -> str:
         calls.append(1)
         release.wait(5)  # the other threads arrive while this load is under way
         return "user"
 
-    def worker() -> None:
-        threads_in.wait(5)
-        results.append(cache.get_or_load("sub", load))
-
-    workers = [threading.Thread(target=worker) for _ in range(8)]
-    for thread in workers:
-        thread.start()
-    # let every thread reach get_or_load before the first load finishes
-    threading.Timer(0.2, release.set).start()
-    for thread in workers:
-        thread.join(10)
-    assert results == ["user"] * 8
+    assert together(8, lambda: cache.get_or_load("sub", load), release) == ["user"] * 8
     assert len(calls) == 1
 
 
 def test_threads_waiting_on_a_failed_load_fail_with_it_instead_of_each_loading():
     # PostgreSQL down: waiting threads must not queue up one timeout each
     cache: Cache[str] = Cache()
-    threads_in = threading.Barrier(6)
     release = threading.Event()
     calls: list[int] = []
-    errors: list[BaseException] = []
 
     def load() -> str:
         calls.append(1)
         release.wait(5)
         raise ConnectionError("database down")
 
-    def worker() -> None:
-        threads_in.wait(5)
-        try:
-            cache.get_or_load("sub", load)
-        except ConnectionError as error:
-            errors.append(error)
-
-    workers = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in workers:
-        thread.start()
-    threading.Timer(0.2, release.set).start()
-    for thread in workers:
-        thread.join(10)
-    assert len(errors) == 6
+    outcomes = together(6, lambda: cache.get_or_load("sub", load), release)
+    assert len(outcomes) == 6 and all(isinstance(o, ConnectionError) for o in outcomes)
     assert len(calls) == 1
     # the next request tries again
     assert cache.get_or_load("sub", lambda: "back") == "back"
