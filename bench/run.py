@@ -40,6 +40,7 @@ import requests
 from lib import aws, metrics
 from lib import ddb as layout
 from lib.cli import ddb as ddb_cli
+from lib.cli.dev import raise_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
 from bench import report, stream
@@ -86,6 +87,11 @@ def _check(response: requests.Response) -> None:
         raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
+def big_group_reader(thread: int) -> str:
+    """Pattern A: both participants of the big group read it, a thread each."""
+    return (BIG, handle(1))[thread % 2]
+
+
 class Ops:
     """Builds one operation per thread for a pattern, through the API or straight to the store."""
 
@@ -100,8 +106,7 @@ class Ops:
         ds, url, auth = self.ds, self.url, self.auth
         senders = ds.senders
         if pattern == "A":
-            # both participants of the big group read it, a thread each
-            headers = auth[(BIG, handle(1))[thread % 2]]
+            headers = auth[big_group_reader(thread)]
             path = f"{url}/api/messages/{ds.big_group}"
             return lambda i: _check(session.get(path, headers=headers, timeout=API_TIMEOUT))
         if pattern == "B":
@@ -126,7 +131,7 @@ class Ops:
 
     def callers(self, pattern: str, concurrency: int) -> set[str]:
         if pattern == "A":
-            return {(BIG, handle(1))[t % 2] for t in range(concurrency)}
+            return {big_group_reader(t) for t in range(concurrency)}
         if pattern == "B":
             return {BIG}
         return set(self.ds.senders)
@@ -421,10 +426,6 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) 
     return result
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/bench", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -435,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     plan = QUICK if args.quick else FULL
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     stop = threading.Event()
     stack = BenchStack()
     code = 0

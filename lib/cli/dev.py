@@ -214,7 +214,8 @@ def print_frontend_config(settings: Settings) -> None:
                f"password of seeded users: {config.LOCAL_SEED_PASSWORD}")
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+def raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    """A signal handler: SIGTERM stops a foreground command the way Ctrl-C does."""
     raise KeyboardInterrupt
 
 
@@ -222,7 +223,7 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 def main() -> None:
     """Start the local stack and serve the API until Ctrl-C or SIGTERM."""
     common.setup_logging()
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     settings = config.load()
     stack = Stack()
     code = 0
