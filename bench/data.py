@@ -24,7 +24,7 @@ from lib import ddb as layout
 from lib.cli import cognito as cognito_cli
 from lib.cli import common
 from lib.cli import db as db_cli
-from lib.config import LOCAL_SEED_PASSWORD, Settings
+from lib.config import Settings
 from lib.db import Db, template
 
 log = logging.getLogger("bench")
@@ -90,23 +90,13 @@ def insert_users(settings: Settings, sizes: Sizes) -> dict[str, dict[str, Any]]:
 
 
 def add_cognito_users(settings: Settings, users: dict[str, dict[str, Any]], handles: list[str]) -> None:
-    """Add these users to the local pool (as lib.cli.cognito.seed_local_users does, a few at a
-    time), then link PostgreSQL to them (lib.cli.db.update_cognito_user_ids)."""
+    """Add these users to the local pool (lib.cli.cognito.add_local_user, a few at a time), then
+    link PostgreSQL to them (lib.cli.db.update_cognito_user_ids)."""
     client = common.cognito_client(settings)
     pool_id = common.user_pool_id(settings, client)
 
     def add(h: str) -> None:
-        email = f"{h}@bench.example"
-        client.admin_create_user(
-            UserPoolId=pool_id, Username=email, MessageAction="SUPPRESS",
-            UserAttributes=[
-                {"Name": "email", "Value": email},
-                {"Name": "email_verified", "Value": "true"},
-                {"Name": "name", "Value": users[h]["display_name"]},
-                {"Name": "preferred_username", "Value": h},
-            ])
-        client.admin_set_user_password(UserPoolId=pool_id, Username=email,
-                                       Password=LOCAL_SEED_PASSWORD, Permanent=True)
+        cognito_cli.add_local_user(client, pool_id, {**users[h], "email": f"{h}@bench.example"})
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(add, handles))

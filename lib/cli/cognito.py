@@ -63,19 +63,26 @@ def seed_local_users(settings: Settings, db: Any, password: str = config.LOCAL_S
     for user in db.query_array_json(template("users", "list")):
         if user["handle"] in present:
             continue
-        client.admin_create_user(
-            UserPoolId=pool_id, Username=user["email"], MessageAction="SUPPRESS",
-            UserAttributes=[
-                {"Name": "email", "Value": user["email"]},
-                {"Name": "email_verified", "Value": "true"},
-                {"Name": "name", "Value": user["display_name"]},
-                {"Name": "preferred_username", "Value": user["handle"]},
-            ],
-        )
-        client.admin_set_user_password(UserPoolId=pool_id, Username=user["email"],
-                                       Password=password, Permanent=True)
+        add_local_user(client, pool_id, user, password)
         added.append(user["handle"])
     return added
+
+
+def add_local_user(client: Any, pool_id: str, user: dict[str, Any],
+                   password: str = config.LOCAL_SEED_PASSWORD) -> None:
+    """One user ({email, display_name, handle}) in the pool, signed up and confirmed, with a
+    permanent password: as the frontend's sign-up leaves them."""
+    client.admin_create_user(
+        UserPoolId=pool_id, Username=user["email"], MessageAction="SUPPRESS",
+        UserAttributes=[
+            {"Name": "email", "Value": user["email"]},
+            {"Name": "email_verified", "Value": "true"},
+            {"Name": "name", "Value": user["display_name"]},
+            {"Name": "preferred_username", "Value": user["handle"]},
+        ],
+    )
+    client.admin_set_user_password(UserPoolId=pool_id, Username=user["email"],
+                                   Password=password, Permanent=True)
 
 
 def access_token(settings: Settings, handle: str, password: str = config.LOCAL_SEED_PASSWORD) -> str:
