@@ -46,6 +46,8 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     stream = result["stream"]
     assert stream["messages"] == 100 and stream["groups"] == 1
     assert isinstance(stream["ddb_calls"], int) and stream["ddb_calls"] >= 1
+    # the burst was applied: no failed record, both group rows on the newest message
+    assert stream["failures"] == 0 and stream["rows_at_newest"] == 2
 
     seed = result["seed"]
     assert seed["items"] == 1000
