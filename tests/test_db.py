@@ -1,13 +1,15 @@
 """lib/db.py against the suite's embedded PostgreSQL (seeded like ./bin/dev)."""
 from __future__ import annotations
 
+import os
+import stat
 import uuid
 
 import psycopg
 import pytest
 
 from lib.db import DatabaseUnavailable, Db, template
-from lib.local_stack import free_port
+from lib.local_stack import LocalPostgres, free_port, postgres_bin_path
 
 INSERT_USER = """
 INSERT INTO public.users (display_name, handle, email, cognito_user_id)
@@ -135,3 +137,23 @@ def test_pool_is_bounded(settings):
 
 def test_ping(db):
     assert db.ping() is True
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0,
+                    reason="only as root does PostgreSQL run as another user")
+def test_postgres_starts_from_a_checkout_other_users_cannot_enter(tmp_path):
+    # A clone in a private temporary folder (mode 0700, as `mktemp -d` makes it): PostgreSQL's
+    # system user must still reach the wheel's programs and the data.
+    package = postgres_bin_path().parent.parent
+    mode = package.stat().st_mode
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    pg = LocalPostgres(private / "pgdata", free_port())
+    package.chmod(0o700)
+    try:
+        pg.start()
+        with psycopg.connect(pg.url, connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pg.stop()
+        package.chmod(stat.S_IMODE(mode) | 0o055)  # as start() leaves it, even if it failed
