@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from lib import aws, cognito
 from lib import ddb as layout
-from lib.cli import cognito as cognito_cli
-from lib.cli import common
-from lib.cli import db as db_cli
 from lib.config import Settings
 from lib.db import Db, template
+from lib.local import LocalSettings, access_token, add_user
+from services.link_cognito_users import LinkCognitoUsers
 
 log = logging.getLogger("bench")
 
@@ -90,23 +90,28 @@ def insert_users(settings: Settings, sizes: Sizes) -> dict[str, dict[str, Any]]:
 
 
 def add_cognito_users(settings: Settings, users: dict[str, dict[str, Any]], handles: list[str]) -> None:
-    """Add these users to the local pool (lib.cli.cognito.add_local_user, a few at a time), then
-    link PostgreSQL to them (lib.cli.db.update_cognito_user_ids)."""
-    client = common.cognito_client(settings)
-    pool_id = common.user_pool_id(settings, client)
+    """Add these users to the local pool (lib.local.add_user, a few at a time), then link
+    PostgreSQL to them (services.link_cognito_users)."""
+    client = aws.client(settings, "cognito-idp")
+    pool_id = settings.cognito_user_pool_id
+    password = LocalSettings().seed_password
 
     def add(h: str) -> None:
-        cognito_cli.add_local_user(client, pool_id, {**users[h], "email": f"{h}@bench.example"})
+        add_user(client, pool_id, {**users[h], "email": f"{h}@bench.example"}, password)
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(add, handles))
-    db_cli.update_cognito_user_ids(settings)
+    db = Db(settings)
+    try:
+        LinkCognitoUsers.run(db, cognito.pool_users(client, pool_id))
+    finally:
+        db.close()
 
 
 def tokens_for(settings: Settings, handles: list[str]) -> dict[str, str]:
     """Access tokens from the local Cognito (USER_PASSWORD_AUTH, as the frontend signs in)."""
     with ThreadPoolExecutor(4) as pool:
-        return dict(zip(handles, pool.map(lambda h: cognito_cli.access_token(settings, h), handles)))
+        return dict(zip(handles, pool.map(lambda h: access_token(settings, h), handles)))
 
 
 def conversation(a: dict[str, Any], b: dict[str, Any], count: int, start: datetime,

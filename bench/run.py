@@ -39,8 +39,7 @@ import requests
 
 from lib import aws, metrics
 from lib import ddb as layout
-from lib.cli import ddb as ddb_cli
-from lib.cli.dev import raise_keyboard_interrupt
+from lib.local import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
 from bench import report, stream
@@ -335,8 +334,8 @@ def seed_cost(settings: Settings, messages: int) -> dict[str, Any]:
     """Ddb.batch_write of `messages` messages into a table of their own (so that the measured
     table does not grow); calls counted by batch_write and, independently, by botocore."""
     seeded = settings.with_(ddb_table=f"bench-seed-{os.getpid()}")
-    ddb_cli.create_table(seeded)
     table = layout.Ddb(seeded)
+    table.create_table()
     try:
         seen: list[str] = []
         table.client.meta.events.register("before-call.dynamodb", lambda model, **_: seen.append(model.name))
@@ -350,7 +349,7 @@ def seed_cost(settings: Settings, messages: int) -> dict[str, Any]:
             raise RuntimeError(f"batch_write reported {calls} calls, botocore saw {len(seen)}")
         return {"items": messages, "ddb_calls": calls}
     finally:
-        table.client.delete_table(TableName=seeded.ddb_table)
+        table.delete_table()
 
 
 def machine(plan: Plan) -> dict[str, Any]:
@@ -363,7 +362,7 @@ def machine(plan: Plan) -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor() or None,
         "server": f"gunicorn {version('gunicorn')}, {WEB_WORKERS} worker x {WEB_THREADS} threads (gthread)",
-        "store": f"moto {version('moto')} server, as lib.local_stack.LocalMoto starts it",
+        "store": f"moto {version('moto')} server, as lib.local.LocalMoto starts it",
         "client": "same machine: threads with a requests.Session (API) or a boto3 client (store) each",
         "mode": plan.mode,
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
@@ -436,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     plan = QUICK if args.quick else FULL
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    sigterm_as_keyboard_interrupt()
     stop = threading.Event()
     stack = BenchStack()
     code = 0

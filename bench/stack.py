@@ -1,23 +1,17 @@
 """The benchmark's own local stack: embedded PostgreSQL in a temporary directory, moto's server and
-the API under gunicorn, each on a free port of 127.0.0.1, started as ./bin/dev starts them and
-stopped in reverse order whatever happens."""
+the API under gunicorn, each on a free port of 127.0.0.1, started as ./bin/dev starts them
+(lib.local) and stopped in reverse order whatever happens."""
 from __future__ import annotations
 
-import logging
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
-from lib import config
-from lib.cli.dev import DATABASE, app_env, gunicorn_command, load_data, wait_http
 from lib.config import Settings
-from lib.local_stack import LocalMoto, LocalPostgres, free_port, stop_process
-
-log = logging.getLogger("bench")
+from lib.local import Stack, free_port, start_api, start_stores
 
 # One worker, so that GET /api/_metrics reports the whole server's counters; eight threads, as
 # ./bin/dev gives each worker by default.
@@ -30,47 +24,23 @@ class BenchStack:
 
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="cruddur-bench-"))
-        self._stoppers: list[Callable[[], None]] = [
-            lambda: shutil.rmtree(self.tmp, ignore_errors=True)]
+        self.stack = Stack()
+        self.stack.on_stop(lambda: shutil.rmtree(self.tmp, ignore_errors=True))
         self.settings: Settings | None = None
         self.api_url: str | None = None
-        self.api_proc: subprocess.Popen | None = None
 
     def start_stores(self) -> Settings:
-        """PostgreSQL and moto, with schemas and the usual seed (lib.cli.dev.load_data)."""
-        pg = LocalPostgres(self.tmp / "pgdata", free_port())
-        self._stoppers.append(pg.stop)
-        pg.start()
-        moto = LocalMoto(free_port(), self.tmp / "moto.log")
-        self._stoppers.append(moto.stop)
-        moto.start()
-        base = config.load({}).with_(
-            connection_url=f"postgresql://postgres@127.0.0.1:{pg.port}/{DATABASE}",
-            aws_endpoint_url=moto.url,
-            local_aws_port=moto.port,
-            local_pg_port=pg.port,
-            local_pg_data=pg.data_dir,
-        )
-        self.settings = load_data(base)
+        """PostgreSQL and moto, with schemas and the usual seed (lib.local.start_stores)."""
+        self.settings = start_stores(self.stack, self.tmp)
         return self.settings
 
     def start_api(self) -> str:
         """The API exactly as ./bin/dev serves it (gunicorn, gthread), with the call counters on."""
         assert self.settings is not None
-        port = free_port()
-        env = {**app_env(self.settings), "METRICS_ENABLED": "1",
-               "CURSOR_SECRET": "bench-cursor-secret-" + self.tmp.name}
-        out = open(self.tmp / "api.log", "ab")
-        try:
-            proc = subprocess.Popen(gunicorn_command(port, workers=WEB_WORKERS, threads=WEB_THREADS),
-                                    env=env, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        finally:
-            out.close()
-        self.api_proc = proc
-        self._stoppers.append(lambda: stop_process(proc))
-        self.api_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{self.api_url}/api/health-check", proc, "api")
+        self.api_url = start_api(
+            self.settings, self.stack, free_port(), workers=WEB_WORKERS, threads=WEB_THREADS,
+            env={"METRICS_ENABLED": "1", "CURSOR_SECRET": "bench-cursor-secret-" + self.tmp.name},
+            log_file=self.tmp / "api.log")
         return self.api_url
 
     def metrics(self) -> dict[str, Any]:
@@ -80,8 +50,4 @@ class BenchStack:
         return response.json()
 
     def stop(self) -> None:
-        while self._stoppers:
-            try:
-                self._stoppers.pop()()
-            except Exception:  # keep stopping the rest
-                log.exception("while stopping")
+        self.stack.stop()

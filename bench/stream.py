@@ -12,9 +12,8 @@ from typing import Any, Iterator
 
 from bench.data import conversation
 from lib import ddb as layout
-from lib.cli import ddb as ddb_cli
 from lib.config import Settings
-from lib.stream_worker import lambda_environment, lambda_event, load_lambda
+from lib.local.stream_worker import lambda_environment, lambda_event, load_lambda
 
 
 @contextmanager
@@ -55,12 +54,12 @@ def measure(settings: Settings, a: dict[str, Any], b: dict[str, Any], count: int
     as one batch; counts the DynamoDB calls it makes and checks that both group rows now point at
     the newest message."""
     own = settings.with_(ddb_table=f"bench-stream-{os.getpid()}")
-    ddb_cli.create_table(own)
     table = layout.Ddb(own)
+    table.create_table()
     try:
         return _measure(own, table, a, b, count)
     finally:
-        table.client.delete_table(TableName=own.ddb_table)
+        table.delete_table()
 
 
 def _measure(settings: Settings, table: layout.Ddb, a: dict[str, Any], b: dict[str, Any],

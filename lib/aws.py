@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import boto3
 from botocore.config import Config
@@ -21,16 +21,23 @@ RETRY_CONFIG = Config(
 )
 
 
+def local_credentials(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Credentials for a local endpoint (moto accepts any), as environment variables, so that a
+    laptop without an AWS profile works; none when the environment has credentials of its own."""
+    env = os.environ if env is None else env
+    if env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE"):
+        return {}
+    return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
 def client(settings: Settings, service: str) -> Any:
     """A boto3 client for `service`: moto's endpoint locally, AWS when no override is set."""
     kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": RETRY_CONFIG}
     endpoint = settings.endpoint_for(service)
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-        # moto accepts any credentials; supply some so a laptop without an AWS profile works.
-        if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
-            kwargs["aws_access_key_id"] = "test"
-            kwargs["aws_secret_access_key"] = "test"
+        for name, value in local_credentials().items():
+            kwargs[name.lower()] = value  # aws_access_key_id, aws_secret_access_key
     made = boto3.session.Session().client(service, **kwargs)
     # Counted for the benchmark: calls the code makes, and requests sent (retries included).
     made.meta.events.register("before-send", lambda **_: metrics.count(f"{service}_requests"))

@@ -19,7 +19,7 @@ from jose.exceptions import ExpiredSignatureError, JOSEError
 
 from lib import metrics
 from lib.config import Settings
-from lib.errors import Unauthorized, Unavailable
+from lib.errors import Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ RETRY_AFTER_FAILURE_SECONDS = 5.0
 MAX_TOKEN_LENGTH = 8192
 
 
-class TokenError(Unauthorized):
+class TokenError(Unauthenticated):
     """A missing, malformed, expired, forged or foreign token: 401."""
 
 
@@ -98,7 +98,7 @@ class CognitoJwtToken:
         if key is None:
             if self._failed:
                 raise Unavailable("auth_unavailable", detail="the user pool's keys cannot be fetched",
-                                  headers={"Retry-After": str(int(RETRY_AFTER_FAILURE_SECONDS))})
+                                  retry_after=int(RETRY_AFTER_FAILURE_SECONDS))
             raise TokenError("token_invalid", detail="unknown signing key")
         return key
 

@@ -1,12 +1,13 @@
-"""Configuration, read from the environment in this one place.
+"""The app's configuration, read from the environment in this one place.
 
 Every other module takes a `Settings` rather than reading `os.environ` itself, so that tests and
-scripts can build one explicitly and nothing depends on import-time environment.
+scripts can build one explicitly and nothing depends on import-time environment. The local
+stack's own settings (ports, data folder, the local pool's names) are in lib/local/settings.py.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -18,13 +19,6 @@ SERVICE_ENDPOINT_VARS = {
     "dynamodbstreams": "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
     "cognito-idp": "AWS_ENDPOINT_URL_COGNITO_IDP",
 }
-
-# Names of the local Cognito pool and client. With moto's HASH id strategies their ids derive from
-# these names, so they stay the same across restarts of the local stack.
-LOCAL_USER_POOL_NAME = "cruddur-user-pool"
-LOCAL_USER_POOL_CLIENT_NAME = "cruddur-web"
-# Password of every seeded user in the local pool (never used against AWS).
-LOCAL_SEED_PASSWORD = "Testpassword1!"
 
 
 @dataclass(frozen=True)
@@ -41,11 +35,6 @@ class Settings:
     cognito_client_id: str | None = None
     frontend_url: str = "http://localhost:3000"
     port: int = 4567
-    # Local stack (./bin/dev and the tests): where embedded PostgreSQL keeps its data, its port and
-    # the port of moto's server.
-    local_pg_data: Path = field(default=ROOT / ".local" / "pgdata")
-    local_pg_port: int = 5433
-    local_aws_port: int = 4566
     # Pool sizing and timeouts: bounded so that a PostgreSQL outage answers fast instead of hanging.
     db_pool_min: int = 1
     db_pool_max: int = 10
@@ -69,12 +58,12 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name)
     return int(value) if value else default
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
     value = env.get(name)
     return float(value) if value else default
 
@@ -93,14 +82,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         cognito_user_pool_id=env.get("AWS_COGNITO_USER_POOL_ID") or None,
         cognito_client_id=env.get("AWS_COGNITO_USER_POOL_CLIENT_ID") or None,
         frontend_url=env.get("FRONTEND_URL") or d.frontend_url,
-        port=_int(env, "PORT", d.port),
-        local_pg_data=Path(env.get("LOCAL_PG_DATA") or d.local_pg_data),
-        local_pg_port=_int(env, "LOCAL_PG_PORT", d.local_pg_port),
-        local_aws_port=_int(env, "LOCAL_AWS_PORT", d.local_aws_port),
-        db_pool_min=_int(env, "DB_POOL_MIN", d.db_pool_min),
-        db_pool_max=_int(env, "DB_POOL_MAX", d.db_pool_max),
-        db_timeout_seconds=_float(env, "DB_TIMEOUT_SECONDS", d.db_timeout_seconds),
-        user_cache_seconds=_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds),
+        port=env_int(env, "PORT", d.port),
+        db_pool_min=env_int(env, "DB_POOL_MIN", d.db_pool_min),
+        db_pool_max=env_int(env, "DB_POOL_MAX", d.db_pool_max),
+        db_timeout_seconds=env_float(env, "DB_TIMEOUT_SECONDS", d.db_timeout_seconds),
+        user_cache_seconds=env_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds),
         cursor_secret=env.get("CURSOR_SECRET") or None,
         metrics_enabled=env.get("METRICS_ENABLED") == "1",
     )

@@ -3,23 +3,36 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping
 
 import psycopg
+from psycopg import sql as pg_sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lib import metrics
 from lib.config import ROOT, Settings
+from lib.errors import Unavailable
 
 log = logging.getLogger(__name__)
 SQL_DIR = ROOT / "db" / "sql"
+SCHEMA_FILE = ROOT / "db" / "schema.sql"
+SEED_FILE = ROOT / "db" / "seed.sql"
 
 Params = Mapping[str, Any] | None
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(Unavailable):
     """PostgreSQL cannot be reached right now (down, or the pool is exhausted past its timeout)."""
+
+    def __init__(self, *, reason: str):
+        super().__init__("database_unavailable", detail="PostgreSQL is unavailable", retry_after=1)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @lru_cache(maxsize=None)
@@ -68,7 +81,7 @@ class Db:
                     cur.execute(sql, params)
                     return cur.fetchone() if fetch_one else cur.rowcount
         except (PoolTimeout, psycopg.OperationalError) as error:
-            raise DatabaseUnavailable(str(error).splitlines()[0] if str(error) else "unavailable") from error
+            raise DatabaseUnavailable(reason=str(error).splitlines()[0] if str(error) else "unavailable") from error
 
     def query_value(self, sql: str, params: Params = None) -> Any:
         """The first column of the first row, or None."""
@@ -99,3 +112,45 @@ class Db:
             return self.query_value("SELECT 1") == 1
         except DatabaseUnavailable:
             return False
+
+
+# -- chores of the scripts and the local stack: the database itself and whole SQL files ---------
+def database_name(connection_url: str) -> str:
+    return conninfo_to_dict(connection_url).get("dbname") or "postgres"
+
+
+def _maintenance(connection_url: str) -> psycopg.Connection:
+    """A connection to the server's `postgres` database, for CREATE and DROP DATABASE."""
+    return psycopg.connect(make_conninfo(connection_url, dbname="postgres"),
+                           autocommit=True, connect_timeout=5)
+
+
+def create_database(connection_url: str) -> bool:
+    """Create the database the URL names; False when it exists already."""
+    name = database_name(connection_url)
+    with _maintenance(connection_url) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return False
+        conn.execute(pg_sql.SQL("CREATE DATABASE {}").format(pg_sql.Identifier(name)))
+        return True
+
+
+def drop_database(connection_url: str) -> bool:
+    """Drop the database the URL names (its sessions too); False when it did not exist."""
+    name = database_name(connection_url)
+    with _maintenance(connection_url) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        conn.execute(pg_sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pg_sql.Identifier(name)))
+        return bool(exists)
+
+
+def run_sql_file(connection_url: str, path: Path) -> None:
+    with psycopg.connect(connection_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(Path(path).read_text())
+
+
+def setup_database(connection_url: str) -> None:
+    """Create the database if missing, load the schema and the seed users (both idempotent)."""
+    create_database(connection_url)
+    run_sql_file(connection_url, SCHEMA_FILE)
+    run_sql_file(connection_url, SEED_FILE)

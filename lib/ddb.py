@@ -1,4 +1,5 @@
-"""The DynamoDB single-table layout, and a thin boto3 helper over it.
+"""The DynamoDB adapter: the single-table layout, a thin boto3 helper over it, and the one place
+where DynamoDB's errors become the domain's (`KeyTaken`, `WriteConflict`, `StoreUnavailable`).
 
 The key layout lives here and nowhere else in the app (the stream Lambda ships alone, so it
 carries its own copy of the few names it needs):
@@ -31,9 +32,11 @@ from typing import Any, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lib import aws
 from lib.config import Settings
+from lib.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,16 @@ BATCH_SIZE = 25  # BatchWriteItem's limit
 
 # Fixed namespace for deriving a group's uuid from its participants (uuid5).
 GROUP_NAMESPACE = uuid.UUID("6f1c3c55-8d3e-4a53-9d0b-6f8f3b1a2c4d")
+
+# DynamoDB errors that mean "not now" rather than "never": botocore has already retried them.
+RETRYABLE_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
+    "LimitExceededException",
+})
+# The same, as a cancelled transaction gives them per operation.
+RETRYABLE_CANCELLATION_CODES = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+NOT_EXISTS = "attribute_not_exists(pk)"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -162,6 +175,68 @@ def table_definition(name: str, provisioned: bool = False, read_capacity: int = 
     return definition
 
 
+class KeyTaken(Exception):
+    """A put "unless its key exists" found keys taken: `positions` are those of the refused items,
+    in the order they were given. Nothing was written."""
+
+    def __init__(self, positions: frozenset[int]):
+        super().__init__(f"keys taken at positions {sorted(positions)}")
+        self.positions = positions
+
+
+class WriteConflict(Unavailable):
+    """Another transaction on the same items was under way: nothing was written; try again."""
+
+    def __init__(self, *, reason: str):
+        super().__init__("write_conflict", detail="too many concurrent writes, try again",
+                         retry_after=1)
+        self.reason = reason
+
+
+class StoreUnavailable(Unavailable):
+    """DynamoDB throttled us or failed, even after botocore's retries, or cannot be reached."""
+
+    def __init__(self, *, reason: str):
+        super().__init__("store_unavailable", detail="DynamoDB is busy or unreachable, try again",
+                         retry_after=1)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class StoreError(RuntimeError):
+    """DynamoDB refused a request for a reason a retry will not change (a bug, or a table that is
+    not as this code expects)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}".strip())
+        self.code = code
+
+
+def cancellation_codes(error: ClientError) -> list[str]:
+    """The per-operation reasons of a cancelled transaction ("None" where an operation was fine);
+    empty for any other error."""
+    return [r.get("Code") or "None" for r in error.response.get("CancellationReasons") or []]
+
+
+def translate(error: ClientError) -> Exception:
+    """DynamoDB's error as the domain's."""
+    details = error.response.get("Error", {})
+    code = details.get("Code", "")
+    reasons = cancellation_codes(error)
+    if code == "ConditionalCheckFailedException":
+        return KeyTaken(frozenset({0}))
+    if "ConditionalCheckFailed" in reasons:
+        return KeyTaken(frozenset(i for i, r in enumerate(reasons) if r == "ConditionalCheckFailed"))
+    if (code in RETRYABLE_CODES or RETRYABLE_CANCELLATION_CODES & set(reasons)
+            or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500):
+        return StoreUnavailable(reason=f"{code} {reasons or ''}".strip())
+    if code == "TransactionConflictException" or "TransactionConflict" in reasons:
+        return WriteConflict(reason=code)
+    return StoreError(code, details.get("Message", ""))
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]
@@ -172,11 +247,46 @@ class Page:
 
 
 class Ddb:
-    """The messages table through one boto3 client. Holds no state beyond the client and names."""
+    """The messages table through one boto3 client. Holds no state beyond the client and names.
+    Every call's errors come out translated (see `translate`)."""
 
     def __init__(self, settings: Settings, client: Any | None = None):
         self.table = settings.ddb_table
         self.client = client or aws.client(settings, "dynamodb")
+
+    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as error:
+            raise translate(error) from error
+        except BotoCoreError as error:  # unreachable, timed out, or a response cut short
+            raise StoreUnavailable(reason=f"{type(error).__name__}: {error}") from error
+
+    # -- the table itself (scripts and the local stack) ------------------------------------------
+    def table_exists(self) -> bool:
+        try:
+            self.client.describe_table(TableName=self.table)
+            return True
+        except self.client.exceptions.ResourceNotFoundException:
+            return False
+
+    def create_table(self, provisioned: bool = False, read_capacity: int = 5,
+                     write_capacity: int = 5) -> bool:
+        """Create the table with its GSI and stream; False when it already exists."""
+        if self.table_exists():
+            return False
+        self._call("create_table", **table_definition(self.table, provisioned, read_capacity,
+                                                      write_capacity))
+        self.client.get_waiter("table_exists").wait(TableName=self.table,
+                                                    WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        return True
+
+    def delete_table(self) -> bool:
+        """Delete the table; False when it did not exist."""
+        if not self.table_exists():
+            return False
+        self._call("delete_table", TableName=self.table)
+        return True
 
     # -- reads ---------------------------------------------------------------------------------
     def query_partition(self, pk: str, limit: int, newest_first: bool = True,
@@ -192,7 +302,7 @@ class Ddb:
         }
         if after_sk is not None:
             kwargs["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after_sk}}
-        response = self.client.query(**kwargs)
+        response = self._call("query", **kwargs)
         last = response.get("LastEvaluatedKey")
         return Page([deserialize(i) for i in response.get("Items", [])],
                     last["sk"]["S"] if last else None, response.get("ConsumedCapacity"))
@@ -209,35 +319,35 @@ class Ddb:
 
     def group_rows(self, message_group_uuid: str) -> list[dict]:
         """Both participants' rows of a group, through the GSI."""
-        response = self.client.query(
-            TableName=self.table, IndexName=GSI_NAME,
+        response = self._call(
+            "query", TableName=self.table, IndexName=GSI_NAME,
             KeyConditionExpression="message_group_uuid = :g",
             ExpressionAttributeValues={":g": {"S": message_group_uuid}},
         )
         return [deserialize(i) for i in response.get("Items", [])]
 
     def get(self, key: Mapping[str, str], consistent: bool = True) -> dict | None:
-        response = self.client.get_item(TableName=self.table, Key=serialize(key),
-                                        ConsistentRead=consistent)
+        response = self._call("get_item", TableName=self.table, Key=serialize(key),
+                              ConsistentRead=consistent)
         item = response.get("Item")
         return deserialize(item) if item else None
 
     # -- writes --------------------------------------------------------------------------------
-    def put(self, item: Mapping[str, Any], condition: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        self.client.put_item(**kwargs)
+    def put(self, item: Mapping[str, Any]) -> None:
+        """Put (or replace) one item."""
+        self._call("put_item", TableName=self.table, Item=serialize(item))
 
-    def put_op(self, item: Mapping[str, Any], condition: str | None = None) -> dict[str, Any]:
-        """A Put for `transact`."""
-        op: dict[str, Any] = {"TableName": self.table, "Item": serialize(item)}
-        if condition:
-            op["ConditionExpression"] = condition
-        return {"Put": op}
+    def put_new(self, item: Mapping[str, Any]) -> None:
+        """Put one item unless its key exists: else KeyTaken."""
+        self._call("put_item", TableName=self.table, Item=serialize(item),
+                   ConditionExpression=NOT_EXISTS)
 
-    def transact(self, operations: list[dict[str, Any]]) -> None:
-        self.client.transact_write_items(TransactItems=operations)
+    def put_all_new(self, items: list[Mapping[str, Any]]) -> None:
+        """Put all the items or none, each unless its key exists (one TransactWriteItems): else
+        KeyTaken naming the refused ones, or WriteConflict."""
+        self._call("transact_write_items", TransactItems=[
+            {"Put": {"TableName": self.table, "Item": serialize(i), "ConditionExpression": NOT_EXISTS}}
+            for i in items])
 
     def batch_write(self, items: Iterable[Mapping[str, Any]],
                     on_progress: Callable[[int], None] | None = None,
@@ -250,7 +360,7 @@ class Ddb:
             chunk = pending[start:start + BATCH_SIZE]
             backoff = 0.05
             while chunk:
-                response = self.client.batch_write_item(RequestItems={self.table: chunk})
+                response = self._call("batch_write_item", RequestItems={self.table: chunk})
                 calls += 1
                 unprocessed = response.get("UnprocessedItems", {}).get(self.table, [])
                 done = len(chunk) - len(unprocessed)
@@ -262,25 +372,3 @@ class Ddb:
                     time.sleep(backoff)
                     backoff = min(backoff * 2, max_backoff)
         return calls
-
-
-def message_json(item: Mapping[str, Any]) -> dict[str, str]:
-    """A message item as the HTTP contract gives it (pattern A and the POST reply)."""
-    return {
-        "uuid": item["message_uuid"],
-        "display_name": item["user_display_name"],
-        "handle": item["user_handle"],
-        "message": item["message"],
-        "created_at": item["sk"],
-    }
-
-
-def group_json(item: Mapping[str, Any]) -> dict[str, str]:
-    """A group row as the HTTP contract gives it (pattern B)."""
-    return {
-        "uuid": item["message_group_uuid"],
-        "display_name": item["user_display_name"],
-        "handle": item["user_handle"],
-        "message": item["message"],
-        "created_at": item["sk"],
-    }

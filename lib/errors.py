@@ -1,41 +1,42 @@
-"""Errors the services raise and the HTTP layer turns into JSON arrays of error codes."""
+"""The errors the services and adapters raise, by meaning. None of them knows HTTP: the app maps
+each kind to a status in one table (app.py), and a route never catches them.
+
+Each carries machine-readable codes (the frontend shows them), an optional human-readable detail,
+and for `Unavailable` the seconds after which a retry may succeed.
+"""
 from __future__ import annotations
 
 
-class ApiError(Exception):
-    """A client-visible error: an HTTP status and machine-readable codes."""
-
-    status = 400
-
-    def __init__(self, *codes: str, status: int | None = None, detail: str | None = None,
-                 headers: dict[str, str] | None = None):
+class CruddurError(Exception):
+    def __init__(self, *codes: str, detail: str | None = None):
         super().__init__(", ".join(codes))
         self.codes = list(codes)
-        if status is not None:
-            self.status = status
         self.detail = detail
-        self.headers = headers or {}
 
 
-class BadRequest(ApiError):
-    status = 400
+class MalformedRequest(CruddurError):
+    """The request itself cannot be read: not JSON, a bad cursor, a bad query parameter."""
 
 
-class Unauthorized(ApiError):
-    status = 401
+class InvalidInput(CruddurError):
+    """A well-formed request whose values are refused: a blank message, an unknown recipient form."""
 
 
-class Forbidden(ApiError):
-    status = 403
+class Unauthenticated(CruddurError):
+    """No valid proof of who is calling (a missing, malformed, expired, forged or foreign token)."""
 
 
-class NotFound(ApiError):
-    status = 404
+class NotPermitted(CruddurError):
+    """The caller is known but may not do this."""
 
 
-class Unprocessable(ApiError):
-    status = 422
+class NotFound(CruddurError):
+    """The thing asked for does not exist (or is not shown to this caller)."""
 
 
-class Unavailable(ApiError):
-    status = 503
+class Unavailable(CruddurError):
+    """A service we depend on cannot answer now; the same request may succeed later."""
+
+    def __init__(self, *codes: str, detail: str | None = None, retry_after: int = 1):
+        super().__init__(*codes, detail=detail)
+        self.retry_after = retry_after

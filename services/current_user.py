@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lib.cognito_jwt_token import TokenError
 from lib.db import template
-from lib.errors import Forbidden
+from lib.errors import NotPermitted
 from services.backend import Backend
 
 
@@ -12,8 +13,6 @@ class CurrentUser:
     @staticmethod
     def run(backend: Backend, authorization: str | None) -> dict[str, Any]:
         """The caller's {uuid, display_name, handle} from an `Authorization: Bearer` header."""
-        from lib.cognito_jwt_token import TokenError
-
         if not authorization:
             raise TokenError("token_missing", detail="Authorization: Bearer <access token> is required")
         scheme, _, token = authorization.partition(" ")
@@ -24,5 +23,5 @@ class CurrentUser:
         user = backend.users.get_or_load(sub, lambda: backend.db.query_object_json(
             template("users", "by_cognito_user_id"), {"cognito_user_id": sub}))
         if user is None:
-            raise Forbidden("user_unknown", detail="no Cruddur user for this Cognito identity")
+            raise NotPermitted("user_unknown", detail="no Cruddur user for this Cognito identity")
         return user

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from lib import ddb as layout
-from lib.errors import Forbidden, NotFound
+from lib.errors import NotPermitted, NotFound
 from services.backend import Backend
 
 
@@ -19,5 +19,5 @@ def require_participant(backend: Backend, message_group_uuid: str, user_uuid: st
     if members is None:
         raise NotFound("message_group_not_found", detail="no such conversation")
     if str(user_uuid) not in members:
-        raise Forbidden("not_a_participant", detail="you are not part of this conversation")
+        raise NotPermitted("not_a_participant", detail="you are not part of this conversation")
     return members

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib import ddb as layout
 from services.backend import Backend
 from services.pages import page_of
+from services.shapes import group_json
 
 
 class MessageGroups:
@@ -15,4 +15,4 @@ class MessageGroups:
         items, next_cursor = page_of(
             backend, f"B:{caller['uuid']}", limit, cursor,
             lambda n, after: backend.ddb.groups_page(caller["uuid"], n, after))
-        return [layout.group_json(i) for i in items], next_cursor
+        return [group_json(i) for i in items], next_cursor

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib import ddb as layout
 from services import validation
 from services.backend import Backend
 from services.membership import require_participant
 from services.pages import page_of
+from services.shapes import message_json
 
 
 class Messages:
@@ -20,4 +20,4 @@ class Messages:
             backend, f"A:{caller['uuid']}:{group}", limit, cursor,
             lambda n, after: backend.ddb.messages_page(group, n, after))
         # Read newest first (so the page is the latest), shown oldest first.
-        return [layout.message_json(i) for i in reversed(items)], next_cursor
+        return [message_json(i) for i in reversed(items)], next_cursor

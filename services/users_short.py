@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib.db import template
-from lib.errors import ApiError, NotFound
+from lib.errors import CruddurError, NotFound
 from services import validation
 from services.backend import Backend
 
@@ -14,7 +14,7 @@ class UsersShort:
     def run(backend: Backend, handle: str) -> dict[str, Any]:
         try:
             validation.handle(handle)
-        except ApiError:
+        except CruddurError:
             raise NotFound("user_not_found", detail="no such user") from None
         user = backend.db.query_object_json(template("users", "short"), {"handle": handle})
         if user is None:

@@ -5,7 +5,7 @@ import re
 import uuid
 from typing import Any
 
-from lib.errors import BadRequest, NotFound, Unprocessable
+from lib.errors import MalformedRequest, NotFound, InvalidInput
 
 MESSAGE_MAX_LENGTH = 1024
 LIMIT_DEFAULT = 20
@@ -18,18 +18,18 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII
 def message_text(value: Any) -> str:
     """A message is 1 to 1024 characters after trimming."""
     if not isinstance(value, str):
-        raise Unprocessable("message_invalid", detail="message must be a string")
+        raise InvalidInput("message_invalid", detail="message must be a string")
     text = value.strip()
     if not text:
-        raise Unprocessable("message_blank", detail="message is blank")
+        raise InvalidInput("message_blank", detail="message is blank")
     if len(text) > MESSAGE_MAX_LENGTH:
-        raise Unprocessable("message_too_long", detail=f"message is over {MESSAGE_MAX_LENGTH} characters")
+        raise InvalidInput("message_too_long", detail=f"message is over {MESSAGE_MAX_LENGTH} characters")
     if "\x00" in text:
-        raise Unprocessable("message_invalid", detail="message contains a NUL character")
+        raise InvalidInput("message_invalid", detail="message contains a NUL character")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # an unpaired surrogate ("\ud800" in the JSON): not storable
-        raise Unprocessable("message_invalid", detail="message is not valid Unicode") from None
+        raise InvalidInput("message_invalid", detail="message is not valid Unicode") from None
     return text
 
 
@@ -44,12 +44,12 @@ def canonical_uuid(value: Any, code: str = "message_group_uuid_invalid", not_fou
             pass
     if not_found:
         raise NotFound("message_group_not_found", detail="no such conversation")
-    raise Unprocessable(code, detail="not a uuid")
+    raise InvalidInput(code, detail="not a uuid")
 
 
 def handle(value: Any, code: str = "handle_invalid") -> str:
     if not isinstance(value, str) or not HANDLE_PATTERN.match(value):
-        raise Unprocessable(code, detail="not a valid handle")
+        raise InvalidInput(code, detail="not a valid handle")
     return value
 
 
@@ -57,7 +57,7 @@ def limit(value: str | None) -> int:
     if value is None:
         return LIMIT_DEFAULT
     if not LIMIT_PATTERN.match(value) or not 1 <= int(value) <= LIMIT_MAX:
-        raise BadRequest("limit_invalid", detail=f"limit is a whole number from 1 to {LIMIT_MAX}")
+        raise MalformedRequest("limit_invalid", detail=f"limit is a whole number from 1 to {LIMIT_MAX}")
     return int(value)
 
 
@@ -65,5 +65,5 @@ def idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not IDEMPOTENCY_KEY_PATTERN.match(value):
-        raise BadRequest("idempotency_key_invalid", detail="1 to 255 printable ASCII characters")
+        raise MalformedRequest("idempotency_key_invalid", detail="1 to 255 printable ASCII characters")
     return value

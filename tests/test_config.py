@@ -1,5 +1,5 @@
-"""lib.config.load and the scripts' --prod switch (lib.cli.common.settings_for): pure functions of
-the environment they are given."""
+"""lib.config.load, the local stack's settings (lib.local.settings.load) and the scripts' --prod
+switch (lib.cli.common.settings_for): pure functions of the environment they are given."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,7 @@ import yaml
 
 from lib import config
 from lib.cli import common
+from lib.local import settings as local_settings
 
 FULL_ENV = {
     "CONNECTION_URL": "postgresql://app@db.example:5432/cruddur",
@@ -42,9 +43,6 @@ def test_load_reads_every_documented_variable():
     assert s.cognito_client_id == "client123"
     assert s.frontend_url == "https://cruddur.example"
     assert s.port == 8080
-    assert s.local_pg_data == Path("/srv/pgdata")
-    assert s.local_pg_port == 6543
-    assert s.local_aws_port == 5000
     assert (s.db_pool_min, s.db_pool_max) == (2, 7)
     assert s.db_timeout_seconds == 1.5
     assert s.user_cache_seconds == 9.0
@@ -61,9 +59,21 @@ def test_defaults_and_no_endpoint_means_aws():
     assert s.ddb_table == "cruddur-messages"
     assert s.frontend_url == "http://localhost:3000"
     assert s.port == 4567
-    assert s.local_pg_data == config.ROOT / ".local" / "pgdata"
     assert s.cognito_user_pool_id is None and s.cognito_client_id is None
     assert s.cursor_secret is None and s.metrics_enabled is False
+
+
+def test_local_settings_are_read_apart_from_the_apps():
+    local = local_settings.load(FULL_ENV)
+    assert local.pg_data == Path("/srv/pgdata")
+    assert (local.pg_port, local.aws_port) == (6543, 5000)
+    assert local.aws_url == "http://127.0.0.1:5000"
+    default = local_settings.load({})
+    assert default.pg_data == config.ROOT / ".local" / "pgdata"
+    assert (default.pg_port, default.aws_port) == (5433, 4566)
+    assert default == local_settings.load({name: "" for name in FULL_ENV})
+    # the app's settings know nothing of the local stack
+    assert not any(name.startswith("local") for name in vars(config.load(FULL_ENV)))
 
 
 def test_empty_values_count_as_unset():

@@ -1,4 +1,5 @@
-"""lib/ddb.py (the key layout and the boto3 helper) and the seed of lib/cli/ddb.py, against moto."""
+"""lib/ddb.py (the key layout, the boto3 helper and its error translation) and the local seed
+(lib/local/seed.py), against moto."""
 from __future__ import annotations
 
 import math
@@ -9,9 +10,10 @@ import pytest
 
 from lib import aws
 from lib import ddb as layout
-from lib.cli import ddb as ddb_cli
 from lib.db import Db
-from lib.ddb import Ddb
+from lib.ddb import Ddb, KeyTaken
+from lib.local import seed as local_seed
+from services.shapes import message_json
 
 ALICE = {"uuid": "11111111-1111-4111-8111-111111111111", "display_name": "Alice A", "handle": "alice"}
 BOB = {"uuid": "22222222-2222-4222-8222-222222222222", "display_name": "Bob B", "handle": "bob"}
@@ -51,7 +53,7 @@ def test_table_is_on_demand_by_default(settings):
 
 def test_table_is_provisioned_with_the_flag(settings):
     provisioned = settings.with_(ddb_table=f"test-prov-{uuid.uuid4().hex[:8]}")
-    assert ddb_cli.create_table(provisioned, provisioned=True, read_capacity=3, write_capacity=4) is True
+    assert Ddb(provisioned).create_table(provisioned=True, read_capacity=3, write_capacity=4) is True
     try:
         table = describe(provisioned)
         assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
@@ -59,9 +61,10 @@ def test_table_is_provisioned_with_the_flag(settings):
         assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
         assert table["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
         # a second schema-load leaves the existing table alone
-        assert ddb_cli.create_table(provisioned) is False
+        assert Ddb(provisioned).create_table() is False
     finally:
-        Ddb(provisioned).client.delete_table(TableName=provisioned.ddb_table)
+        assert Ddb(provisioned).delete_table() is True
+    assert Ddb(provisioned).delete_table() is False
 
 
 def test_table_definition_without_flag_has_no_throughput():
@@ -95,7 +98,7 @@ def test_message_item_names_the_sender_and_round_trips():
     uuid.UUID(item["message_uuid"])
     assert layout.message_group_uuid_of(item) == "g1"
     assert layout.message_item("g1", ALICE, "hi", "t", message_uuid="m1")["message_uuid"] == "m1"
-    assert layout.message_json(item) == {"uuid": item["message_uuid"], "display_name": "Alice A",
+    assert message_json(item) == {"uuid": item["message_uuid"], "display_name": "Alice A",
                                          "handle": "alice", "message": "hi", "created_at": item["sk"]}
 
 
@@ -190,14 +193,26 @@ def test_group_rows_through_the_gsi(fresh_table):
     assert sorted(r["pk"] for r in rows) == sorted([layout.group_pk(ALICE["uuid"]), layout.group_pk(BOB["uuid"])])
 
 
-def test_get_and_conditional_put(fresh_table):
+def test_get_and_put_unless_the_key_exists(fresh_table):
     ddb = Ddb(fresh_table)
     header = layout.header_item("g1", [ALICE["uuid"], BOB["uuid"]], "t0")
     assert ddb.get(layout.header_key("g1")) is None
-    ddb.put(header, condition="attribute_not_exists(pk)")
+    ddb.put_new(header)
     assert ddb.get(layout.header_key("g1")) == header
-    with pytest.raises(ddb.client.exceptions.ConditionalCheckFailedException):
-        ddb.put(header, condition="attribute_not_exists(pk)")
+    with pytest.raises(KeyTaken) as taken:
+        ddb.put_new({**header, "created_at": "t1"})
+    assert taken.value.positions == {0}
+    assert ddb.get(layout.header_key("g1")) == header
+
+
+def test_put_all_new_writes_all_or_names_the_keys_taken(fresh_table):
+    ddb = Ddb(fresh_table)
+    a, b, c = ({"pk": "X#1", "sk": s} for s in ("a", "b", "c"))
+    ddb.put_all_new([a, b])
+    with pytest.raises(KeyTaken) as taken:
+        ddb.put_all_new([c, b])
+    assert taken.value.positions == {1}
+    assert ddb.get({"pk": "X#1", "sk": "c"}) is None, "nothing of a refused transaction is written"
 
 
 # -- writes: batches -------------------------------------------------------------------------------
@@ -210,6 +225,15 @@ class CountingClient:
         self._client = client
         self.hold_back = hold_back
         self.batch_calls: list[int] = []
+        self.other_writes = 0
+
+    def put_item(self, **kwargs):
+        self.other_writes += 1
+        return self._client.put_item(**kwargs)
+
+    def transact_write_items(self, **kwargs):
+        self.other_writes += 1
+        return self._client.transact_write_items(**kwargs)
 
     def __getattr__(self, name):
         return getattr(self._client, name)
@@ -246,8 +270,7 @@ def test_batch_write_retries_unprocessed_items(fresh_table):
 def seeded_users(settings):
     db = Db(settings)
     try:
-        from lib.cli.common import user_by_handle
-        return {h: user_by_handle(db, h) for h in ("andrewbrown", "bayko")}
+        return {h: local_seed.user_by_handle(db, h) for h in ("andrewbrown", "bayko")}
     finally:
         db.close()
 
@@ -263,8 +286,8 @@ def test_seed_counts_spread_and_batches(fresh_table, monkeypatch):
     monkeypatch.setattr(aws, "client", counting_client)
     db = Db(fresh_table)
     try:
-        items, calls = ddb_cli.seed(fresh_table, db, progress=False)
-        again = ddb_cli.seed(fresh_table, db, progress=False)
+        items, calls = local_seed.seed(Ddb(fresh_table), db)
+        again = local_seed.seed(Ddb(fresh_table), db)
     finally:
         db.close()
     monkeypatch.undo()
@@ -279,7 +302,9 @@ def test_seed_counts_spread_and_batches(fresh_table, monkeypatch):
     assert again == (0, 0), "a second seed leaves the table alone"
 
     batch_calls = [n for c in made for n in c.batch_calls]
-    assert calls == len(batch_calls) <= math.ceil(items / 25)
+    # written in full batches, and in nothing but batches
+    assert calls == len(batch_calls) == math.ceil(items / 25)
+    assert [c.other_writes for c in made] == [0] * len(made)
 
     users = seeded_users(fresh_table)
     g = layout.group_uuid_for(users["andrewbrown"]["uuid"], users["bayko"]["uuid"])
@@ -296,12 +321,12 @@ def test_seed_counts_spread_and_batches(fresh_table, monkeypatch):
 
 
 def test_seed_items_span_calendar_years_wherever_they_end():
-    conversation = ddb_cli.read_conversation()
+    conversation = local_seed.read_conversation()
     assert len(conversation) >= 20
     users = {"andrewbrown": ALICE, "bayko": BOB}
     for end in (datetime(2025, 1, 1, 0, 30, tzinfo=timezone.utc),
                 datetime(2025, 12, 31, 23, 0, tzinfo=timezone.utc)):
-        items = ddb_cli.seed_items(users, conversation, end)
+        items = local_seed.seed_items(users, conversation, end)
         sks = [i["sk"] for i in items if i["pk"].startswith("MSG#")]
         assert sks == sorted(sks) and len(set(sks)) == len(sks)
         assert len({sk[:4] for sk in sks}) > 1

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from lib import config
-from lib.local_stack import free_port
+from lib.local import free_port
 
 ROOT = config.ROOT
 START_TIMEOUT = 120  # the first start runs initdb; later ones take a few seconds
@@ -156,10 +156,14 @@ def seeded_handles(dev: Dev) -> dict[str, str | None]:
 
 
 def pool_subs(dev: Dev) -> dict[str, str]:
-    from lib.cli.db import cognito_subs_by_handle
+    from lib import aws, cognito
+    from lib.local import LocalSettings
+    from lib.local.cognito import find_pool
 
     settings = config.load({}).with_(aws_endpoint_url=f"http://127.0.0.1:{dev.env['LOCAL_AWS_PORT']}")
-    return cognito_subs_by_handle(settings)
+    client = aws.client(settings, "cognito-idp")
+    return {u["preferred_username"]: u["sub"]
+            for u in cognito.pool_users(client, find_pool(client, LocalSettings()))}
 
 
 def test_dev_serves_the_seeded_stack_and_stops_everything(pg_data, tmp_path):
@@ -235,7 +239,7 @@ def test_dev_busy_port_is_a_one_line_error(busy, pg_data, tmp_path):
 
 def test_moto_creates_its_log_directory(pg_data):
     """On a fresh clone with an external PostgreSQL, .local/ does not exist when moto starts."""
-    from lib.local_stack import LocalMoto
+    from lib.local import LocalMoto
 
     log_file = pg_data.parent / "fresh" / "logs" / "moto.log"
     moto = LocalMoto(free_port(), log_file).start()
@@ -246,26 +250,28 @@ def test_moto_creates_its_log_directory(pg_data):
     assert log_file.exists()
 
 
-def test_an_external_endpoint_without_cognito_still_gets_its_table_and_seed(fresh_table, monkeypatch, capsys):
+def test_an_external_endpoint_without_cognito_still_gets_its_table_and_seed(fresh_table, monkeypatch):
     """DynamoDB Local (AWS_ENDPOINT_URL) does no Cognito: bin/dev serves without sign-in rather than
     not at all. Without an explicit endpoint a Cognito failure is still an error."""
     from botocore.exceptions import ClientError
 
-    from lib.cli import cognito, dev
     from lib.ddb import Ddb
+    from lib.local import LocalSettings, load_data
+    from lib.local import cognito as local_cognito
 
-    def no_cognito(settings):
+    def no_cognito(settings, local):
         raise ClientError({"Error": {"Code": "UnknownOperationException", "Message": ""}}, "ListUserPools")
 
-    monkeypatch.setattr(cognito, "ensure_local_pool", no_cognito)
+    monkeypatch.setattr(local_cognito, "ensure_pool", no_cognito)
     unlinked = fresh_table.with_(cognito_user_pool_id=None, cognito_client_id=None)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", fresh_table.aws_endpoint_url)
-    loaded = dev.load_data(unlinked)
+    reported: list[tuple[str, str]] = []
+    loaded = load_data(unlinked, LocalSettings(), cognito_optional=True,
+                       report=lambda *line: reported.append(line))
     assert loaded.cognito_user_pool_id is None
-    assert "ready  cognito   none at" in capsys.readouterr().out
+    assert [c for c, _ in reported] == ["schema", "cognito", "seed"]
+    assert reported[1][1].startswith("none at")
     scan = Ddb(fresh_table).client.scan(TableName=fresh_table.ddb_table, Select="COUNT")
     assert scan["Count"] >= 23
 
-    monkeypatch.delenv("AWS_ENDPOINT_URL")
     with pytest.raises(ClientError):
-        dev.load_data(unlinked)
+        load_data(unlinked, LocalSettings())

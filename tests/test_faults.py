@@ -7,11 +7,10 @@ import time
 import pytest
 
 from app import create_app
+from lib import db as pg_admin
 from lib import ddb as layout
 from lib.cli import db as db_cli
-from lib.cli.cognito import access_token
-from lib.cli.dev import DATABASE
-from lib.local_stack import LocalPostgres, free_port
+from lib.local import DATABASE, LocalPostgres, access_token, free_port
 from services.backend import Backend
 
 
@@ -54,7 +53,7 @@ def test_postgres_down_at_start_then_up_then_down_again(own_postgres, settings):
 
     # PostgreSQL arrives: the API recovers by itself.
     pg.start()
-    db_cli.setup(own)
+    pg_admin.setup_database(own.connection_url)
     db_cli.update_cognito_user_ids(own)
     assert _until(lambda: client.get("/api/health-check").status_code == 200)
     assert client.get("/api/message_groups", headers=auth).status_code == 200

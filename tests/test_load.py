@@ -17,10 +17,9 @@ import pytest
 import requests
 
 from lib import ddb as layout
-from lib.cli.cognito import access_token
-from lib.cli.common import open_db, user_by_handle
-from lib.cli.dev import app_env, gunicorn_command, wait_http
-from lib.local_stack import free_port, stop_process
+from lib.db import Db
+from lib.local import access_token, api_env, free_port, gunicorn_command, stop_process, wait_http
+from lib.local.seed import user_by_handle
 
 CLIENTS = 16
 MESSAGES_PER_CLIENT = 50
@@ -28,7 +27,7 @@ HANDLES = ["andrewbrown", "bayko", "londo"]
 
 
 def start_worker(env: dict[str, str], checkpoint) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lib.stream_worker", "--checkpoint", str(checkpoint),
+    return subprocess.Popen([sys.executable, "-m", "lib.cli.ddb", "stream-worker", "--checkpoint", str(checkpoint),
                              "--interval", "0.1"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -41,7 +40,7 @@ def next_link(response: requests.Response) -> str | None:
 @pytest.mark.slow
 def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_path):
     settings = fresh_table
-    env = {**app_env(settings), "CURSOR_SECRET": "load-test"}
+    env = {**api_env(settings), "CURSOR_SECRET": "load-test"}
     port = free_port()
     server = subprocess.Popen(gunicorn_command(port, workers=2, threads=8), env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -51,7 +50,7 @@ def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_pat
     try:
         wait_http(f"{url}/api/health-check", server, "api")
         tokens = {h: access_token(settings, h) for h in HANDLES}
-        db = open_db(settings)
+        db = Db(settings)
         users = {h: user_by_handle(db, h) for h in HANDLES}
         db.close()
 

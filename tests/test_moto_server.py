@@ -1,4 +1,4 @@
-"""The local DynamoDB (moto, corrected by lib/moto_server.py) keeps DynamoDB's guarantees: a
+"""The local DynamoDB (moto, corrected by lib/local/moto_server.py) keeps DynamoDB's guarantees: a
 cancelled transaction changes nothing, and concurrent writes are never lost."""
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ from botocore.exceptions import ClientError
 from lib import ddb as layout
 
 PERSON = {"uuid": "u-1", "display_name": "Someone", "handle": "someone"}
+
+
+def put(table: layout.Ddb, item: dict, condition: str | None = None) -> dict:
+    """A raw Put of TransactWriteItems (these tests drive moto itself, not the adapter)."""
+    op = {"TableName": table.table, "Item": layout.serialize(item)}
+    if condition:
+        op["ConditionExpression"] = condition
+    return {"Put": op}
 
 
 def test_cancelled_transaction_restores_what_it_touched(fresh_table):
@@ -29,10 +37,10 @@ def test_cancelled_transaction_restores_what_it_touched(fresh_table):
     new = layout.message_item("g", PERSON, "new", "2025-01-02T00:00:00.000000+00:00")
     changed = {**kept, "message": "changed"}
     with pytest.raises(ClientError) as error:
-        table.transact([
-            table.put_op(new),  # applied by moto before the failing condition below...
-            table.put_op(changed),
-            table.put_op(layout.header_item("g", ["a", "b"], new["sk"]), "attribute_exists(pk)"),
+        table.client.transact_write_items(TransactItems=[
+            put(table, new),  # applied by moto before the failing condition below...
+            put(table, changed),
+            put(table, layout.header_item("g", ["a", "b"], new["sk"]), "attribute_exists(pk)"),
         ])
     assert error.value.response["Error"]["Code"] == "TransactionCanceledException"
     # ...and undone: the table and its stream are as they were.
@@ -60,7 +68,7 @@ def test_concurrent_writes_survive_cancelled_transactions(fresh_table):
         own = layout.Ddb(fresh_table)
         for _ in range(25):
             with pytest.raises(ClientError):
-                own.transact([own.put_op(header, "attribute_not_exists(pk)")])
+                own.client.transact_write_items(TransactItems=[put(own, header, "attribute_not_exists(pk)")])
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
     threads += [threading.Thread(target=canceller) for _ in range(2)]
@@ -106,3 +114,19 @@ def test_index_query_finds_exactly_the_rows_of_its_group(fresh_table):
     table.batch_write(rows)
     group = layout.group_uuid_for("u-0", "u-1")
     assert sorted(r["pk"] for r in table.group_rows(group)) == ["GRP#u-0", "GRP#u-1"]
+
+
+def test_the_corrections_fit_this_moto_and_fail_loudly_on_one_that_changed():
+    """What lib/local/moto_server.py relies on in moto is checked at start-up: an upgrade that
+    renames an argument it reads stops the local stack with a message naming it, instead of
+    silently answering differently."""
+
+    from lib.local import moto_server
+
+    moto_server.check_moto()  # this moto fits
+    real = moto_server.MOTO_QUERY_SIGNATURE
+    renamed = real.replace(parameters=[
+        p.replace(name="start_key") if p.name == "exclusive_start_key" else p
+        for p in real.parameters.values()])
+    with pytest.raises(RuntimeError, match="Table.query argument 'exclusive_start_key'"):
+        moto_server.check_moto(renamed)

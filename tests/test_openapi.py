@@ -16,10 +16,11 @@ from openapi_spec_validator import validate as validate_spec
 
 from lib import config
 from lib.config import Settings
+from lib.local import LocalSettings
 
 SPEC_PATH = config.ROOT / "openapi.yml"
-SOURCES = [config.ROOT / "app.py", *sorted((config.ROOT / "services").glob("*.py")),
-           *sorted((config.ROOT / "lib").glob("*.py"))]
+SOURCES = [config.ROOT / "app.py", *sorted((config.ROOT / "routes").glob("*.py")),
+           *sorted((config.ROOT / "services").glob("*.py")), *sorted((config.ROOT / "lib").glob("*.py"))]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 # Flask adds these to every rule; the spec describes CORS preflight in its description instead.
 IMPLICIT_METHODS = {"head", "options"}
@@ -146,17 +147,20 @@ def _string_constants(node: ast.AST) -> list[str]:
 
 
 def codes_in_source() -> dict[str, str]:
-    """Every error code a constructor of an ApiError (or the app's error helpers) is given in the
-    source, and every default of a `code` parameter: {code: where}."""
+    """Every error code a constructor of a CruddurError (or the app's error helpers, or an error
+    class's own super().__init__) is given in the source, and every default of a `code` parameter:
+    {code: where}."""
     import lib.cognito_jwt_token  # noqa: F401  (defines TokenError)
-    from lib.errors import ApiError
+    import lib.db  # noqa: F401  (defines DatabaseUnavailable)
+    import lib.ddb  # noqa: F401  (defines StoreUnavailable, WriteConflict)
+    from lib.errors import CruddurError
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
             yield sub
             yield from subclasses(sub)
 
-    error_classes = {ApiError.__name__, *(c.__name__ for c in subclasses(ApiError))}
+    error_classes = {CruddurError.__name__, *(c.__name__ for c in subclasses(CruddurError))}
     found: dict[str, str] = {}
     for source in SOURCES:
         tree = ast.parse(source.read_text(), str(source))
@@ -164,10 +168,8 @@ def codes_in_source() -> dict[str, str]:
             where = f"{source.relative_to(config.ROOT)}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Call):
                 name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-                if name in error_classes:
+                if name in error_classes or name == "__init__":
                     codes = [s for arg in node.args for s in _string_constants(arg)]
-                elif name == "unavailable" and node.args:
-                    codes = _string_constants(node.args[0])
                 elif name == "error_response" and len(node.args) > 1:
                     codes = _string_constants(node.args[1])
                 else:
@@ -188,7 +190,7 @@ def codes_of_http_errors(settings: Settings) -> set[str]:
     """The codes the app derives from werkzeug's own errors: unknown route, wrong method, body
     too large."""
     from app import create_app
-    from lib.cli.cognito import access_token
+    from lib.local import access_token
 
     app = create_app(settings)
     try:
@@ -231,12 +233,12 @@ def test_every_error_code_of_the_code_is_in_the_spec_and_vice_versa(settings: Se
 def make_user(settings: Settings, prefix: str) -> tuple[dict, str]:
     """A fresh user in PostgreSQL and the local Cognito pool: ({uuid, handle, display_name},
     access token)."""
-    from lib.cli import common
-    from lib.cli.cognito import access_token
+    from lib import aws
+    from lib.local import access_token
 
     handle = f"{prefix}{uuid.uuid4().hex[:10]}"
     email = f"{handle}@example.test"
-    client = common.cognito_client(settings)
+    client = aws.client(settings, "cognito-idp")
     created = client.admin_create_user(
         UserPoolId=settings.cognito_user_pool_id, Username=email, MessageAction="SUPPRESS",
         UserAttributes=[{"Name": "email", "Value": email}, {"Name": "email_verified", "Value": "true"},
@@ -244,7 +246,7 @@ def make_user(settings: Settings, prefix: str) -> tuple[dict, str]:
                         {"Name": "preferred_username", "Value": handle}])
     sub = {a["Name"]: a["Value"] for a in created["User"]["Attributes"]}["sub"]
     client.admin_set_user_password(UserPoolId=settings.cognito_user_pool_id, Username=email,
-                                   Password=config.LOCAL_SEED_PASSWORD, Permanent=True)
+                                   Password=LocalSettings().seed_password, Permanent=True)
     with psycopg.connect(settings.connection_url, autocommit=True) as conn:
         row = conn.execute(
             "INSERT INTO public.users (display_name, handle, email, cognito_user_id) "

@@ -12,11 +12,11 @@ import pytest
 from jose import jwt
 
 from lib import config
-from lib.cli import db as db_cli
-from lib.cli import ddb as ddb_cli
+from lib import db as pg_admin
+from lib.local import seed as local_seed
 from lib.db import Db, template
 from lib.ddb import Ddb, group_uuid_for
-from lib.local_stack import free_port
+from lib.local import free_port
 
 ROOT = config.ROOT
 SCRIPTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bin").rglob("*")
@@ -77,14 +77,14 @@ def seeded_env(settings):
     """The environment of a table of its own holding only the seeded conversation: other tests
     send messages through the shared one."""
     seeded = settings.with_(ddb_table=f"test-seeded-{uuid.uuid4().hex[:8]}")
-    ddb_cli.create_table(seeded)
+    Ddb(seeded).create_table()
     db = Db(seeded)
     try:
-        ddb_cli.seed(seeded, db, progress=False)
+        local_seed.seed(Ddb(seeded), db)
     finally:
         db.close()
     yield {**os.environ, "DDB_MESSAGE_TABLE": seeded.ddb_table}
-    Ddb(seeded).client.delete_table(TableName=seeded.ddb_table)
+    Ddb(seeded).delete_table()
 
 
 def test_every_script_answers_help():
@@ -221,8 +221,7 @@ def test_schema_load_and_drop(settings):
         assert name not in client.list_tables()["TableNames"]
         assert "does not exist" in ok(run("bin/ddb/drop", env=env))
     finally:
-        if ddb_cli.table_exists(client, name):
-            client.delete_table(TableName=name)
+        Ddb(settings.with_(ddb_table=name)).delete_table()
 
 
 # -- --prod ----------------------------------------------------------------------------------------
@@ -250,15 +249,15 @@ def test_db_drop_prod_without_terminal_refuses(settings):
     # a scratch database stands in for production: it must survive the refusal
     scratch = settings.with_(connection_url=settings.connection_url.rsplit("/", 1)[0]
                              + f"/prodguard_{uuid.uuid4().hex[:8]}")
-    assert db_cli.create_database(scratch)
+    assert pg_admin.create_database(scratch.connection_url)
     try:
         for args in (["bin/db/drop", "--prod"], ["bin/db/setup", "--prod", "--reset"]):
             result = run(*args, env=aws_env(PROD_CONNECTION_URL=scratch.connection_url))
             assert result.returncode != 0, args
             assert "refusing to drop the database prodguard_" in result.stderr
-            assert not db_cli.create_database(scratch), "the database still exists"
+            assert not pg_admin.create_database(scratch.connection_url), "the database still exists"
     finally:
-        db_cli.drop_database(scratch)
+        pg_admin.drop_database(scratch.connection_url)
 
 
 def test_db_scripts_with_prod_need_prod_connection_url():

@@ -1,12 +1,15 @@
 """Hypothesis over the services: whatever a client sends, the answer is a result or a 4xx
-ApiError, and nothing invalid is ever stored."""
+CruddurError, and nothing invalid is ever stored."""
 from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from app import status_of
 from lib import ddb as layout
-from lib.errors import ApiError
+from lib.ddb import Ddb
+from lib.errors import CruddurError
+from lib.local.seed import user_by_handle
 from services import validation
 from services.backend import Backend
 from services.create_message import CreateMessage
@@ -20,20 +23,16 @@ def fuzz_backend(settings):
     """A backend over a table of its own, so that what the fuzzer stores can be checked whole."""
     import uuid
 
-    from lib.cli import ddb as ddb_cli
-
     own = settings.with_(ddb_table=f"fuzz-{uuid.uuid4().hex[:12]}", cursor_secret="fuzz")
-    ddb_cli.create_table(own)
+    Ddb(own).create_table()
     backend = Backend.from_settings(own)
     yield backend
     backend.db.close()
-    backend.ddb.client.delete_table(TableName=own.ddb_table)
+    backend.ddb.delete_table()
 
 
 @pytest.fixture(scope="module")
 def people(fuzz_backend):
-    from lib.cli.common import user_by_handle
-
     return {h: user_by_handle(fuzz_backend.db, h) for h in ("andrewbrown", "bayko", "londo")}
 
 
@@ -67,21 +66,28 @@ def resolve_pairs(body, people):
     return body
 
 
-@hsettings(max_examples=150, deadline=None, derandomize=True,
-           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(body=bodies, sender=st.sampled_from(["andrewbrown", "bayko", "londo"]),
-       key=st.one_of(st.none(), st.sampled_from(["k1", "k2", "bad key", ""])))
-def test_create_message_answers_or_refuses(fuzz_backend, people, body, sender, key):
-    try:
-        key = validation.idempotency_key(key)
-        result = CreateMessage.run(fuzz_backend, people[sender], resolve_pairs(body, people), key)
-    except ApiError as error:
-        assert 400 <= error.status < 500, error.codes
-        assert error.codes and all(isinstance(c, str) for c in error.codes)
-        return
-    assert set(result) >= {"uuid", "display_name", "handle", "message", "created_at", "message_group_uuid"}
-    assert 1 <= len(result["message"]) <= validation.MESSAGE_MAX_LENGTH
-    assert result["message"] == result["message"].strip()
+def test_create_message_answers_or_refuses_and_stores_no_junk(fuzz_backend, people):
+    """Whatever is sent, a result or a 4xx; then, every item the fuzzer stored is well formed."""
+
+    @hsettings(max_examples=150, deadline=None, derandomize=True,
+               suppress_health_check=[HealthCheck.too_slow])
+    @given(body=bodies, sender=st.sampled_from(["andrewbrown", "bayko", "londo"]),
+           key=st.one_of(st.none(), st.sampled_from(["k1", "k2", "bad key", ""])))
+    def fuzz(body, sender, key):
+        try:
+            key = validation.idempotency_key(key)
+            result = CreateMessage.run(fuzz_backend, people[sender], resolve_pairs(body, people), key)
+        except CruddurError as error:
+            assert 400 <= status_of(error) < 500, error.codes
+            assert error.codes and all(isinstance(c, str) for c in error.codes)
+            return
+        assert set(result) >= {"uuid", "display_name", "handle", "message", "created_at",
+                               "message_group_uuid"}
+        assert 1 <= len(result["message"]) <= validation.MESSAGE_MAX_LENGTH
+        assert result["message"] == result["message"].strip()
+
+    fuzz()
+    assert_stored_no_junk(fuzz_backend, people)
 
 
 @hsettings(max_examples=60, deadline=None, derandomize=True,
@@ -94,8 +100,8 @@ def test_reading_answers_or_refuses(fuzz_backend, people, group, limit, cursor):
                  lambda: MessageGroups.run(fuzz_backend, people["bayko"], limit, cursor)):
         try:
             items, _ = call()
-        except ApiError as error:
-            assert 400 <= error.status < 500
+        except CruddurError as error:
+            assert 400 <= status_of(error) < 500
             continue
         assert isinstance(items, list)
 
@@ -106,14 +112,14 @@ def test_reading_answers_or_refuses(fuzz_backend, people, group, limit, cursor):
 def test_users_short_answers_or_refuses(fuzz_backend, handle):
     try:
         user = UsersShort.run(fuzz_backend, handle)
-    except ApiError as error:
-        assert error.status == 404
+    except CruddurError as error:
+        assert status_of(error) == 404
         return
     assert set(user) == {"uuid", "handle", "display_name"}
 
 
-def test_the_fuzzers_stored_no_junk(fuzz_backend, people):
-    """Runs after the fuzzers above (file order): every stored item is well formed."""
+def assert_stored_no_junk(fuzz_backend, people):
+    """Every item of the fuzzer's table is well formed."""
     client = fuzz_backend.ddb.client
     pages = client.get_paginator("scan").paginate(TableName=fuzz_backend.ddb.table)
     items = [layout.deserialize(i) for page in pages for i in page["Items"]]

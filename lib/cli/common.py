@@ -1,5 +1,8 @@
 """What every script in bin/ shares: settings, the --prod switch, confirmations and clients.
 
+Scripts depend on everything (the adapters, the services, the local stack); nothing depends on
+them.
+
 Scripts talk to the local stack unless given `--prod`. Without it, a script uses
 `AWS_ENDPOINT_URL` (or the local stack's default endpoint) and `CONNECTION_URL`; with it, it uses
 AWS (no endpoint override) and `PROD_CONNECTION_URL`. Nothing else turns `--prod` on.
@@ -16,6 +19,10 @@ import click
 
 from lib import aws, config
 from lib.config import Settings
+from lib.local import LocalSettings, PoolMissing
+from lib.local import cognito as local_cognito
+from lib.local import settings as local_settings
+from lib.local.seed import SeedError
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -47,8 +54,12 @@ def settings_for(prod: bool, env: dict[str, str] | None = None) -> Settings:
         url = env.get("PROD_CONNECTION_URL")
         return settings.with_(aws_endpoint_url=None, service_endpoints=(), connection_url=url or "")
     if not settings.aws_endpoint_url:
-        settings = settings.with_(aws_endpoint_url=f"http://127.0.0.1:{settings.local_aws_port}")
+        settings = settings.with_(aws_endpoint_url=local_settings.load(env).aws_url)
     return settings
+
+
+def local() -> LocalSettings:
+    return local_settings.load()
 
 
 def target_option(fn: Callable) -> Callable:
@@ -77,7 +88,13 @@ def service_error(error: Exception, settings: Settings) -> str | None:
     """One line for an error of a service that is down or refuses (no trace), else None."""
     from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
+    from lib.ddb import StoreError, StoreUnavailable
+
     hint = " (is ./bin/dev running?)" if settings.is_local else ""
+    if isinstance(error, (StoreError, StoreUnavailable)) and error.__cause__ is not None:
+        error = error.__cause__  # the adapter's translation: say what DynamoDB said
+    if isinstance(error, (PoolMissing, SeedError)):
+        return str(error)
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return f"{details.get('Code', 'error')}: {details.get('Message', '')}".strip()
@@ -131,21 +148,7 @@ def user_pool_id(settings: Settings, client: Any | None = None) -> str:
         return settings.cognito_user_pool_id
     if not settings.is_local:
         raise click.ClickException("AWS_COGNITO_USER_POOL_ID is not set")
-    client = client or cognito_client(settings)
-    for pool in client.list_user_pools(MaxResults=60)["UserPools"]:
-        if pool["Name"] == config.LOCAL_USER_POOL_NAME:
-            return pool["Id"]
-    raise click.ClickException(f"no user pool named {config.LOCAL_USER_POOL_NAME}: run bin/cognito/setup")
-
-
-def user_pool_client_id(settings: Settings, pool_id: str, client: Any | None = None) -> str:
-    if settings.cognito_client_id:
-        return settings.cognito_client_id
-    client = client or cognito_client(settings)
-    for c in client.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]:
-        if c["ClientName"] == config.LOCAL_USER_POOL_CLIENT_NAME:
-            return c["ClientId"]
-    raise click.ClickException(f"no app client named {config.LOCAL_USER_POOL_CLIENT_NAME}")
+    return local_cognito.find_pool(client or cognito_client(settings), local())
 
 
 def open_db(settings: Settings) -> Any:
@@ -154,12 +157,3 @@ def open_db(settings: Settings) -> Any:
     if not settings.connection_url:
         raise click.ClickException("--prod needs PROD_CONNECTION_URL to be set")
     return Db(settings)
-
-
-def user_by_handle(db: Any, handle: str) -> dict[str, Any]:
-    from lib.db import template
-
-    user = db.query_object_json(template("users", "short"), {"handle": handle})
-    if user is None:
-        raise click.ClickException(f"no user with handle {handle!r} in PostgreSQL")
-    return user

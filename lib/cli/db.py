@@ -3,83 +3,30 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
 
 import click
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from lib import cognito, db as pg
 from lib.cli import common
-from lib.config import ROOT, Settings
-from lib.db import template
+from lib.config import Settings
+from lib.local import postgres_bin_path
+from services.link_cognito_users import LinkCognitoUsers
 
-SCHEMA_FILE = ROOT / "db" / "schema.sql"
-SEED_FILE = ROOT / "db" / "seed.sql"
 
 
 def database_name(settings: Settings) -> str:
-    return conninfo_to_dict(settings.connection_url).get("dbname") or "postgres"
-
-
-def _maintenance(settings: Settings) -> psycopg.Connection:
-    """A connection to the server's `postgres` database, for CREATE and DROP DATABASE."""
-    return psycopg.connect(make_conninfo(settings.connection_url, dbname="postgres"),
-                           autocommit=True, connect_timeout=5)
-
-
-def create_database(settings: Settings) -> bool:
-    name = database_name(settings)
-    with _maintenance(settings) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return True
-
-
-def drop_database(settings: Settings) -> bool:
-    name = database_name(settings)
-    with _maintenance(settings) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        return bool(exists)
-
-
-def run_file(settings: Settings, path: os.PathLike) -> None:
-    with psycopg.connect(settings.connection_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(open(path).read())
-
-
-def cognito_subs_by_handle(settings: Settings) -> dict[str, str]:
-    client = common.cognito_client(settings)
-    pool_id = common.user_pool_id(settings, client)
-    subs = {}
-    for page in client.get_paginator("list_users").paginate(UserPoolId=pool_id):
-        for user in page["Users"]:
-            attributes = {a["Name"]: a["Value"] for a in user["Attributes"]}
-            if "preferred_username" in attributes and "sub" in attributes:
-                subs[attributes["preferred_username"]] = attributes["sub"]
-    return subs
+    return pg.database_name(settings.connection_url)
 
 
 def update_cognito_user_ids(settings: Settings) -> dict[str, str]:
     """Set each user's cognito_user_id from the pool, matched by handle. Returns what it set."""
-    subs = cognito_subs_by_handle(settings)
+    client = common.cognito_client(settings)
+    users = cognito.pool_users(client, common.user_pool_id(settings, client))
     db = common.open_db(settings)
     try:
-        for handle, sub in subs.items():
-            db.query_commit(template("users", "update_cognito_user_id"),
-                            {"handle": handle, "cognito_user_id": sub})
+        return LinkCognitoUsers.run(db, users)
     finally:
         db.close()
-    return subs
-
-
-def setup(settings: Settings) -> None:
-    """Create the database if missing, load the schema and the seed (both idempotent)."""
-    create_database(settings)
-    run_file(settings, SCHEMA_FILE)
-    run_file(settings, SEED_FILE)
 
 
 @click.group()
@@ -97,7 +44,7 @@ def _require_url(settings: Settings) -> None:
 def create(settings: Settings, prod: bool) -> None:
     """Create the database named in the connection URL."""
     _require_url(settings)
-    created = create_database(settings)
+    created = pg.create_database(settings.connection_url)
     click.echo(f"database {database_name(settings)} {'created' if created else 'already exists'}")
 
 
@@ -108,7 +55,7 @@ def drop(settings: Settings, prod: bool, yes: bool) -> None:
     """Drop the database named in the connection URL."""
     _require_url(settings)
     common.confirm_destructive(prod, f"drop the database {database_name(settings)}", yes)
-    dropped = drop_database(settings)
+    dropped = pg.drop_database(settings.connection_url)
     click.echo(f"database {database_name(settings)} {'dropped' if dropped else 'did not exist'}")
 
 
@@ -117,7 +64,7 @@ def drop(settings: Settings, prod: bool, yes: bool) -> None:
 def schema_load(settings: Settings, prod: bool) -> None:
     """Load db/schema.sql (idempotent)."""
     _require_url(settings)
-    run_file(settings, SCHEMA_FILE)
+    pg.run_sql_file(settings.connection_url, pg.SCHEMA_FILE)
     click.echo("schema loaded")
 
 
@@ -126,7 +73,7 @@ def schema_load(settings: Settings, prod: bool) -> None:
 def seed_command(settings: Settings, prod: bool) -> None:
     """Load db/seed.sql (idempotent)."""
     _require_url(settings)
-    run_file(settings, SEED_FILE)
+    pg.run_sql_file(settings.connection_url, pg.SEED_FILE)
     click.echo("seed loaded")
 
 
@@ -135,8 +82,6 @@ def seed_command(settings: Settings, prod: bool) -> None:
 def connect(settings: Settings, prod: bool) -> None:
     """Open psql on the database."""
     _require_url(settings)
-    from lib.local_stack import postgres_bin_path
-
     psql = shutil.which("psql") or str(postgres_bin_path() / "psql")
     os.execv(psql, [psql, settings.connection_url])
 
@@ -150,8 +95,8 @@ def setup_command(settings: Settings, prod: bool, reset: bool, yes: bool) -> Non
     _require_url(settings)
     if reset:
         common.confirm_destructive(prod, f"drop the database {database_name(settings)}", yes)
-        drop_database(settings)
-    setup(settings)
+        pg.drop_database(settings.connection_url)
+    pg.setup_database(settings.connection_url)
     click.echo(f"database {database_name(settings)} ready")
 
 

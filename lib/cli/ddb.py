@@ -3,89 +3,18 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import click
 
 from lib import ddb as layout
 from lib.cli import common
-from lib.config import ROOT, Settings
+from lib.config import Settings
+from lib.ddb import Ddb
+from lib.local import seed as local_seed
+from lib.local import stream_worker
 
 log = logging.getLogger(__name__)
-CONVERSATION_FILE = ROOT / "db" / "seed" / "conversation.txt"
-SEED_SPAN_DAYS = 400
-
-
-def table_exists(client: Any, name: str) -> bool:
-    try:
-        client.describe_table(TableName=name)
-        return True
-    except client.exceptions.ResourceNotFoundException:
-        return False
-
-
-def create_table(settings: Settings, provisioned: bool = False, read_capacity: int = 5,
-                 write_capacity: int = 5) -> bool:
-    """Create the table with its GSI and stream; False when it already exists."""
-    client = common.ddb_client(settings)
-    if table_exists(client, settings.ddb_table):
-        return False
-    client.create_table(**layout.table_definition(settings.ddb_table, provisioned,
-                                                  read_capacity, write_capacity))
-    client.get_waiter("table_exists").wait(TableName=settings.ddb_table,
-                                           WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return True
-
-
-def read_conversation(path: Path = CONVERSATION_FILE) -> list[tuple[str, str]]:
-    lines = []
-    for raw in path.read_text().splitlines():
-        if not raw.strip() or raw.startswith("#"):
-            continue
-        handle, _, text = raw.partition(":")
-        lines.append((handle.strip(), text.strip()))
-    return lines
-
-
-def seed_items(users: dict[str, dict[str, Any]], conversation: list[tuple[str, str]],
-               end: datetime, span_days: int = SEED_SPAN_DAYS) -> list[dict[str, Any]]:
-    """The header, both group rows and every message of a two-person conversation, the messages
-    spread evenly over `span_days` up to `end`."""
-    handles = sorted({h for h, _ in conversation})
-    if len(handles) != 2:
-        raise click.ClickException(f"the seed conversation must have two participants, not {handles}")
-    a, b = (users[h] for h in handles)
-    group = layout.group_uuid_for(a["uuid"], b["uuid"])
-    step = timedelta(days=span_days) / max(1, len(conversation) - 1)
-    start = end - timedelta(days=span_days)
-    messages = [layout.message_item(group, users[h], text, layout.iso(start + i * step))
-                for i, (h, text) in enumerate(conversation)]
-    last = messages[-1]
-    return [
-        layout.header_item(group, [a["uuid"], b["uuid"]], messages[0]["sk"]),
-        layout.group_row(a["uuid"], b, group, last["message"], last["sk"]),
-        layout.group_row(b["uuid"], a, group, last["message"], last["sk"]),
-        *messages,
-    ]
-
-
-def seed(settings: Settings, db: Any, force: bool = False, progress: bool = True,
-         path: Path = CONVERSATION_FILE) -> tuple[int, int]:
-    """Write the seed conversation unless it is there already. Returns (items, calls)."""
-    conversation = read_conversation(path)
-    users = {h: common.user_by_handle(db, h) for h in {h for h, _ in conversation}}
-    items = seed_items(users, conversation, datetime.now(timezone.utc) - timedelta(hours=1))
-    table = layout.Ddb(settings)
-    if not force and table.get(layout.header_key(items[1]["message_group_uuid"])):
-        return 0, 0
-    if progress:
-        with click.progressbar(length=len(items), label="seeding", file=click.get_text_stream("stderr")) as bar:
-            calls = table.batch_write(items, on_progress=bar.update)
-    else:
-        calls = table.batch_write(items)
-    return len(items), calls
 
 
 def print_page(page: layout.Page) -> None:
@@ -106,7 +35,7 @@ def cli() -> None:
 @common.target_option
 def schema_load(settings: Settings, prod: bool, provisioned: bool, rcu: int, wcu: int) -> None:
     """Create the table, its GSI and its stream (new images). On-demand unless --provisioned."""
-    created = create_table(settings, provisioned, rcu, wcu)
+    created = Ddb(settings).create_table(provisioned, rcu, wcu)
     click.echo(f"table {settings.ddb_table} {'created' if created else 'already exists'}")
 
 
@@ -116,12 +45,8 @@ def schema_load(settings: Settings, prod: bool, provisioned: bool, rcu: int, wcu
 def drop(settings: Settings, prod: bool, yes: bool) -> None:
     """Delete the table."""
     common.confirm_destructive(prod, f"delete the table {settings.ddb_table}", yes)
-    client = common.ddb_client(settings)
-    if not table_exists(client, settings.ddb_table):
-        click.echo(f"table {settings.ddb_table} does not exist")
-        return
-    client.delete_table(TableName=settings.ddb_table)
-    click.echo(f"table {settings.ddb_table} deleted")
+    deleted = Ddb(settings).delete_table()
+    click.echo(f"table {settings.ddb_table} {'deleted' if deleted else 'does not exist'}")
 
 
 @cli.command("list-tables")
@@ -148,7 +73,10 @@ def scan(settings: Settings, prod: bool) -> None:
 @common.target_option
 def seed_command(settings: Settings, prod: bool, force: bool) -> None:
     """Write the seeded conversation (db/seed/conversation.txt) with batch writes."""
-    items, calls = seed(settings, common.open_db(settings), force)
+    # the conversation's messages, its header and its two group rows
+    with click.progressbar(length=len(local_seed.read_conversation()) + 3, label="seeding",
+                           file=click.get_text_stream("stderr")) as bar:
+        items, calls = local_seed.seed(Ddb(settings), common.open_db(settings), force, bar.update)
     if items:
         click.echo(f"seeded {items} items in {calls} batch write calls")
     else:
@@ -162,11 +90,8 @@ def seed_command(settings: Settings, prod: bool, force: bool) -> None:
 def get_conversation(settings: Settings, prod: bool, message_group_uuid: str | None, limit: int) -> None:
     """Pattern A: a group's latest messages (default: the seeded conversation)."""
     if not message_group_uuid:
-        db = common.open_db(settings)
-        handles = sorted({h for h, _ in read_conversation()})
-        a, b = (common.user_by_handle(db, h) for h in handles)
-        message_group_uuid = layout.group_uuid_for(a["uuid"], b["uuid"])
-    page = layout.Ddb(settings).messages_page(message_group_uuid, limit,
+        message_group_uuid = local_seed.seed_group(common.open_db(settings))
+    page = Ddb(settings).messages_page(message_group_uuid, limit,
                                              ReturnConsumedCapacity="TOTAL")
     print_page(page)
 
@@ -177,9 +102,28 @@ def get_conversation(settings: Settings, prod: bool, message_group_uuid: str | N
 @common.target_option
 def list_conversations(settings: Settings, prod: bool, handle: str, limit: int) -> None:
     """Pattern B: a user's conversations, most recent first."""
-    user = common.user_by_handle(common.open_db(settings), handle)
-    page = layout.Ddb(settings).groups_page(user["uuid"], limit, ReturnConsumedCapacity="TOTAL")
+    user = local_seed.user_by_handle(common.open_db(settings), handle)
+    page = Ddb(settings).groups_page(user["uuid"], limit, ReturnConsumedCapacity="TOTAL")
     print_page(page)
+
+
+@cli.command("stream-worker")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
+              default=stream_worker.DEFAULT_CHECKPOINT, show_default=".local/stream-worker.json",
+              envvar="STREAM_WORKER_CHECKPOINT", show_envvar=True,
+              help="Where the position in the stream is kept.")
+@click.option("--interval", type=float, default=0.3, show_default=True,
+              help="Seconds between polls when there is nothing new.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=stream_worker.DEFAULT_BATCH_SIZE,
+              show_default=True, help="Records per GetRecords call (and per handler call).")
+@common.target_option
+def stream_worker_command(settings: Settings, prod: bool, checkpoint: Path, interval: float,
+                          batch_size: int) -> None:
+    """Feed the local table's stream to the stream Lambda until SIGTERM or Ctrl-C.
+
+    Local only: in AWS the stream is read by the Lambda's event source mapping."""
+    common.refuse_prod(prod, "the stream worker")
+    stream_worker.serve(settings, checkpoint, interval, batch_size)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """moto's server as the local stack runs it, corrected to behave as DynamoDB does under load.
 
-`python -m lib.moto_server -H 127.0.0.1 -p PORT` takes moto.server's own arguments. Two
+`python -m lib.local.moto_server -H 127.0.0.1 -p PORT` takes moto.server's own arguments. Two
 corrections to moto's DynamoDB, both local-only (nothing here runs against AWS):
 
 1. Concurrency. moto's server is threaded, but its DynamoDB backend is not thread-safe: a
@@ -14,17 +14,24 @@ corrections to moto's DynamoDB, both local-only (nothing here runs against AWS):
    with the table, where DynamoDB's grows with the page. Here a Query looks at its partition only
    (or, on an index, at the items with its hash key), and key values compare without moto's
    general-purpose conversion. Results are moto's own: only what it looks through is narrowed.
+
+The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
+`install()`, and by a test) fails loudly, naming what changed, if a moto upgrade no longer has
+what they rely on.
 """
 from __future__ import annotations
 
 import bisect
 import copy
+import inspect
 import operator
+import types
 import sys
 import threading
 from decimal import Decimal
 from typing import Any, Callable, Iterable
 
+import moto
 import moto.dynamodb.models as ddb_models
 import moto.server
 from moto.dynamodb.models import DynamoDBBackend
@@ -140,13 +147,16 @@ def _same(a: DynamoType | None, b: DynamoType) -> bool:
 _raw_value = operator.attrgetter("value")
 
 
-def _page_candidates(table: Table, partition: dict, args: tuple) -> list | None:
+def _page_candidates(table: Table, partition: dict, query_args: dict[str, Any]) -> list | None:
     """For a plain page of a partition with a string sort key (no key condition on it): the items
     that can be on the page, plus one to tell whether more follow, picked without sorting the
     partition. None where that does not apply."""
-    if len(args) < 5 or table.range_key_type != "S":
+    if table.range_key_type != "S":
         return None
-    range_comparison, _, limit, start_key, forward = args[:5]
+    range_comparison = query_args.get("range_comparison")
+    limit = query_args.get("limit")
+    start_key = query_args.get("exclusive_start_key")
+    forward = query_args.get("scan_index_forward", True)
     if range_comparison is not None or not limit:
         return None
     # The partition maps each sort key (a DynamoType) to its item: sort the keys' raw strings, a
@@ -166,13 +176,20 @@ def _page_candidates(table: Table, partition: dict, args: tuple) -> list | None:
     return [partition[k] for k in page]
 
 
+MOTO_QUERY_SIGNATURE = inspect.signature(_moto_query)
+# The arguments of moto's Table.query that the correction reads, by name.
+QUERY_ARGUMENTS = ("hash_key", "range_comparison", "limit", "exclusive_start_key",
+                   "scan_index_forward", "index_name", "hash_key_conditions")
+
+
 def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -> Any:
     """moto's Query, shown only the items that can match its hash key."""
-    index_name = kwargs["index_name"] if "index_name" in kwargs else (args[6] if len(args) > 6 else None)
-    hash_conditions = kwargs.get("hash_key_conditions") or []
+    bound = MOTO_QUERY_SIGNATURE.bind(self, hash_key, *args, **kwargs).arguments
+    index_name = bound.get("index_name")
+    hash_conditions = bound.get("hash_key_conditions") or []
     if not index_name and hash_key is not None and self.range_key_attr is not None:
         partition = self.items[hash_key] if hash_key in self.items else {}
-        candidates = _page_candidates(self, partition, args)
+        candidates = _page_candidates(self, partition, bound)
         if candidates is None:
             candidates = list(partition.values())
     elif index_name and len(hash_conditions) == 1:
@@ -189,7 +206,28 @@ def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -
         del self.all_items
 
 
+def check_moto(query_signature: inspect.Signature | None = None) -> None:
+    """Raise RuntimeError naming what is missing when this moto lacks what the corrections use."""
+    signature = query_signature or MOTO_QUERY_SIGNATURE
+    missing = [f"Table.query argument {name!r}" for name in QUERY_ARGUMENTS
+               if name not in signature.parameters]
+    wanted: list[tuple[object, str, str]] = [
+        (Table, "all_items", "Table.all_items"), (Table, "get_item", "Table.get_item"),
+        (DynamoDBBackend, "transact_write_items", "DynamoDBBackend.transact_write_items"),
+        (DynamoType, "cast_value", "DynamoType.cast_value"),
+    ]
+    missing += [label for owner, name, label in wanted if not hasattr(owner, name)]
+    if not isinstance(getattr(ddb_models, "copy", None), (types.ModuleType, _CopyWithoutTables)):
+        missing.append("moto.dynamodb.models.copy (the copy module)")
+    if "transact_items" not in inspect.signature(_moto_transact_write_items).parameters:
+        missing.append("DynamoDBBackend.transact_write_items argument 'transact_items'")
+    if missing:
+        raise RuntimeError("lib/local/moto_server.py no longer fits this moto "
+                           f"({getattr(moto, '__version__', '?')}): {', '.join(missing)} changed")
+
+
 def install() -> None:
+    check_moto()
     ddb_models.copy = _CopyWithoutTables()  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     DynamoType.cast_value = property(_cast_value)  # type: ignore[assignment,method-assign]

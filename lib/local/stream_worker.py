@@ -1,4 +1,4 @@
-"""bin/ddb/stream-worker: the stream Lambda, driven by the local table's stream.
+"""The stream Lambda, driven by the local table's stream (bin/ddb/stream-worker, and ./bin/dev).
 
 In AWS, an event source mapping reads the messages table's stream and invokes
 aws/lambdas/cruddur-messaging-stream.py. Locally (moto, or DynamoDB Local) nothing does, so this
@@ -30,10 +30,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any, Callable, Mapping
 
-import click
-
-from lib import aws
-from lib.cli import common
+from lib import aws, config
 from lib.config import ROOT, Settings
 
 log = logging.getLogger("stream-worker")
@@ -71,9 +68,7 @@ def lambda_environment(settings: Settings, env: Mapping[str, str] | None = None)
     endpoint = settings.endpoint_for("dynamodb")  # the Lambda talks to DynamoDB only
     if endpoint:
         values["AWS_ENDPOINT_URL"] = endpoint
-        # as lib.aws does: a local endpoint accepts any credentials
-        if not env.get("AWS_ACCESS_KEY_ID") and not env.get("AWS_PROFILE"):
-            values.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+        values.update(aws.local_credentials(env))
     return values
 
 
@@ -349,21 +344,9 @@ def _context() -> SimpleNamespace:
                            get_remaining_time_in_millis=lambda: 60_000)
 
 
-@click.command()
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_CHECKPOINT, show_default=".local/stream-worker.json",
-              envvar="STREAM_WORKER_CHECKPOINT", show_envvar=True,
-              help="Where the position in the stream is kept.")
-@click.option("--interval", type=float, default=0.3, show_default=True,
-              help="Seconds between polls when there is nothing new.")
-@click.option("--batch-size", type=click.IntRange(1, 1000), default=DEFAULT_BATCH_SIZE,
-              show_default=True, help="Records per GetRecords call (and per handler call).")
-@common.target_option
-def main(settings: Settings, prod: bool, checkpoint: Path, interval: float, batch_size: int) -> None:
-    """Feed the local table's stream to the stream Lambda until SIGTERM or Ctrl-C.
-
-    Local only: in AWS the stream is read by the Lambda's event source mapping."""
-    common.refuse_prod(prod, "the stream worker")
+def serve(settings: Settings, checkpoint: Path = DEFAULT_CHECKPOINT, interval: float = 0.3,
+          batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    """Feed the table's stream to the stream Lambda until SIGTERM or SIGINT."""
     # The Lambda configures itself from the environment, as it does in AWS.
     os.environ.update(lambda_environment(settings))
     handler = load_lambda().lambda_handler
@@ -371,10 +354,14 @@ def main(settings: Settings, prod: bool, checkpoint: Path, interval: float, batc
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info("stream worker for table %s at %s (checkpoint %s)", settings.ddb_table,
-             settings.aws_endpoint_url, checkpoint)
+             settings.endpoint_for("dynamodbstreams"), checkpoint)
     StreamWorker(settings, handler, checkpoint, batch_size).run(stop, interval)
     log.info("stream worker stopped")
 
 
 if __name__ == "__main__":
-    main(prog_name="bin/ddb/stream-worker")
+    # As ./bin/dev starts it: everything from the environment (STREAM_WORKER_CHECKPOINT optional).
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    serve(config.load(), Path(os.environ.get("STREAM_WORKER_CHECKPOINT") or DEFAULT_CHECKPOINT))

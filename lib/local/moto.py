@@ -1,0 +1,54 @@
+"""moto's server (DynamoDB, DynamoDB Streams, Cognito on one loopback port), as a child process
+running lib/local/moto_server.py, moto corrected to behave as DynamoDB does."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lib.local.processes import answers_200, ensure_port_free, stop_process, wait_until_ready
+
+# Moto keeps Cognito pool and client ids stable across restarts with these, so a frontend build
+# configured with them keeps working.
+MOTO_ENV = {
+    "MOTO_COGNITO_IDP_USER_POOL_ID_STRATEGY": "HASH",
+    "MOTO_COGNITO_IDP_USER_POOL_CLIENT_ID_STRATEGY": "HASH",
+}
+
+
+class LocalMoto:
+    """moto in server mode (see lib/local/moto_server.py): DynamoDB, DynamoDB Streams and Cognito on
+    one loopback port."""
+
+    def __init__(self, port: int, log_file: Path | None = None):
+        self.port = port
+        self.log_file = log_file
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> "LocalMoto":
+        ensure_port_free(self.port, "moto")
+        root = str(Path(__file__).resolve().parents[2])
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, **MOTO_ENV, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
+        if self.log_file:
+            # e.g. .local/ does not exist yet on a fresh clone when PostgreSQL is external
+            Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "lib.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )
+        finally:
+            if self.log_file:
+                out.close()
+        wait_until_ready(answers_200(f"{self.url}/moto-api/"), self.proc, "moto", timeout, self.log_file)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)

@@ -1,0 +1,169 @@
+"""Starting the local stack's pieces, as ./bin/dev, the tests and the benchmark do: PostgreSQL,
+moto, the schemas and seed data, the stream worker and the API under gunicorn."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lib import aws, cognito, db as pg
+from lib.config import ROOT, Settings
+from lib.db import Db
+from lib.ddb import Ddb
+from lib.local import cognito as local_cognito, seed as local_seed
+from lib.local.moto import LocalMoto
+from lib.local.postgres import DATABASE, LocalPostgres
+from lib.local.processes import Stack, ensure_port_free, stop_process, wait_http
+from lib.local.settings import LocalSettings
+from services.link_cognito_users import LinkCognitoUsers
+
+log = logging.getLogger(__name__)
+
+# What load_data reports as it goes: (component, detail), e.g. ("seed", "written").
+Report = Callable[[str, str], None]
+
+
+def _quiet(component: str, detail: str) -> None:
+    log.info("%s: %s", component, detail)
+
+
+def start_postgres(local: LocalSettings, stack: Stack, data_dir: Path | None = None,
+                   port: int | None = None) -> LocalPostgres:
+    """Embedded PostgreSQL (data kept in `data_dir`), stopped with the stack."""
+    postgres = LocalPostgres(data_dir or local.pg_data, port or local.pg_port)
+    stack.add("postgres", None, postgres.stop)
+    postgres.start()
+    stack.processes["postgres"] = postgres.proc  # type: ignore[assignment]
+    return postgres
+
+
+def start_moto(port: int, stack: Stack, log_file: Path | None) -> LocalMoto:
+    """moto's server, stopped with the stack."""
+    moto = LocalMoto(port, log_file)
+    stack.add("moto", None, moto.stop)
+    moto.start()
+    stack.processes["moto"] = moto.proc  # type: ignore[assignment]
+    return moto
+
+
+def database_url(postgres: LocalPostgres) -> str:
+    return f"postgresql://postgres@127.0.0.1:{postgres.port}/{DATABASE}"
+
+
+def load_data(settings: Settings, local: LocalSettings, cognito_optional: bool = False,
+              report: Report = _quiet) -> Settings:
+    """Schemas and seeds, each only when missing; locally also the Cognito pool, its users and
+    their link to PostgreSQL. Returns settings with the pool's ids.
+
+    `cognito_optional`: an external endpoint (DynamoDB Local, say) may do no Cognito at all; the
+    API then runs without sign-in instead of not at all."""
+    pg.setup_database(settings.connection_url)
+    report("schema", f"database {pg.database_name(settings.connection_url)} ready")
+    if not settings.is_local:
+        return settings
+    db = Db(settings)
+    try:
+        try:
+            settings = load_cognito(settings, local, db)
+        except (BotoCoreError, ClientError) as error:
+            if not cognito_optional:
+                raise
+            log.warning("no Cognito at %s: %s", settings.aws_endpoint_url, error)
+            report("cognito", f"none at {settings.aws_endpoint_url}: signed-in routes answer 401")
+        ddb = Ddb(settings)
+        ddb.create_table()
+        items, _ = local_seed.seed(ddb, db)
+    finally:
+        db.close()
+    report("seed", f"users and conversation {'written' if items else 'already present'}")
+    return settings
+
+
+def load_cognito(settings: Settings, local: LocalSettings, db: Db) -> Settings:
+    """The local pool, its users (every PostgreSQL user) and their link to PostgreSQL by `sub`."""
+    pool_id, client_id = local_cognito.ensure_pool(settings, local)
+    settings = settings.with_(cognito_user_pool_id=pool_id, cognito_client_id=client_id)
+    local_cognito.seed_users(settings, db, local)
+    client = aws.client(settings, "cognito-idp")
+    LinkCognitoUsers.run(db, cognito.pool_users(client, pool_id))
+    return settings
+
+
+def start_stores(stack: Stack, folder: Path) -> Settings:
+    """PostgreSQL (data in `folder`) and moto on free ports of loopback, with schemas and the
+    usual seed: the tests' and the benchmark's stack."""
+    from lib.local.processes import free_port
+
+    postgres = start_postgres(LocalSettings(), stack, folder / "pgdata", free_port())
+    moto = start_moto(free_port(), stack, folder / "moto.log")
+    local = LocalSettings(pg_data=postgres.data_dir, pg_port=postgres.port, aws_port=moto.port)
+    base = Settings(connection_url=database_url(postgres), aws_endpoint_url=moto.url)
+    return load_data(base, local)
+
+
+def api_env(settings: Settings) -> dict[str, str]:
+    """The environment the API runs with, serving `settings`."""
+    env = dict(os.environ)
+    env.update({
+        "CONNECTION_URL": settings.connection_url,
+        "AWS_DEFAULT_REGION": settings.aws_region,
+        "DDB_MESSAGE_TABLE": settings.ddb_table,
+        "FRONTEND_URL": settings.frontend_url,
+        "PYTHONPATH": str(ROOT),
+    })
+    # Every gunicorn worker must sign pagination cursors with the same secret.
+    env.setdefault("CURSOR_SECRET", settings.cursor_secret or secrets.token_hex(32))
+    for name, value in [("AWS_ENDPOINT_URL", settings.aws_endpoint_url),
+                        ("AWS_COGNITO_USER_POOL_ID", settings.cognito_user_pool_id),
+                        ("AWS_COGNITO_USER_POOL_CLIENT_ID", settings.cognito_client_id)]:
+        if value:
+            env[name] = value
+    if settings.is_local:
+        env.update(aws.local_credentials(env))
+    return env
+
+
+def gunicorn_command(port: int, workers: int | None = None, threads: int | None = None) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers or os.environ.get("WEB_WORKERS", "2")),
+            "--threads", str(threads or os.environ.get("WEB_THREADS", "8")),
+            "--worker-class", "gthread", "--access-logfile", "/dev/null",
+            # no control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every
+            # gunicorn of the user, so two servers would take it from each other
+            "--no-control-socket",
+            "--chdir", str(ROOT), "app:create_app()"]
+
+
+def start_api(settings: Settings, stack: Stack, port: int, workers: int | None = None,
+              threads: int | None = None, env: dict[str, str] | None = None,
+              log_file: Path | None = None) -> str:
+    """The API under gunicorn, as ./bin/dev serves it; returns its URL once it answers."""
+    ensure_port_free(port, "api")
+    out = open(log_file, "ab") if log_file else None
+    try:
+        proc = subprocess.Popen(gunicorn_command(port, workers, threads),
+                                env={**api_env(settings), **(env or {})}, stdout=out,
+                                stderr=subprocess.STDOUT if out else None, start_new_session=True)
+    finally:
+        if out:
+            out.close()
+    stack.add("api", proc, lambda: stop_process(proc))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/api/health-check", proc, "api")
+    return url
+
+
+def start_stream_worker(settings: Settings, stack: Stack) -> subprocess.Popen | None:
+    """Locally nothing invokes the stream Lambda, so a worker feeds it the table's stream."""
+    if not settings.is_local:
+        return None
+    proc = subprocess.Popen([sys.executable, "-m", "lib.local.stream_worker"], env=api_env(settings),
+                            start_new_session=True)
+    stack.add("stream", proc, lambda: stop_process(proc))
+    return proc

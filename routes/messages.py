@@ -1,0 +1,36 @@
+"""Direct messages: a caller's conversations (B), one conversation (A), sending (C and D)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from routes.http import backend, caller, json_body, page_response
+from services import validation
+from services.create_message import CreateMessage
+from services.message_groups import MessageGroups
+from services.messages import Messages
+
+bp = Blueprint("messages", __name__)
+
+
+@bp.get("/api/message_groups")
+def message_groups():
+    user = caller()
+    limit = validation.limit(request.args.get("limit"))
+    items, next_cursor = MessageGroups.run(backend(), user, limit, request.args.get("cursor"))
+    return page_response(items, next_cursor, limit)
+
+
+@bp.get("/api/messages/<message_group_uuid>")
+def messages_of_group(message_group_uuid: str):
+    user = caller()
+    limit = validation.limit(request.args.get("limit"))
+    items, next_cursor = Messages.run(backend(), user, message_group_uuid, limit,
+                                      request.args.get("cursor"))
+    return page_response(items, next_cursor, limit)
+
+
+@bp.post("/api/messages")
+def create_message():
+    user = caller()
+    key = validation.idempotency_key(request.headers.get("Idempotency-Key"))
+    return jsonify(CreateMessage.run(backend(), user, json_body(), key))
