@@ -347,7 +347,7 @@ def seed_cost(settings: Settings, messages: int) -> dict[str, Any]:
         calls = table.batch_write(items)
         if calls != len(seen):
             raise RuntimeError(f"batch_write reported {calls} calls, botocore saw {len(seen)}")
-        return {"items": messages, "ddb_calls": calls}
+        return {"items": messages, "ddb_calls": calls, "operations": sorted(set(seen))}
     finally:
         table.delete_table()
 

@@ -604,6 +604,25 @@ def test_cors_exposes_link_and_answers_preflight_without_a_token(api, seeded, se
     assert "Access-Control-Allow-Origin" not in stranger.headers
 
 
+def test_an_unknown_route_answers_its_preflight_and_then_a_readable_404(api, settings: Settings):
+    """A frontend calling a route this backend does not have sees our 404 and its code, not a
+    CORS error: the preflight is answered as for any route, and the 404 carries CORS headers."""
+    origin = settings.frontend_url
+    preflight = api.session.options(api.url + "/api/no-such-area/items", timeout=10, headers={
+        "Origin": origin, "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin
+    assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
+    missing = get(api, "/api/no-such-area/items", headers={"Origin": origin})
+    assert (missing.status_code, missing.json()) == (404, ["not_found"])
+    assert missing.headers["Access-Control-Allow-Origin"] == origin
+    # ...and no other origin is let in that way
+    foreign = api.session.options(api.url + "/api/no-such-area/items", timeout=10, headers={
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "GET"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
 # -- idempotency -----------------------------------------------------------------------------
 
 def test_idempotency_key_replays_the_first_result_and_stores_one_message(api, users: Users):
@@ -828,3 +847,27 @@ def test_one_json_access_log_line_per_request_without_tokens_or_text(settings: S
     everything = "\n".join(r.getMessage() for r in caplog.records)
     assert londo.token not in everything and londo.token[-20:] not in everything
     assert secret_text not in everything
+
+
+# -- the caller's user, cached for USER_CACHE_SECONDS ----------------------------------------------
+
+@pytest.mark.parametrize("cache_seconds, sees_rename", [(0.0, True), (3600.0, False)])
+def test_the_callers_user_is_cached_for_user_cache_seconds(settings: Settings, users: Users,
+                                                           cache_seconds, sees_rename):
+    """USER_CACHE_SECONDS bounds how long a renamed user still shows under the old name: with 0
+    the next request reads PostgreSQL again; with an hour it does not."""
+    from services.backend import Backend
+    from services.current_user import CurrentUser
+
+    person = users.make("ttl")
+    backend = Backend.from_settings(settings.with_(user_cache_seconds=cache_seconds))
+    try:
+        auth = f"Bearer {person.token}"
+        assert CurrentUser.run(backend, auth)["display_name"] == person.display_name
+        with users.lock:
+            users.pg.execute("UPDATE public.users SET display_name = %s WHERE uuid = %s",
+                             ["Renamed", person.uuid])
+        expected = "Renamed" if sees_rename else person.display_name
+        assert CurrentUser.run(backend, auth)["display_name"] == expected
+    finally:
+        backend.db.close()

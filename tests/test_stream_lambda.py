@@ -365,6 +365,46 @@ def test_several_failed_groups_report_the_lowest_record(env, people):
     env.assert_last(g2, [bo, cy], last)
 
 
+class StaleIndexClient:
+    """The Lambda's client, whose first GSI Query of `group` answers `stale` (DynamoDB's GSI is
+    eventually consistent: it may still show rows as they were before a move); later ones are
+    current."""
+
+    def __init__(self, client: Any, group: str, stale: list[dict]):
+        self.client, self.group, self.stale = client, group, stale
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def query(self, **params: Any) -> Any:
+        group = params.get("ExpressionAttributeValues", {}).get(":g", {}).get("S")
+        if params.get("IndexName") and group == self.group and self.stale is not None:
+            items, self.stale = self.stale, None
+            return {"Items": items, "Count": len(items), "ScannedCount": len(items)}
+        return self.client.query(**params)
+
+
+def test_a_stale_index_never_deletes_another_conversations_row(env, people):
+    """bo's row of one conversation moved on, and bo's row of another conversation took its old
+    key (the same microsecond). An index read that still shows the old row must not make the
+    Lambda delete the other conversation's row: its delete holds only for this group's row."""
+    ana, bo, cy = people["ana"], people["bo"], people["cy"]
+    g1 = env.conversation(ana, bo, "hello", at(0))
+    stale_bo = next(r for r in env.table.group_rows(g1) if r["pk"] == layout.group_pk(bo["uuid"]))
+    env.send(g1, ana, "moved on", at(5))
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    g2 = env.conversation(cy, bo, "other conversation", at(0))  # bo's g2 row: GRP#bo, at(0)
+    assert env.handle(env.new_records()) == {"batchItemFailures": []}
+    current_ana = next(r for r in env.table.group_rows(g1) if r["pk"] == layout.group_pk(ana["uuid"]))
+    last = env.send(g1, ana, "newest", at(9))
+    records = env.new_records()
+
+    stale = [layout.serialize(stale_bo), layout.serialize(current_ana)]
+    assert env.handle(records, StaleIndexClient(env.client, g1, stale)) == {"batchItemFailures": []}
+    env.assert_last(g1, [ana, bo], last)
+    env.assert_last(g2, [bo, cy], {"sk": at(0), "message": "other conversation"})
+
+
 class RacingClient:
     """Before the first TransactWriteItems goes through, another invocation applies `rival`."""
 
