@@ -177,11 +177,16 @@ def table_definition(name: str, provisioned: bool = False, read_capacity: int = 
 
 class KeyTaken(Exception):
     """A put "unless its key exists" found keys taken: `positions` are those of the refused items,
-    in the order they were given. Nothing was written."""
+    in the order they were given, and `held` what holds each key now (when DynamoDB said). Nothing
+    was written by this request.
 
-    def __init__(self, positions: frozenset[int]):
+    What holds a key may be this very write: the SDK retries a write whose response was lost, and
+    the retry finds the key taken by the first attempt. `held` lets the caller tell."""
+
+    def __init__(self, positions: frozenset[int], held: Mapping[int, dict[str, Any]] | None = None):
         super().__init__(f"keys taken at positions {sorted(positions)}")
         self.positions = positions
+        self.held = dict(held or {})
 
 
 class WriteConflict(Unavailable):
@@ -226,9 +231,12 @@ def translate(error: ClientError) -> Exception:
     code = details.get("Code", "")
     reasons = cancellation_codes(error)
     if code == "ConditionalCheckFailedException":
-        return KeyTaken(frozenset({0}))
+        item = error.response.get("Item")
+        return KeyTaken(frozenset({0}), {0: deserialize(item)} if item else None)
     if "ConditionalCheckFailed" in reasons:
-        return KeyTaken(frozenset(i for i, r in enumerate(reasons) if r == "ConditionalCheckFailed"))
+        cancelled = error.response.get("CancellationReasons") or []
+        return KeyTaken(frozenset(i for i, r in enumerate(reasons) if r == "ConditionalCheckFailed"),
+                        {i: deserialize(r["Item"]) for i, r in enumerate(cancelled) if r.get("Item")})
     if (code in RETRYABLE_CODES or RETRYABLE_CANCELLATION_CODES & set(reasons)
             or error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500):
         return StoreUnavailable(reason=f"{code} {reasons or ''}".strip())
@@ -338,15 +346,16 @@ class Ddb:
         self._call("put_item", TableName=self.table, Item=serialize(item))
 
     def put_new(self, item: Mapping[str, Any]) -> None:
-        """Put one item unless its key exists: else KeyTaken."""
+        """Put one item unless its key exists: else KeyTaken, holding what holds the key."""
         self._call("put_item", TableName=self.table, Item=serialize(item),
-                   ConditionExpression=NOT_EXISTS)
+                   ConditionExpression=NOT_EXISTS, ReturnValuesOnConditionCheckFailure="ALL_OLD")
 
     def put_all_new(self, items: list[Mapping[str, Any]]) -> None:
         """Put all the items or none, each unless its key exists (one TransactWriteItems): else
-        KeyTaken naming the refused ones, or WriteConflict."""
+        KeyTaken naming the refused ones and what holds their keys, or WriteConflict."""
         self._call("transact_write_items", TransactItems=[
-            {"Put": {"TableName": self.table, "Item": serialize(i), "ConditionExpression": NOT_EXISTS}}
+            {"Put": {"TableName": self.table, "Item": serialize(i), "ConditionExpression": NOT_EXISTS,
+                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
             for i in items])
 
     def batch_write(self, items: Iterable[Mapping[str, Any]],

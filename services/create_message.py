@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 from lib import ddb as layout
@@ -44,19 +45,23 @@ class CreateMessage:
         request = {"message": text, "handle": body.get("handle"),
                    "message_group_uuid": body.get("message_group_uuid")}
         idempotency = _Idempotency(backend, caller, idempotency_key, request)
+        # One message, one uuid, whatever is retried: a key found taken by an item with this uuid
+        # is this message, written by an attempt whose response was lost (the SDK retried it).
+        draft = _Draft(caller, text, str(uuid.uuid4()))
         try:
             if has_handle:
-                return CreateMessage._to_user(backend, caller, body["handle"], text, idempotency)
+                return CreateMessage._to_user(backend, draft, body["handle"], idempotency)
             group = validation.canonical_uuid(body["message_group_uuid"])
             require_participant(backend, group, caller["uuid"])
-            return CreateMessage._into_group(backend, caller, group, text, idempotency)
+            return CreateMessage._into_group(backend, draft, group, idempotency)
         except _Replay as replay:
             return replay.response
 
     @staticmethod
-    def _to_user(backend: Backend, caller: dict[str, Any], handle: Any, text: str,
+    def _to_user(backend: Backend, draft: "_Draft", handle: Any,
                  idempotency: "_Idempotency") -> dict[str, str]:
         """Pattern C: into the pair's group, creating it with the first message."""
+        caller, text = draft.sender, draft.text
         validation.handle(handle)
         other = backend.db.query_object_json(template("users", "short"), {"handle": handle})
         if other is None:
@@ -65,11 +70,11 @@ class CreateMessage:
             raise InvalidInput("cannot_message_self", detail="you cannot message yourself")
         group = layout.group_uuid_for(caller["uuid"], other["uuid"])
         if backend.membership.get(group) is not None:
-            return CreateMessage._into_group(backend, caller, group, text, idempotency)
+            return CreateMessage._into_group(backend, draft, group, idempotency)
         members = tuple(sorted([str(caller["uuid"]), other["uuid"]]))
         for _ in range(ATTEMPTS):
-            created_at = layout.now_iso()
-            message = layout.message_item(group, caller, text, created_at)
+            message = draft.item(group)
+            created_at = message["sk"]
             # The header, both group rows and the first message together: a failure leaves
             # nothing half-made, and the header's "unless it exists" lets only one of two
             # concurrent first messages create the group.
@@ -83,11 +88,14 @@ class CreateMessage:
             try:
                 backend.ddb.put_all_new(items + idempotency.records(response))
             except KeyTaken as taken:
+                if draft.landed(taken, position=len(items) - 1):
+                    backend.membership.put(group, members)
+                    return response
                 idempotency.check_replay(taken, first=len(items))
                 if 0 in taken.positions:
                     # The group exists already: this is a message into it.
                     backend.membership.put(group, members)
-                    return CreateMessage._into_group(backend, caller, group, text, idempotency)
+                    return CreateMessage._into_group(backend, draft, group, idempotency)
                 continue  # a time collision: try again with a new time
             except WriteConflict:
                 continue  # a concurrent transaction on the same keys: try again
@@ -96,11 +104,11 @@ class CreateMessage:
         raise WriteConflict(reason="attempts exhausted")
 
     @staticmethod
-    def _into_group(backend: Backend, caller: dict[str, Any], group: str, text: str,
+    def _into_group(backend: Backend, draft: "_Draft", group: str,
                     idempotency: "_Idempotency") -> dict[str, str]:
         """Pattern D: one message into a group the caller belongs to."""
         for _ in range(ATTEMPTS):
-            message = layout.message_item(group, caller, text, layout.now_iso())
+            message = draft.item(group)
             response = {**message_json(message), "message_group_uuid": group}
             records = idempotency.records(response)
             try:
@@ -110,10 +118,27 @@ class CreateMessage:
                     backend.ddb.put_new(message)
                 return response
             except KeyTaken as taken:
+                if draft.landed(taken, position=0):
+                    return response
                 idempotency.check_replay(taken, first=1)
             except WriteConflict:
                 pass
         raise WriteConflict(reason="attempts exhausted")
+
+
+class _Draft:
+    """The message being sent: its sender, text and uuid, fixed for the whole request; each
+    attempt gives it a new time."""
+
+    def __init__(self, sender: dict[str, Any], text: str, message_uuid: str):
+        self.sender, self.text, self.message_uuid = sender, text, message_uuid
+
+    def item(self, group: str) -> dict[str, Any]:
+        return layout.message_item(group, self.sender, self.text, layout.now_iso(), self.message_uuid)
+
+    def landed(self, taken: KeyTaken, position: int) -> bool:
+        """Whether the key refused at `position` is held by this very message."""
+        return taken.held.get(position, {}).get("message_uuid") == self.message_uuid
 
 
 class _Idempotency:

@@ -64,6 +64,24 @@ def local() -> LocalSettings:
 
 
 @pytest.fixture
+def harsh(settings: Settings):
+    """The session's local DynamoDB made harsh for one test: as the LOCAL_HARSH* variables say if
+    any is set, else every knob at its default (lib/local/harsh.py). Call the fixture's value to
+    change knobs (`harsh(gsi_lag_ms=2000)`); all are off again after the test."""
+    from lib.local import harsh as harshness
+
+    def change(**knobs: float) -> harshness.Harshness:
+        return harshness.set_remote(settings.aws_endpoint_url, **knobs)
+
+    chosen = harshness.from_env()
+    change(**vars(chosen if chosen.on else harshness.Harshness(**harshness.DEFAULTS)))
+    try:
+        yield change
+    finally:
+        change(**vars(harshness.Harshness()))
+
+
+@pytest.fixture
 def fresh_table(settings: Settings) -> Settings:
     """Settings pointing at a new, empty messages table of the same shape, for tests that write."""
     fresh = settings.with_(ddb_table=f"test-{uuid.uuid4().hex[:12]}")

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 import uuid
 import zlib
@@ -871,3 +872,30 @@ def test_the_callers_user_is_cached_for_user_cache_seconds(settings: Settings, u
         assert CurrentUser.run(backend, auth)["display_name"] == expected
     finally:
         backend.db.close()
+
+
+# -- AWS as it really is: lost responses (the harsh local stack) -----------------------------------
+
+@pytest.mark.parametrize("with_key", [False, True], ids=["no-key", "idempotency-key"])
+def test_a_write_whose_response_is_lost_is_stored_once(api, users: Users, harsh, with_key):
+    """Every successful write's response is lost, so botocore retries each one and the retry finds
+    its own write there: each message is still stored once and answered 200 (pattern C creating
+    the conversation, then four concurrent pattern D posts)."""
+    a, b = users.make("la"), users.make("lb")
+    harsh(lost_responses=1.0, throttle=0, gsi_lag_ms=0, duplicate_records=0)
+    key = (lambda: str(uuid.uuid4())) if with_key else (lambda: None)
+    before = api.metrics()
+    first = send(api, a, "first, response lost", to=b, key=key())
+    group = first["message_group_uuid"]
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda i: send(api, [a, b][i % 2], f"reply {i}", group=group, key=key()),
+                                range(4)))
+    after = api.metrics()
+    harsh(lost_responses=0)
+    # botocore did retry: more requests were sent than calls were made
+    spent = {k: after.get(k, 0) - before.get(k, 0) for k in ("dynamodb_requests", "dynamodb_calls")}
+    assert spent["dynamodb_requests"] > spent["dynamodb_calls"], spent
+    stored = messages(api, a, group)
+    assert sorted(m["uuid"] for m in stored) == sorted([first["uuid"], *(r["uuid"] for r in replies)])
+    assert sorted(m["message"] for m in stored) == sorted(
+        ["first, response lost", *(f"reply {i}" for i in range(4))])

@@ -11,12 +11,24 @@ boto3 and the standard library, so it carries its own copy of the few layout nam
 
 Per batch, only INSERTs of messages count, and per group only the newest one: a group row's sk is
 the time of its last message, so applying the newest message makes every older one of the batch
-moot. For each such group: one Query of the GSI for its rows, then one TransactWriteItems that,
+moot. For each such group: who its participants are (the group's header item, GROUP#<uuid>, read
+consistently once and cached: it never changes), one Query of the GSI for its rows, then one
+TransactWriteItems that,
 for every row older than the message, deletes the row (it must still exist) and puts it at the
 new sk with the new text (that key must be free). Rows already at or past the message are left
 alone, so older, duplicate and replayed events never overwrite a newer state, and since each move
 is a delete and a put in one transaction a participant never has two rows. Normal case: two
-DynamoDB calls per group per batch, however many messages the batch holds.
+DynamoDB calls per group per batch, however many messages the batch holds (three the first time
+a container meets a group).
+
+The GSI is eventually consistent: it may not yet show a row just written, or still show one just
+moved. So it is trusted only where that is safe. A row it shows at or past the message is at
+least that far in the table (rows only move forward, and the index only lags). A row it shows
+that has moved makes the transaction's conditions fail, and the group is read again. A participant
+whose row it does not show at all makes the group "behind": read again after a pause, and if it is
+still behind, the record is reported failed, to be retried; it is never reported done. Groups
+written before there were header items (the bootcamp's week-5 backend) have exactly two
+participants, each with a row: the index must show both.
 
 A participant's rows share one partition, so two of their conversations whose last messages carry
 the same microsecond would need the same key. When the put finds its key held by another
@@ -38,6 +50,7 @@ import os
 import random
 import sys
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -47,6 +60,11 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 MESSAGE_PREFIX = "MSG#"
+GROUP_PREFIX = "GRP#"
+HEADER_PREFIX = "GROUP#"
+HEADER_SK = "GROUP"
+# How many groups' participants a container remembers (they never change).
+PARTICIPANTS_CACHE_SIZE = 10_000
 # Cancellation reasons that mean "someone else moved these rows meanwhile": re-read and retry.
 RACE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
 
@@ -146,6 +164,11 @@ class NewMessage:
     sk: str
     text: str
     message_uuid: str
+    sender: str = ""
+
+
+class IndexBehind(RuntimeError):
+    """The GSI does not yet show every participant's row: try again later."""
 
 
 def message_of(record: Mapping[str, Any]) -> NewMessage | None:
@@ -162,7 +185,8 @@ def message_of(record: Mapping[str, Any]) -> NewMessage | None:
         return None
     return NewMessage(group=pk[len(MESSAGE_PREFIX):], sk=sk,
                       text=image.get("message", {}).get("S", ""),
-                      message_uuid=image["message_uuid"].get("S", ""))
+                      message_uuid=image["message_uuid"].get("S", ""),
+                      sender=image.get("user_uuid", {}).get("S", ""))
 
 
 def handle_event(event: Mapping[str, Any], client: Any, config: Config,
@@ -216,15 +240,23 @@ def handle_event(event: Mapping[str, Any], client: Any, config: Config,
 # -- one group -------------------------------------------------------------------------------
 def apply_message(client: Any, config: Config, message: NewMessage) -> str:
     """Move the group's rows that are older than `message` to it. Returns "moved", "current"
-    (nothing was older) or "no-rows". Raises when it cannot (after `move_attempts` tries)."""
+    (nothing was older) or "no-rows" (not a conversation: no header, and no row anywhere).
+    Raises when it cannot (after `move_attempts` tries), IndexBehind among others."""
     shifts: dict[str, int] = {}  # owner pk -> microseconds past message.sk (key collisions)
+    owners = expected_owners(client, config, message.group)
     for attempt in range(1, config.move_attempts + 1):
-        rows = group_rows(client, config, message.group)
-        if not rows:
-            # The API writes a group's rows with its first message, so this is either a message
-            # written some other way or a GSI that has not caught up; either way there is
-            # nothing to move.
-            _log(logging.WARNING, "group has no rows", message_group_uuid=message.group, sk=message.sk)
+        try:
+            rows = visible_rows(client, config, message, owners)
+        except IndexBehind as behind:
+            if attempt == config.move_attempts:
+                raise
+            _log(logging.INFO, "index behind, reading again", message_group_uuid=message.group,
+                 attempt=attempt, reason=str(behind))
+            time.sleep(random.uniform(0.05, 0.1 * 2 ** attempt))
+            continue
+        if rows is None:
+            _log(logging.WARNING, "not a conversation: no header and no rows",
+                 message_group_uuid=message.group, sk=message.sk)
             return "no-rows"
         operations = plan_moves(config.table, rows, message, shifts)
         if not operations:
@@ -250,6 +282,66 @@ def apply_message(client: Any, config: Config, message: NewMessage) -> str:
                  attempt=attempt, reasons=_reason_codes(error))
             time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
     raise AssertionError("unreachable")
+
+
+_participants: "OrderedDict[str, frozenset[str]]" = OrderedDict()
+
+
+def expected_owners(client: Any, config: Config, group: str) -> frozenset[str] | None:
+    """The pks (GRP#<user uuid>) of the group's participants, from its header item (a consistent
+    read, then remembered: participants never change); None when the group has no header (one
+    written by the bootcamp's week-5 backend, or not a conversation at all)."""
+    if group in _participants:
+        _participants.move_to_end(group)
+        return _participants[group]
+    item = client.get_item(TableName=config.table, ConsistentRead=True,
+                           Key={"pk": {"S": f"{HEADER_PREFIX}{group}"}, "sk": {"S": HEADER_SK}},
+                           ProjectionExpression="participants").get("Item")
+    if item is None:
+        return None
+    owners = frozenset(f"{GROUP_PREFIX}{p['S']}" for p in item["participants"]["L"])
+    _participants[group] = owners
+    while len(_participants) > PARTICIPANTS_CACHE_SIZE:
+        _participants.popitem(last=False)
+    return owners
+
+
+def visible_rows(client: Any, config: Config, message: NewMessage,
+                 owners: frozenset[str] | None) -> list[dict[str, Any]] | None:
+    """The group's rows as the GSI shows them, once it shows one for every participant; None when
+    there is no conversation to update. IndexBehind while a participant's row is not shown."""
+    rows = group_rows(client, config, message.group)
+    shown = {row["pk"]["S"] for row in rows}
+    if owners is not None:
+        missing = owners - shown
+        if missing:
+            raise IndexBehind(f"no row shown for {len(missing)} of {len(owners)} participants")
+        return [row for row in rows if row["pk"]["S"] in owners]
+    if len(shown) >= 2:
+        return rows  # a week-5 group: its two participants' rows
+    if not shown and not has_row(client, config, message.sender, message.group):
+        return None
+    raise IndexBehind(f"a group without a header shows {len(shown)} of its 2 rows")
+
+
+def has_row(client: Any, config: Config, user: str, group: str) -> bool:
+    """Whether `user` has a row for `group`, read from the table itself (consistently): the rare
+    check of a group that has neither a header nor a row in the index."""
+    if not user:
+        return False
+    kwargs: dict[str, Any] = {
+        "TableName": config.table, "ConsistentRead": True,
+        "KeyConditionExpression": "pk = :pk", "FilterExpression": "message_group_uuid = :g",
+        "ExpressionAttributeValues": {":pk": {"S": f"{GROUP_PREFIX}{user}"}, ":g": {"S": group}},
+        "ProjectionExpression": "pk",
+    }
+    while True:
+        response = client.query(**kwargs)
+        if response.get("Items"):
+            return True
+        if "LastEvaluatedKey" not in response:
+            return False
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def group_rows(client: Any, config: Config, group: str) -> list[dict[str, Any]]:

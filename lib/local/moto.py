@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lib.local import harsh
 from lib.local.processes import answers_200, ensure_port_free, stop_process, wait_until_ready
 
 # Moto keeps Cognito pool and client ids stable across restarts with these, so a frontend build
@@ -19,11 +20,14 @@ MOTO_ENV = {
 
 class LocalMoto:
     """moto in server mode (see lib/local/moto_server.py): DynamoDB, DynamoDB Streams and Cognito on
-    one loopback port."""
+    one loopback port. Harsh as `harshness` says (lib/local/harsh.py); by default as the
+    environment's LOCAL_HARSH* variables say."""
 
-    def __init__(self, port: int, log_file: Path | None = None):
+    def __init__(self, port: int, log_file: Path | None = None,
+                 harshness: harsh.Harshness | None = None):
         self.port = port
         self.log_file = log_file
+        self.harshness = harshness
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -35,6 +39,9 @@ class LocalMoto:
         root = str(Path(__file__).resolve().parents[2])
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, **MOTO_ENV, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
+        if self.harshness is not None:
+            env = {k: v for k, v in env.items() if not k.startswith("LOCAL_HARSH")}
+            env.update(harsh.environment(self.harshness))
         if self.log_file:
             # e.g. .local/ does not exist yet on a fresh clone when PostgreSQL is external
             Path(self.log_file).parent.mkdir(parents=True, exist_ok=True)

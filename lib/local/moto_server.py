@@ -15,6 +15,9 @@ corrections to moto's DynamoDB, both local-only (nothing here runs against AWS):
    (or, on an index, at the items with its hash key), and key values compare without moto's
    general-purpose conversion. Results are moto's own: only what it looks through is narrowed.
 
+4. Harshness, on demand (lib/local/harsh.py): a lagging index, lost responses, throttling and
+   duplicated stream records, as DynamoDB shows them; off unless switched on.
+
 The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
 `install()`, and by a test) fails loudly, naming what changed, if a moto upgrade no longer has
 what they rely on.
@@ -25,6 +28,8 @@ import bisect
 import copy
 import inspect
 import operator
+import os
+import time
 import types
 import sys
 import threading
@@ -36,10 +41,14 @@ import moto.dynamodb.models as ddb_models
 import moto.server
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
-from moto.dynamodb.models.table import Table
+from moto.dynamodb.models.table import StreamShard, Table
 from werkzeug.serving import run_simple
 
+from lib.local import harsh
+
 _dynamodb_lock = threading.RLock()
+# The harshness in force (off unless LOCAL_HARSH* says otherwise); set by install().
+_harsh = harsh.State(harsh.Harshness())
 
 
 class SerializedDynamoDB:
@@ -194,9 +203,13 @@ def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -
             candidates = list(partition.values())
     elif index_name and len(hash_conditions) == 1:
         name, value = hash_conditions[0]
-        candidates = [item for partition in self.items.values()
-                      for item in (partition.values() if self.range_key_attr else [partition])
-                      if _same(item.attrs.get(name), value)]
+        matching = [item for partition in self.items.values()
+                    for item in (partition.values() if self.range_key_attr else [partition])
+                    if _same(item.attrs.get(name), value)]
+        # an eventually consistent index: as it was before the latest writes, when harsh
+        lagged = harsh.lagging_view(getattr(self, "harsh_changes", None), matching, _item_key,
+                                    _harsh.harshness.gsi_lag_ms / 1000)
+        candidates = [item for item in lagged if _same(item.attrs.get(name), value)]
     else:
         return _moto_query(self, hash_key, *args, **kwargs)
     self.all_items = lambda: candidates  # type: ignore[method-assign]  # for this call only
@@ -204,6 +217,26 @@ def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -
         return _moto_query(self, hash_key, *args, **kwargs)
     finally:
         del self.all_items
+
+
+def _item_key(item: Any) -> tuple[Any, Any]:
+    return item.hash_key, item.range_key
+
+
+_moto_stream_add = StreamShard.add
+
+
+def stream_add(self: StreamShard, old: Any, new: Any) -> None:
+    """moto's own record of every change to a table (put, delete, update, in a transaction or
+    not), also kept for a lagging index while one is asked for."""
+    lag = _harsh.harshness.gsi_lag_ms / 1000
+    if lag > 0:
+        item = new if new is not None else old
+        log = getattr(self.table, "harsh_changes", None)
+        if log is None:
+            log = self.table.harsh_changes = harsh.ChangeLog()
+        log.record(_item_key(item), old, time.monotonic(), lag)
+    _moto_stream_add(self, old, new)
 
 
 def check_moto(query_signature: inspect.Signature | None = None) -> None:
@@ -215,10 +248,13 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
         (Table, "all_items", "Table.all_items"), (Table, "get_item", "Table.get_item"),
         (DynamoDBBackend, "transact_write_items", "DynamoDBBackend.transact_write_items"),
         (DynamoType, "cast_value", "DynamoType.cast_value"),
+        (StreamShard, "add", "StreamShard.add"),
     ]
     missing += [label for owner, name, label in wanted if not hasattr(owner, name)]
     if not isinstance(getattr(ddb_models, "copy", None), (types.ModuleType, _CopyWithoutTables)):
         missing.append("moto.dynamodb.models.copy (the copy module)")
+    if list(inspect.signature(_moto_stream_add).parameters)[1:] != ["old", "new"]:
+        missing.append("StreamShard.add(old, new)")
     if "transact_items" not in inspect.signature(_moto_transact_write_items).parameters:
         missing.append("DynamoDBBackend.transact_write_items argument 'transact_items'")
     if missing:
@@ -226,14 +262,18 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
                            f"({getattr(moto, '__version__', '?')}): {', '.join(missing)} changed")
 
 
-def install() -> None:
+def install(harshness: harsh.Harshness | None = None) -> None:
+    global _harsh
     check_moto()
+    _harsh = harsh.State(harshness if harshness is not None else harsh.from_env(),
+                         os.environ.get("LOCAL_HARSH_SEED"))
+    StreamShard.add = stream_add  # type: ignore[method-assign]
     ddb_models.copy = _CopyWithoutTables()  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     DynamoType.cast_value = property(_cast_value)  # type: ignore[assignment,method-assign]
     Table.query = query  # type: ignore[method-assign]
     moto.server.run_simple = lambda host, port, app, **kwargs: run_simple(  # type: ignore[assignment]
-        host, port, SerializedDynamoDB(app), **kwargs)
+        host, port, harsh.HarshMiddleware(SerializedDynamoDB(app), _harsh), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:

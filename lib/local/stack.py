@@ -17,6 +17,7 @@ from lib.config import ROOT, Settings
 from lib.db import Db
 from lib.ddb import Ddb
 from lib.local import cognito as local_cognito, seed as local_seed
+from lib.local.harsh import Harshness
 from lib.local.moto import LocalMoto
 from lib.local.postgres import DATABASE, LocalPostgres
 from lib.local.processes import Stack, ensure_port_free, free_port, stop_process, wait_http
@@ -43,9 +44,10 @@ def start_postgres(local: LocalSettings, stack: Stack, data_dir: Path | None = N
     return postgres
 
 
-def start_moto(port: int, stack: Stack, log_file: Path | None) -> LocalMoto:
-    """moto's server, stopped with the stack."""
-    moto = LocalMoto(port, log_file)
+def start_moto(port: int, stack: Stack, log_file: Path | None,
+               harshness: Harshness | None = None) -> LocalMoto:
+    """moto's server, stopped with the stack (harsh as `harshness`, else as the environment says)."""
+    moto = LocalMoto(port, log_file, harshness)
     stack.add("moto", None, moto.stop)
     moto.start()
     stack.processes["moto"] = moto.proc  # type: ignore[assignment]
@@ -97,9 +99,10 @@ def load_cognito(settings: Settings, local: LocalSettings, db: Db) -> Settings:
 
 def start_stores(stack: Stack, folder: Path) -> Settings:
     """PostgreSQL (data in `folder`) and moto on free ports of loopback, with schemas and the
-    usual seed: the tests' and the benchmark's stack."""
+    usual seed: the tests' and the benchmark's stack. moto starts kind (not harsh, whatever the
+    environment says): the tests turn harshness on for the flows they exercise."""
     postgres = start_postgres(LocalSettings(), stack, folder / "pgdata", free_port())
-    moto = start_moto(free_port(), stack, folder / "moto.log")
+    moto = start_moto(free_port(), stack, folder / "moto.log", Harshness())
     local = LocalSettings(pg_data=postgres.data_dir, pg_port=postgres.port, aws_port=moto.port)
     base = Settings(connection_url=database_url(postgres), aws_endpoint_url=moto.url)
     return load_data(base, local)
