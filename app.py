@@ -13,6 +13,7 @@ import time
 from flask import Flask, Response, g, jsonify, request
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lib import config, metrics
 from lib.config import Settings
@@ -101,11 +102,30 @@ def answer_preflights_of_unknown_routes(app: Flask) -> None:
         return None
 
 
+def refuse_half_configured(settings: Settings) -> None:
+    """In AWS, an API without its cursor secret or user pool would start and then fail every
+    request (or sign cursors no other process accepts): refuse to start instead, in one line."""
+    missing = settings.missing_for_aws()
+    if missing:
+        log.critical("cruddur: refusing to start in AWS (no endpoint override) without %s",
+                     ", ".join(missing))
+        # 3 is gunicorn's "worker failed to boot": the master stops instead of respawning it.
+        raise SystemExit(3)
+
+
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:
     """Build the app. It owns the backend: the PostgreSQL pool, the DynamoDB client and caches."""
     settings = settings or config.load()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    refuse_half_configured(settings)
     app = Flask(__name__)
+    if settings.trusted_proxy_hops:
+        # Believe that many proxies' X-Forwarded-* (werkzeug takes the last N values, the ones
+        # our own proxies appended), so the client-facing scheme and host are known.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+    app.config["PUBLIC_URL"] = settings.public_url
+    app.config["TRUSTED_PROXY_HOPS"] = settings.trusted_proxy_hops
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
     app.extensions["backend"] = backend or Backend.from_settings(settings)

@@ -45,10 +45,25 @@ class Settings:
     cursor_secret: str | None = None
     # Serve GET /api/_metrics (call counters, for the benchmark). Off unless METRICS_ENABLED=1.
     metrics_enabled: bool = False
+    # The API's client-facing URL (e.g. https://api.cruddur.example): the base of the Link header's
+    # next page. Unset, the Link is a relative reference, unless proxy hops are trusted.
+    public_url: str | None = None
+    # How many proxies in front of the API to believe in X-Forwarded-For/-Proto/-Host/-Port.
+    # 0 (the default): none, so a client cannot make the API think it is elsewhere.
+    trusted_proxy_hops: int = 0
 
     @property
     def is_local(self) -> bool:
         return self.aws_endpoint_url is not None
+
+    def missing_for_aws(self) -> list[str]:
+        """In AWS (no endpoint override at all), the variables the API cannot serve without."""
+        if self.aws_endpoint_url or self.service_endpoints:
+            return []
+        wanted = [("CURSOR_SECRET", self.cursor_secret),
+                  ("AWS_COGNITO_USER_POOL_ID", self.cognito_user_pool_id),
+                  ("AWS_COGNITO_USER_POOL_CLIENT_ID", self.cognito_client_id)]
+        return [name for name, value in wanted if not value]
 
     def endpoint_for(self, service: str) -> str | None:
         """Where `service` (a boto3 service name) is reached: None means AWS."""
@@ -89,4 +104,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         user_cache_seconds=env_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds),
         cursor_secret=env.get("CURSOR_SECRET") or None,
         metrics_enabled=env.get("METRICS_ENABLED") == "1",
+        public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
+        trusted_proxy_hops=env_int(env, "TRUSTED_PROXY_HOPS", d.trusted_proxy_hops),
     )

@@ -49,8 +49,20 @@ def page_response(items: list[dict[str, Any]], next_cursor: str | None, limit: i
     response = jsonify(items)
     if next_cursor:
         query = urlencode({"limit": limit, "cursor": next_cursor})
-        response.headers["Link"] = f'<{request.base_url}?{query}>; rel="next"'
+        response.headers["Link"] = f'<{next_page_base()}?{query}>; rel="next"'
     return response
+
+
+def next_page_base() -> str:
+    """Where the next page is, as the client reaches us. Never from the request's own Host
+    header, which the client chooses: PUBLIC_URL if set; else, behind trusted proxies, the
+    scheme and host they forwarded; else a reference relative to the request (RFC 3986)."""
+    public_url = current_app.config.get("PUBLIC_URL")
+    if public_url:
+        return f"{public_url}{request.path}"
+    if current_app.config.get("TRUSTED_PROXY_HOPS"):
+        return request.base_url
+    return request.path
 
 
 def error_response(status: int, codes: list[str], detail: str | None = None,

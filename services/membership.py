@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from lib import ddb as layout
-from lib.errors import NotPermitted, NotFound
+from lib.errors import NotFound
 from services.backend import Backend
 
 
@@ -16,8 +16,8 @@ def participants(backend: Backend, message_group_uuid: str) -> tuple[str, ...] |
 
 def require_participant(backend: Backend, message_group_uuid: str, user_uuid: str) -> tuple[str, ...]:
     members = participants(backend, message_group_uuid)
-    if members is None:
+    # Not yours and does not exist are one answer: a different one would tell anyone signed in
+    # who talks to whom (a group's uuid derives from its two participants).
+    if members is None or str(user_uuid) not in members:
         raise NotFound("message_group_not_found", detail="no such conversation")
-    if str(user_uuid) not in members:
-        raise NotPermitted("not_a_participant", detail="you are not part of this conversation")
     return members

@@ -443,15 +443,35 @@ def test_a_good_token_still_works_after_the_bad_ones(api, seeded, bad_tokens):
 
 # -- forbidden: other people's conversations and cursors ------------------------------------------
 
+def test_not_yours_and_does_not_exist_are_the_same_answer(api, seeded, users: Users):
+    """A group's uuid derives from its two participants' public uuids: were "not yours" answered
+    differently from "does not exist", anyone signed in could tell who talks to whom."""
+    londo = seeded["londo"]
+    a, b, c = users.make("wa"), users.make("wb"), users.make("wc")
+    send(api, a, "we talk", to=b)
+    talking, silent = layout.group_uuid_for(a.uuid, b.uuid), layout.group_uuid_for(a.uuid, c.uuid)
+
+    def answer(response: requests.Response) -> tuple:
+        return (response.status_code, response.content,
+                {k: v for k, v in response.headers.items() if k.lower() not in ("date", "content-length")})
+
+    for path in ("/api/messages/{}", "/api/messages/{}?limit=1"):
+        assert answer(get(api, path.format(talking), londo)) == answer(get(api, path.format(silent), londo))
+    bodies = [{"message": "hi", "message_group_uuid": g} for g in (talking, silent)]
+    assert answer(post(api, "/api/messages", londo, json=bodies[0])) == \
+        answer(post(api, "/api/messages", londo, json=bodies[1]))
+    error(get(api, f"/api/messages/{talking}", londo), 404, "message_group_not_found")
+
+
 def test_foreign_conversations_cannot_be_read_or_written(api, seeded, seeded_group):
     andrew, londo = seeded["andrewbrown"], seeded["londo"]
     before = messages(api, andrew, seeded_group)
-    error(get(api, f"/api/messages/{seeded_group}", londo), 403, "not_a_participant")
-    error(get(api, f"/api/messages/{seeded_group.upper()}?limit=1", londo), 403, "not_a_participant")
+    error(get(api, f"/api/messages/{seeded_group}", londo), 404, "message_group_not_found")
+    error(get(api, f"/api/messages/{seeded_group.upper()}?limit=1", londo), 404, "message_group_not_found")
     for headers in ({}, {"Idempotency-Key": f"foreign-{uuid.uuid4()}"}):
         error(post(api, "/api/messages", londo, headers=headers,
                    json={"message": "let me in", "message_group_uuid": seeded_group}),
-              403, "not_a_participant")
+              404, "message_group_not_found")
     assert messages(api, andrew, seeded_group) == before
     assert seeded_group not in [g["uuid"] for g in groups(api, londo)]
     # Unknown conversations and path segments that are not uuids.
@@ -899,3 +919,57 @@ def test_a_write_whose_response_is_lost_is_stored_once(api, users: Users, harsh,
     assert sorted(m["uuid"] for m in stored) == sorted([first["uuid"], *(r["uuid"] for r in replies)])
     assert sorted(m["message"] for m in stored) == sorted(
         ["first, response lost", *(f"reply {i}" for i in range(4))])
+
+
+# -- configuration: refusing to start half-configured; the Link header's host ---------------------
+
+@pytest.mark.parametrize("unset", ["CURSOR_SECRET", "AWS_COGNITO_USER_POOL_ID",
+                                   "AWS_COGNITO_USER_POOL_CLIENT_ID"])
+def test_the_api_refuses_to_start_in_aws_half_configured(unset):
+    """Without an endpoint override (AWS), gunicorn stops at once with one line naming what is
+    missing, instead of serving 401s or cursors no other process accepts."""
+    import subprocess
+    import sys
+
+    from lib.local import free_port
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(config.ROOT), "AWS_DEFAULT_REGION": "us-east-1",
+           "CURSOR_SECRET": "s", "AWS_COGNITO_USER_POOL_ID": "us-east-1_x",
+           "AWS_COGNITO_USER_POOL_CLIENT_ID": "c", "CONNECTION_URL": "postgresql://127.0.0.1:1/x"}
+    del env[unset]
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{free_port()}",
+                             "--no-control-socket", "app:create_app()"], cwd=config.ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "refusing to start" in line]
+    assert len(lines) == 1 and unset in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_link_header_cannot_be_steered_by_the_host_header(settings: Settings, seeded, seeded_group):
+    from app import create_app
+
+    andrew = seeded["andrewbrown"]
+    path = f"/api/messages/{seeded_group}?limit=2"
+    forged = {**andrew.auth, "Host": "evil.example", "X-Forwarded-Host": "evil.example",
+              "X-Forwarded-Proto": "https"}
+
+    def link(app_settings: Settings, headers: dict[str, str]) -> str:
+        app = create_app(app_settings)
+        try:
+            response = app.test_client().get(path, headers=headers)
+        finally:
+            app.extensions["backend"].db.close()
+        assert response.status_code == 200
+        return response.headers["Link"]
+
+    # not configured: a reference relative to the request, whatever Host says
+    assert link(settings, forged).startswith(f"</api/messages/{seeded_group}?limit=2&cursor=")
+    # a public URL: always that
+    public = settings.with_(public_url="https://api.cruddur.example")
+    assert link(public, forged).startswith(f"<https://api.cruddur.example/api/messages/{seeded_group}?")
+    # behind one trusted proxy: what that proxy forwarded (the last value), not what the client sent
+    proxied = settings.with_(trusted_proxy_hops=1)
+    behind = {**andrew.auth, "Host": "internal:4567", "X-Forwarded-Proto": "https, https",
+              "X-Forwarded-Host": "evil.example, cruddur.example"}
+    assert link(proxied, behind).startswith(f"<https://cruddur.example/api/messages/{seeded_group}?")

@@ -30,6 +30,8 @@ FULL_ENV = {
     "USER_CACHE_SECONDS": "9",
     "CURSOR_SECRET": "s3cret",
     "METRICS_ENABLED": "1",
+    "PUBLIC_URL": "https://api.cruddur.example/",
+    "TRUSTED_PROXY_HOPS": "2",
 }
 
 
@@ -47,6 +49,7 @@ def test_load_reads_every_documented_variable():
     assert s.db_timeout_seconds == 1.5
     assert s.user_cache_seconds == 9.0
     assert s.cursor_secret == "s3cret" and s.metrics_enabled is True
+    assert s.public_url == "https://api.cruddur.example" and s.trusted_proxy_hops == 2
     assert s.is_local
 
 

@@ -212,7 +212,7 @@ def test_every_error_code_of_the_code_is_in_the_spec_and_vice_versa(settings: Se
     assert {"token_missing", "token_malformed", "token_invalid", "token_expired", "user_unknown",
             "message_blank", "message_too_long", "message_invalid", "recipient_invalid",
             "handle_invalid", "message_group_uuid_invalid", "message_group_not_found",
-            "not_a_participant", "user_not_found", "cannot_message_self", "cursor_invalid",
+            "user_not_found", "cannot_message_self", "cursor_invalid",
             "limit_invalid", "idempotency_key_invalid", "idempotency_key_reused", "body_invalid",
             "database_unavailable", "store_unavailable", "write_conflict",
             "internal_error"} <= set(in_source)
