@@ -30,10 +30,17 @@ def local_credentials(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
+# Settings decide where a service is. Without this, botocore would also read AWS_ENDPOINT_URL and
+# AWS_ENDPOINT_URL_<SERVICE> from the environment by itself, and a script run with --prod in a
+# shell that points at the local stack would act on the local stack.
+AWS_CONFIG = RETRY_CONFIG.merge(Config(ignore_configured_endpoint_urls=True))
+
+
 def client(settings: Settings, service: str) -> Any:
     """A boto3 client for `service`: moto's endpoint locally, AWS when no override is set."""
-    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": RETRY_CONFIG}
     endpoint = settings.endpoint_for(service)
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region,
+                              "config": RETRY_CONFIG if endpoint else AWS_CONFIG}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
         for name, value in local_credentials().items():

@@ -108,7 +108,7 @@ def test_settings_are_immutable_and_with_returns_a_copy():
 def test_scripts_default_to_the_local_stack():
     s = common.settings_for(False, {"LOCAL_AWS_PORT": "4999"})
     assert s.aws_endpoint_url == "http://127.0.0.1:4999"
-    assert s.connection_url == config.Settings().connection_url
+    assert s.connection_url == config.Settings().connection_url  # on the default LOCAL_PG_PORT
 
 
 def test_scripts_keep_an_explicit_endpoint():
@@ -226,7 +226,21 @@ def test_one_service_can_have_its_own_endpoint():
     assert jwks_url(s) == "http://127.0.0.1:5000/us-east-1_abc/.well-known/jwks.json"
 
 
-def test_prod_scripts_drop_every_endpoint_override():
-    s = common.settings_for(True, {"AWS_ENDPOINT_URL_DYNAMODB": "http://dynamodb-local:8000",
-                                   "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"})
+def test_prod_scripts_drop_every_endpoint_override(monkeypatch):
+    from lib import aws
+
+    overrides = {"AWS_ENDPOINT_URL_DYNAMODB": "http://dynamodb-local:8000",
+                 "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+    s = common.settings_for(True, overrides)
     assert s.endpoint_for("dynamodb") is None and s.endpoint_for("cognito-idp") is None
+    # botocore reads those variables by itself: the clients made for AWS must not
+    for name, value in overrides.items():
+        monkeypatch.setenv(name, value)
+    for service, host in (("dynamodb", "dynamodb.us-east-1"), ("cognito-idp", "cognito-idp.us-east-1")):
+        assert aws.client(s, service).meta.endpoint_url == f"https://{host}.amazonaws.com"
+
+
+def test_scripts_default_to_the_embedded_database_on_local_pg_port():
+    s = common.settings_for(False, {"LOCAL_PG_PORT": "6543"})
+    assert s.connection_url == "postgresql://postgres@127.0.0.1:6543/cruddur"
+    assert common.settings_for(False, FULL_ENV).connection_url == FULL_ENV["CONNECTION_URL"]

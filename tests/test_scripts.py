@@ -278,3 +278,48 @@ def test_scripts_say_in_one_line_when_the_stack_is_not_running():
         [line] = result.stderr.strip().splitlines()  # no trace, no repeated warnings
         assert line.startswith("Error: cannot reach") and target in line
         assert line.endswith("(is ./bin/dev running?)")
+
+
+# -- scripts act only where they say ---------------------------------------------------------------
+
+def pg_port(settings) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    return str(conninfo_to_dict(settings.connection_url)["port"])
+
+
+def test_db_scripts_find_the_embedded_database_by_local_pg_port(settings):
+    """Without CONNECTION_URL, bin/db/* talk to the embedded PostgreSQL on LOCAL_PG_PORT."""
+    env = {k: v for k, v in os.environ.items() if k != "CONNECTION_URL"}
+    env["LOCAL_PG_PORT"] = pg_port(settings)
+    assert "database cruddur already exists" in ok(run("bin/db/create", env=env))
+
+
+def test_db_drop_asks_before_dropping_anything_but_the_embedded_database(settings):
+    scratch = settings.connection_url.rsplit("/", 1)[0] + f"/notlocal_{uuid.uuid4().hex[:8]}"
+    assert pg_admin.create_database(scratch)
+    try:
+        # the same server, but LOCAL_PG_PORT says the embedded one is elsewhere: not ours to drop
+        elsewhere = {**os.environ, "CONNECTION_URL": scratch, "LOCAL_PG_PORT": "1"}
+        for args in (["bin/db/drop"], ["bin/db/setup", "--reset"]):
+            result = run(*args, env=elsewhere)
+            assert result.returncode != 0, args
+            assert "refusing to drop the database notlocal_" in result.stderr
+            assert "not the embedded local database" in result.stderr
+            assert not pg_admin.create_database(scratch), "the database still exists"
+        # the embedded database: no question asked
+        embedded = {**os.environ, "CONNECTION_URL": scratch, "LOCAL_PG_PORT": pg_port(settings)}
+        assert "dropped" in ok(run("bin/db/drop", env=embedded))
+    finally:
+        pg_admin.drop_database(scratch)
+
+
+def test_connect_keeps_the_password_off_the_command_line():
+    from lib.cli.db import psql_invocation
+
+    arguments, env = psql_invocation("postgresql://app:s3cr%40t@db.example:6543/cruddur?sslmode=require",
+                                     {"HOME": "/home/x"})
+    assert not any("s3cr" in argument for argument in arguments)
+    assert env == {"HOME": "/home/x", "PGPASSWORD": "s3cr@t"}
+    assert "host=db.example" in arguments[-1] and "port=6543" in arguments[-1]
+    assert "sslmode=require" in arguments[-1] and "dbname=cruddur" in arguments[-1]

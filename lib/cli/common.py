@@ -48,14 +48,31 @@ def run(group: click.Group) -> None:
 
 
 def settings_for(prod: bool, env: dict[str, str] | None = None) -> Settings:
+    """With --prod: AWS (every endpoint override dropped, those botocore would read from the
+    environment by itself included; see lib.aws) and PROD_CONNECTION_URL. Without: what the
+    environment names, else the local stack (its LOCAL_AWS_PORT and LOCAL_PG_PORT)."""
     env = dict(os.environ if env is None else env)
     settings = config.load(env)
     if prod:
         url = env.get("PROD_CONNECTION_URL")
         return settings.with_(aws_endpoint_url=None, service_endpoints=(), connection_url=url or "")
+    local = local_settings.load(env)
     if not settings.aws_endpoint_url:
-        settings = settings.with_(aws_endpoint_url=local_settings.load(env).aws_url)
+        settings = settings.with_(aws_endpoint_url=local.aws_url)
+    if not env.get("CONNECTION_URL"):
+        settings = settings.with_(connection_url=local.database_url)
     return settings
+
+
+def is_embedded_database(settings: Settings, env: dict[str, str] | None = None) -> bool:
+    """Whether the connection URL points at the local stack's embedded PostgreSQL (loopback, on
+    LOCAL_PG_PORT): the one database a script may drop without asking."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    where = conninfo_to_dict(settings.connection_url)
+    local = local_settings.load(dict(os.environ if env is None else env))
+    return (where.get("host") in ("127.0.0.1", "localhost", "::1")
+            and str(where.get("port", 5432)) == str(local.pg_port))
 
 
 def local() -> LocalSettings:
@@ -118,14 +135,16 @@ def yes_option(fn: Callable) -> Callable:
                         help="Do not ask for confirmation (with --prod).")(fn)
 
 
-def confirm_destructive(prod: bool, what: str, yes: bool = False) -> None:
-    """Against AWS, a destructive action asks first; with no terminal to ask, it refuses."""
-    if not prod or yes:
+def confirm_destructive(prod: bool, what: str, yes: bool = False, where: str | None = None) -> None:
+    """Against AWS (or `where`, another target that is not the local stack's), a destructive
+    action asks first; with no terminal to ask, it refuses."""
+    target = "on AWS" if prod else where
+    if target is None or yes:
         return
     if not sys.stdin.isatty():
-        raise click.ClickException(f"refusing to {what} on AWS without confirmation (no terminal; "
+        raise click.ClickException(f"refusing to {what} {target} without confirmation (no terminal; "
                                    "pass --yes if you really mean it)")
-    if not click.confirm(f"This will {what} on AWS. Continue?", default=False):
+    if not click.confirm(f"This will {what} {target}. Continue?", default=False):
         raise click.Abort()
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Mapping
 
 import click
 
@@ -16,6 +17,17 @@ from services.link_cognito_users import LinkCognitoUsers
 
 def database_name(settings: Settings) -> str:
     return pg.database_name(settings.connection_url)
+
+
+def confirm_drop(settings: Settings, prod: bool, yes: bool) -> None:
+    """Dropping any database but the embedded local one asks first (with --prod or without)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    where = conninfo_to_dict(settings.connection_url)
+    target = None if common.is_embedded_database(settings) else (
+        f"at {where.get('host', 'localhost')}:{where.get('port', 5432)} "
+        "(not the embedded local database)")
+    common.confirm_destructive(prod, f"drop the database {database_name(settings)}", yes, target)
 
 
 def update_cognito_user_ids(settings: Settings) -> dict[str, str]:
@@ -54,7 +66,7 @@ def create(settings: Settings, prod: bool) -> None:
 def drop(settings: Settings, prod: bool, yes: bool) -> None:
     """Drop the database named in the connection URL."""
     _require_url(settings)
-    common.confirm_destructive(prod, f"drop the database {database_name(settings)}", yes)
+    confirm_drop(settings, prod, yes)
     dropped = pg.drop_database(settings.connection_url)
     click.echo(f"database {database_name(settings)} {'dropped' if dropped else 'did not exist'}")
 
@@ -83,7 +95,21 @@ def connect(settings: Settings, prod: bool) -> None:
     """Open psql on the database."""
     _require_url(settings)
     psql = shutil.which("psql") or str(postgres_bin_path() / "psql")
-    os.execv(psql, [psql, settings.connection_url])
+    arguments, env = psql_invocation(settings.connection_url, os.environ)
+    os.execve(psql, [psql, *arguments], env)
+
+
+def psql_invocation(connection_url: str, env: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """psql's arguments and environment for a connection URL, the password in PGPASSWORD: never
+    on the command line, where any user of the machine can read it (ps)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(connection_url)
+    password = params.pop("password", None)
+    child = dict(env)
+    if password is not None:
+        child["PGPASSWORD"] = str(password)
+    return ["--dbname", make_conninfo(**params)], child
 
 
 @cli.command("setup")
@@ -94,7 +120,7 @@ def setup_command(settings: Settings, prod: bool, reset: bool, yes: bool) -> Non
     """create, schema-load and seed, in order (--reset drops first)."""
     _require_url(settings)
     if reset:
-        common.confirm_destructive(prod, f"drop the database {database_name(settings)}", yes)
+        confirm_drop(settings, prod, yes)
         pg.drop_database(settings.connection_url)
     pg.setup_database(settings.connection_url)
     click.echo(f"database {database_name(settings)} ready")

@@ -8,13 +8,12 @@ import subprocess
 from pathlib import Path
 
 from lib.local.processes import ensure_port_free, stop_process, wait_until_ready
+from lib.local.settings import DATABASE
 
 log = logging.getLogger(__name__)
 
 # PostgreSQL refuses to run as root; when we are root it runs as this system user instead.
 PG_SYSTEM_USER = "embedded_postgres"
-# The database the app uses in the local stack.
-DATABASE = "cruddur"
 
 
 def postgres_bin_path() -> Path:

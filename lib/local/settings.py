@@ -9,6 +9,9 @@ from typing import Mapping
 
 from lib.config import ROOT, env_int
 
+# The database the app uses in the local stack.
+DATABASE = "cruddur"
+
 
 @dataclass(frozen=True)
 class LocalSettings:
@@ -27,6 +30,11 @@ class LocalSettings:
     @property
     def aws_url(self) -> str:
         return f"http://127.0.0.1:{self.aws_port}"
+
+    @property
+    def database_url(self) -> str:
+        """The app's database on the embedded PostgreSQL."""
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{DATABASE}"
 
 
 def load(env: Mapping[str, str] | None = None) -> LocalSettings:
