@@ -103,7 +103,7 @@ def add_cognito_users(settings: Settings, users: dict[str, dict[str, Any]], hand
         list(pool.map(add, handles))
     db = Db(settings)
     try:
-        LinkCognitoUsers.run(db, cognito.pool_users(client, pool_id))
+        LinkCognitoUsers.run(db, cognito.pool_users(client, pool_id), replace=True)
     finally:
         db.close()
 

@@ -160,16 +160,17 @@ def test_list_users_shows_the_seeded_users(users):
 
 def test_update_cognito_user_ids_relinks_users(settings, users):
     db = Db(settings)
-    update = template("users", "update_cognito_user_id")
+    update = "UPDATE public.users SET cognito_user_id = %(sub)s WHERE handle = 'bayko'"
     try:
-        db.query_commit(update, {"handle": "bayko", "cognito_user_id": None})
+        db.query_commit(update, {"sub": None})
         out = ok(run("bin/db/update-cognito-user-ids"))
         restored = db.query_value("SELECT cognito_user_id FROM public.users WHERE handle = 'bayko'")
     finally:
-        db.query_commit(update, {"handle": "bayko", "cognito_user_id": users["bayko"]["cognito_user_id"]})
+        db.query_commit(update, {"sub": users["bayko"]["cognito_user_id"]})
         db.close()
     assert restored == users["bayko"]["cognito_user_id"]
-    assert f"bayko {restored}" in out.splitlines()
+    assert f"linked     bayko {restored}" in out.splitlines()
+    assert f"unchanged  andrewbrown {users['andrewbrown']['cognito_user_id']}" in out.splitlines()
 
 
 def test_db_scripts_are_idempotent(settings):

@@ -11,7 +11,7 @@ from lib import cognito, db as pg
 from lib.cli import common
 from lib.config import Settings
 from lib.local import postgres_bin_path
-from services.link_cognito_users import LinkCognitoUsers
+from services.link_cognito_users import LinkCognitoUsers, LinkReport
 
 
 
@@ -30,13 +30,13 @@ def confirm_drop(settings: Settings, prod: bool, yes: bool) -> None:
     common.confirm_destructive(prod, f"drop the database {database_name(settings)}", yes, target)
 
 
-def update_cognito_user_ids(settings: Settings) -> dict[str, str]:
-    """Set each user's cognito_user_id from the pool, matched by handle. Returns what it set."""
+def update_cognito_user_ids(settings: Settings, replace: bool = False) -> LinkReport:
+    """Set each user's cognito_user_id from the pool user with the same verified email."""
     client = common.cognito_client(settings)
     users = cognito.pool_users(client, common.user_pool_id(settings, client))
     db = common.open_db(settings)
     try:
-        return LinkCognitoUsers.run(db, users)
+        return LinkCognitoUsers.run(db, users, replace)
     finally:
         db.close()
 
@@ -127,12 +127,26 @@ def setup_command(settings: Settings, prod: bool, reset: bool, yes: bool) -> Non
 
 
 @cli.command("update-cognito-user-ids")
+@click.option("--replace", is_flag=True,
+              help="Also re-link users linked to another identity already (asks with --prod).")
+@common.yes_option
 @common.target_option
-def update_cognito_user_ids_command(settings: Settings, prod: bool) -> None:
-    """Set each user's cognito_user_id from the pool, matched by handle."""
+def update_cognito_user_ids_command(settings: Settings, prod: bool, replace: bool, yes: bool) -> None:
+    """Link each user to the pool user with the same verified email (cognito_user_id = its sub).
+
+    Matched by verified email only (a preferred_username anyone can choose), never ambiguously;
+    a user linked to another identity is left alone without --replace. Prints what it linked
+    and what it skipped, and why."""
     _require_url(settings)
-    for handle, sub in sorted(update_cognito_user_ids(settings).items()):
-        click.echo(f"{handle} {sub}")
+    if replace:
+        common.confirm_destructive(prod, "replace existing links of users to Cognito identities", yes)
+    report = update_cognito_user_ids(settings, replace)
+    for handle, sub in sorted(report.linked.items()):
+        click.echo(f"linked     {handle} {sub}")
+    for handle, sub in sorted(report.unchanged.items()):
+        click.echo(f"unchanged  {handle} {sub}")
+    for who, why in report.skipped:
+        click.echo(f"skipped    {who}: {why}")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,8 @@ def load_cognito(settings: Settings, local: LocalSettings, db: Db) -> Settings:
     settings = settings.with_(cognito_user_pool_id=pool_id, cognito_client_id=client_id)
     local_cognito.seed_users(settings, db, local)
     client = aws.client(settings, "cognito-idp")
-    LinkCognitoUsers.run(db, cognito.pool_users(client, pool_id))
+    # the local pool is made from these very users, anew whenever moto starts empty: re-link
+    LinkCognitoUsers.run(db, cognito.pool_users(client, pool_id), replace=True)
     return settings
 
 
