@@ -16,6 +16,15 @@ carries its own copy of the few names it needs):
                group, and a consistent GetItem of it answers "who may read or post here".
   idempotency  pk IDEM#<user uuid>           sk <Idempotency-Key>
                response: the first result of a POST, kept for a day (attribute expires_at, TTL).
+  layout       pk META#layout                sk META
+               version: 2 on a table whose every group has its header (made by this code, or
+               brought there by bin/ddb/migrate).
+
+Tables written by the bootcamp's week-5 backend hold groups without a header: a random uuid4
+message_group_uuid, its two GRP# rows and its MSG# items. Until bin/ddb/migrate gives each its
+header (and the pair's derived uuid an alias header, GROUP#<derived uuid> with
+message_group_uuid = the old group), such a group's participants are its rows' owners, and a
+first message to a user looks for an old group of the pair before creating one.
 
 Times are UTC ISO-8601 with microseconds and +00:00 so that string order is time order.
 A group's uuid is derived from its two participants, so "do these two already share a group?"
@@ -27,7 +36,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from dataclasses import dataclass
 
@@ -48,6 +57,8 @@ HEADER_SK = "GROUP"
 IDEMPOTENCY_PREFIX = "IDEM#"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 BATCH_SIZE = 25  # BatchWriteItem's limit
+LAYOUT_KEY = {"pk": "META#layout", "sk": "META"}
+LAYOUT_VERSION = 2
 
 # Fixed namespace for deriving a group's uuid from its participants (uuid5).
 GROUP_NAMESPACE = uuid.UUID("6f1c3c55-8d3e-4a53-9d0b-6f8f3b1a2c4d")
@@ -126,6 +137,11 @@ def message_item(message_group_uuid: str, sender: Mapping[str, str], message: st
 def header_item(message_group_uuid: str, participants: Iterable[str], created_at: str) -> dict:
     return {**header_key(message_group_uuid), "participants": sorted(str(p) for p in participants),
             "created_at": created_at}
+
+
+def layout_item() -> dict[str, Any]:
+    """The mark of a table in the current layout (every group has its header)."""
+    return {**LAYOUT_KEY, "version": LAYOUT_VERSION, "written_at": now_iso()}
 
 
 def message_group_uuid_of(item: Mapping[str, Any]) -> str:
@@ -287,7 +303,14 @@ class Ddb:
                                                       write_capacity))
         self.client.get_waiter("table_exists").wait(TableName=self.table,
                                                     WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        self.put(layout_item())  # a new table holds no group without a header
         return True
+
+    def layout_version(self) -> int:
+        """LAYOUT_VERSION once the table is in the current layout; 1 for a table that may hold
+        the week-5 backend's groups without headers."""
+        item = self.get(LAYOUT_KEY, consistent=False)
+        return int(item["version"]) if item else 1
 
     def delete_table(self) -> bool:
         """Delete the table; False when it did not exist."""
@@ -334,6 +357,24 @@ class Ddb:
         )
         return [deserialize(i) for i in response.get("Items", [])]
 
+    def conversation_between(self, owner_uuid: str, other_uuid: str) -> str | None:
+        """The most recent group of `owner`'s rows that names `other`, read from the table
+        (consistently): how a week-5 group, whose uuid is not derived from its pair, is found.
+        Reads the owner's whole partition: only for tables not yet migrated."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": False,
+            "KeyConditionExpression": "pk = :pk", "FilterExpression": "user_uuid = :other",
+            "ExpressionAttributeValues": {":pk": {"S": group_pk(owner_uuid)}, ":other": {"S": str(other_uuid)}},
+            "ProjectionExpression": "message_group_uuid",
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            if response.get("Items"):
+                return response["Items"][0]["message_group_uuid"]["S"]
+            if "LastEvaluatedKey" not in response:
+                return None
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def get(self, key: Mapping[str, str], consistent: bool = True) -> dict | None:
         response = self._call("get_item", TableName=self.table, Key=serialize(key),
                               ConsistentRead=consistent)
@@ -361,10 +402,21 @@ class Ddb:
     def batch_write(self, items: Iterable[Mapping[str, Any]],
                     on_progress: Callable[[int], None] | None = None,
                     max_backoff: float = 2.0) -> int:
-        """Write items 25 at a time, retrying unprocessed ones with backoff. Returns the number of
+        """Put items 25 at a time, retrying unprocessed ones with backoff. Returns the number of
         BatchWriteItem calls made."""
+        return self._batch([{"PutRequest": {"Item": serialize(i)}} for i in items],
+                           on_progress, max_backoff)
+
+    def batch_delete(self, keys: Iterable[Mapping[str, Any]],
+                     on_progress: Callable[[int], None] | None = None,
+                     max_backoff: float = 2.0) -> int:
+        """Delete items by key, 25 at a time, as batch_write puts them."""
+        return self._batch([{"DeleteRequest": {"Key": serialize(k)}} for k in keys],
+                           on_progress, max_backoff)
+
+    def _batch(self, pending: list[dict[str, Any]], on_progress: Callable[[int], None] | None,
+               max_backoff: float) -> int:
         calls = 0
-        pending = [{"PutRequest": {"Item": serialize(i)}} for i in items]
         for start in range(0, len(pending), BATCH_SIZE):
             chunk = pending[start:start + BATCH_SIZE]
             backoff = 0.05
@@ -381,3 +433,16 @@ class Ddb:
                     time.sleep(backoff)
                     backoff = min(backoff * 2, max_backoff)
         return calls
+
+    def scan_all(self, on_page: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of the table (a Scan, page by page: for scripts, never for requests)."""
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        while True:
+            response = self._call("scan", **kwargs)
+            items = response.get("Items", [])
+            if on_page:
+                on_page(len(items))
+            yield from (deserialize(i) for i in items)
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -11,9 +11,10 @@ from lib.cognito_jwt_token import CognitoJwtToken
 from lib.config import Settings
 from lib.cursor import Cursors
 from lib.db import Db
-from lib.ddb import Ddb
+from lib.ddb import LAYOUT_VERSION, Ddb
 
 log = logging.getLogger(__name__)
+LAYOUT_RECHECK_SECONDS = 300.0
 
 
 @dataclass
@@ -27,6 +28,15 @@ class Backend:
     users: Cache[dict[str, Any]]
     # message_group_uuid -> its two participants: fixed when the group is created, so kept for good.
     membership: Cache[tuple[str, ...]]
+    # a pair's derived group uuid -> the pair's conversation, where that is another (a week-5
+    # group, with a random uuid): kept for good too.
+    pairs: Cache[str]
+    # the table's layout version (lib/ddb.py), re-read every few minutes: a migration may end.
+    layout: Cache[int]
+
+    def layout_current(self) -> bool:
+        """Whether every group of the table has its header (no week-5 group left to look for)."""
+        return self.layout.get_or_load("version", self.ddb.layout_version) >= LAYOUT_VERSION
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Db | None = None, ddb: Ddb | None = None) -> "Backend":
@@ -42,4 +52,6 @@ class Backend:
             cursors=Cursors(secret.encode()),
             users=Cache(max_size=10_000, ttl=settings.user_cache_seconds),
             membership=Cache(max_size=100_000),
+            pairs=Cache(max_size=100_000),
+            layout=Cache(max_size=1, ttl=LAYOUT_RECHECK_SECONDS),
         )

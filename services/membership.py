@@ -1,4 +1,7 @@
-"""Who belongs to a conversation: read once from its header item, then cached for good."""
+"""Who belongs to a conversation: read once from its header item, then cached for good.
+
+A group written by the bootcamp's week-5 backend has no header until bin/ddb/migrate runs: its
+participants are then the owners of its two rows (GRP#<owner>), found through the GSI."""
 from __future__ import annotations
 
 from lib import ddb as layout
@@ -11,7 +14,14 @@ def participants(backend: Backend, message_group_uuid: str) -> tuple[str, ...] |
         header = backend.ddb.get(layout.header_key(message_group_uuid))
         return None if header is None else tuple(sorted(header["participants"]))
 
-    return backend.membership.get_or_load(message_group_uuid, load)
+    members = backend.membership.get_or_load(message_group_uuid, load)
+    if members is None and not backend.layout_current():
+        owners = tuple(sorted({row["pk"][len(layout.GROUP_PREFIX):]
+                               for row in backend.ddb.group_rows(message_group_uuid)}))
+        if len(owners) == 2:  # both rows seen: the group's participants, for good
+            backend.membership.put(message_group_uuid, owners)
+        members = owners or None
+    return members
 
 
 def require_participant(backend: Backend, message_group_uuid: str, user_uuid: str) -> tuple[str, ...]:

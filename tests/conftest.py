@@ -66,15 +66,17 @@ def local() -> LocalSettings:
 @pytest.fixture
 def harsh(settings: Settings):
     """The session's local DynamoDB made harsh for one test: as the LOCAL_HARSH* variables say if
-    any is set, else every knob at its default (lib/local/harsh.py). Call the fixture's value to
-    change knobs (`harsh(gsi_lag_ms=2000)`); all are off again after the test."""
+    any is set, else every knob at its default (lib/local/harsh.py) but throttling at 2 %: a
+    request that botocore's three attempts all see throttled is a 503 that these tests would
+    have to retry (8 in a million at 2 %, 1 in 8,000 at 5 %). Call the fixture's value to change
+    knobs (`harsh(gsi_lag_ms=2000)`); all are off again after the test."""
     from lib.local import harsh as harshness
 
     def change(**knobs: float) -> harshness.Harshness:
         return harshness.set_remote(settings.aws_endpoint_url, **knobs)
 
     chosen = harshness.from_env()
-    change(**vars(chosen if chosen.on else harshness.Harshness(**harshness.DEFAULTS)))
+    change(**vars(chosen if chosen.on else harshness.Harshness(**{**harshness.DEFAULTS, "throttle": 0.02})))
     try:
         yield change
     finally:

@@ -69,7 +69,7 @@ def test_query_commit_returning_and_rowcount(db):
     new_uuid = add_user(db, "t_commit")
     assert isinstance(new_uuid, uuid.UUID)
     assert db.query_value("SELECT handle FROM public.users WHERE uuid = %(u)s", {"u": new_uuid}) == "t_commit"
-    update = template("users", "update_cognito_user_id")
+    update = "UPDATE public.users SET cognito_user_id = %(cognito_user_id)s WHERE handle = %(handle)s"
     assert db.query_commit(update, {"handle": "t_commit", "cognito_user_id": "sub-1"}) == 1
     assert db.query_commit(update, {"handle": "nobody-here", "cognito_user_id": "sub-2"}) == 0
     # autocommit: another connection sees the write

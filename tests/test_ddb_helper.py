@@ -24,11 +24,12 @@ def describe(settings, name=None):
 
 
 def scan_all(settings) -> list[dict]:
+    """Every item of the table but its layout mark (which a new table starts with)."""
     client = Ddb(settings).client
     items = []
     for page in client.get_paginator("scan").paginate(TableName=settings.ddb_table):
         items += [layout.deserialize(i) for i in page["Items"]]
-    return items
+    return [i for i in items if i["pk"] != layout.LAYOUT_KEY["pk"]]
 
 
 # -- table shape -----------------------------------------------------------------------------------

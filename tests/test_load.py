@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -34,11 +35,13 @@ def start_worker(env: dict[str, str], checkpoint) -> subprocess.Popen:
 
 def next_link(response: requests.Response) -> str | None:
     link = response.links.get("next")
-    return link["url"] if link else None
+    return urljoin(response.url, link["url"]) if link else None  # a relative reference
 
 
 @pytest.mark.slow
-def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_path):
+def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_path, harsh):
+    """Under the harsh local stack (a lagging index, lost responses, throttling, duplicated stream
+    records) and a stream worker killed mid-flow."""
     settings = fresh_table
     env = {**api_env(settings), "CURSOR_SECRET": "load-test"}
     port = free_port()

@@ -140,5 +140,7 @@ def assert_stored_no_junk(fuzz_backend, people):
             assert item["participants"][0] != item["participants"][1]
         elif item["pk"].startswith(layout.GROUP_PREFIX):
             assert item["user_uuid"] in uuids and item["message_group_uuid"] in headers
+        elif item["pk"] == layout.LAYOUT_KEY["pk"]:
+            assert item["version"] == layout.LAYOUT_VERSION
         else:
             assert item["pk"].startswith(layout.IDEMPOTENCY_PREFIX)

@@ -111,6 +111,20 @@ def stream_seqs(worker: StreamWorker) -> list[str]:
     return [r["dynamodb"]["SequenceNumber"] for r in streams.get_records(ShardIterator=iterator)["Records"]]
 
 
+def test_a_burst_reaches_both_group_rows_under_a_harsh_store(fresh_table, chat, stream_lambda,
+                                                              lambda_client, tmp_path, harsh):
+    """A burst of messages through the worker while the store is harsh (a lagging index, lost
+    responses, throttling, records delivered twice): both rows end on the newest message."""
+    recorder = Recorder(stream_lambda, lambda_client, fresh_table.ddb_table)
+    worker = StreamWorker(fresh_table, recorder, tmp_path / "cp.json", batch_size=7)
+    last = [chat.send(f"m{i}", at(i + 1)) for i in range(40)][-1]
+    wait_until(lambda: chat.shows(last), step=worker.poll_once, timeout=60)
+    harsh(duplicate_records=0, gsi_lag_ms=0, lost_responses=0, throttle=0)
+    # duplicates delivered, and harmless: each group row once, on the newest message
+    assert len(recorder.delivered) > len(set(recorder.delivered))
+    assert chat.shows(last)
+
+
 def test_messages_put_into_the_table_reach_both_group_rows(fresh_table, chat, stream_lambda,
                                                             lambda_client, tmp_path):
     recorder = Recorder(stream_lambda, lambda_client, fresh_table.ddb_table)

@@ -1,4 +1,4 @@
-"""bin/ddb/*: the messages table: create, drop, list, scan, seed, and the access patterns."""
+"""bin/ddb/*: the messages table: create, drop, list, scan, migrate, seed, and the access patterns."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from lib import ddb as layout
+from lib import ddb_migrate
 from lib.cli import common
 from lib.config import Settings
 from lib.ddb import Ddb
@@ -62,10 +63,39 @@ def list_tables(settings: Settings, prod: bool) -> None:
 def scan(settings: Settings, prod: bool) -> None:
     """Print every item of the local table (refuses against AWS)."""
     common.refuse_prod(prod, "scan")
-    paginator = common.ddb_client(settings).get_paginator("scan")
-    for page in paginator.paginate(TableName=settings.ddb_table):
-        for item in page["Items"]:
-            click.echo(json.dumps(layout.deserialize(item), default=str))
+    for item in Ddb(settings).scan_all():
+        click.echo(json.dumps(item, default=str))
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be written, write nothing.")
+@common.yes_option
+@common.target_option
+def migrate(settings: Settings, prod: bool, dry_run: bool, yes: bool) -> None:
+    """Bring a table written by the bootcamp's week-5 backend to the current layout.
+
+    Gives each old conversation its header and each pair an alias to it, re-keys rows and
+    messages whose times are not UTC with microseconds, then marks the table. Idempotent and
+    resumable: run it again after an interruption. Reads the whole table once (a Scan)."""
+    ddb = Ddb(settings)
+    total = ddb.client.describe_table(TableName=ddb.table)["Table"].get("ItemCount", 0)
+    err = click.get_text_stream("stderr")
+    with click.progressbar(length=max(total, 1), label="reading the table", file=err) as bar:
+        migration = ddb_migrate.plan(ddb.scan_all(on_page=bar.update))
+    click.echo(f"read {migration.scanned} items: {len(migration.headers)} headers, "
+               f"{len(migration.aliases)} pair aliases and {len(migration.rekeyed)} re-keyed items "
+               f"to write{'' if migration.marked else ', and the layout mark'}")
+    for group, why in migration.skipped:
+        click.echo(f"skipped group {group}: {why}")
+    if dry_run or migration.empty:
+        click.echo("nothing written" + (" (--dry-run)" if dry_run else ": the table is current"))
+        return
+    common.confirm_destructive(prod, f"migrate the table {ddb.table}", yes)
+    writes = len(migration.headers) + len(migration.aliases) + len(migration.rekeyed)
+    with click.progressbar(length=max(writes, 1), label="writing", file=err) as bar:
+        done = ddb_migrate.apply(ddb, migration, on_progress=bar.update)
+    click.echo(f"wrote {done['headers']} headers, {done['aliases']} pair aliases, re-keyed "
+               f"{done['rekeyed']} items in {done['calls']} calls; the table is current")
 
 
 @cli.command("seed")
