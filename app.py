@@ -6,6 +6,7 @@ adapters, CORS, blueprints, the one table that maps errors to HTTP statuses, and
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import time
@@ -128,7 +129,12 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.config["TRUSTED_PROXY_HOPS"] = settings.trusted_proxy_hops
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
-    app.extensions["backend"] = backend or Backend.from_settings(settings)
+    if backend is None:
+        backend = Backend.from_settings(settings)
+        # close the pool before the interpreter goes: its threads (greenlets under gevent) must
+        # not be left to a finaliser at exit
+        atexit.register(backend.db.close)
+    app.extensions["backend"] = backend
     CORS(app, origins=[settings.frontend_url],
          allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
          expose_headers=["Link", "Retry-After", "X-Error-Detail"],

@@ -45,7 +45,7 @@ from bench import data as bench_data
 from bench import report, stream
 from bench.data import BIG, DataSet, handle
 from bench.load import LoadResult, Operation, run_load
-from bench.stack import WEB_THREADS, WEB_WORKERS, BenchStack
+from bench.stack import WEB_WORKERS, BenchStack
 
 log = logging.getLogger("bench")
 DEFAULT_OUT = ROOT / "bench" / "last.json"
@@ -361,7 +361,7 @@ def machine(plan: Plan) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": platform.processor() or None,
-        "server": f"gunicorn {version('gunicorn')}, {WEB_WORKERS} worker x {WEB_THREADS} threads (gthread)",
+        "server": f"gunicorn {version('gunicorn')}, {WEB_WORKERS} worker (gevent)",
         "store": f"moto {version('moto')} server, as lib.local.LocalMoto starts it",
         "client": "same machine: threads with a requests.Session (API) or a boto3 client (store) each",
         "mode": plan.mode,

@@ -13,10 +13,9 @@ import requests
 from lib.config import Settings
 from lib.local import Stack, free_port, start_api, start_stores
 
-# One worker, so that GET /api/_metrics reports the whole server's counters; eight threads, as
-# ./bin/dev gives each worker by default.
+# One worker, so that GET /api/_metrics reports the whole server's counters (gevent, as ./bin/dev
+# serves it).
 WEB_WORKERS = 1
-WEB_THREADS = 8
 
 
 class BenchStack:
@@ -35,10 +34,10 @@ class BenchStack:
         return self.settings
 
     def start_api(self) -> str:
-        """The API exactly as ./bin/dev serves it (gunicorn, gthread), with the call counters on."""
+        """The API exactly as ./bin/dev serves it (gunicorn, gevent), with the call counters on."""
         assert self.settings is not None
         self.api_url = start_api(
-            self.settings, self.stack, free_port(), workers=WEB_WORKERS, threads=WEB_THREADS,
+            self.settings, self.stack, free_port(), workers=WEB_WORKERS,
             env={"METRICS_ENABLED": "1", "CURSOR_SECRET": "bench-cursor-secret-" + self.tmp.name},
             log_file=self.tmp / "api.log")
         return self.api_url

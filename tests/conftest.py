@@ -130,7 +130,7 @@ def api(settings: Settings):
     seeded users."""
     stack = Stack()
     try:
-        url = start_api(settings, stack, free_port(), workers=1, threads=8,
+        url = start_api(settings, stack, free_port(), workers=1,
                         env={"CURSOR_SECRET": "test-cursor-secret", "METRICS_ENABLED": "1"})
         yield Api(url, {h: access_token(settings, h) for h in ("andrewbrown", "bayko", "londo")})
     finally:

@@ -29,7 +29,10 @@ STOP_TIMEOUT = 30
 # What would make bin/dev use something else than what it starts itself.
 FOREIGN = ("CONNECTION_URL", "AWS_ENDPOINT_URL", "LOCAL_AWS", "AWS_COGNITO_USER_POOL_ID",
            "AWS_COGNITO_USER_POOL_CLIENT_ID", "DDB_MESSAGE_TABLE", "PROD_CONNECTION_URL", "PORT",
-           "LOCAL_PG_PORT", "LOCAL_AWS_PORT", "LOCAL_PG_DATA")
+           "LOCAL_PG_PORT", "LOCAL_AWS_PORT", "LOCAL_PG_DATA", "LOCAL_MOTO_STATE",
+           "STREAM_WORKER_CHECKPOINT")
+# What the first test leaves for the restart test: a token, the conversation, a message in it.
+BEFORE_RESTART: dict[str, str] = {}
 
 
 @dataclass
@@ -80,8 +83,18 @@ class Dev:
 def dev_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN}
     env.update(LOCAL_PG_DATA=str(data_dir), LOCAL_PG_PORT=str(free_port()),
-               LOCAL_AWS_PORT=str(free_port()), PORT=str(free_port()), **extra)
+               LOCAL_AWS_PORT=str(free_port()), PORT=str(free_port()),
+               LOCAL_MOTO_STATE=str(data_dir.parent / f"{data_dir.name}-moto.pickle"),
+               STREAM_WORKER_CHECKPOINT=str(data_dir.parent / f"{data_dir.name}-stream.json"), **extra)
     return env
+
+
+def api_call(dev: Dev, path: str, token: str, body: dict | None = None) -> tuple[int, object]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{dev.port}{path}", data=json.dumps(body).encode() if body else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
 
 
 def start(env: dict[str, str], log_dir: Path) -> Dev:
@@ -190,6 +203,17 @@ def test_dev_serves_the_seeded_stack_and_stops_everything(pg_data, tmp_path):
         ddb = Ddb(config.load({}).with_(aws_endpoint_url=f"http://127.0.0.1:{dev.env['LOCAL_AWS_PORT']}"))
         assert len(ddb.messages_page(group_uuid_for(a, b), 100).items) >= 20
 
+        # for the restart test: a signed-in user's token, and a message sent with it
+        from lib.local import access_token
+
+        aws = config.load({}).with_(aws_endpoint_url=f"http://127.0.0.1:{dev.env['LOCAL_AWS_PORT']}")
+        token = access_token(aws, "bayko")
+        status, sent = api_call(dev, "/api/messages", token,
+                                {"message": "before the restart", "message_group_uuid": group_uuid_for(a, b)})
+        assert status == 200
+        BEFORE_RESTART.update(token=token, group=group_uuid_for(a, b), message=sent["uuid"],
+                              sub=subs["bayko"])
+
         pids = descendants(dev.proc.pid)
         assert len(pids) >= 3, "postgres, moto and gunicorn run as children"
         assert dev.stop() == 0
@@ -198,8 +222,10 @@ def test_dev_serves_the_seeded_stack_and_stops_everything(pg_data, tmp_path):
     assert wait_until_gone(dev, pids) == []
 
 
-def test_dev_restart_keeps_postgres_data(pg_data, tmp_path):
-    if not (pg_data / "PG_VERSION").exists():
+def test_dev_restart_keeps_postgres_and_moto_data(pg_data, tmp_path):
+    """Stopped and started again, ./bin/dev serves the same data: PostgreSQL's, and moto's
+    (conversations, the pool's users with their subs), so a token from before still works."""
+    if not (pg_data / "PG_VERSION").exists() or not BEFORE_RESTART:
         pytest.skip("needs the data directory of the previous test")
     dev = start(dev_env(pg_data), tmp_path)
     pids: dict[int, float] = {}
@@ -208,9 +234,10 @@ def test_dev_restart_keeps_postgres_data(pg_data, tmp_path):
         pids = descendants(dev.proc.pid)
         users = seeded_handles(dev)
         assert "kept_across_restarts" in users
-        # moto is new, so the pool has new subs: the users are linked to them again
         subs = pool_subs(dev)
-        assert users["bayko"] == subs["bayko"]
+        assert users["bayko"] == subs["bayko"] == BEFORE_RESTART["sub"]
+        status, listed = api_call(dev, f"/api/messages/{BEFORE_RESTART['group']}", BEFORE_RESTART["token"])
+        assert status == 200 and BEFORE_RESTART["message"] in [m["uuid"] for m in listed]
         assert "initialising PostgreSQL data" not in dev.stderr_path.read_text()
         assert dev.stop() == 0
     finally:

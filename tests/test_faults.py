@@ -230,7 +230,7 @@ def test_a_frozen_postgres_is_a_503_within_its_timeout_not_a_hang(own_postgres, 
     db_cli.update_cognito_user_ids(own)
     stack = Stack()
     try:
-        url = start_api(own, stack, free_port(), workers=1, threads=8,
+        url = start_api(own, stack, free_port(), workers=1,
                         env={"DB_TIMEOUT_SECONDS": "1", "USER_CACHE_SECONDS": "0"})
         auth = {"Authorization": f"Bearer {access_token(settings, 'bayko')}"}
         paths = ["/api/health-check", "/api/message_groups", "/api/users/@bayko/short"] * 4

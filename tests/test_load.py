@@ -45,7 +45,7 @@ def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_pat
     settings = fresh_table
     env = {**api_env(settings), "CURSOR_SECRET": "load-test"}
     port = free_port()
-    server = subprocess.Popen(gunicorn_command(port, workers=2, threads=8), env=env,
+    server = subprocess.Popen(gunicorn_command(port, workers=2), env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoint = tmp_path / "worker.json"
     worker = start_worker(env, checkpoint)

@@ -3,6 +3,7 @@ table's stream to the stream Lambda, resumes where it stopped, and retries faile
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -117,7 +118,11 @@ def test_a_burst_reaches_both_group_rows_under_a_harsh_store(fresh_table, chat, 
     responses, throttling, records delivered twice): both rows end on the newest message."""
     recorder = Recorder(stream_lambda, lambda_client, fresh_table.ddb_table)
     worker = StreamWorker(fresh_table, recorder, tmp_path / "cp.json", batch_size=7)
+    # the senders' own puts are unconditional: three lost responses in a row would be their
+    # error, not the worker's; the worker's writes then lose theirs
+    harsh(lost_responses=0)
     last = [chat.send(f"m{i}", at(i + 1)) for i in range(40)][-1]
+    harsh(lost_responses=0.1)
     wait_until(lambda: chat.shows(last), step=worker.poll_once, timeout=60)
     harsh(duplicate_records=0, gsi_lag_ms=0, lost_responses=0, throttle=0)
     # duplicates delivered, and harmless: each group row once, on the newest message
@@ -351,3 +356,29 @@ def test_a_message_sent_through_the_api_is_soon_the_last_for_both(api, settings,
         stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_bin_dev_restarts_a_crashed_worker_with_backoff(fresh_table, chat, tmp_path, monkeypatch):
+    """A stream worker that dies (SIGKILL) is started again by the stack ./bin/dev runs, after
+    1 s, then 2 s, ... if it keeps dying; the rest of the stack goes on, and so do the messages."""
+    monkeypatch.setenv("STREAM_WORKER_CHECKPOINT", str(tmp_path / "cp.json"))
+    stack = Stack()
+    first = start_stream_worker(fresh_table, stack)
+    try:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        assert stack.dead() is None, "not a reason to stop the stack"
+        now = time.monotonic()
+        assert stack.tend(now) == [f"stream exited with code {first.returncode}; restarting in 1s"]
+        assert stack.tend(now + 0.5) == []
+        [restarted] = stack.tend(now + 1.0)
+        second = stack.processes["stream"]
+        assert second is not first and restarted == f"stream restarted (pid {second.pid})"
+        message = chat.send("after the crash", at(200))
+        wait_until(lambda: chat.shows(message), timeout=30)
+        # dying again at once: the next wait is longer
+        second.send_signal(signal.SIGKILL)
+        second.wait()
+        assert stack.tend(now + 2.0)[0].endswith("restarting in 2s")
+    finally:
+        stack.stop()

@@ -21,6 +21,7 @@ import click
 from lib import config
 from lib.cli import common
 from lib.config import ROOT, Settings
+from lib.local import harsh
 from lib.local import (LocalSettings, Stack, StackError, database_url, ensure_port_free,
                        load_data, sigterm_as_keyboard_interrupt, start_api, start_moto,
                        start_postgres, start_stream_worker)
@@ -59,8 +60,11 @@ def aws(settings: Settings, local: LocalSettings, stack: Stack) -> Settings:
     if os.environ.get("LOCAL_AWS") == "0":
         ready("aws", f"real AWS, region {settings.aws_region}")
         return settings
-    moto = start_moto(local.aws_port, stack, ROOT / ".local" / "moto.log")
-    ready("moto", f"{moto.url} (DynamoDB, DynamoDB Streams, Cognito)")
+    moto = start_moto(local.aws_port, stack, ROOT / ".local" / "moto.log", state_file=local.moto_state)
+    where = local.moto_state.relative_to(ROOT) if local.moto_state.is_relative_to(ROOT) else local.moto_state
+    harshness = harsh.from_env()
+    ready("moto", f"{moto.url} (DynamoDB, DynamoDB Streams, Cognito; data kept in {where})"
+          + (f"; harsh: {harsh.describe(harshness)}" if harshness.on else ""))
     return settings.with_(aws_endpoint_url=moto.url)
 
 
@@ -97,6 +101,8 @@ def main() -> None:
             problem = stack.dead()
             if problem:
                 raise StackError(problem)
+            for event in stack.tend():  # a crashed stream worker comes back, the rest goes on
+                log.warning("%s", event)
             time.sleep(0.5)
     except KeyboardInterrupt:
         click.echo("stopping", err=True)

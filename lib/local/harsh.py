@@ -72,6 +72,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Harshness:
     return base.changed({name: env[var] for name, var in ENV.items() if env.get(var)})
 
 
+def describe(harshness: Harshness) -> str:
+    """The knobs that are on, in a few words."""
+    return ", ".join(f"{name} {value:g}" for name, value in asdict(harshness).items() if value)
+
+
 def environment(harshness: Harshness) -> dict[str, str]:
     """The variables that give `harshness` to a server started with them."""
     return {ENV[name]: str(value) for name, value in asdict(harshness).items()}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lib.local import harsh
+from lib.local import harsh, moto_state
 from lib.local.processes import answers_200, ensure_port_free, stop_process, wait_until_ready
 
 # Moto keeps Cognito pool and client ids stable across restarts with these, so a frontend build
@@ -24,10 +24,12 @@ class LocalMoto:
     environment's LOCAL_HARSH* variables say."""
 
     def __init__(self, port: int, log_file: Path | None = None,
-                 harshness: harsh.Harshness | None = None):
+                 harshness: harsh.Harshness | None = None, state_file: Path | None = None):
         self.port = port
         self.log_file = log_file
         self.harshness = harshness
+        # where its data is kept across restarts (lib/local/moto_state.py); None: in memory only
+        self.state_file = state_file
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -39,6 +41,9 @@ class LocalMoto:
         root = str(Path(__file__).resolve().parents[2])
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, **MOTO_ENV, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
+        env.pop(moto_state.STATE_ENV, None)
+        if self.state_file is not None:
+            env[moto_state.STATE_ENV] = str(self.state_file)
         if self.harshness is not None:
             env = {k: v for k, v in env.items() if not k.startswith("LOCAL_HARSH")}
             env.update(harsh.environment(self.harshness))

@@ -27,10 +27,13 @@ from __future__ import annotations
 import bisect
 import copy
 import inspect
+import logging
 import operator
 import os
+import signal
 import time
 import types
+from pathlib import Path
 import sys
 import threading
 from decimal import Decimal
@@ -44,24 +47,37 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
 from werkzeug.serving import run_simple
 
-from lib.local import harsh
+from lib.local import harsh, moto_state
 
 _dynamodb_lock = threading.RLock()
 # The harshness in force (off unless LOCAL_HARSH* says otherwise); set by install().
 _harsh = harsh.State(harsh.Harshness())
 
 
-class SerializedDynamoDB:
-    """WSGI middleware: DynamoDB and DynamoDB Streams requests run one at a time."""
+# Requests that change nothing kept across restarts (lib/local/moto_state.py).
+READS = {f"DynamoDB_20120810.{name}" for name in (
+    "GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan", "DescribeTable", "ListTables",
+    "DescribeTimeToLive", "DescribeContinuousBackups", "ListTagsOfResource")}
 
-    def __init__(self, app: Callable):
+
+class SerializedDynamoDB:
+    """WSGI middleware: DynamoDB, DynamoDB Streams and Cognito requests run one at a time (so
+    that a snapshot of the state never sees one half-done), and one that may change something
+    tells `on_change`."""
+
+    def __init__(self, app: Callable, on_change: Callable[[], None] = lambda: None):
         self.app = app
+        self.on_change = on_change
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith(("DynamoDB", "AWSCognitoIdentityProviderService")):
             with _dynamodb_lock:
                 # Read the whole response inside the lock: the work may happen while iterating.
-                return list(self.app(environ, start_response))
+                response = list(self.app(environ, start_response))
+            if target not in READS and not target.startswith("DynamoDBStreams"):
+                self.on_change()
+            return response
         return self.app(environ, start_response)
 
 
@@ -262,7 +278,8 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
                            f"({getattr(moto, '__version__', '?')}): {', '.join(missing)} changed")
 
 
-def install(harshness: harsh.Harshness | None = None) -> None:
+def install(harshness: harsh.Harshness | None = None,
+            keeper: moto_state.Keeper | None = None) -> None:
     global _harsh
     check_moto()
     _harsh = harsh.State(harshness if harshness is not None else harsh.from_env(),
@@ -272,12 +289,27 @@ def install(harshness: harsh.Harshness | None = None) -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     DynamoType.cast_value = property(_cast_value)  # type: ignore[assignment,method-assign]
     Table.query = query  # type: ignore[method-assign]
+    on_change = keeper.changed if keeper else (lambda: None)
     moto.server.run_simple = lambda host, port, app, **kwargs: run_simple(  # type: ignore[assignment]
-        host, port, harsh.HarshMiddleware(SerializedDynamoDB(app), _harsh), **kwargs)
+        host, port, harsh.HarshMiddleware(SerializedDynamoDB(app, on_change), _harsh), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> None:
-    install()
+    """moto's server, corrected; with LOCAL_MOTO_STATE set, its data kept in that file."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state = os.environ.get(moto_state.STATE_ENV)
+    keeper = moto_state.Keeper(Path(state), _dynamodb_lock) if state else None
+    install(keeper=keeper)
+    if keeper:
+        keeper.load()
+        keeper.start()
+
+        def stop(signum: int, frame: Any) -> None:
+            keeper.stop()  # the last changes, then out
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
     moto.server.main(argv if argv is not None else sys.argv[1:])
 
 

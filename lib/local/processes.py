@@ -83,12 +83,25 @@ def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeo
         proc.wait()
 
 
+class _Supervised:
+    def __init__(self, start: Callable[[], subprocess.Popen]):
+        self.start = start
+        self.proc = start()
+        self.started_at = time.monotonic()
+        self.failures = 0  # exits in a row
+        self.restart_at: float | None = None
+
+
 class Stack:
-    """What was started, so that it can all be stopped in reverse order whatever happens."""
+    """What was started, so that it can all be stopped in reverse order whatever happens; and
+    the processes to restart, with backoff, when they exit (`supervise`, `tend`)."""
+
+    MAX_BACKOFF_SECONDS = 30.0
 
     def __init__(self) -> None:
         self._stoppers: list[Callable[[], None]] = []
         self.processes: dict[str, subprocess.Popen] = {}
+        self._supervised: dict[str, _Supervised] = {}
 
     def add(self, name: str, proc: subprocess.Popen | None, stop: Callable[[], None]) -> None:
         """Register `stop` (and `proc`, watched by `dead`). Register before starting, so that a
@@ -107,10 +120,41 @@ class Stack:
             except Exception:  # keep stopping the rest whatever one of them does
                 log.exception("while stopping")
 
+    def supervise(self, name: str, start: Callable[[], subprocess.Popen]) -> subprocess.Popen:
+        """Start a process that the stack restarts whenever it exits (see `tend`), rather than
+        taking everything down; stopped with the stack."""
+        entry = self._supervised[name] = _Supervised(start)
+        self.processes[name] = entry.proc
+        self._stoppers.append(lambda: stop_process(entry.proc))
+        return entry.proc
+
+    def tend(self, now: float | None = None) -> list[str]:
+        """Restart the supervised processes that exited, each after a backoff that doubles with
+        every exit in a row (1 s up to MAX_BACKOFF_SECONDS; a process that ran for a minute
+        starts again from 1 s). Returns a line per event, for the log."""
+        now = time.monotonic() if now is None else now
+        events = []
+        for name, entry in self._supervised.items():
+            if entry.proc.poll() is None:
+                if entry.failures and now - entry.started_at > 60:
+                    entry.failures = 0  # a long run forgives the exits before it
+                continue
+            if entry.restart_at is None:
+                entry.failures += 1
+                delay = min(2.0 ** (entry.failures - 1), self.MAX_BACKOFF_SECONDS)
+                entry.restart_at = now + delay
+                events.append(f"{name} exited with code {entry.proc.returncode}; "
+                              f"restarting in {delay:.0f}s")
+            elif now >= entry.restart_at:
+                entry.proc, entry.started_at, entry.restart_at = entry.start(), now, None
+                self.processes[name] = entry.proc
+                events.append(f"{name} restarted (pid {entry.proc.pid})")
+        return events
+
     def dead(self) -> str | None:
-        """A line naming a watched process that has exited, else None."""
+        """A line naming a watched process (not a supervised one) that has exited, else None."""
         for name, proc in self.processes.items():
-            if proc.poll() is not None:
+            if name not in self._supervised and proc.poll() is not None:
                 return f"{name} exited with code {proc.returncode}"
         return None
 

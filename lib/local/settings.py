@@ -18,8 +18,10 @@ class LocalSettings:
     # Where embedded PostgreSQL keeps its data, and its port.
     pg_data: Path = field(default=ROOT / ".local" / "pgdata")
     pg_port: int = 5433
-    # The port of moto's server (DynamoDB, DynamoDB Streams, Cognito).
+    # The port of moto's server (DynamoDB, DynamoDB Streams, Cognito), and where ./bin/dev keeps
+    # its data across restarts.
     aws_port: int = 4566
+    moto_state: Path = field(default=ROOT / ".local" / "moto-state.pickle")
     # Names of the local Cognito pool and client. With moto's HASH id strategies their ids derive
     # from these names, so they stay the same across restarts of the local stack.
     user_pool_name: str = "cruddur-user-pool"
@@ -44,4 +46,5 @@ def load(env: Mapping[str, str] | None = None) -> LocalSettings:
         pg_data=Path(env.get("LOCAL_PG_DATA") or d.pg_data),
         pg_port=env_int(env, "LOCAL_PG_PORT", d.pg_port),
         aws_port=env_int(env, "LOCAL_AWS_PORT", d.aws_port),
+        moto_state=Path(env.get("LOCAL_MOTO_STATE") or d.moto_state),
     )

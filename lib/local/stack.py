@@ -45,9 +45,10 @@ def start_postgres(local: LocalSettings, stack: Stack, data_dir: Path | None = N
 
 
 def start_moto(port: int, stack: Stack, log_file: Path | None,
-               harshness: Harshness | None = None) -> LocalMoto:
-    """moto's server, stopped with the stack (harsh as `harshness`, else as the environment says)."""
-    moto = LocalMoto(port, log_file, harshness)
+               harshness: Harshness | None = None, state_file: Path | None = None) -> LocalMoto:
+    """moto's server, stopped with the stack (harsh as `harshness`, else as the environment says;
+    its data kept in `state_file` across restarts, if given)."""
+    moto = LocalMoto(port, log_file, harshness, state_file)
     stack.add("moto", None, moto.stop)
     moto.start()
     stack.processes["moto"] = moto.proc  # type: ignore[assignment]
@@ -131,11 +132,16 @@ def api_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def gunicorn_command(port: int, workers: int | None = None, threads: int | None = None) -> list[str]:
+def gunicorn_command(port: int, workers: int | None = None,
+                     connections: int | None = None) -> list[str]:
+    """The API under gunicorn as ./bin/dev, the tests and the benchmark serve it, and as the
+    Dockerfile does: gevent workers (one greenlet per connection, so clients that send slowly, or
+    stall half-way, hold a greenlet each and starve nobody), at most `connections` at once each."""
     return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers or os.environ.get("WEB_WORKERS", "2")),
-            "--threads", str(threads or os.environ.get("WEB_THREADS", "8")),
-            "--worker-class", "gthread", "--access-logfile", "/dev/null",
+            "--worker-class", "gevent",
+            "--worker-connections", str(connections or os.environ.get("WEB_CONNECTIONS", "1000")),
+            "--access-logfile", "/dev/null",
             # no control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every
             # gunicorn of the user, so two servers would take it from each other
             "--no-control-socket",
@@ -143,13 +149,12 @@ def gunicorn_command(port: int, workers: int | None = None, threads: int | None 
 
 
 def start_api(settings: Settings, stack: Stack, port: int, workers: int | None = None,
-              threads: int | None = None, env: dict[str, str] | None = None,
-              log_file: Path | None = None) -> str:
+              env: dict[str, str] | None = None, log_file: Path | None = None) -> str:
     """The API under gunicorn, as ./bin/dev serves it; returns its URL once it answers."""
     ensure_port_free(port, "api")
     out = open(log_file, "ab") if log_file else None
     try:
-        proc = subprocess.Popen(gunicorn_command(port, workers, threads),
+        proc = subprocess.Popen(gunicorn_command(port, workers),
                                 env={**api_env(settings), **(env or {})}, stdout=out,
                                 stderr=subprocess.STDOUT if out else None, start_new_session=True)
     finally:
@@ -162,10 +167,10 @@ def start_api(settings: Settings, stack: Stack, port: int, workers: int | None =
 
 
 def start_stream_worker(settings: Settings, stack: Stack) -> subprocess.Popen | None:
-    """Locally nothing invokes the stream Lambda, so a worker feeds it the table's stream."""
+    """Locally nothing invokes the stream Lambda, so a worker feeds it the table's stream; the
+    stack restarts it, with backoff, whenever it exits (its checkpoint says where to go on)."""
     if not settings.is_local:
         return None
-    proc = subprocess.Popen([sys.executable, "-m", "lib.local.stream_worker"], env=api_env(settings),
-                            start_new_session=True)
-    stack.add("stream", proc, lambda: stop_process(proc))
-    return proc
+    env = api_env(settings)
+    return stack.supervise("stream", lambda: subprocess.Popen(
+        [sys.executable, "-m", "lib.local.stream_worker"], env=env, start_new_session=True))
