@@ -130,3 +130,101 @@ def test_the_corrections_fit_this_moto_and_fail_loudly_on_one_that_changed():
         for p in real.parameters.values()])
     with pytest.raises(RuntimeError, match="Table.query argument 'exclusive_start_key'"):
         moto_server.check_moto(renamed)
+
+
+# -- the harsh switch (lib/local/harsh.py) ---------------------------------------------------------
+
+def test_harsh_knobs_come_from_the_environment_and_refuse_nonsense():
+    from lib.local import harsh
+
+    assert not harsh.from_env({}).on
+    everything = harsh.from_env({"LOCAL_HARSH": "1"})
+    assert everything == harsh.Harshness(**harsh.DEFAULTS)
+    one = harsh.from_env({"LOCAL_HARSH_GSI_LAG_MS": "250"})
+    assert one == harsh.Harshness(gsi_lag_ms=250)
+    assert harsh.from_env(harsh.environment(everything)) == everything
+    for bad in ({"throttle": 2}, {"lost_responses": -0.1}, {"nope": 1}):
+        with pytest.raises(ValueError):
+            harsh.Harshness().changed(bad)
+
+
+def test_the_switch_over_http_changes_the_running_server(settings, harsh):
+    import requests
+
+    from lib.local.harsh import CONTROL_PATH, set_remote
+
+    assert set_remote(settings.aws_endpoint_url, throttle=0.5).throttle == 0.5
+    refused = requests.post(settings.aws_endpoint_url + CONTROL_PATH, json={"throttle": 7}, timeout=5)
+    assert refused.status_code == 400
+    assert requests.get(settings.aws_endpoint_url + CONTROL_PATH, timeout=5).json()["throttle"] == 0.5
+
+
+def test_throttling_refuses_before_anything_is_written(fresh_table, harsh):
+    from botocore.config import Config
+
+    import boto3
+
+    harsh(throttle=1.0, lost_responses=0, gsi_lag_ms=0, duplicate_records=0)
+    # a client without retries, to see the first answer
+    plain = boto3.session.Session().client(
+        "dynamodb", endpoint_url=fresh_table.aws_endpoint_url, region_name=fresh_table.aws_region,
+        aws_access_key_id="test", aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    item = layout.message_item("g", PERSON, "throttled", "2025-01-01T00:00:00.000000+00:00")
+    with pytest.raises(ClientError) as refused:
+        plain.put_item(TableName=fresh_table.ddb_table, Item=layout.serialize(item))
+    assert refused.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    harsh(throttle=0)
+    assert layout.Ddb(fresh_table).get({"pk": item["pk"], "sk": item["sk"]}) is None
+
+
+def test_a_lagging_index_shows_items_as_they_were(fresh_table, harsh):
+    harsh(gsi_lag_ms=0, throttle=0, lost_responses=0, duplicate_records=0)
+    table = layout.Ddb(fresh_table)
+    other = {"uuid": "u-2", "display_name": "U", "handle": "u"}
+    row = layout.group_row("u-1", other, "g-lag", "hi", "2025-01-01T00:00:00.000000+00:00")
+    table.put(row)
+    assert table.group_rows("g-lag") == [row]
+
+    harsh(gsi_lag_ms=60_000)
+    young = layout.group_row("u-1", other, "g-young", "hi", "2025-01-01T00:00:01.000000+00:00")
+    table.put(young)
+    assert table.group_rows("g-young") == [], "too young for the index"
+    assert table.get({"pk": young["pk"], "sk": young["sk"]}) == young, "the table has it at once"
+    # moved (put later, then deleted) while the index lags: it still shows the old one
+    moved = {**row, "sk": "2025-01-02T00:00:00.000000+00:00"}
+    table.put_all_new([moved])
+    table.client.delete_item(TableName=table.table, Key=layout.serialize({"pk": row["pk"], "sk": row["sk"]}))
+    assert table.group_rows("g-lag") == [row]
+    harsh(gsi_lag_ms=0)
+    assert table.group_rows("g-lag") == [moved]
+    assert table.group_rows("g-young") == [young]
+
+
+def test_duplicated_stream_records_keep_their_sequence_numbers(fresh_table, harsh):
+    harsh(duplicate_records=1.0, throttle=0, lost_responses=0, gsi_lag_ms=0)
+    table = layout.Ddb(fresh_table)
+    table.put(layout.message_item("g", PERSON, "twice", "2025-01-01T00:00:00.000000+00:00"))
+    streams = layout.aws.client(fresh_table, "dynamodbstreams")
+    arn = table.client.describe_table(TableName=table.table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    seqs = [r["dynamodb"]["SequenceNumber"] for r in streams.get_records(ShardIterator=iterator)["Records"]]
+    assert len(seqs) == 2 * len(set(seqs)) and seqs[0] == seqs[1]
+
+
+def test_the_local_server_takes_its_harshness_from_the_environment(monkeypatch, tmp_path):
+    """As ./bin/dev starts it: LOCAL_HARSH=1 in the environment makes the server harsh; the
+    tests' own server is started kind whatever the environment says."""
+    import requests
+
+    from lib.local import LocalMoto, free_port, harsh
+
+    monkeypatch.setenv("LOCAL_HARSH", "1")
+    for given, expected in ((None, harsh.DEFAULTS), (harsh.Harshness(), vars(harsh.Harshness()))):
+        moto = LocalMoto(free_port(), tmp_path / "moto.log", harshness=given).start()
+        try:
+            assert requests.get(moto.url + harsh.CONTROL_PATH, timeout=5).json() == expected
+        finally:
+            moto.stop()
