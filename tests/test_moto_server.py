@@ -228,3 +228,33 @@ def test_the_local_server_takes_its_harshness_from_the_environment(monkeypatch, 
             assert requests.get(moto.url + harsh.CONTROL_PATH, timeout=5).json() == expected
         finally:
             moto.stop()
+
+
+def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
+    """Written, then stopped at once (before any periodic save): started again on the same
+    file, the table, its item and the pool's user with its sub are all there."""
+    from lib.config import Settings
+    from lib.local import LocalMoto, free_port
+
+    state = tmp_path / "moto-state.pickle"
+    port = free_port()
+    moto = LocalMoto(port, tmp_path / "moto.log", state_file=state).start()
+    try:
+        settings = Settings(aws_endpoint_url=moto.url)
+        table = layout.Ddb(settings)
+        table.create_table()
+        kept = layout.message_item("g", PERSON, "kept", "2025-01-01T00:00:00.000000+00:00")
+        table.put(kept)
+        cognito = layout.aws.client(settings, "cognito-idp")
+        pool = cognito.create_user_pool(PoolName="kept-pool")["UserPool"]["Id"]
+        user = cognito.admin_create_user(UserPoolId=pool, Username="kept@example.test")["User"]
+        sub = {a["Name"]: a["Value"] for a in user["Attributes"]}["sub"]
+    finally:
+        moto.stop()
+    again = LocalMoto(port, tmp_path / "moto.log", state_file=state).start()
+    try:
+        assert layout.Ddb(settings).get({"pk": kept["pk"], "sk": kept["sk"]}) == kept
+        found = layout.aws.client(settings, "cognito-idp").admin_get_user(UserPoolId=pool, Username="kept@example.test")
+        assert {a["Name"]: a["Value"] for a in found["UserAttributes"]}["sub"] == sub
+    finally:
+        again.stop()

@@ -14,6 +14,8 @@ moto is immediate, lossless and serialised; DynamoDB is not. With the switch on,
   duplicate_records  each stream record that GetRecords returns is, with this probability,
                      returned twice (stream records are delivered at least once)
 
+`GET /_harsh/counts` says how often each happened since the server started.
+
 The switch is the environment, read when the server starts (LOCAL_HARSH=1 turns every knob on at
 its default; LOCAL_HARSH_GSI_LAG_MS, LOCAL_HARSH_LOST_RESPONSES, LOCAL_HARSH_THROTTLE and
 LOCAL_HARSH_DUPLICATE_RECORDS set one each; LOCAL_HARSH_SEED makes the dice repeatable), and
@@ -115,12 +117,18 @@ class ChangeLog:
 
 
 class State:
-    """The knobs in force and the dice, shared by the middleware and the moto patches."""
+    """The knobs in force, the dice, and what they did (for GET /_harsh/counts), shared by the
+    middleware and the moto patches."""
 
     def __init__(self, harshness: Harshness, seed: str | None = None):
         self.harshness = harshness
         self.dice = Dice(seed)
         self.lock = threading.Lock()
+        self.counts = {"throttled": 0, "responses_lost": 0, "records_duplicated": 0}
+
+    def count(self, what: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[what] += n
 
     def set(self, values: Mapping[str, Any]) -> Harshness:
         with self.lock:
@@ -152,10 +160,13 @@ class HarshMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == CONTROL_PATH:
             return self._control(environ, start_response)
+        if environ.get("PATH_INFO") == CONTROL_PATH + "/counts":
+            return _json_response(start_response, "200 OK", dict(self.state.counts))
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         harsh = self.state.harshness
         operation = target[len(DYNAMODB_TARGET):] if target.startswith(DYNAMODB_TARGET) else None
         if operation in DATA_PLANE and self.state.dice.roll(harsh.throttle):
+            self.state.count("throttled")
             return _aws_error(start_response, "400 Bad Request", "ProvisionedThroughputExceededException",
                               "harsh local stack: throughput exceeded (LOCAL_HARSH_THROTTLE)")
         if not ((operation in WRITES and harsh.lost_responses)
@@ -172,6 +183,7 @@ class HarshMiddleware:
         status, headers = captured["status"], captured["headers"]
         if status.startswith("200") and operation in WRITES and self.state.dice.roll(harsh.lost_responses):
             # applied, but the client is told otherwise: it will retry
+            self.state.count("responses_lost")
             return _aws_error(start_response, "500 Internal Server Error", "InternalServerError",
                               "harsh local stack: response lost (LOCAL_HARSH_LOST_RESPONSES)")
         if status.startswith("200") and target == STREAMS_GET_RECORDS:
@@ -188,6 +200,7 @@ class HarshMiddleware:
             records.append(record)
             if self.state.dice.roll(probability):
                 records.append(record)  # delivered again, same sequence number
+                self.state.count("records_duplicated")
         response["Records"] = records
         return json.dumps(response).encode()
 

@@ -30,7 +30,6 @@ import inspect
 import logging
 import operator
 import os
-import signal
 import time
 import types
 from pathlib import Path
@@ -303,14 +302,12 @@ def main(argv: list[str] | None = None) -> None:
     if keeper:
         keeper.load()
         keeper.start()
-
-        def stop(signum: int, frame: Any) -> None:
-            keeper.stop()  # the last changes, then out
-            sys.exit(0)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-    moto.server.main(argv if argv is not None else sys.argv[1:])
+    try:
+        # moto's own SIGTERM and SIGINT handlers end it with SystemExit, through here
+        moto.server.main(argv if argv is not None else sys.argv[1:])
+    finally:
+        if keeper:
+            keeper.stop()  # the last changes
 
 
 if __name__ == "__main__":
