@@ -18,9 +18,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lib import config, metrics
 from lib.config import Settings
-from lib.errors import (CruddurError, InvalidInput, MalformedRequest, NotFound, NotPermitted,
-                        Unauthenticated, Unavailable)
-from routes import health, messages, users
+from lib.errors import (Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
+                        NotPermitted, Unauthenticated, Unavailable)
+from routes import activities, health, messages, users
 from routes.http import MAX_BODY_BYTES, error_response
 from services.backend import Backend
 
@@ -33,6 +33,7 @@ ERROR_STATUS: dict[type[CruddurError], int] = {
     Unauthenticated: 401,
     NotPermitted: 403,
     NotFound: 404,
+    Conflict: 409,
     InvalidInput: 422,
     Unavailable: 503,
 }
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
          allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
          expose_headers=["Link", "Retry-After", "X-Error-Detail"],
          methods=["GET", "POST", "OPTIONS"])
-    for module in (health, messages, users):
+    for module in (health, messages, users, activities):
         app.register_blueprint(module.bp)
     if settings.metrics_enabled:
         app.add_url_rule("/api/_metrics", "metrics", lambda: jsonify(metrics.snapshot()))

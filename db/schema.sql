@@ -1,5 +1,10 @@
 -- Cruddur's relational data. Users are keyed by their Cognito identity (cognito_user_id = `sub`).
 -- gen_random_uuid() is built in (PostgreSQL 13+), so no extension is needed.
+--
+-- Idempotent, and a migration too: loaded into an existing database (bin/db/schema-load, or
+-- bin/db/migrate, which is the same), it adds what is missing and brings a database made with the
+-- bootcamp's week-5 schema (integer reply_to_activity_uuid, times without time zone, NOT NULL
+-- cognito_user_id holding 'MOCK') to this one, keeping every row.
 CREATE TABLE IF NOT EXISTS public.users (
   uuid UUID PRIMARY KEY DEFAULT gen_random_uuid(),
   display_name TEXT NOT NULL,
@@ -23,4 +28,80 @@ CREATE TABLE IF NOT EXISTS public.activities (
   created_at TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp NOT NULL
 );
 
+-- An existing database of the bootcamp's week-5 schema.
+DO $$
+DECLARE
+  kind TEXT;
+BEGIN
+  SELECT data_type INTO kind FROM information_schema.columns
+   WHERE table_schema = 'public' AND table_name = 'activities' AND column_name = 'reply_to_activity_uuid';
+  IF kind = 'integer' THEN  -- it could never hold an activity's uuid
+    ALTER TABLE public.activities ALTER COLUMN reply_to_activity_uuid TYPE UUID USING NULL;
+    ALTER TABLE public.activities ADD CONSTRAINT activities_reply_to_activity_uuid_fkey
+      FOREIGN KEY (reply_to_activity_uuid) REFERENCES public.activities (uuid) ON DELETE SET NULL;
+  END IF;
+  FOR kind IN SELECT table_name || '.' || column_name FROM information_schema.columns
+               WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'
+                 AND (table_name, column_name) IN (('users', 'created_at'), ('activities', 'created_at'),
+                                                   ('activities', 'expires_at'))
+  LOOP  -- the week-5 backend wrote UTC times without a zone
+    EXECUTE format('ALTER TABLE public.%I ALTER COLUMN %I TYPE TIMESTAMP WITH TIME ZONE USING %I AT TIME ZONE ''UTC''',
+                   split_part(kind, '.', 1), split_part(kind, '.', 2), split_part(kind, '.', 2));
+  END LOOP;
+  ALTER TABLE public.users ALTER COLUMN cognito_user_id DROP NOT NULL;
+  UPDATE public.users SET cognito_user_id = NULL WHERE cognito_user_id = 'MOCK';
+  UPDATE public.activities SET replies_count = coalesce(replies_count, 0),
+    reposts_count = coalesce(reposts_count, 0), likes_count = coalesce(likes_count, 0)
+   WHERE replies_count IS NULL OR reposts_count IS NULL OR likes_count IS NULL;
+  ALTER TABLE public.activities ALTER COLUMN replies_count SET NOT NULL,
+    ALTER COLUMN reposts_count SET NOT NULL, ALTER COLUMN likes_count SET NOT NULL;
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'users_handle_key') THEN
+    ALTER TABLE public.users ADD CONSTRAINT users_handle_key UNIQUE (handle);
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'users_cognito_user_id_key') THEN
+    ALTER TABLE public.users ADD CONSTRAINT users_cognito_user_id_key UNIQUE (cognito_user_id);
+  END IF;
+END $$;
+
 CREATE INDEX IF NOT EXISTS activities_user_uuid_idx ON public.activities (user_uuid);
+-- The home feed and a user's cruds: unexpired top-level activities, newest first, read along
+-- these indexes from the cursor on (a page costs the same whatever the table holds).
+CREATE INDEX IF NOT EXISTS activities_feed_idx
+  ON public.activities (created_at DESC, uuid DESC) WHERE reply_to_activity_uuid IS NULL;
+CREATE INDEX IF NOT EXISTS activities_user_feed_idx
+  ON public.activities (user_uuid, created_at DESC, uuid DESC) WHERE reply_to_activity_uuid IS NULL;
+-- An activity's replies, oldest first.
+CREATE INDEX IF NOT EXISTS activities_replies_idx
+  ON public.activities (reply_to_activity_uuid, created_at, uuid);
+
+-- Activities with their authors, for the queries of db/sql/activities/.
+CREATE OR REPLACE VIEW public.activity_objects AS
+SELECT a.uuid, u.display_name, u.handle, a.message, a.created_at, a.expires_at,
+       a.replies_count, a.reposts_count, a.likes_count, a.reply_to_activity_uuid
+FROM public.activities a
+JOIN public.users u ON u.uuid = a.user_uuid;
+
+-- A time as the HTTP contract gives times: UTC, microseconds, +00:00.
+CREATE OR REPLACE FUNCTION public.iso_utc(t TIMESTAMP WITH TIME ZONE) RETURNS TEXT
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+$$;
+
+-- An activity as the HTTP contract gives it, without its replies...
+CREATE OR REPLACE FUNCTION public.activity_fields(o public.activity_objects) RETURNS JSONB
+LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'uuid', o.uuid, 'display_name', o.display_name, 'handle', o.handle, 'message', o.message,
+    'created_at', public.iso_utc(o.created_at), 'expires_at', public.iso_utc(o.expires_at),
+    'replies_count', o.replies_count, 'reposts_count', o.reposts_count,
+    'likes_count', o.likes_count, 'reply_to_activity_uuid', o.reply_to_activity_uuid)
+$$;
+
+-- ...and with them: its unexpired replies, oldest first.
+CREATE OR REPLACE FUNCTION public.activity_json(o public.activity_objects) RETURNS JSONB
+LANGUAGE sql STABLE AS $$
+  SELECT public.activity_fields(o) || jsonb_build_object('replies', (
+    SELECT coalesce(jsonb_agg(public.activity_fields(r) ORDER BY r.created_at, r.uuid), '[]'::jsonb)
+    FROM public.activity_objects r
+    WHERE r.reply_to_activity_uuid = o.uuid AND (r.expires_at IS NULL OR r.expires_at > now())))
+$$;

@@ -1,4 +1,5 @@
--- Seed users. cognito_user_id is filled in from the Cognito pool by bin/db/update-cognito-user-ids.
+-- Seed users. cognito_user_id is filled in from the Cognito pool (bin/db/update-cognito-user-ids
+-- links by verified email; the local stack does it when it seeds its pool).
 INSERT INTO public.users (display_name, handle, email)
 VALUES
   ('Andrew Brown', 'andrewbrown', 'andrew@exampro.co'),
@@ -6,8 +7,30 @@ VALUES
   ('Londo Mollari', 'londo', 'lmollari@centari.com')
 ON CONFLICT (handle) DO NOTHING;
 
-INSERT INTO public.activities (user_uuid, message, expires_at)
-SELECT uuid, 'This was imported as seed data!', current_timestamp + interval '10 day'
-FROM public.users
-WHERE handle = 'andrewbrown'
-  AND NOT EXISTS (SELECT 1 FROM public.activities);
+-- A few cruds and replies among them, so that a fresh home feed is not empty. Fixed uuids: loaded
+-- again, nothing is added twice.
+INSERT INTO public.activities (uuid, user_uuid, message, expires_at, created_at)
+SELECT seed.uuid::uuid, users.uuid, seed.message, now() + seed.lives::interval, now() - seed.age::interval
+FROM (VALUES
+  ('0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1a01', 'andrewbrown', 'This was imported as seed data!', '30 days', '3 hours'),
+  ('0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1a02', 'andrewbrown', 'Cruddur is a micro-blogging app: your cruds disappear when they expire.', '30 days', '2 hours'),
+  ('0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1a03', 'bayko', 'Learning DynamoDB single-table design, one access pattern at a time.', '7 days', '90 minutes'),
+  ('0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1a04', 'londo', 'Ambassador Mollari has arrived.', '3 days', '1 hour')
+) AS seed (uuid, handle, message, lives, age)
+JOIN public.users ON users.handle = seed.handle
+ON CONFLICT (uuid) DO NOTHING;
+
+INSERT INTO public.activities (uuid, user_uuid, message, reply_to_activity_uuid, created_at)
+SELECT seed.uuid::uuid, users.uuid, seed.message, seed.parent::uuid, now() - seed.age::interval
+FROM (VALUES
+  ('0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1b01', 'bayko', 'Welcome aboard!', '0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1a01', '2 hours 30 minutes'),
+  ('0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1b02', 'londo', 'Great to be here.', '0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1a01', '2 hours 15 minutes')
+) AS seed (uuid, handle, message, parent, age)
+JOIN public.users ON users.handle = seed.handle
+WHERE EXISTS (SELECT 1 FROM public.activities WHERE uuid = seed.parent::uuid)
+ON CONFLICT (uuid) DO NOTHING;
+
+-- The parents' replies_count, from the replies there are.
+UPDATE public.activities parent
+SET replies_count = (SELECT count(*) FROM public.activities r WHERE r.reply_to_activity_uuid = parent.uuid)
+WHERE parent.uuid IN ('0b4a7c38-1d1e-4c5e-9d6e-0a6f5c1c1a01');

@@ -1,8 +1,20 @@
-"""Cognito user pools through boto3: the pool's users as plain dicts. (Access tokens are verified
-by lib/cognito_jwt_token.py.)"""
+"""Cognito user pools through boto3: the pool's users as plain dicts, a signed-in user's own
+attributes, and the post-confirmation trigger's code that makes a Cruddur user of them. (Access
+tokens are verified by lib/cognito_jwt_token.py.)"""
 from __future__ import annotations
 
+import importlib.util
+import sys
+from functools import lru_cache
+from types import ModuleType
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lib.config import ROOT
+from lib.errors import Unauthenticated, Unavailable
+
+POST_CONFIRMATION = ROOT / "aws" / "lambdas" / "cruddur-post-confirmation.py"
 
 
 def pool_users(client: Any, pool_id: str) -> list[dict[str, str]]:
@@ -15,3 +27,30 @@ def pool_users(client: Any, pool_id: str) -> list[dict[str, str]]:
             users.append({**attributes, "username": user["Username"],
                           "status": user.get("UserStatus", "")})
     return users
+
+
+def own_attributes(client: Any, access_token: str) -> dict[str, str]:
+    """The attributes of the user an access token belongs to (GetUser, with the token itself)."""
+    try:
+        response = client.get_user(AccessToken=access_token)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NotAuthorizedException", "UserNotFoundException"):
+            raise Unauthenticated("token_invalid", detail="the pool does not know this token's user") from error
+        raise Unavailable("auth_unavailable", detail="the user pool cannot be asked", retry_after=5) from error
+    except BotoCoreError as error:
+        raise Unavailable("auth_unavailable", detail="the user pool cannot be reached", retry_after=5) from error
+    return {a["Name"]: a["Value"] for a in response.get("UserAttributes", [])}
+
+
+@lru_cache(maxsize=1)
+def post_confirmation() -> ModuleType:
+    """aws/lambdas/cruddur-post-confirmation.py, the trigger that creates a user on sign-up: where
+    no trigger runs (moto's Cognito), the API runs its code itself. (Its file name has hyphens,
+    as deployed, so it is loaded by path.)"""
+    spec = importlib.util.spec_from_file_location("cruddur_post_confirmation", POST_CONFIRMATION)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {POST_CONFIRMATION}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

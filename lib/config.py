@@ -48,6 +48,10 @@ class Settings:
     # The API's client-facing URL (e.g. https://api.cruddur.example): the base of the Link header's
     # next page. Unset, the Link is a relative reference, unless proxy hops are trusted.
     public_url: str | None = None
+    # Create the Cruddur user of a signed-in, verified pool user the API has never seen, with the
+    # post-confirmation trigger's own code (where no trigger runs: moto's Cognito). None: on when
+    # Cognito has an endpoint override.
+    provision_users: bool | None = None
     # How many proxies in front of the API to believe in X-Forwarded-For/-Proto/-Host/-Port.
     # 0 (the default): none, so a client cannot make the API think it is elsewhere.
     trusted_proxy_hops: int = 0
@@ -55,6 +59,12 @@ class Settings:
     @property
     def is_local(self) -> bool:
         return self.aws_endpoint_url is not None
+
+    @property
+    def provisions_users(self) -> bool:
+        if self.provision_users is not None:
+            return self.provision_users
+        return self.endpoint_for("cognito-idp") is not None
 
     def missing_for_aws(self) -> list[str]:
         """In AWS (no endpoint override at all), the variables the API cannot serve without."""
@@ -106,4 +116,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         metrics_enabled=env.get("METRICS_ENABLED") == "1",
         public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
         trusted_proxy_hops=env_int(env, "TRUSTED_PROXY_HOPS", d.trusted_proxy_hops),
+        provision_users={"1": True, "0": False}.get(env.get("PROVISION_USERS", "")),
     )

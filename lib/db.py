@@ -124,7 +124,8 @@ class Db:
             open=False,
             kwargs={
                 "connect_timeout": max(1, int(timeout)),
-                "options": f"-c statement_timeout={int(timeout * 1000)}",
+                # UTC: times come back as ISO-8601 with +00:00, as the HTTP contract gives them
+                "options": f"-c statement_timeout={int(timeout * 1000)} -c timezone=UTC",
                 "autocommit": True,
             },
             check=self._check,
@@ -143,21 +144,28 @@ class Db:
         with self.watchdog.watching(conn, deadline):
             ConnectionPool.check_connection(conn)
 
-    def _execute(self, sql: str, params: Params, fetch_one: bool) -> Any:
-        """The first row (as a dict) when fetch_one, else the number of rows affected."""
-        log.debug("sql: %s", sql.strip().splitlines()[0] if sql.strip() else sql)
-        metrics.count("pg_queries")
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A connection of the pool for one piece of work, all of it (waiting for the connection
+        included) held to DB_TIMEOUT_SECONDS; PostgreSQL's failures come out as
+        DatabaseUnavailable."""
         deadline = time.monotonic() + self.timeout
         self._deadline.value = deadline
         try:
-            with self.pool.connection(timeout=self.timeout) as conn:
-                with self.watchdog.watching(conn, deadline), conn.cursor(row_factory=dict_row) as cur:
-                    cur.execute(sql, params)
-                    return cur.fetchone() if fetch_one else cur.rowcount
+            with self.pool.connection(timeout=self.timeout) as conn, self.watchdog.watching(conn, deadline):
+                yield conn
         except (PoolTimeout, psycopg.OperationalError) as error:
             raise DatabaseUnavailable(reason=str(error).splitlines()[0] if str(error) else "unavailable") from error
         finally:
             self._deadline.value = None
+
+    def _execute(self, sql: str, params: Params, fetch_one: bool) -> Any:
+        """The first row (as a dict) when fetch_one, else the number of rows affected."""
+        log.debug("sql: %s", sql.strip().splitlines()[0] if sql.strip() else sql)
+        metrics.count("pg_queries")
+        with self.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, params)
+            return cur.fetchone() if fetch_one else cur.rowcount
 
     def query_value(self, sql: str, params: Params = None) -> Any:
         """The first column of the first row, or None."""

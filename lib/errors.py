@@ -34,6 +34,10 @@ class NotFound(CruddurError):
     """The thing asked for does not exist (or is not shown to this caller)."""
 
 
+class Conflict(CruddurError):
+    """The request clashes with what exists: a handle or an email another user holds."""
+
+
 class Unavailable(CruddurError):
     """A service we depend on cannot answer now; the same request may succeed later."""
 

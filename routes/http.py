@@ -45,10 +45,11 @@ def json_body() -> Any:
 
 
 def page_response(items: list[dict[str, Any]], next_cursor: str | None, limit: int) -> Response:
-    """A bare JSON array (as the frontend expects) with an RFC 8288 Link to the next page."""
+    """A bare JSON array (as the frontend expects) with an RFC 8288 Link to the next page: the
+    same query (a search's term, say) with the next cursor."""
     response = jsonify(items)
     if next_cursor:
-        query = urlencode({"limit": limit, "cursor": next_cursor})
+        query = urlencode({**request.args.to_dict(), "limit": limit, "cursor": next_cursor})
         response.headers["Link"] = f'<{next_page_base()}?{query}>; rel="next"'
     return response
 

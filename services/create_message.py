@@ -33,7 +33,9 @@ class CreateMessage:
     @staticmethod
     def run(backend: Backend, caller: dict[str, Any], body: Any,
             idempotency_key: str | None = None) -> dict[str, str]:
-        """The stored message as the contract gives it, with its message_group_uuid."""
+        """The stored message as the contract gives it; sent by handle (pattern C) with its
+        message_group_uuid, into a conversation (pattern D) without (the frontend appends a
+        message it gets without one, and reloads the page when it gets one)."""
         if not isinstance(body, dict):
             raise MalformedRequest("body_invalid", detail="the body must be a JSON object")
         text = validation.message_text(body.get("message"))
@@ -53,7 +55,7 @@ class CreateMessage:
                 return CreateMessage._to_user(backend, draft, body["handle"], idempotency)
             group = validation.canonical_uuid(body["message_group_uuid"])
             require_participant(backend, group, caller["uuid"])
-            return CreateMessage._into_group(backend, draft, group, idempotency)
+            return CreateMessage._into_group(backend, draft, group, idempotency, named=False)
         except _Replay as replay:
             return replay.response
 
@@ -116,12 +118,13 @@ class CreateMessage:
         raise WriteConflict(reason="attempts exhausted")
 
     @staticmethod
-    def _into_group(backend: Backend, draft: "_Draft", group: str,
-                    idempotency: "_Idempotency") -> dict[str, str]:
-        """Pattern D: one message into a group the caller belongs to."""
+    def _into_group(backend: Backend, draft: "_Draft", group: str, idempotency: "_Idempotency",
+                    named: bool = True) -> dict[str, str]:
+        """One message into a group the caller belongs to; the reply names the group when
+        `named` (pattern C)."""
         for _ in range(ATTEMPTS):
             message = draft.item(group)
-            response = {**message_json(message), "message_group_uuid": group}
+            response = {**message_json(message), **({"message_group_uuid": group} if named else {})}
             records = idempotency.records(response)
             try:
                 if records:

@@ -7,6 +7,7 @@ from lib.cognito_jwt_token import TokenError
 from lib.db import template
 from lib.errors import NotPermitted
 from services.backend import Backend
+from services.provision_user import ProvisionUser
 
 
 class CurrentUser:
@@ -18,10 +19,17 @@ class CurrentUser:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenError("token_malformed", detail="expected Authorization: Bearer <access token>")
-        claims = backend.tokens.verify(token.strip())
-        sub = claims["sub"]
-        user = backend.users.get_or_load(sub, lambda: backend.db.query_object_json(
-            template("users", "by_cognito_user_id"), {"cognito_user_id": sub}))
+        token = token.strip()
+        sub = backend.tokens.verify(token)["sub"]
+
+        def load() -> dict[str, Any] | None:
+            found = backend.db.query_object_json(template("users", "by_cognito_user_id"),
+                                                 {"cognito_user_id": sub})
+            if found is None and backend.settings.provisions_users:
+                found = ProvisionUser.run(backend, token, sub)
+            return found
+
+        user = backend.users.get_or_load(sub, load)
         if user is None:
             raise NotPermitted("user_unknown", detail="no Cruddur user for this Cognito identity")
         return user

@@ -17,24 +17,32 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII
 
 def message_text(value: Any) -> str:
     """A message is 1 to 1024 characters after trimming."""
+    return text(value, MESSAGE_MAX_LENGTH)
+
+
+def text(value: Any, max_length: int, too_long: str = "message_too_long",
+         blank: str = "message_blank", invalid: str = "message_invalid") -> str:
+    """A text of 1 to `max_length` characters after trimming, storable as it is."""
     if not isinstance(value, str):
-        raise InvalidInput("message_invalid", detail="message must be a string")
-    text = value.strip()
-    if not text:
-        raise InvalidInput("message_blank", detail="message is blank")
-    if len(text) > MESSAGE_MAX_LENGTH:
-        raise InvalidInput("message_too_long", detail=f"message is over {MESSAGE_MAX_LENGTH} characters")
-    if "\x00" in text:
-        raise InvalidInput("message_invalid", detail="message contains a NUL character")
+        raise InvalidInput(invalid, detail="must be a string")
+    trimmed = value.strip()
+    if not trimmed:
+        raise InvalidInput(blank, detail="is blank")
+    if len(trimmed) > max_length:
+        raise InvalidInput(too_long, detail=f"is over {max_length} characters")
+    if "\x00" in trimmed:
+        raise InvalidInput(invalid, detail="contains a NUL character")
     try:
-        text.encode("utf-8")
+        trimmed.encode("utf-8")
     except UnicodeEncodeError:  # an unpaired surrogate ("\ud800" in the JSON): not storable
-        raise InvalidInput("message_invalid", detail="message is not valid Unicode") from None
-    return text
+        raise InvalidInput(invalid, detail="is not valid Unicode") from None
+    return trimmed
 
 
-def canonical_uuid(value: Any, code: str = "message_group_uuid_invalid", not_found: bool = False) -> str:
-    """The lower-case hyphenated form of a uuid, or an error (404 for a path segment)."""
+def canonical_uuid(value: Any, code: str = "message_group_uuid_invalid",
+                   not_found: bool | NotFound = False) -> str:
+    """The lower-case hyphenated form of a uuid, or an error: `not_found` (or, when True, no such
+    conversation) for a path segment, else InvalidInput(code)."""
     if isinstance(value, str) and len(value) == 36:
         try:
             parsed = uuid.UUID(value)
@@ -42,6 +50,8 @@ def canonical_uuid(value: Any, code: str = "message_group_uuid_invalid", not_fou
                 return str(parsed)
         except ValueError:
             pass
+    if isinstance(not_found, NotFound):
+        raise not_found
     if not_found:
         raise NotFound("message_group_not_found", detail="no such conversation")
     raise InvalidInput(code, detail="not a uuid")

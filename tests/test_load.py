@@ -81,8 +81,10 @@ def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_pat
                         break
                     time.sleep(float(response.headers.get("Retry-After", "1")) / 4)
                 if response.status_code == 200:
-                    replies.append(response.json())
-                    group = response.json()["message_group_uuid"]
+                    # the first (by handle) names the conversation; the rest go into it (D),
+                    # whose replies do not
+                    group = group or response.json()["message_group_uuid"]
+                    replies.append({**response.json(), "message_group_uuid": group})
             with lock:
                 accepted[f"{n}"] = replies
 

@@ -15,7 +15,9 @@ corrections to moto's DynamoDB, both local-only (nothing here runs against AWS):
    (or, on an index, at the items with its hash key), and key values compare without moto's
    general-purpose conversion. Results are moto's own: only what it looks through is narrowed.
 
-4. Harshness, on demand (lib/local/harsh.py): a lagging index, lost responses, throttling and
+4. Cognito: confirming a sign-up in a pool that auto-verifies email marks the email verified, as
+   AWS does (the code sent to that email proved it); moto only sets the status.
+5. Harshness, on demand (lib/local/harsh.py): a lagging index, lost responses, throttling and
    duplicated stream records, as DynamoDB shows them; off unless switched on.
 
 The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
@@ -41,6 +43,7 @@ from typing import Any, Callable, Iterable
 import moto
 import moto.dynamodb.models as ddb_models
 import moto.server
+from moto.cognitoidp.models import CognitoIdpBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
@@ -239,6 +242,18 @@ def _item_key(item: Any) -> tuple[Any, Any]:
 
 
 _moto_stream_add = StreamShard.add
+_moto_confirm_sign_up = CognitoIdpBackend.confirm_sign_up
+
+
+def confirm_sign_up(self: CognitoIdpBackend, client_id: str, username: str) -> str:
+    answer = _moto_confirm_sign_up(self, client_id, username)
+    for pool in self.user_pools.values():
+        if client_id in pool.clients:
+            user = self.admin_get_user(pool.id, username)
+            if ("email" in pool.extended_config.get("AutoVerifiedAttributes", [])
+                    and "email" in user.attribute_lookup):
+                user.update_attributes([{"Name": "email_verified", "Value": "true"}])
+    return answer
 
 
 def stream_add(self: StreamShard, old: Any, new: Any) -> None:
@@ -264,6 +279,8 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
         (DynamoDBBackend, "transact_write_items", "DynamoDBBackend.transact_write_items"),
         (DynamoType, "cast_value", "DynamoType.cast_value"),
         (StreamShard, "add", "StreamShard.add"),
+        (CognitoIdpBackend, "confirm_sign_up", "CognitoIdpBackend.confirm_sign_up"),
+        (CognitoIdpBackend, "admin_get_user", "CognitoIdpBackend.admin_get_user"),
     ]
     missing += [label for owner, name, label in wanted if not hasattr(owner, name)]
     if not isinstance(getattr(ddb_models, "copy", None), (types.ModuleType, _CopyWithoutTables)):
@@ -284,6 +301,7 @@ def install(harshness: harsh.Harshness | None = None,
     _harsh = harsh.State(harshness if harshness is not None else harsh.from_env(),
                          os.environ.get("LOCAL_HARSH_SEED"))
     StreamShard.add = stream_add  # type: ignore[method-assign]
+    CognitoIdpBackend.confirm_sign_up = confirm_sign_up  # type: ignore[method-assign]
     ddb_models.copy = _CopyWithoutTables()  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     DynamoType.cast_value = property(_cast_value)  # type: ignore[assignment,method-assign]

@@ -1,0 +1,62 @@
+"""Cruddur's public posts ("cruds") and replies."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from routes.http import backend, caller, json_body, page_response
+from services import validation
+from services.activities import (CreateActivity, CreateReply, HomeActivities,
+                                 NotificationsActivities, SearchActivities, ShowActivity,
+                                 UserActivities)
+
+bp = Blueprint("activities", __name__)
+
+
+def page_args() -> tuple[int, str | None]:
+    return validation.limit(request.args.get("limit")), request.args.get("cursor")
+
+
+@bp.get("/api/activities/home")
+def home():
+    # Everyone's: a token is not needed, and not read (a signed-out frontend sends "Bearer null").
+    limit, cursor = page_args()
+    return page_response(*HomeActivities.run(backend(), limit, cursor), limit)
+
+
+@bp.get("/api/activities/notifications")
+def notifications():
+    # The week-5 frontend asks without a token: nobody's notifications, not an error.
+    if "Authorization" not in request.headers:
+        return jsonify([])
+    user = caller()
+    limit, cursor = page_args()
+    return page_response(*NotificationsActivities.run(backend(), user, limit, cursor), limit)
+
+
+@bp.get("/api/activities/search")
+def search():
+    limit, cursor = page_args()
+    return page_response(*SearchActivities.run(backend(), request.args.get("term"), limit, cursor), limit)
+
+
+@bp.get("/api/activities/@<handle>")
+def user_activities(handle: str):
+    limit, cursor = page_args()
+    return page_response(*UserActivities.run(backend(), handle, limit, cursor), limit)
+
+
+@bp.get("/api/activities/<activity_uuid>")
+def show(activity_uuid: str):
+    return jsonify(ShowActivity.run(backend(), activity_uuid))
+
+
+@bp.post("/api/activities")
+def create():
+    user = caller()
+    return jsonify(CreateActivity.run(backend(), user, json_body()))
+
+
+@bp.post("/api/activities/<activity_uuid>/reply")
+def reply(activity_uuid: str):
+    user = caller()
+    return jsonify(CreateReply.run(backend(), user, activity_uuid, json_body()))
