@@ -7,7 +7,7 @@ from typing import Any
 
 from lib import aws, cognito
 from lib.db import template
-from lib.errors import Conflict, InvalidInput, NotPermitted
+from lib.errors import Conflict, NotPermitted
 from services.backend import Backend
 
 
@@ -27,6 +27,6 @@ class ProvisionUser:
         except trigger.UserConflict as error:
             raise Conflict(error.code, detail=str(error)) from None
         except trigger.UserInvalid as error:
-            raise InvalidInput("user_invalid", detail=str(error)) from None
+            raise Conflict("user_invalid", detail=str(error)) from None
         return backend.db.query_object_json(template("users", "by_cognito_user_id"),
                                             {"cognito_user_id": sub})

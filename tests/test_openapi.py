@@ -20,7 +20,8 @@ from lib.local import LocalSettings
 
 SPEC_PATH = config.ROOT / "openapi.yml"
 SOURCES = [config.ROOT / "app.py", *sorted((config.ROOT / "routes").glob("*.py")),
-           *sorted((config.ROOT / "services").glob("*.py")), *sorted((config.ROOT / "lib").glob("*.py"))]
+           *sorted((config.ROOT / "services").glob("*.py")), *sorted((config.ROOT / "lib").glob("*.py")),
+           config.ROOT / "aws" / "lambdas" / "cruddur-post-confirmation.py"]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 # Flask adds these to every rule; the spec describes CORS preflight in its description instead.
 IMPLICIT_METHODS = {"head", "options"}
@@ -99,7 +100,10 @@ def test_every_route_of_the_app_is_in_the_spec_and_vice_versa(settings: Settings
 def test_every_operation_documents_parameters_security_and_errors(spec):
     security = spec["components"]["securitySchemes"]["bearerAuth"]
     assert (security["type"], security["scheme"]) == ("http", "bearer")
-    public = {("/api/health-check", "get"), ("/api/users/@{handle}/short", "get")}
+    public = {("/api/health-check", "get"), ("/api/users/@{handle}/short", "get"),
+              ("/api/activities/home", "get"), ("/api/activities/@{handle}", "get"),
+              ("/api/activities/search", "get"), ("/api/activities/{activity_uuid}", "get")}
+    optional = {("/api/activities/notifications", "get")}  # no token: an empty list
     for path, method in spec_operations(spec):
         operation = spec["paths"][path][method]
         responses = {str(s) for s in operation["responses"]}
@@ -108,18 +112,23 @@ def test_every_operation_documents_parameters_security_and_errors(spec):
         assert set(re.findall(r"{([^}]+)}", path)) <= declared, (path, method)
         if (path, method) in public:
             assert operation["security"] == []
+        elif (path, method) in optional:
+            assert operation["security"] == [{}, {"bearerAuth": []}]
+            assert "401" in responses
         else:
             assert "security" not in operation  # the global bearer requirement applies
             assert "401" in responses and "403" in responses
         for status, response in operation["responses"].items():
             if str(status) == "503":
                 assert resolve(spec, response)["headers"]["Retry-After"]
-    pages = [("/api/message_groups", "get"), ("/api/messages/{message_group_uuid}", "get")]
+    pages = [("/api/message_groups", "get"), ("/api/messages/{message_group_uuid}", "get"),
+             ("/api/activities/home", "get"), ("/api/activities/@{handle}", "get"),
+             ("/api/activities/notifications", "get"), ("/api/activities/search", "get")]
     for path, method in pages:
         operation = spec["paths"][path][method]
         names = {resolve(spec, p)["name"] for p in operation["parameters"]}
         assert {"limit", "cursor"} <= names
-        assert "Link" in operation["responses"]["200"]["headers"]
+        assert "Link" in resolve(spec, operation["responses"]["200"])["headers"]
         assert "400" in operation["responses"]
     limit = spec["components"]["parameters"]["Limit"]["schema"]
     assert (limit["minimum"], limit["maximum"]) == (1, 100)
@@ -146,6 +155,10 @@ def _string_constants(node: ast.AST) -> list[str]:
     return []
 
 
+# Parameters of the services' checks that name the error code they answer with.
+CODE_PARAMETERS = {"code", "too_long", "blank", "invalid"}
+
+
 def codes_in_source() -> dict[str, str]:
     """Every error code a constructor of a CruddurError (or the app's error helpers, or an error
     class's own super().__init__) is given in the source, and every default of a `code` parameter:
@@ -160,7 +173,8 @@ def codes_in_source() -> dict[str, str]:
             yield sub
             yield from subclasses(sub)
 
-    error_classes = {CruddurError.__name__, *(c.__name__ for c in subclasses(CruddurError))}
+    # and the post-confirmation trigger's UserConflict, whose codes the API answers with
+    error_classes = {CruddurError.__name__, "UserConflict", *(c.__name__ for c in subclasses(CruddurError))}
     found: dict[str, str] = {}
     for source in SOURCES:
         tree = ast.parse(source.read_text(), str(source))
@@ -172,8 +186,9 @@ def codes_in_source() -> dict[str, str]:
                     codes = [s for arg in node.args for s in _string_constants(arg)]
                 elif name == "error_response" and len(node.args) > 1:
                     codes = _string_constants(node.args[1])
-                else:
-                    continue
+                else:  # e.g. validation.text(..., too_long="message_exceed_max_chars")
+                    codes = [s for k in node.keywords if k.arg in CODE_PARAMETERS
+                             for s in _string_constants(k.value)]
                 found.update({code: where for code in codes})
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
                     source.parent.name == "services":  # e.g. validation.canonical_uuid(code=...)
@@ -181,7 +196,7 @@ def codes_in_source() -> dict[str, str]:
                 defaults = [None] * (len(node.args.args) - len(node.args.defaults)) + \
                     list(node.args.defaults) + list(node.args.kw_defaults)
                 for argument, default in zip(arguments, defaults):
-                    if argument.arg == "code" and default is not None:
+                    if argument.arg in CODE_PARAMETERS and default is not None:
                         found.update({c: where for c in _string_constants(default)})
     return found
 
@@ -215,7 +230,8 @@ def test_every_error_code_of_the_code_is_in_the_spec_and_vice_versa(settings: Se
             "user_not_found", "cannot_message_self", "cursor_invalid",
             "limit_invalid", "idempotency_key_invalid", "idempotency_key_reused", "body_invalid",
             "database_unavailable", "store_unavailable", "write_conflict",
-            "internal_error"} <= set(in_source)
+            "internal_error", "message_exceed_max_chars", "ttl_invalid", "term_blank",
+            "activity_not_found", "handle_taken", "email_taken", "user_invalid"} <= set(in_source)
     produced = set(in_source) | codes_of_http_errors(settings)
     assert {"not_found", "method_not_allowed", "request_entity_too_large"} <= produced
     documented = set(spec["components"]["schemas"]["ErrorCode"]["enum"])
