@@ -39,6 +39,7 @@ def handle(n: int) -> str:
 
 @dataclass(frozen=True)
 class Sizes:
+    cruds: int            # benchbig's cruds in PostgreSQL (one reply to every tenth)
     partners: int         # bench users in PostgreSQL = benchbig's groups
     cognito_users: int    # users added to the Cognito pool (benchbig included)
     big_messages: int     # messages in the big group
@@ -49,9 +50,9 @@ class Sizes:
 
 # moto copies the whole table for every operation of a transaction, so first messages (one
 # four-operation transaction each) take seconds on the full data set: only a few are measured.
-FULL = Sizes(partners=1000, cognito_users=120, big_messages=10_000, small_messages=10,
+FULL = Sizes(cruds=10_000, partners=1000, cognito_users=120, big_messages=10_000, small_messages=10,
              senders=16, new_pairs=4)
-QUICK = Sizes(partners=30, cognito_users=12, big_messages=300, small_messages=10,
+QUICK = Sizes(cruds=300, partners=30, cognito_users=12, big_messages=300, small_messages=10,
               senders=6, new_pairs=3)
 
 
@@ -87,6 +88,28 @@ def insert_users(settings: Settings, sizes: Sizes) -> dict[str, dict[str, Any]]:
         db.close()
     return {r["handle"]: {"uuid": r["uuid"], "display_name": r["display_name"], "handle": r["handle"]}
             for r in rows}
+
+
+def write_activities(settings: Settings, sizes: Sizes) -> None:
+    """benchbig's cruds, a minute apart, unexpired, and a reply by bench0001 to every tenth."""
+    db = Db(settings)
+    try:
+        db.query_commit(
+            "INSERT INTO public.activities (user_uuid, message, expires_at, created_at) "
+            "SELECT (SELECT uuid FROM public.users WHERE handle = %(big)s), 'bench crud ' || i, "
+            "       now() + interval '30 days', now() - i * interval '1 minute' "
+            "FROM generate_series(1, %(n)s) AS i", {"big": BIG, "n": sizes.cruds})
+        db.query_commit(
+            "WITH parents AS (SELECT uuid, created_at FROM public.activities "
+            "                 WHERE message LIKE 'bench crud %%0') "
+            "INSERT INTO public.activities (user_uuid, message, reply_to_activity_uuid, created_at) "
+            "SELECT (SELECT uuid FROM public.users WHERE handle = %(partner)s), 'bench reply', uuid, "
+            "       created_at + interval '1 second' FROM parents", {"partner": handle(1)})
+        db.query_commit("UPDATE public.activities p SET replies_count = 1 "
+                        "WHERE message LIKE 'bench crud %%0'")
+        db.query_commit("ANALYZE public.activities")
+    finally:
+        db.close()
 
 
 def add_cognito_users(settings: Settings, users: dict[str, dict[str, Any]], handles: list[str]) -> None:

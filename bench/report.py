@@ -100,6 +100,10 @@ def table(result: dict[str, Any]) -> str:
                  _num(r["ddb_calls_per_request"], 2), _num(r["pg_queries_per_request"], 2),
                  _num(r["jwks_fetches_per_request"], 2))
         lines.append("  ".join(str(c).rjust(w) for c, w in zip(cells, widths)))
+    for a in result.get("activities", []):
+        lines.append(f"activities {a['route']:<4} (GET {a['path']}) x{a['concurrency']}: "
+                     f"{_num(a['rps'])} req/s, p50 {_num(a['p50_ms'])} ms, p99 {_num(a['p99_ms'])} ms, "
+                     f"{_num(a['pg_queries_per_request'], 2)} PostgreSQL queries per request")
     first = result.get("c_first")
     if first:
         lines.append(f"C, first message of a pair (conversation created), concurrency 1: "

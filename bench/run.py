@@ -305,6 +305,24 @@ class Bench:
                             "default_page": {"small_p50_ms": da, "large_p50_ms": db, "ratio": dratio}}
         return out
 
+    def activities(self, ops: Ops) -> list[dict[str, Any]]:
+        """The home feed and one user's cruds (PostgreSQL), at concurrency 1 and 8."""
+        rows = []
+        for route, path in (("home", "/api/activities/home"), ("user", f"/api/activities/@{BIG}")):
+            for concurrency in CONCURRENCY:
+                def make(t: int, path: str = path) -> Operation:
+                    session = requests.Session()
+                    return lambda i: _check(session.get(ops.url + path, timeout=API_TIMEOUT))
+
+                result, delta = self.counted(make, concurrency, self.plan.requests, warmup=2 * concurrency)
+                row = {"route": route, "path": path, "concurrency": concurrency,
+                       "rps": round(result.rps, 1), "p50_ms": round(result.percentile(50), 2),
+                       "p99_ms": round(result.percentile(99), 2), "errors": result.errors,
+                       "pg_queries_per_request": per_request(delta, "pg_queries", result)}
+                say(f"activities {route} x{concurrency}: {row}")
+                rows.append(row)
+        return rows
+
     def first_messages(self, ops: Ops) -> dict[str, Any]:
         """C when the pair has no conversation yet: the group is created with the message."""
         pairs = ops.ds.new_pairs
@@ -402,6 +420,8 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) 
             row, detail = bench.row(ops, pattern, concurrency)
             rows.append(row)
             details.append(detail)
+    bench_data.write_activities(settings, plan.sizes)
+    activity_rows = bench.activities(ops)
     stream_result = stream.measure(settings, ds.users[handle(4)], ds.users[handle(5)],
                                    plan.stream_messages)
     say(f"stream: {stream_result}")
@@ -410,6 +430,7 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) 
     result: dict[str, Any] = {
         "machine": info,
         "rows": rows,
+        "activities": activity_rows,
         "stream": stream_result,
         "seed": seed,
         "growth": growth,

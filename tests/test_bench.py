@@ -44,6 +44,15 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
         # every pattern costs at least one DynamoDB call, and the counters are whole-run deltas
         assert row["ddb_calls_per_request"] >= 1
 
+    activities = result["activities"]
+    assert {(a["route"], a["concurrency"]) for a in activities} == {
+        (r, c) for r in ("home", "user") for c in (1, 8)}
+    for row in activities:
+        assert row["errors"] == 0 and row["rps"] > 0, row
+        assert is_number(row["p50_ms"]) and is_number(row["p99_ms"])
+        # a page of cruds with their replies is one query (a user's: one more only when empty)
+        assert row["pg_queries_per_request"] == 1, row
+
     stream = result["stream"]
     assert stream["messages"] == 100 and stream["groups"] == 1
     assert isinstance(stream["ddb_calls"], int) and stream["ddb_calls"] >= 1

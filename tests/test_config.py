@@ -32,6 +32,7 @@ FULL_ENV = {
     "METRICS_ENABLED": "1",
     "PUBLIC_URL": "https://api.cruddur.example/",
     "TRUSTED_PROXY_HOPS": "2",
+    "PROVISION_USERS": "0",
 }
 
 
@@ -50,6 +51,7 @@ def test_load_reads_every_documented_variable():
     assert s.user_cache_seconds == 9.0
     assert s.cursor_secret == "s3cret" and s.metrics_enabled is True
     assert s.public_url == "https://api.cruddur.example" and s.trusted_proxy_hops == 2
+    assert s.provision_users is False and not s.provisions_users
     assert s.is_local
 
 
@@ -64,6 +66,8 @@ def test_defaults_and_no_endpoint_means_aws():
     assert s.port == 4567
     assert s.cognito_user_pool_id is None and s.cognito_client_id is None
     assert s.cursor_secret is None and s.metrics_enabled is False
+    assert not s.provisions_users  # AWS: the post-confirmation trigger makes users
+    assert config.load({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}).provisions_users
 
 
 def test_local_settings_are_read_apart_from_the_apps():

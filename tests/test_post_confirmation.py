@@ -22,10 +22,14 @@ def trigger():
 
 @pytest.fixture
 def env(settings, monkeypatch, trigger):
+    """The suite's database for the trigger; the users a test makes are removed after it."""
     monkeypatch.setenv("CONNECTION_URL", settings.connection_url)
     monkeypatch.setattr(trigger, "_conn", None)
     with psycopg.connect(settings.connection_url, autocommit=True) as conn:
+        before = {row[0] for row in conn.execute("SELECT uuid FROM public.users")}
         yield conn
+        made = [u for (u,) in conn.execute("SELECT uuid FROM public.users") if u not in before]
+        conn.execute("DELETE FROM public.users WHERE uuid = ANY(%s)", [made])
 
 
 def event(handle: str, email: str | None = None, sub: str | None = None,
