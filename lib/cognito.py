@@ -3,18 +3,16 @@ attributes, and the post-confirmation trigger's code that makes a Cruddur user o
 tokens are verified by lib/cognito_jwt_token.py.)"""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lib.config import ROOT
+from lib import lambda_files
 from lib.errors import Unauthenticated, Unavailable
 
-POST_CONFIRMATION = ROOT / "aws" / "lambdas" / "cruddur-post-confirmation.py"
+POST_CONFIRMATION = lambda_files.LAMBDAS / "cruddur-post-confirmation.py"
 
 
 def pool_users(client: Any, pool_id: str) -> list[dict[str, str]]:
@@ -45,12 +43,5 @@ def own_attributes(client: Any, access_token: str) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def post_confirmation() -> ModuleType:
     """aws/lambdas/cruddur-post-confirmation.py, the trigger that creates a user on sign-up: where
-    no trigger runs (moto's Cognito), the API runs its code itself. (Its file name has hyphens,
-    as deployed, so it is loaded by path.)"""
-    spec = importlib.util.spec_from_file_location("cruddur_post_confirmation", POST_CONFIRMATION)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {POST_CONFIRMATION}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    no trigger runs (moto's Cognito), the API runs its code itself."""
+    return lambda_files.load(POST_CONFIRMATION)

@@ -2,22 +2,17 @@
 confirmed sign-up, against the suite's PostgreSQL."""
 from __future__ import annotations
 
-import importlib.util
 import uuid
 
 import psycopg
 import pytest
 
-from lib.config import ROOT
+from lib import lambda_files
 
 
 @pytest.fixture(scope="module")
 def trigger():
-    path = ROOT / "aws" / "lambdas" / "cruddur-post-confirmation.py"
-    spec = importlib.util.spec_from_file_location("post_confirmation_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return lambda_files.load(lambda_files.LAMBDAS / "cruddur-post-confirmation.py")
 
 
 @pytest.fixture

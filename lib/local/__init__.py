@@ -10,10 +10,10 @@ those modules); never a name that starts with an underscore.
 """
 from lib.local.cognito import PoolMissing, access_token, add_user
 from lib.local.moto import LocalMoto
-from lib.local.postgres import DATABASE, LocalPostgres, postgres_bin_path
+from lib.local.postgres import LocalPostgres, postgres_bin_path
 from lib.local.processes import (Stack, StackError, ensure_port_free, free_port,
                                  sigterm_as_keyboard_interrupt, stop_process, wait_http)
-from lib.local.settings import LocalSettings
+from lib.local.settings import DATABASE, LocalSettings
 from lib.local.stack import (api_env, database_url, gunicorn_command, load_data, start_api,
                              start_moto, start_postgres, start_stores, start_stream_worker)
 

@@ -16,10 +16,11 @@ import copyreg
 import logging
 import os
 import pickle
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+from lib.local.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +108,7 @@ class Keeper:
         with self.lock:
             self.dirty.clear()
             data = snapshot()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, data)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 from lib.local.processes import ensure_port_free, stop_process, wait_until_ready
-from lib.local.settings import DATABASE
 
 log = logging.getLogger(__name__)
 

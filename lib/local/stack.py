@@ -19,7 +19,7 @@ from lib.ddb import Ddb
 from lib.local import cognito as local_cognito, seed as local_seed
 from lib.local.harsh import Harshness
 from lib.local.moto import LocalMoto
-from lib.local.postgres import DATABASE, LocalPostgres
+from lib.local.postgres import LocalPostgres
 from lib.local.processes import Stack, ensure_port_free, free_port, stop_process, wait_http
 from lib.local.settings import LocalSettings
 from services.link_cognito_users import LinkCognitoUsers
@@ -56,7 +56,8 @@ def start_moto(port: int, stack: Stack, log_file: Path | None,
 
 
 def database_url(postgres: LocalPostgres) -> str:
-    return f"postgresql://postgres@127.0.0.1:{postgres.port}/{DATABASE}"
+    """The app's database on this embedded PostgreSQL."""
+    return LocalSettings(pg_port=postgres.port).database_url
 
 
 def load_data(settings: Settings, local: LocalSettings, cognito_optional: bool = False,

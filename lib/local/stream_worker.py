@@ -14,13 +14,11 @@ conversation's records again on a fresh table changes nothing.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -30,8 +28,9 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any, Callable, Mapping
 
-from lib import aws, config
+from lib import aws, config, lambda_files
 from lib.config import ROOT, Settings
+from lib.local.files import write_atomically
 
 log = logging.getLogger("stream-worker")
 
@@ -49,16 +48,8 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 def load_lambda(path: Path = LAMBDA_PATH) -> ModuleType:
-    """The Lambda's module. Its file name has hyphens (as deployed), so it cannot be imported by
-    name; each call gives a new module, with its own cached client."""
-    spec = importlib.util.spec_from_file_location(LAMBDA_NAME.replace("-", "_"), path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    # registered before it runs, as an import would (its dataclasses look their module up)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The Lambda's module; each call gives a new module, with its own cached client."""
+    return lambda_files.load(path)
 
 
 def lambda_environment(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -102,19 +93,7 @@ class Checkpoints:
             self.save()
 
     def save(self) -> None:
-        # write a temporary file next to the real one, then rename: a crash leaves the old or the
-        # new checkpoint, never half of one
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(self.data, out, indent=1, sort_keys=True)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, json.dumps(self.data, indent=1, sort_keys=True).encode())
 
 
 @dataclass

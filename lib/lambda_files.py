@@ -1,0 +1,26 @@
+"""The Lambdas of aws/lambdas/, loaded from their files: each ships alone and is named as deployed
+(with hyphens), so none can be imported by name. Used where the same code runs outside Lambda:
+the API makes users with the post-confirmation trigger's code, the local stream worker calls the
+stream Lambda."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from lib.config import ROOT
+
+LAMBDAS = ROOT / "aws" / "lambdas"
+
+
+def load(path: Path) -> ModuleType:
+    """A new module of the Lambda at `path` (each call its own, with its own cached clients)."""
+    spec = importlib.util.spec_from_file_location(path.stem.replace("-", "_"), path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    # registered before it runs, as an import would (its dataclasses look their module up)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
