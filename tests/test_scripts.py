@@ -327,3 +327,64 @@ def test_connect_keeps_the_password_off_the_command_line():
     assert env == {"HOME": "/home/x", "PGPASSWORD": "s3cr@t"}
     assert "host=db.example" in arguments[-1] and "port=6543" in arguments[-1]
     assert "sslmode=require" in arguments[-1] and "dbname=cruddur" in arguments[-1]
+
+
+# -- bin/db/migrate: an existing database of the bootcamp's week-5 schema --------------------------
+
+# The bootcamp's week-5 db/schema.sql (its uuid_generate_v4() defaults, from the uuid-ossp
+# extension the embedded PostgreSQL lacks, written as gen_random_uuid()).
+WEEK5_SCHEMA = """
+CREATE TABLE public.users (
+  uuid UUID default gen_random_uuid() primary key,
+  display_name text NOT NULL,
+  handle text NOT NULL,
+  email text NOT NULL,
+  cognito_user_id text NOT NULL,
+  created_at timestamp default current_timestamp NOT NULL
+);
+CREATE TABLE public.activities (
+  uuid UUID default gen_random_uuid() primary key,
+  user_uuid UUID REFERENCES public.users(uuid) NOT NULL,
+  message text NOT NULL,
+  replies_count integer default 0,
+  reposts_count integer default 0,
+  likes_count integer default 0,
+  reply_to_activity_uuid integer,
+  expires_at timestamp,
+  created_at timestamp default current_timestamp NOT NULL
+);
+INSERT INTO public.users (display_name, handle, email, cognito_user_id) VALUES
+  ('Andrew Brown', 'andrewbrown', 'a@br.com', 'MOCK'), ('Andrew Bayko', 'bayko', 'a@ba.com', 'MOCK');
+INSERT INTO public.activities (user_uuid, message, expires_at, created_at)
+SELECT uuid, 'from week 5', '2099-01-01 12:00:00', '2024-01-01 12:00:00' FROM public.users
+WHERE handle = 'andrewbrown';
+"""
+
+
+def test_bin_db_migrate_converts_a_week5_database_and_keeps_its_rows(settings):
+    import psycopg
+
+    url = settings.connection_url.rsplit("/", 1)[0] + f"/week5_{uuid.uuid4().hex[:8]}"
+    pg_admin.create_database(url)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(WEEK5_SCHEMA)
+        env = {**os.environ, "CONNECTION_URL": url}
+        for _ in range(2):  # and again: nothing changes the second time
+            assert "migrated" in ok(run("bin/db/migrate", env=env))
+        with psycopg.connect(url, autocommit=True) as conn:
+            types = dict(conn.execute(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND column_name IN ('reply_to_activity_uuid', 'expires_at', "
+                "'created_at', 'cognito_user_id')").fetchall())
+            assert types["activities.reply_to_activity_uuid"] == "uuid"
+            assert types["activities.expires_at"] == types["activities.created_at"] == \
+                types["users.created_at"] == "timestamp with time zone"
+            assert conn.execute("SELECT count(*), count(cognito_user_id) FROM public.users").fetchone() == (2, 0)
+            crud = conn.execute("SELECT public.activity_json(o) FROM public.activity_objects o").fetchone()[0]
+            assert (crud["message"], crud["created_at"], crud["expires_at"]) == \
+                ("from week 5", "2024-01-01T12:00:00.000000+00:00", "2099-01-01T12:00:00.000000+00:00")
+        # and the API serves it
+        assert "seed loaded" in ok(run("bin/db/seed", env=env))
+    finally:
+        pg_admin.drop_database(url)

@@ -80,6 +80,20 @@ def schema_load(settings: Settings, prod: bool) -> None:
     click.echo("schema loaded")
 
 
+@cli.command()
+@common.target_option
+def migrate(settings: Settings, prod: bool) -> None:
+    """Bring an existing database to db/schema.sql (idempotent; keeps every row).
+
+    What is missing is added (tables, columns' types, constraints, indexes, the activity view and
+    functions); a database of the bootcamp's week-5 schema is converted (integer
+    reply_to_activity_uuid, times without time zone, 'MOCK' cognito_user_ids). Run it again at
+    will: the second run changes nothing."""
+    _require_url(settings)
+    pg.run_sql_file(settings.connection_url, pg.SCHEMA_FILE)
+    click.echo(f"database {database_name(settings)} migrated to db/schema.sql")
+
+
 @cli.command("seed")
 @common.target_option
 def seed_command(settings: Settings, prod: bool) -> None:
