@@ -112,7 +112,9 @@ def table(result: dict[str, Any]) -> str:
                      f"{_num(first['pg_queries_per_request'], 2)} PostgreSQL queries per request")
     s = result["stream"]
     lines.append(f"stream Lambda: {s['messages']} messages into {s['groups']} group -> "
-                 f"{s['ddb_calls']} DynamoDB calls {s.get('ddb_calls_by_operation', '')}")
+                 f"{s['ddb_calls']} DynamoDB calls {s.get('ddb_calls_by_operation', '')} "
+                 f"(the container's first batch of the group: {s.get('first_meeting_ddb_calls')}, "
+                 f"its participants read once)")
     seed = result["seed"]
     lines.append(f"seed: {seed['items']} messages -> {seed['ddb_calls']} DynamoDB calls "
                  f"(data set: {seed.get('dataset_items')} items in {seed.get('dataset_calls')} calls)")
