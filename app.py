@@ -16,7 +16,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lib import config, metrics
+from lib import config, metrics, telemetry
 from lib.config import Settings
 from lib.errors import (Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
                         NotPermitted, Unauthenticated, Unavailable)
@@ -80,6 +80,7 @@ def register_access_log(app: Flask) -> None:
     def log_request(response: Response) -> Response:
         started = g.get("started")
         access_log.info(json.dumps({
+            "trace_id": telemetry.current_trace_id(),
             "method": request.method,
             "route": request.url_rule.rule if request.url_rule else None,
             # what was asked for, also where no route matched (bounded: a client chooses it)
@@ -115,12 +116,16 @@ def refuse_half_configured(settings: Settings) -> None:
         raise SystemExit(3)
 
 
-def create_app(settings: Settings | None = None, backend: Backend | None = None) -> Flask:
-    """Build the app. It owns the backend: the PostgreSQL pool, the DynamoDB client and caches."""
+def create_app(settings: Settings | None = None, backend: Backend | None = None,
+               span_exporter: object | None = None) -> Flask:
+    """Build the app. It owns the backend: the PostgreSQL pool, the DynamoDB client and caches.
+    Traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (or, in tests, into `span_exporter`)."""
     settings = settings or config.load()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     refuse_half_configured(settings)
     app = Flask(__name__)
+    # before the backend: its clients and connections are then made instrumented
+    app.extensions["tracing"] = telemetry.setup(app, settings.otlp_endpoint, span_exporter)
     if settings.trusted_proxy_hops:
         # Believe that many proxies' X-Forwarded-* (werkzeug takes the last N values, the ones
         # our own proxies appended), so the client-facing scheme and host are known.

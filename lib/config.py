@@ -52,6 +52,8 @@ class Settings:
     # post-confirmation trigger's own code (where no trigger runs: moto's Cognito). None: on when
     # Cognito has an endpoint override.
     provision_users: bool | None = None
+    # Where OpenTelemetry traces go (OTLP over HTTP); None: no tracing at all.
+    otlp_endpoint: str | None = None
     # How many proxies in front of the API to believe in X-Forwarded-For/-Proto/-Host/-Port.
     # 0 (the default): none, so a client cannot make the API think it is elsewhere.
     trusted_proxy_hops: int = 0
@@ -117,4 +119,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
         trusted_proxy_hops=env_int(env, "TRUSTED_PROXY_HOPS", d.trusted_proxy_hops),
         provision_users={"1": True, "0": False}.get(env.get("PROVISION_USERS", "")),
+        otlp_endpoint=(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                       or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None),
     )

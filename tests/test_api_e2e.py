@@ -862,7 +862,7 @@ def test_one_json_access_log_line_per_request_without_tokens_or_text(settings: S
     for record, (response, method, route, status, caller) in zip(lines, calls):
         assert response.status_code == status
         entry = json.loads(record.getMessage())
-        assert set(entry) == {"method", "route", "path", "status", "duration_ms", "caller"}
+        assert set(entry) == {"trace_id", "method", "route", "path", "status", "duration_ms", "caller"}
         assert (entry["method"], entry["route"], entry["status"], entry["caller"]) == \
             (method, route, status, caller)
         assert entry["path"] == response.request.path  # named even where no route matched

@@ -33,6 +33,7 @@ FULL_ENV = {
     "PUBLIC_URL": "https://api.cruddur.example/",
     "TRUSTED_PROXY_HOPS": "2",
     "PROVISION_USERS": "0",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
 }
 
 
@@ -52,6 +53,7 @@ def test_load_reads_every_documented_variable():
     assert s.cursor_secret == "s3cret" and s.metrics_enabled is True
     assert s.public_url == "https://api.cruddur.example" and s.trusted_proxy_hops == 2
     assert s.provision_users is False and not s.provisions_users
+    assert s.otlp_endpoint == "http://collector:4318"
     assert s.is_local
 
 

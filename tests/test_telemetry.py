@@ -1,0 +1,67 @@
+"""OpenTelemetry traces (lib/telemetry.py): with an exporter, a request is one server span and a
+client span per DynamoDB call or PostgreSQL query it makes; without one, nothing is traced."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from app import create_app
+from lib import telemetry
+from lib.local import access_token
+
+
+@pytest.fixture
+def traced(settings):
+    exporter = InMemorySpanExporter()
+    app = create_app(settings, span_exporter=exporter)
+    try:
+        yield app, exporter
+    finally:
+        app.extensions["backend"].db.close()
+        telemetry.shutdown(app.extensions["tracing"])
+
+
+def test_a_list_request_is_one_server_span_and_one_dynamodb_span(traced, settings, caplog):
+    app, exporter = traced
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {access_token(settings, 'bayko')}"}
+    assert client.get("/api/message_groups", headers=auth).status_code == 200  # warms the caches
+    exporter.clear()
+    with caplog.at_level(logging.INFO, logger="cruddur.access"):
+        assert client.get("/api/message_groups", headers=auth).status_code == 200
+    spans = exporter.get_finished_spans()
+    [server] = [s for s in spans if s.kind == SpanKind.SERVER]
+    [dynamodb] = [s for s in spans if s.kind == SpanKind.CLIENT]
+    assert len(spans) == 2
+    assert server.attributes["http.route"] == "/api/message_groups"
+    assert dynamodb.name == "DynamoDB.Query" and dynamodb.attributes["rpc.service"] == "DynamoDB"
+    assert dynamodb.context.trace_id == server.context.trace_id
+    assert dynamodb.parent.span_id == server.context.span_id
+    # the access log line names the trace
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "cruddur.access"]
+    assert line["trace_id"] == format(server.context.trace_id, "032x")
+
+
+def test_postgresql_queries_are_spans_of_their_request(traced):
+    app, exporter = traced
+    assert app.test_client().get("/api/users/@bayko/short").status_code == 200
+    spans = exporter.get_finished_spans()
+    [server] = [s for s in spans if s.kind == SpanKind.SERVER]
+    queries = [s for s in spans if s.attributes.get("db.system") == "postgresql"]
+    assert queries and all(q.context.trace_id == server.context.trace_id for q in queries)
+
+
+def test_without_an_endpoint_nothing_is_traced(settings, caplog):
+    app = create_app(settings)
+    try:
+        assert app.extensions["tracing"] is None
+        with caplog.at_level(logging.INFO, logger="cruddur.access"):
+            assert app.test_client().get("/api/health-check").status_code == 200
+        [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "cruddur.access"]
+        assert line["trace_id"] is None
+    finally:
+        app.extensions["backend"].db.close()
