@@ -520,3 +520,88 @@ def test_client_and_config_come_from_the_environment(stream_lambda):
     assert (local.meta.region_name, local.meta.endpoint_url) == ("ap-south-1", "http://127.0.0.1:8000")
     assert stream_lambda.load_config({}) == stream_lambda.Config("cruddur-messages", "message-group-sk-index")
     assert stream_lambda.load_config({"DDB_MESSAGE_TABLE": "t", "DDB_GSI_NAME": "i"}).table == "t"
+
+
+# -- its IAM policy allows what it calls, and only that --------------------------------------------
+
+class PolicyRecorder:
+    """The Lambda's client, noting each DynamoDB action it needs as IAM sees it: (action, resource
+    kind, leading key), a TransactWriteItems counting as its Puts and Deletes."""
+
+    def __init__(self, client: Any):
+        self.client = client
+        self.needed: set[tuple[str, str, str | None]] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def get_item(self, **params: Any) -> Any:
+        self.needed.add(("GetItem", "table", params["Key"]["pk"]["S"]))
+        return self.client.get_item(**params)
+
+    def query(self, **params: Any) -> Any:
+        if "IndexName" in params:
+            self.needed.add(("Query", f"index/{params['IndexName']}", None))
+        else:
+            self.needed.add(("Query", "table", params["ExpressionAttributeValues"][":pk"]["S"]))
+        return self.client.query(**params)
+
+    def transact_write_items(self, **params: Any) -> Any:
+        for operation in params["TransactItems"]:
+            [(kind, body)] = operation.items()
+            key = body["Item"] if kind == "Put" else body["Key"]
+            self.needed.add((f"{kind}Item", "table", key["pk"]["S"]))
+        return self.client.transact_write_items(**params)
+
+
+def allowed(policy: dict, action: str, resource: str, leading_key: str | None) -> bool:
+    from fnmatch import fnmatchcase
+
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/cruddur-messages"
+    wanted = arn if resource == "table" else f"{arn}/{resource}"
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        pattern = (statement["Resource"].replace("${AWS_REGION}", "us-east-1")
+                   .replace("${AWS_ACCOUNT_ID}", "123456789012"))
+        if f"dynamodb:{action}" not in actions or not fnmatchcase(wanted, pattern):
+            continue
+        keys = statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+        if keys is None or (leading_key is not None and any(fnmatchcase(leading_key, k) for k in keys)):
+            return True
+    return False
+
+
+def test_the_policy_allows_every_call_the_lambda_makes(env, people):
+    """Through its paths (a move, a key collision, a message of no conversation), every call the
+    function makes is allowed by aws/policies/cruddur-messaging-stream.json, and the policy
+    allows no action it never makes."""
+    import json
+
+    from lib.config import ROOT
+
+    policy = json.loads((ROOT / "aws" / "policies" / "cruddur-messaging-stream.json").read_text())
+    recorder = PolicyRecorder(env.client)
+    ana, bo, cy = people["ana"], people["bo"], people["cy"]
+    g1, g2 = env.conversation(ana, bo, "hi", at(0)), env.conversation(cy, bo, "hi", at(-1))
+    env.new_records()
+    env.send(g1, ana, "moved", at(5))
+    env.send(g2, cy, "same microsecond", at(5))
+    stray = layout.group_uuid_for(ana["uuid"], cy["uuid"])
+    env.send(stray, ana, "no conversation", at(6))
+    assert env.handle(env.new_records(), recorder) == {"batchItemFailures": []}
+
+    assert {action for action, _, _ in recorder.needed} == {"GetItem", "Query", "PutItem", "DeleteItem"}
+    assert ("Query", "table", f"GRP#{ana['uuid']}") in recorder.needed  # the no-conversation check
+    for action, resource, key in recorder.needed:
+        assert allowed(policy, action, resource, key), (action, resource, key)
+    granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+               if a.startswith("dynamodb:")}
+    stream_reads = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                    "dynamodb:ListStreams"}
+    # ConditionCheckItem: what a transaction needs besides its puts and deletes, should one carry it
+    assert granted - stream_reads - {f"dynamodb:{a}" for a, _, _ in recorder.needed} <= {"dynamodb:ConditionCheckItem"}
+    assert not any("*" in a for a in granted)
+    # and nothing beyond group headers and group rows
+    assert not allowed(policy, "GetItem", "table", f"MSG#{g1}")
+    assert not allowed(policy, "Query", "table", f"IDEM#{ana['uuid']}")
+    assert not allowed(policy, "PutItem", "table", f"MSG#{g1}")
