@@ -1,0 +1,100 @@
+"""aws/template.yaml, checked offline: cfn-lint finds nothing, the resources have what the system
+needs, and the stream Lambda's role is the least-privilege policy of aws/policies/ (the one
+tests/test_stream_lambda.py checks against every call the function makes), with the stack's own
+ARNs instead of pasted ones."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lib.config import ROOT
+
+TEMPLATE = ROOT / "aws" / "template.yaml"
+
+
+class Loader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !GetAtt, !Sub, ...) kept as {tag: value}."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {suffix: value}
+
+
+Loader.add_multi_constructor("!", _tagged)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return yaml.load(TEMPLATE.read_text(), Loader=Loader)
+
+
+def resources(template: dict, kind: str) -> dict[str, dict]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_cfn_lint_finds_nothing():
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cfn-lint" not in TEMPLATE.read_text(), "no rule silenced (none needs to be)"
+
+
+def test_the_table(template):
+    [table] = resources(template, "AWS::DynamoDB::Table").values()
+    assert table["DeletionPolicy"] == "Retain"
+    p = table["Properties"]
+    assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    [gsi] = p["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "message-group-sk-index" and gsi["Projection"] == {"ProjectionType": "ALL"}
+    assert [k["AttributeName"] for k in gsi["KeySchema"]] == ["message_group_uuid", "sk"]
+    assert p["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert p["SSESpecification"] == {"SSEEnabled": True} and p["DeletionProtectionEnabled"] is True
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert template["Parameters"]["BillingMode"]["Default"] == "PAY_PER_REQUEST"
+
+
+def test_the_event_source_mapping_and_the_alarms(template):
+    [mapping] = resources(template, "AWS::Lambda::EventSourceMapping").values()
+    m = mapping["Properties"]
+    assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 0 < m["MaximumRetryAttempts"] <= 10 and m["BisectBatchOnFunctionError"] is True
+    assert m["DestinationConfig"]["OnFailure"]["Destination"] == {"GetAtt": "StreamFailureQueue.Arn"}
+    assert m["BatchSize"] == 100
+    metrics = {a["Properties"]["MetricName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+    assert metrics == {"IteratorAge", "Errors", "ApproximateNumberOfMessagesVisible"}
+    for function in resources(template, "AWS::Lambda::Function").values():
+        assert function["Properties"]["Runtime"] >= "python3.11"
+    assert set(template["Outputs"]) == {"TableName", "TableArn", "StreamArn", "StreamFunctionName",
+                                        "PostConfirmationFunctionName", "FailureQueueUrl"}
+
+
+def test_the_stream_role_is_the_checked_policy_with_the_stacks_own_arns(template):
+    role = template["Resources"]["StreamFunctionRole"]["Properties"]
+    [inline] = role["Policies"]
+    in_template = {s["Sid"]: s for s in inline["PolicyDocument"]["Statement"]}
+    policy = json.loads((ROOT / "aws" / "policies" / "cruddur-messaging-stream.json").read_text())
+    in_file = {s["Sid"]: s for s in policy["Statement"]}
+
+    def actions(statement: dict) -> set[str]:
+        return set([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+
+    # the file may also let the function create its log group (the stack makes it instead)
+    assert set(in_template) <= set(in_file) and set(in_file) - set(in_template) <= {"CreateTheLogGroup"}
+    for sid, statement in in_template.items():
+        assert actions(statement) == actions(in_file[sid]), sid
+        assert statement.get("Condition") == in_file[sid].get("Condition"), sid
+        # ARNs of the stack's own resources, never pasted
+        assert isinstance(statement["Resource"], dict), (sid, statement["Resource"])
+    assert not any("*" in a for s in in_template.values() for a in actions(s))
