@@ -15,9 +15,11 @@ corrections to moto's DynamoDB, both local-only (nothing here runs against AWS):
    (or, on an index, at the items with its hash key), and key values compare without moto's
    general-purpose conversion. Results are moto's own: only what it looks through is narrowed.
 
-4. Cognito: confirming a sign-up in a pool that auto-verifies email marks the email verified, as
+4. CloudFormation: a table it creates gets the template's TimeToLiveSpecification and
+   PointInTimeRecoverySpecification, as in AWS; moto's CloudFormation drops them.
+5. Cognito: confirming a sign-up in a pool that auto-verifies email marks the email verified, as
    AWS does (the code sent to that email proved it); moto only sets the status.
-5. Harshness, on demand (lib/local/harsh.py): a lagging index, lost responses, throttling and
+6. Harshness, on demand (lib/local/harsh.py): a lagging index, lost responses, throttling and
    duplicated stream records, as DynamoDB shows them; off unless switched on.
 
 The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
@@ -243,6 +245,20 @@ def _item_key(item: Any) -> tuple[Any, Any]:
 
 _moto_stream_add = StreamShard.add
 _moto_confirm_sign_up = CognitoIdpBackend.confirm_sign_up
+_moto_table_from_cloudformation = Table.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def table_from_cloudformation(cls: type, resource_name: str, cloudformation_json: dict[str, Any],
+                              account_id: str, region_name: str, **kwargs: Any) -> Table:
+    table = _moto_table_from_cloudformation(cls, resource_name, cloudformation_json, account_id,
+                                            region_name, **kwargs)
+    properties = cloudformation_json.get("Properties", {})
+    backend = ddb_models.dynamodb_backends[account_id][region_name]
+    if properties.get("TimeToLiveSpecification"):
+        backend.update_time_to_live(table.name, properties["TimeToLiveSpecification"])
+    if properties.get("PointInTimeRecoverySpecification"):
+        backend.update_continuous_backups(table.name, properties["PointInTimeRecoverySpecification"])
+    return table
 
 
 def confirm_sign_up(self: CognitoIdpBackend, client_id: str, username: str) -> str:
@@ -280,6 +296,9 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
         (DynamoType, "cast_value", "DynamoType.cast_value"),
         (StreamShard, "add", "StreamShard.add"),
         (CognitoIdpBackend, "confirm_sign_up", "CognitoIdpBackend.confirm_sign_up"),
+        (Table, "create_from_cloudformation_json", "Table.create_from_cloudformation_json"),
+        (DynamoDBBackend, "update_time_to_live", "DynamoDBBackend.update_time_to_live"),
+        (DynamoDBBackend, "update_continuous_backups", "DynamoDBBackend.update_continuous_backups"),
         (CognitoIdpBackend, "admin_get_user", "CognitoIdpBackend.admin_get_user"),
     ]
     missing += [label for owner, name, label in wanted if not hasattr(owner, name)]
@@ -302,6 +321,7 @@ def install(harshness: harsh.Harshness | None = None,
                          os.environ.get("LOCAL_HARSH_SEED"))
     StreamShard.add = stream_add  # type: ignore[method-assign]
     CognitoIdpBackend.confirm_sign_up = confirm_sign_up  # type: ignore[method-assign]
+    Table.create_from_cloudformation_json = classmethod(table_from_cloudformation)  # type: ignore[method-assign,assignment]
     ddb_models.copy = _CopyWithoutTables()  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     DynamoType.cast_value = property(_cast_value)  # type: ignore[assignment,method-assign]

@@ -1,0 +1,127 @@
+"""bin/aws/deploy and bin/aws/destroy against the local stack's moto: aws/template.yaml deployed
+through a change set, its resources read back, a second deploy with nothing to change, and the
+stack destroyed with the table kept."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from lib import aws
+from lib.config import ROOT, Settings
+
+TIMEOUT = 300
+
+
+def script(name: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "bin" / "aws" / name), *args], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def deployed(settings: Settings):
+    stack, table = f"test-{uuid.uuid4().hex[:8]}", f"deployed-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DDB_MESSAGE_TABLE": table, "STACK_PARAMETERS": "LogRetentionDays=7"}
+    first = script("deploy", "--stack-name", stack, "-p", "ConnectionUrl=postgresql://db/cruddur", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    yield stack, settings.with_(ddb_table=table), env, first.stdout
+    script("destroy", "--stack-name", stack, env=env)
+    ddb = aws.client(settings, "dynamodb")
+    ddb.update_table(TableName=table, DeletionProtectionEnabled=False)
+    ddb.delete_table(TableName=table)
+
+
+def test_the_change_set_is_printed_then_executed(deployed):
+    stack, _, _, out = deployed
+    assert f"(CREATE) of stack {stack}" in out
+    for resource in ("MessagesTable", "StreamFunction", "StreamMapping", "StreamFailureQueue",
+                     "StreamIteratorAgeAlarm", "PostConfirmationFunction"):
+        assert f"Add      {resource} " in out
+    assert f"stack {stack}: CREATE_COMPLETE" in out
+
+
+def test_the_deployed_table(deployed):
+    _, settings, _, _ = deployed
+    ddb = aws.client(settings, "dynamodb")
+    table = ddb.describe_table(TableName=settings.ddb_table)["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    [gsi] = table["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "message-group-sk-index"
+    assert [k["AttributeName"] for k in gsi["KeySchema"]] == ["message_group_uuid", "sk"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["DeletionProtectionEnabled"] is True
+    ttl = ddb.describe_time_to_live(TableName=settings.ddb_table)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+
+
+def test_the_deployed_function_mapping_and_role(deployed):
+    stack, settings, _, _ = deployed
+    lam = aws.client(settings, "lambda")
+    function = lam.get_function_configuration(FunctionName=f"{stack}-messaging-stream")
+    assert function["Handler"] == "cruddur-messaging-stream.lambda_handler"
+    assert function["Runtime"] >= "python3.11"
+    assert function["Environment"]["Variables"]["DDB_MESSAGE_TABLE"] == settings.ddb_table
+    table_arn = aws.client(settings, "dynamodb").describe_table(TableName=settings.ddb_table)["Table"]["TableArn"]
+    [mapping] = [m for m in lam.list_event_source_mappings()["EventSourceMappings"]
+                 if m["FunctionArn"] == function["FunctionArn"]]
+    assert mapping["EventSourceArn"].startswith(f"{table_arn}/stream/")
+    assert (mapping["BatchSize"], mapping["FunctionResponseTypes"]) == (100, ["ReportBatchItemFailures"])
+    assert mapping["MaximumRetryAttempts"] == 10 and mapping["BisectBatchOnFunctionError"] is True
+    assert ":sqs:" in mapping["DestinationConfig"]["OnFailure"]["Destination"]
+
+    iam = aws.client(settings, "iam")
+    role = function["Role"].rsplit("/", 1)[1]
+    [name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    statements = {s["Sid"]: s for s in policy_document(iam, role, name)["Statement"]}
+    checked = json.loads((ROOT / "aws" / "policies" / "cruddur-messaging-stream.json").read_text())
+    expected = {s["Sid"]: s for s in checked["Statement"] if s["Sid"] != "CreateTheLogGroup"}
+    assert set(statements) == set(expected)
+    for sid, statement in statements.items():
+        wanted = expected[sid]["Action"]
+        assert set([wanted] if isinstance(wanted, str) else wanted) == \
+            set([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+        assert statement.get("Condition") == expected[sid].get("Condition")
+        assert "*" not in json.dumps(statement["Action"])
+    # the stack's own resources, never "*": the table, its index, its stream
+    assert statements["ReadTheGroupHeader"]["Resource"] == table_arn
+    assert statements["FindTheGroupRows"]["Resource"] == f"{table_arn}/index/message-group-sk-index"
+    assert statements["ReadTheTableStream"]["Resource"].startswith(f"{table_arn}/stream/")
+
+
+def policy_document(iam, role: str, name: str) -> dict:
+    """An inline policy as IAM returns it (a dict, or its JSON or Python text from moto)."""
+    import ast
+    from urllib.parse import unquote
+
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    if isinstance(document, dict):
+        return document
+    text = unquote(document)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return ast.literal_eval(text)
+
+
+def test_a_second_deploy_changes_nothing_and_destroy_keeps_the_table(deployed, settings):
+    stack, deployed_settings, env, _ = deployed
+    again = script("deploy", "--stack-name", stack, "-p", "ConnectionUrl=postgresql://db/cruddur", env=env)
+    assert again.returncode == 0 and f"stack {stack}: no changes" in again.stdout, again.stdout + again.stderr
+    gone = script("destroy", "--stack-name", stack, env=env)
+    assert gone.returncode == 0 and "DELETE_COMPLETE" in gone.stdout, gone.stdout + gone.stderr
+    assert deployed_settings.ddb_table in aws.client(settings, "dynamodb").list_tables()["TableNames"]
+
+
+def test_prod_refuses_without_a_terminal_before_sending_anything():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env.update(AWS_ACCESS_KEY_ID="bogus", AWS_SECRET_ACCESS_KEY="bogus", AWS_EC2_METADATA_DISABLED="true")
+    help_ = script("deploy", "--help", env=env)
+    assert help_.returncode == 0 and "--stack-name" in help_.stdout and "--parameter" in help_.stdout
+    assert "--prod" in script("destroy", "--help", env=env).stdout
+    for name in ("deploy", "destroy"):
+        refused = script(name, "--prod", env=env)
+        assert refused.returncode != 0 and "without a terminal" in refused.stderr, refused.stderr
