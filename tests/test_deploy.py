@@ -125,3 +125,13 @@ def test_prod_refuses_without_a_terminal_before_sending_anything():
     for name in ("deploy", "destroy"):
         refused = script(name, "--prod", env=env)
         assert refused.returncode != 0 and "without a terminal" in refused.stderr, refused.stderr
+
+
+def test_the_deployed_point_in_time_recovery(deployed):
+    _, settings, _, _ = deployed
+    ddb = aws.client(settings, "dynamodb")
+    backups = ddb.describe_continuous_backups(TableName=settings.ddb_table)["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    # (the log groups, their retention and the alarms are not read back: moto's CloudFormation
+    # reports them created but they do not show in moto's Logs and CloudWatch;
+    # tests/test_template.py checks them in the template)

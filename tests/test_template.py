@@ -98,3 +98,15 @@ def test_the_stream_role_is_the_checked_policy_with_the_stacks_own_arns(template
         # ARNs of the stack's own resources, never pasted
         assert isinstance(statement["Resource"], dict), (sid, statement["Resource"])
     assert not any("*" in a for s in in_template.values() for a in actions(s))
+
+
+def test_the_import_template_declares_the_same_table():
+    """aws/template-import.yaml (adopting an existing table) holds the same MessagesTable."""
+    imported = yaml.load((ROOT / "aws" / "template-import.yaml").read_text(), Loader=Loader)
+    full = yaml.load(TEMPLATE.read_text(), Loader=Loader)
+    assert list(imported["Resources"]) == ["MessagesTable"]
+    assert imported["Resources"]["MessagesTable"] == full["Resources"]["MessagesTable"]
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(ROOT / "aws" / "template-import.yaml")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,54 @@
+"""aws/policies/cruddur-api.json, the API's own IAM policy (its container's task role): every
+DynamoDB call the API makes through its flows is allowed, and nothing more is granted."""
+from __future__ import annotations
+
+import json
+import uuid
+
+from app import create_app
+from lib import ddb as layout
+from lib.config import ROOT
+from lib.local import access_token
+from test_stream_lambda import PolicyRecorder, allowed
+
+
+def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fresh_table):
+    policy = json.loads((ROOT / "aws" / "policies" / "cruddur-api.json").read_text())
+    # a table as the week-5 backend left it, so that the header-less paths run too
+    app = create_app(fresh_table.with_(cursor_secret="policy"))
+    backend = app.extensions["backend"]
+    backend.ddb.client.delete_item(TableName=fresh_table.ddb_table, Key=layout.serialize(layout.LAYOUT_KEY))
+    recorder = PolicyRecorder(backend.ddb.client)
+    for operation in ("put_item", "batch_write_item"):  # the API's own single writes
+        real = getattr(backend.ddb.client, operation)
+
+        def noted(real=real, operation=operation, **params):
+            if operation == "put_item":
+                recorder.needed.add(("PutItem", "table", params["Item"]["pk"]["S"]))
+            return real(**params)
+
+        setattr(recorder, operation, noted)
+    backend.ddb.client = recorder
+    try:
+        client = app.test_client()
+        auth = {h: {"Authorization": f"Bearer {access_token(settings, h)}"} for h in ("bayko", "londo")}
+        sent = client.post("/api/messages", headers=auth["bayko"], json={"message": "hi", "handle": "londo"})
+        group = sent.json["message_group_uuid"]
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        assert client.post("/api/messages", headers={**auth["londo"], **key},
+                           json={"message": "back", "message_group_uuid": group}).status_code == 200
+        assert client.post("/api/messages", headers={**auth["londo"], **key},
+                           json={"message": "back", "message_group_uuid": group}).status_code == 200
+        assert client.get("/api/message_groups", headers=auth["bayko"]).status_code == 200
+        assert client.get(f"/api/messages/{group}", headers=auth["londo"]).status_code == 200
+        assert client.get(f"/api/messages/{uuid.uuid4()}", headers=auth["londo"]).status_code == 404
+    finally:
+        backend.db.close()
+    actions = {action for action, _, _ in recorder.needed}
+    assert actions == {"Query", "GetItem", "PutItem"}, recorder.needed
+    for action, resource, key in recorder.needed:
+        assert allowed(policy, action, resource, key), (action, resource, key)
+    granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert granted == {f"dynamodb:{a}" for a in actions}
+    assert not allowed(policy, "GetItem", "table", "SOMETHING#else")
+    assert not allowed(policy, "DeleteItem", "table", f"MSG#{group}")
