@@ -135,3 +135,57 @@ def test_the_deployed_point_in_time_recovery(deployed):
     # (the log groups, their retention and the alarms are not read back: moto's CloudFormation
     # reports them created but they do not show in moto's Logs and CloudWatch;
     # tests/test_template.py checks them in the template)
+
+
+class FailingStack:
+    """A CloudFormation whose stack creation fails on the table, as AWS reports it: the
+    resource's CREATE_FAILED with its reason, then ROLLBACK_COMPLETE."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from botocore.exceptions import ClientError
+
+        self.exceptions = SimpleNamespace(ClientError=ClientError)
+        self.executed = False
+
+    def describe_stacks(self, StackName):
+        if not self.executed:
+            raise self.exceptions.ClientError(
+                {"Error": {"Code": "ValidationError", "Message": f"Stack with id {StackName} does not exist"}},
+                "DescribeStacks")
+        return {"Stacks": [{"StackName": StackName, "StackStatus": "ROLLBACK_COMPLETE", "StackId": "id"}]}
+
+    def create_change_set(self, **kwargs):
+        return {"Id": "change-set"}
+
+    def describe_change_set(self, ChangeSetName):
+        return {"Status": "CREATE_COMPLETE", "Changes": [{"ResourceChange": {
+            "Action": "Add", "LogicalResourceId": "MessagesTable", "ResourceType": "AWS::DynamoDB::Table"}}]}
+
+    def execute_change_set(self, ChangeSetName):
+        self.executed = True
+
+    def describe_stack_events(self, StackName):
+        return {"StackEvents": [
+            {"EventId": "3", "LogicalResourceId": StackName, "ResourceStatus": "ROLLBACK_COMPLETE"},
+            {"EventId": "2", "LogicalResourceId": "MessagesTable", "ResourceStatus": "CREATE_FAILED",
+             "ResourceStatusReason": "Resource of type 'AWS::DynamoDB::Table' with identifier "
+                                     "'cruddur-messages' already exists."},
+            {"EventId": "1", "LogicalResourceId": StackName, "ResourceStatus": "CREATE_IN_PROGRESS"}]}
+
+
+def test_a_failed_deploy_exits_non_zero_with_the_failing_resources_reason(monkeypatch, settings):
+    from click.testing import CliRunner
+
+    from lib.cli import aws as aws_cli
+
+    cloudformation = FailingStack()
+    monkeypatch.setattr(aws_cli, "upload", lambda *args: {"CodeBucket": "b", "StreamFunctionKey": "s",
+                                                          "PostConfirmationFunctionKey": "p"})
+    monkeypatch.setattr(aws_cli.aws, "client", lambda s, service: cloudformation)
+    result = CliRunner().invoke(aws_cli.cli, ["deploy", "--stack-name", "broken"])
+    assert result.exit_code != 0
+    assert "stack broken: ROLLBACK_COMPLETE" in result.output
+    assert "MessagesTable: Resource of type 'AWS::DynamoDB::Table'" in result.output
+    assert "already exists" in result.output
