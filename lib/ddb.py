@@ -71,7 +71,10 @@ RETRYABLE_CODES = frozenset({
 })
 # The same, as a cancelled transaction gives them per operation.
 RETRYABLE_CANCELLATION_CODES = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
-NOT_EXISTS = "attribute_not_exists(pk)"
+# "Unless its key exists": an item past its expires_at (an idempotency record, which DynamoDB's
+# TTL deletes up to days late) counts as absent. Items without expires_at are never expired.
+NOT_EXISTS = "attribute_not_exists(pk) OR expires_at < :now"
+TTL_ATTRIBUTE = "expires_at"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -137,6 +140,10 @@ def message_item(message_group_uuid: str, sender: Mapping[str, str], message: st
 def header_item(message_group_uuid: str, participants: Iterable[str], created_at: str) -> dict:
     return {**header_key(message_group_uuid), "participants": sorted(str(p) for p in participants),
             "created_at": created_at}
+
+
+def _now() -> dict[str, dict[str, str]]:
+    return {":now": {"N": str(int(time.time()))}}
 
 
 def layout_item() -> dict[str, Any]:
@@ -303,6 +310,9 @@ class Ddb:
                                                       write_capacity))
         self.client.get_waiter("table_exists").wait(TableName=self.table,
                                                     WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+        # idempotency records expire: DynamoDB deletes them once past expires_at
+        self._call("update_time_to_live", TableName=self.table,
+                   TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
         self.put(layout_item())  # a new table holds no group without a header
         return True
 
@@ -389,14 +399,15 @@ class Ddb:
     def put_new(self, item: Mapping[str, Any]) -> None:
         """Put one item unless its key exists: else KeyTaken, holding what holds the key."""
         self._call("put_item", TableName=self.table, Item=serialize(item),
-                   ConditionExpression=NOT_EXISTS, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                   ConditionExpression=NOT_EXISTS, ExpressionAttributeValues=_now(),
+                   ReturnValuesOnConditionCheckFailure="ALL_OLD")
 
     def put_all_new(self, items: list[Mapping[str, Any]]) -> None:
         """Put all the items or none, each unless its key exists (one TransactWriteItems): else
         KeyTaken naming the refused ones and what holds their keys, or WriteConflict."""
         self._call("transact_write_items", TransactItems=[
             {"Put": {"TableName": self.table, "Item": serialize(i), "ConditionExpression": NOT_EXISTS,
-                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+                     "ExpressionAttributeValues": _now(), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
             for i in items])
 
     def batch_write(self, items: Iterable[Mapping[str, Any]],

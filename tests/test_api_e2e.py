@@ -975,3 +975,22 @@ def test_the_link_header_cannot_be_steered_by_the_host_header(settings: Settings
     behind = {**andrew.auth, "Host": "internal:4567", "X-Forwarded-Proto": "https, https",
               "X-Forwarded-Host": "evil.example, cruddur.example"}
     assert link(proxied, behind).startswith(f"<https://cruddur.example/api/messages/{seeded_group}?")
+
+
+# -- idempotency records expire ---------------------------------------------------------------------
+
+def test_an_idempotency_key_past_its_expiry_counts_as_unused(api, users: Users, settings: Settings):
+    """DynamoDB's TTL deletes expired items up to days late: a record past its expires_at is
+    treated as absent, so the key is free again (no replay, no 'reused'), and the table the app
+    creates has TTL on expires_at."""
+    a, b = users.make("ea"), users.make("eb")
+    key = f"expiring-{uuid.uuid4()}"
+    first = send(api, a, "first use", to=b, key=key)
+    table = layout.Ddb(settings)
+    record = table.get(layout.idempotency_key(a.uuid, key))
+    table.put({**record, "expires_at": int(time.time()) - 60})  # as if a day had passed
+    again = send(api, a, "a different message", group=first["message_group_uuid"], key=key)
+    assert again["uuid"] != first["uuid"] and again["message"] == "a different message"
+    assert table.get(layout.idempotency_key(a.uuid, key))["expires_at"] > time.time()
+    ttl = table.client.describe_time_to_live(TableName=settings.ddb_table)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
