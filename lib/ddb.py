@@ -303,18 +303,36 @@ class Ddb:
 
     def create_table(self, provisioned: bool = False, read_capacity: int = 5,
                      write_capacity: int = 5) -> bool:
-        """Create the table with its GSI and stream; False when it already exists."""
+        """Create the table with its GSI and stream, and TTL on expires_at; False when it already
+        exists (its TTL is then turned on if it is off, as on a table the bootcamp created)."""
         if self.table_exists():
+            self.ensure_ttl()
             return False
         self._call("create_table", **table_definition(self.table, provisioned, read_capacity,
                                                       write_capacity))
         self.client.get_waiter("table_exists").wait(TableName=self.table,
                                                     WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        # idempotency records expire: DynamoDB deletes them once past expires_at
-        self._call("update_time_to_live", TableName=self.table,
-                   TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+        self.ensure_ttl()
         self.put(layout_item())  # a new table holds no group without a header
         return True
+
+    def ensure_ttl(self) -> str:
+        """TTL on expires_at, so that DynamoDB deletes idempotency records once expired: the
+        table's TTL status afterwards. Left alone when already on (DynamoDB refuses to enable it
+        twice) or on another attribute (that is the operator's choice; we only warn)."""
+        described = self._call("describe_time_to_live", TableName=self.table)["TimeToLiveDescription"]
+        status = described.get("TimeToLiveStatus", "DISABLED")
+        if status in ("ENABLED", "ENABLING"):
+            if described.get("AttributeName") != TTL_ATTRIBUTE:
+                log.warning("table %s has TTL on %s, not %s: idempotency records will not be deleted",
+                            self.table, described.get("AttributeName"), TTL_ATTRIBUTE)
+            return status
+        if status == "DISABLING":  # DynamoDB refuses a change until this ends (up to an hour)
+            log.warning("table %s is disabling TTL: enable it on %s later", self.table, TTL_ATTRIBUTE)
+            return status
+        answer = self._call("update_time_to_live", TableName=self.table,
+                            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+        return "ENABLED" if answer["TimeToLiveSpecification"]["Enabled"] else status
 
     def layout_version(self) -> int:
         """LAYOUT_VERSION once the table is in the current layout; 1 for a table that may hold

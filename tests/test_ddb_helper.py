@@ -68,6 +68,41 @@ def test_table_is_provisioned_with_the_flag(settings):
     assert Ddb(provisioned).delete_table() is False
 
 
+def ttl_of(settings) -> tuple[str, str | None]:
+    described = Ddb(settings).client.describe_time_to_live(TableName=settings.ddb_table)
+    return (described["TimeToLiveDescription"]["TimeToLiveStatus"],
+            described["TimeToLiveDescription"].get("AttributeName"))
+
+
+def test_schema_load_turns_ttl_on_for_a_table_made_without_it(settings):
+    """A table the bootcamp's schema-load made has no TTL: ours turns it on (idempotency records
+    must expire), and running it again is harmless although DynamoDB refuses to enable it twice."""
+    old = settings.with_(ddb_table=f"test-nottl-{uuid.uuid4().hex[:8]}")
+    table = Ddb(old)
+    table.client.create_table(**layout.table_definition(old.ddb_table))
+    try:
+        assert ttl_of(old) == ("DISABLED", None)
+        assert table.create_table() is False
+        assert ttl_of(old) == ("ENABLED", "expires_at")
+        assert table.create_table() is False and table.ensure_ttl() == "ENABLED"
+    finally:
+        table.delete_table()
+
+
+def test_ttl_on_another_attribute_is_left_alone_with_a_warning(settings, caplog):
+    other = settings.with_(ddb_table=f"test-ttl-{uuid.uuid4().hex[:8]}")
+    table = Ddb(other)
+    table.client.create_table(**layout.table_definition(other.ddb_table))
+    table.client.update_time_to_live(TableName=other.ddb_table, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "purge_at"})
+    try:
+        assert table.ensure_ttl() == "ENABLED"
+        assert ttl_of(other) == ("ENABLED", "purge_at")
+        assert "not expires_at" in caplog.text
+    finally:
+        table.delete_table()
+
+
 def test_table_definition_without_flag_has_no_throughput():
     definition = layout.table_definition("t")
     assert definition["BillingMode"] == "PAY_PER_REQUEST"

@@ -36,8 +36,10 @@ def cli() -> None:
 @common.target_option
 def schema_load(settings: Settings, prod: bool, provisioned: bool, rcu: int, wcu: int) -> None:
     """Create the table, its GSI and its stream (new images). On-demand unless --provisioned."""
-    created = Ddb(settings).create_table(provisioned, rcu, wcu)
+    table = Ddb(settings)
+    created = table.create_table(provisioned, rcu, wcu)
     click.echo(f"table {settings.ddb_table} {'created' if created else 'already exists'}")
+    click.echo(f"time to live (idempotency records expire): {table.ensure_ttl().lower()}")
 
 
 @cli.command()
