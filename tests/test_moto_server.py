@@ -116,6 +116,60 @@ def test_index_query_finds_exactly_the_rows_of_its_group(fresh_table):
     assert sorted(r["pk"] for r in table.group_rows(group)) == ["GRP#u-0", "GRP#u-1"]
 
 
+def test_index_query_follows_every_kind_of_change(fresh_table):
+    """An index Query looks only at the items holding its hash key, found through buckets kept
+    from the table's changes: after puts, overwrites that move an item to another group, updates
+    of the key attribute, deletes, batch writes and a cancelled transaction, every group's index
+    Query answers what a Scan of the table says it holds."""
+    table = layout.Ddb(fresh_table)
+    client, index = table.client, layout.GSI_NAME
+    groups = ["g-a", "g-b", "g-c"]
+
+    def item(group: str, n: int) -> dict:  # a message carrying the index's key
+        return {**layout.message_item(group, PERSON, f"m{n}", f"2025-01-01T00:00:{n:02d}.000000+00:00"),
+                "message_group_uuid": group}
+
+    def by_query(group: str) -> list[tuple[str, str]]:
+        found = client.query(TableName=table.table, IndexName=index,
+                             KeyConditionExpression="message_group_uuid = :g",
+                             ExpressionAttributeValues={":g": {"S": group}})["Items"]
+        return sorted((i["pk"]["S"], i["sk"]["S"]) for i in found)
+
+    def by_scan(group: str) -> list[tuple[str, str]]:
+        return sorted((i["pk"], i["sk"]) for i in map(layout.deserialize, client.scan(
+            TableName=table.table)["Items"]) if i.get("message_group_uuid") == group)
+
+    def agree() -> None:
+        for group in groups:
+            assert by_query(group) == by_scan(group), group
+
+    for group in groups:  # the first Query of the index builds its buckets
+        assert by_query(group) == []
+    table.batch_write([item(g, n) for g in groups for n in range(4)])
+    agree()
+    moved = item("g-a", 0)
+    table.put({**moved, "message_group_uuid": "g-b"})  # overwritten into another group
+    client.update_item(TableName=table.table, Key=layout.serialize({"pk": item("g-a", 1)["pk"],
+                                                                     "sk": item("g-a", 1)["sk"]}),
+                       UpdateExpression="SET message_group_uuid = :g",
+                       ExpressionAttributeValues={":g": {"S": "g-c"}})
+    client.update_item(TableName=table.table, Key=layout.serialize({"pk": item("g-b", 2)["pk"],
+                                                                     "sk": item("g-b", 2)["sk"]}),
+                       UpdateExpression="REMOVE message_group_uuid")
+    client.delete_item(TableName=table.table, Key=layout.serialize({"pk": item("g-c", 3)["pk"],
+                                                                     "sk": item("g-c", 3)["sk"]}))
+    agree()
+    assert [len(by_query(g)) for g in groups] == [2, 4, 4]
+    with pytest.raises(ClientError):
+        client.transact_write_items(TransactItems=[
+            put(table, {**item("g-a", 2), "message_group_uuid": "g-b"}),  # applied, then undone
+            put(table, item("g-a", 9)),
+            put(table, item("g-a", 3), "attribute_not_exists(pk)"),  # exists: cancels
+        ])
+    agree()
+    assert [len(by_query(g)) for g in groups] == [2, 4, 4]
+
+
 def test_the_corrections_fit_this_moto_and_fail_loudly_on_one_that_changed():
     """What lib/local/moto_server.py relies on in moto is checked at start-up: an upgrade that
     renames an argument it reads stops the local stack with a message naming it, instead of

@@ -12,8 +12,9 @@ corrections to moto's DynamoDB, both local-only (nothing here runs against AWS):
    if cancelled, restores only the items it touches (and the stream records it added).
 3. Cost again. A Query sorts every item of the table, then keeps its partition's: its latency grows
    with the table, where DynamoDB's grows with the page. Here a Query looks at its partition only
-   (or, on an index, at the items with its hash key), and key values compare without moto's
-   general-purpose conversion. Results are moto's own: only what it looks through is narrowed.
+   (or, on an index, at the items with its hash key, found through buckets kept current from the
+   table's stream of changes), and key values compare without moto's general-purpose conversion.
+   Results are moto's own: only what it looks through is narrowed.
 
 4. CloudFormation: a table it creates gets the template's TimeToLiveSpecification and
    PointInTimeRecoverySpecification, as in AWS; moto's CloudFormation drops them.
@@ -149,6 +150,7 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
     except Exception:
         for table, (hash_key, range_key), item in reversed(saved):
             _restore(table, hash_key, range_key, item)
+            _reindex(table, (hash_key, range_key), item)
         for shard, length in stream_lengths.values():
             del shard.items[length:]
         raise
@@ -205,6 +207,60 @@ def _page_candidates(table: Table, partition: dict, query_args: dict[str, Any]) 
     return [partition[k] for k in page]
 
 
+class _IndexBuckets:
+    """For one table attribute that an index is keyed on: the keys of the items holding each
+    value. Built on the first Query of an index on that attribute, then kept current from the
+    table's stream of changes (moto's StreamShard.add sees every put, delete and update, in a
+    transaction or not), so that a Query on an index looks at its partition only, as on DynamoDB.
+    Lives on the stream shard it follows: a table without a stream, or with a new one, is read
+    as moto reads it, or indexed afresh."""
+
+    def __init__(self, name: str, table: Table) -> None:
+        self.name = name
+        self.keys_by_value: dict[tuple[str, Any], dict[tuple[Any, Any], None]] = {}
+        self.value_by_key: dict[tuple[Any, Any], tuple[str, Any]] = {}
+        for partition in table.items.values():
+            for item in (partition.values() if table.range_key_attr else [partition]):
+                self.reindex(_item_key(item), item)
+
+    def reindex(self, key: tuple[Any, Any], item: Any) -> None:
+        """`key` now holds `item` (None: nothing)."""
+        before = self.value_by_key.pop(key, None)
+        if before is not None:
+            holders = self.keys_by_value[before]
+            holders.pop(key, None)
+            if not holders:
+                del self.keys_by_value[before]
+        value = item.attrs.get(self.name) if item is not None else None
+        if value is None or value.type not in ("S", "N", "B"):
+            return  # not in the index: DynamoDB indexes only scalar key values
+        bucket = (value.type, value.value)
+        self.value_by_key[key] = bucket
+        self.keys_by_value.setdefault(bucket, {})[key] = None
+
+    def holders(self, table: Table, value: DynamoType) -> list[Any]:
+        found = (table.get_item(*key) for key in self.keys_by_value.get((value.type, value.value), ()))
+        return [item for item in found if item is not None]
+
+
+def _index_buckets(table: Table, name: str) -> _IndexBuckets | None:
+    shard = table.stream_shard
+    if shard is None:
+        return None
+    buckets = getattr(shard, "index_buckets", None)
+    if buckets is None:
+        buckets = shard.index_buckets = {}
+    if name not in buckets:
+        buckets[name] = _IndexBuckets(name, table)
+    return buckets[name]
+
+
+def _reindex(table: Table, key: tuple[Any, Any], item: Any) -> None:
+    shard = table.stream_shard
+    for buckets in (getattr(shard, "index_buckets", None) or {}).values() if shard else ():
+        buckets.reindex(key, item)
+
+
 MOTO_QUERY_SIGNATURE = inspect.signature(_moto_query)
 # The arguments of moto's Table.query that the correction reads, by name.
 QUERY_ARGUMENTS = ("hash_key", "range_comparison", "limit", "exclusive_start_key",
@@ -223,9 +279,14 @@ def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -
             candidates = list(partition.values())
     elif index_name and len(hash_conditions) == 1:
         name, value = hash_conditions[0]
-        matching = [item for partition in self.items.values()
-                    for item in (partition.values() if self.range_key_attr else [partition])
-                    if _same(item.attrs.get(name), value)]
+        buckets = _index_buckets(self, name)
+        if buckets is not None:
+            matching = [item for item in buckets.holders(self, value)
+                        if _same(item.attrs.get(name), value)]
+        else:
+            matching = [item for partition in self.items.values()
+                        for item in (partition.values() if self.range_key_attr else [partition])
+                        if _same(item.attrs.get(name), value)]
         # an eventually consistent index: as it was before the latest writes, when harsh
         lagged = harsh.lagging_view(getattr(self, "harsh_changes", None), matching, _item_key,
                                     _harsh.harshness.gsi_lag_ms / 1000)
@@ -282,6 +343,7 @@ def stream_add(self: StreamShard, old: Any, new: Any) -> None:
         if log is None:
             log = self.table.harsh_changes = harsh.ChangeLog()
         log.record(_item_key(item), old, time.monotonic(), lag)
+    _reindex(self.table, _item_key(new if new is not None else old), new)
     _moto_stream_add(self, old, new)
 
 
