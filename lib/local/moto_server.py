@@ -239,7 +239,10 @@ class _IndexBuckets:
         self.keys_by_value.setdefault(bucket, {})[key] = None
 
     def holders(self, table: Table, value: DynamoType) -> list[Any]:
-        found = (table.get_item(*key) for key in self.keys_by_value.get((value.type, value.value), ()))
+        # .get, not get_item: table.items is a defaultdict, and a lookup must not add a partition
+        found = (table.items.get(hash_key, {}).get(range_key) if table.range_key_attr
+                 else table.items.get(hash_key)
+                 for hash_key, range_key in self.keys_by_value.get((value.type, value.value), ()))
         return [item for item in found if item is not None]
 
 
