@@ -41,7 +41,7 @@ from pathlib import Path
 import sys
 import threading
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import moto
 import moto.dynamodb.models as ddb_models
@@ -207,6 +207,12 @@ def _page_candidates(table: Table, partition: dict, query_args: dict[str, Any]) 
     return [partition[k] for k in page]
 
 
+def _every_item(table: Table) -> Iterator[Any]:
+    """The table's items in no order (moto's all_items sorts them all first)."""
+    for partition in table.items.values():
+        yield from (partition.values() if table.range_key_attr else [partition])
+
+
 class _IndexBuckets:
     """For one table attribute that an index is keyed on: the keys of the items holding each
     value. Built on the first Query of an index on that attribute, then kept current from the
@@ -219,9 +225,8 @@ class _IndexBuckets:
         self.name = name
         self.keys_by_value: dict[tuple[str, Any], dict[tuple[Any, Any], None]] = {}
         self.value_by_key: dict[tuple[Any, Any], tuple[str, Any]] = {}
-        for partition in table.items.values():
-            for item in (partition.values() if table.range_key_attr else [partition]):
-                self.reindex(_item_key(item), item)
+        for item in _every_item(table):
+            self.reindex(_item_key(item), item)
 
     def reindex(self, key: tuple[Any, Any], item: Any) -> None:
         """`key` now holds `item` (None: nothing)."""
@@ -287,9 +292,7 @@ def query(self: Table, hash_key: DynamoType | None, *args: Any, **kwargs: Any) -
             matching = [item for item in buckets.holders(self, value)
                         if _same(item.attrs.get(name), value)]
         else:
-            matching = [item for partition in self.items.values()
-                        for item in (partition.values() if self.range_key_attr else [partition])
-                        if _same(item.attrs.get(name), value)]
+            matching = [item for item in _every_item(self) if _same(item.attrs.get(name), value)]
         # an eventually consistent index: as it was before the latest writes, when harsh
         lagged = harsh.lagging_view(getattr(self, "harsh_changes", None), matching, _item_key,
                                     _harsh.harshness.gsi_lag_ms / 1000)
