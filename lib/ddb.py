@@ -142,8 +142,19 @@ def header_item(message_group_uuid: str, participants: Iterable[str], created_at
             "created_at": created_at}
 
 
+def _epoch_now() -> int:
+    """The clock TTL reads: whole seconds since the epoch."""
+    return int(time.time())
+
+
 def _now() -> dict[str, dict[str, str]]:
-    return {":now": {"N": str(int(time.time()))}}
+    return {":now": {"N": str(_epoch_now())}}
+
+
+def expired(item: Mapping[str, Any]) -> bool:
+    """Whether TTL may delete the item by now: NOT_EXISTS's rule, read on an item in hand (an
+    item without expires_at never expires)."""
+    return TTL_ATTRIBUTE in item and int(item[TTL_ATTRIBUTE]) < _epoch_now()
 
 
 def layout_item() -> dict[str, Any]:

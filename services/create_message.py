@@ -177,7 +177,7 @@ class _Idempotency:
         if self.key is None or first not in taken.positions:
             return
         record = self.backend.ddb.get(self.key)
-        if record is None or int(record.get("expires_at", 0)) < time.time():
+        if record is None or layout.expired(record):
             return  # gone, or past its expiry (TTL deletes late): write afresh
         if record.get("fingerprint") != self.fingerprint:
             raise InvalidInput("idempotency_key_reused",

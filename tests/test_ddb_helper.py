@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -391,3 +392,22 @@ def test_seed_items_span_calendar_years_wherever_they_end():
         assert sks == sorted(sks) and len(set(sks)) == len(sks)
         assert len({sk[:4] for sk in sks}) > 1
         assert max(sks) <= layout.iso(end)
+
+
+def test_expiry_is_read_as_the_put_condition_reads_it(settings):
+    """An item past its expires_at counts as absent to put_new and to layout.expired alike; one
+    without expires_at never expires."""
+    import time
+
+    table = Ddb(settings)
+    key = {"pk": f"IDEM#{uuid.uuid4()}", "sk": "k"}
+    past, future = int(time.time()) - 60, int(time.time()) + 60
+    for held, free in (({}, False), ({"expires_at": future}, False), ({"expires_at": past}, True)):
+        table.put({**key, **held, "v": "old"})
+        assert layout.expired({**key, **held}) is free
+        if free:
+            table.put_new({**key, "v": "new"})
+            assert table.get(key)["v"] == "new"
+        else:
+            with pytest.raises(KeyTaken):
+                table.put_new({**key, "v": "new"})
