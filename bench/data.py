@@ -145,7 +145,7 @@ def conversation(a: dict[str, Any], b: dict[str, Any], count: int, start: dateti
                                     layout.iso(start + i * step)) for i in range(count)]
     last = messages[-1]
     return [
-        layout.header_item(group, [a["uuid"], b["uuid"]], messages[0]["sk"]),
+        layout.header_item(group, [a["uuid"], b["uuid"]], messages[0]["sk"], layout.profiles_of(a, b)),
         layout.group_row(a["uuid"], b, group, last["message"], last["sk"]),
         layout.group_row(b["uuid"], a, group, last["message"], last["sk"]),
         *messages,

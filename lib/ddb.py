@@ -11,11 +11,14 @@ carries its own copy of the few names it needs):
   message      pk MSG#<message_group_uuid>  sk <created time>
                message_uuid, message, and user_uuid/user_display_name/user_handle of the sender.
   group header pk GROUP#<message_group_uuid> sk GROUP
-               participants: the two user uuids. Written once, in the transaction that creates the
-               group: its conditional put is what makes two concurrent first messages create one
-               group, and a consistent GetItem of it answers "who may read or post here".
+               participants: the two user uuids; profiles: each one's display_name and handle;
+               first_message_uuid.
+               Written once, first of a group's items: its conditional put is what makes two
+               concurrent first messages create one group, and a consistent GetItem of it answers
+               "who may read or post here".
   idempotency  pk IDEM#<user uuid>           sk <Idempotency-Key>
-               response: the first result of a POST, kept for a day (attribute expires_at, TTL).
+               fingerprint of the request, and the message it made (group, uuid, created time),
+               written before that message; kept for a day (attribute expires_at, TTL).
   layout       pk META#layout                sk META
                version: 2 on a table whose every group has its header (made by this code, or
                brought there by bin/ddb/migrate).
@@ -137,9 +140,26 @@ def message_item(message_group_uuid: str, sender: Mapping[str, str], message: st
     }
 
 
-def header_item(message_group_uuid: str, participants: Iterable[str], created_at: str) -> dict:
-    return {**header_key(message_group_uuid), "participants": sorted(str(p) for p in participants),
+def header_item(message_group_uuid: str, participants: Iterable[str], created_at: str,
+                profiles: Mapping[str, Mapping[str, str]] | None = None,
+                first_message_uuid: str | None = None) -> dict:
+    """The group's header. `profiles` (user uuid -> display_name and handle) lets the stream
+    Lambda make a participant's row should the API stop before writing it; `first_message_uuid`
+    lets the request that creates the group tell its own header (found by the SDK's retry of a
+    put whose response was lost) from a concurrent creator's."""
+    item = {**header_key(message_group_uuid), "participants": sorted(str(p) for p in participants),
             "created_at": created_at}
+    if first_message_uuid:
+        item["first_message_uuid"] = first_message_uuid
+    if profiles:
+        item["profiles"] = {str(u): {"display_name": p["display_name"], "handle": p["handle"]}
+                            for u, p in profiles.items()}
+    return item
+
+
+def profiles_of(*users: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """header_item's `profiles` of users as the API holds them (uuid, display_name, handle)."""
+    return {str(u["uuid"]): {"display_name": u["display_name"], "handle": u["handle"]} for u in users}
 
 
 def _epoch_now() -> int:
@@ -430,14 +450,6 @@ class Ddb:
         self._call("put_item", TableName=self.table, Item=serialize(item),
                    ConditionExpression=NOT_EXISTS, ExpressionAttributeValues=_now(),
                    ReturnValuesOnConditionCheckFailure="ALL_OLD")
-
-    def put_all_new(self, items: list[Mapping[str, Any]]) -> None:
-        """Put all the items or none, each unless its key exists (one TransactWriteItems): else
-        KeyTaken naming the refused ones and what holds their keys, or WriteConflict."""
-        self._call("transact_write_items", TransactItems=[
-            {"Put": {"TableName": self.table, "Item": serialize(i), "ConditionExpression": NOT_EXISTS,
-                     "ExpressionAttributeValues": _now(), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
-            for i in items])
 
     def batch_write(self, items: Iterable[Mapping[str, Any]],
                     on_progress: Callable[[int], None] | None = None,

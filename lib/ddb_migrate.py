@@ -86,7 +86,12 @@ def plan(items: Iterable[dict[str, Any]]) -> Plan:
         last = max(canonical(row["sk"]) or row["sk"] for row in group_rows)
         if group not in headers:
             first = min(canonical(row["sk"]) or row["sk"] for row in group_rows)
-            result.headers.append(layout.header_item(group, owners, first))
+            # each row names the other participant: together, both participants' names
+            named = {row["user_uuid"]: row for row in group_rows
+                     if {"user_uuid", "user_display_name", "user_handle"} <= row.keys()}
+            profiles = ({u: {"display_name": r["user_display_name"], "handle": r["user_handle"]}
+                         for u, r in named.items()} if sorted(named) == owners else None)
+            result.headers.append(layout.header_item(group, owners, first, profiles))
         derived = layout.group_uuid_for(*owners)
         if derived != group and (derived not in latest_of_pair or last > latest_of_pair[derived][0]):
             latest_of_pair[derived] = (last, group)

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from botocore.exceptions import ClientError
 
 from lib import aws
 from lib import ddb as layout
@@ -242,13 +243,22 @@ def test_get_and_put_unless_the_key_exists(fresh_table):
     assert ddb.get(layout.header_key("g1")) == header
 
 
-def test_put_all_new_writes_all_or_names_the_keys_taken(fresh_table):
+def test_a_cancelled_transaction_is_key_taken_naming_the_refused_positions(fresh_table):
+    """The app writes no transaction any more, but translate() still reads one's cancellation
+    (an operator's script, or a future write, may make one)."""
     ddb = Ddb(fresh_table)
     a, b, c = ({"pk": "X#1", "sk": s} for s in ("a", "b", "c"))
-    ddb.put_all_new([a, b])
-    with pytest.raises(KeyTaken) as taken:
-        ddb.put_all_new([c, b])
-    assert taken.value.positions == {1}
+    ddb.put(b)
+
+    def put(item):
+        return {"Put": {"TableName": ddb.table, "Item": layout.serialize(item),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+    with pytest.raises(ClientError) as cancelled:
+        ddb.client.transact_write_items(TransactItems=[put(c), put(b)])
+    taken = layout.translate(cancelled.value)
+    assert isinstance(taken, KeyTaken)
+    assert (taken.positions, taken.held) == ({1}, {1: b})
     assert ddb.get({"pk": "X#1", "sk": "c"}) is None, "nothing of a refused transaction is written"
 
 

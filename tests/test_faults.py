@@ -129,7 +129,9 @@ def test_transient_dynamodb_errors_are_retried(faulty, settings, status, code):
     response = app.test_client().post("/api/messages", headers=auth,
                                       json={"message": "through the storm", "handle": "londo"})
     assert response.status_code == 200, response.json
-    assert len(sent) == 3  # two injected failures, then the real write (the third attempt)
+    # two injected failures, then the real header put (the third attempt), then the message and
+    # the two group rows
+    assert len(sent) == 6 and set(sent) == {"DynamoDB_20120810.PutItem"}
     group = response.json["message_group_uuid"]
     assert [m["message"] for m in backend.ddb.messages_page(group, 10).items] == ["through the storm"]
 
@@ -164,29 +166,86 @@ def test_persistent_dynamodb_errors_are_503_and_leave_nothing(faulty, settings, 
     assert _items(backend) == []
 
 
-def test_throttled_transaction_is_503_not_500(faulty, settings):
-    """A TransactWriteItems cancelled for throttling (not a condition) is 'try again'."""
-    app, backend = faulty
+def throttle_puts(client, refuse) -> list[str]:
+    """Every PutItem whose item's pk `refuse` accepts is throttled (as after botocore's retries);
+    returns the pks of the PutItems sent."""
     from botocore.awsrequest import AWSResponse
 
-    def cancelled(request, **_):
-        if request.headers.get("X-Amz-Target", b"").endswith(b"TransactWriteItems"):
-            body = json.dumps({
-                "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
-                "message": "Transaction cancelled",
-                "CancellationReasons": [{"Code": "ThrottlingError"}, {"Code": "None"},
-                                        {"Code": "None"}, {"Code": "None"}],
-            }).encode()
-            return AWSResponse(request.url, 400, {}, _Raw(body))
+    puts: list[str] = []
+
+    def answer(request, **_):
+        if request.headers.get("X-Amz-Target", b"").endswith(b"PutItem"):
+            puts.append(json.loads(request.body)["Item"]["pk"]["S"])
+            if refuse(puts[-1]):
+                body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                                   "message": "injected"}).encode()
+                return AWSResponse(request.url, 400, {}, _Raw(body))
         return None
 
-    backend.ddb.client.meta.events.register_first("before-send.dynamodb", cancelled)
+    client.meta.events.register_first("before-send.dynamodb", answer, unique_id="throttle_puts")
+    return puts
+
+
+def test_a_retry_after_the_idempotency_record_writes_the_recorded_message(faulty, settings):
+    """The record of an Idempotency-Key is written before its message. A request stopped between
+    the two (the message refused): its retry writes that very message (the record's uuid and
+    time), once, and a further retry replays it."""
+    app, backend = faulty
+    client = app.test_client()
     auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}"}
-    response = app.test_client().post("/api/messages", headers=auth,
-                                      json={"message": "hello", "handle": "londo"})
-    assert response.status_code == 503
-    assert response.json == ["store_unavailable"]
-    assert _items(backend) == []
+    group = client.post("/api/messages", headers=auth, json={"message": "hi", "handle": "londo"}).json[
+        "message_group_uuid"]
+    headers = {**auth, "Idempotency-Key": "cut-short"}
+    body = {"message": "once", "message_group_uuid": group}
+
+    throttle_puts(backend.ddb.client, lambda pk: pk.startswith(layout.MESSAGE_PREFIX))
+    assert client.post("/api/messages", headers=headers, json=body).status_code == 503
+    backend.ddb.client.meta.events.unregister("before-send.dynamodb", unique_id="throttle_puts")
+    [record] = [i for i in _items(backend) if i["pk"].startswith(layout.IDEMPOTENCY_PREFIX)]
+
+    retried = client.post("/api/messages", headers=headers, json=body)
+    assert retried.status_code == 200
+    assert (retried.json["uuid"], retried.json["created_at"]) == (record["message_uuid"], record["created_at"])
+    assert client.post("/api/messages", headers=headers, json=body).json == retried.json
+    stored = [m["message"] for m in backend.ddb.messages_page(group, 10).items]
+    assert stored == ["once", "hi"]
+    assert backend.ddb.group_rows(group) and all(
+        "message" in row for row in backend.ddb.group_rows(group)), "only group rows are in the index"
+
+
+def test_a_first_message_cut_short_after_its_header_is_503_and_its_retry_completes_it(faulty, settings):
+    """A first message writes the header, the message, then the rows (plain writes, no
+    transaction). The store refuses every write after the header: the client is told to try
+    again, only the header is stored (nobody sees a conversation yet), and the retry finds the
+    header and completes the conversation, with one row per participant."""
+    app, backend = faulty
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}"}
+    body = {"message": "hello", "handle": "londo"}
+    throttle_puts(backend.ddb.client, lambda pk: not pk.startswith(layout.HEADER_PREFIX))
+    response = client.post("/api/messages", headers=auth, json=body)
+    assert response.status_code == 503 and response.json == ["store_unavailable"]
+    assert [i["pk"][:6] for i in _items(backend)] == [layout.HEADER_PREFIX]
+    assert client.get("/api/message_groups", headers=auth).json == []
+
+    backend.ddb.client.meta.events.unregister("before-send.dynamodb", unique_id="throttle_puts")
+    retried = client.post("/api/messages", headers=auth, json=body)
+    assert retried.status_code == 200, retried.json
+    group = retried.json["message_group_uuid"]
+    assert [m["message"] for m in backend.ddb.messages_page(group, 10).items] == ["hello"]
+    # the retry found the header taken: a message into the group, whose rows the stream Lambda
+    # makes from the header (the API does not look for them)
+    from lib.local.stream_worker import load_lambda
+    stream = load_lambda()
+    stream.reset()
+    message = backend.ddb.messages_page(group, 1).items[0]
+    config = stream.Config(table=backend.ddb.table, move_attempts=2)
+    own = layout.Ddb(backend.settings).client
+    assert stream.apply_message(own, config, stream.NewMessage(
+        group=group, sk=message["sk"], text=message["message"], message_uuid=message["message_uuid"],
+        sender=message["user_uuid"])) == "moved"
+    listing = client.get("/api/message_groups", headers=auth).json
+    assert [(g["uuid"], g["message"], g["handle"]) for g in listing] == [(group, "hello", "londo")]
 
 
 def test_body_over_64_kib_is_413_before_parsing(faulty, settings):

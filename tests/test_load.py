@@ -143,18 +143,24 @@ def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_pat
             if group not in newest or reply["created_at"] > newest[group]["created_at"]:
                 newest[group] = reply
 
-        def rows_current() -> bool:
+        def behind() -> dict[str, tuple[dict, list[dict]]]:
+            """The groups whose rows are not exactly two at the newest message."""
+            wrong = {}
             for group, last in newest.items():
                 rows = ddb.group_rows(group)
                 if len(rows) != 2 or any(r["sk"] != last["created_at"] or r["message"] != last["message"]
                                          for r in rows):
-                    return False
-            return True
+                    wrong[group] = (last, rows)
+            return wrong
 
         deadline = time.monotonic() + 60
-        while not rows_current() and time.monotonic() < deadline:
+        while behind() and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert rows_current()
+        wrong = behind()
+        assert not wrong, "\n".join(
+            f"{group}: newest {last['created_at']} {last['message']!r}, rows "
+            f"{[(r['pk'][:12], r['sk'], r['message']) for r in rows]}"
+            for group, (last, rows) in wrong.items())
         for h in HANDLES:
             rows = ddb.groups_page(users[h]["uuid"], 100).items
             assert len(rows) == len({r["message_group_uuid"] for r in rows})

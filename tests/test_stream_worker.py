@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from lib import aws
 from lib import ddb as layout
-from lib.ddb import Ddb, KeyTaken
+from lib.ddb import Ddb
 from lib.local import Stack, start_stream_worker
 from lib.local.stream_worker import (SHARD_END, Checkpoints, StreamWorker, failed_position,
                                      lambda_environment, load_lambda)
@@ -161,9 +161,10 @@ def test_records_after_a_cancelled_transaction_are_not_missed(fresh_table, chat,
     worker = StreamWorker(fresh_table, recorder, tmp_path / "cp.json", batch_size=2)
     worker.poll_once()
     assert worker.shards and next(iter(worker.shards.values())).iterator, "holds an iterator"
-    header = layout.header_item(chat.group, [chat.a["uuid"], chat.b["uuid"]], at(0))
-    with pytest.raises(KeyTaken):  # the header exists: the transaction is cancelled
-        chat.table.put_all_new([header])
+    header = layout.serialize(layout.header_item(chat.group, [chat.a["uuid"], chat.b["uuid"]], at(0)))
+    with pytest.raises(ClientError, match="TransactionCanceled"):  # the header exists
+        chat.table.client.transact_write_items(TransactItems=[{"Put": {
+            "TableName": chat.table.table, "Item": header, "ConditionExpression": "attribute_not_exists(pk)"}}])
     new = chat.send("after the cancelled transaction", at(30))
     wait_until(lambda: chat.shows(new), worker.poll_once)
 
@@ -193,7 +194,7 @@ def test_a_restarted_worker_neither_skips_nor_repeats_records(fresh_table, chat,
 
 
 class FailOnce:
-    """A client whose first TransactWriteItems for `group` fails."""
+    """A client whose first PutItem of a row of `group` fails."""
 
     def __init__(self, client, group: str):
         self.client, self.group, self.failed = client, group, False
@@ -201,14 +202,13 @@ class FailOnce:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
-    def transact_write_items(self, **params: Any) -> Any:
-        groups = {op["Delete"]["ExpressionAttributeValues"][":g"]["S"]
-                  for op in params["TransactItems"] if "Delete" in op}
-        if not self.failed and self.group in groups:
+    def put_item(self, **params: Any) -> Any:
+        group = params["Item"].get("message_group_uuid", {}).get("S")
+        if not self.failed and group == self.group:
             self.failed = True
             raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}},
-                              "TransactWriteItems")
-        return self.client.transact_write_items(**params)
+                              "PutItem")
+        return self.client.put_item(**params)
 
 
 def test_a_failed_record_is_retried_from_itself(fresh_table, stream_lambda, lambda_client, tmp_path):

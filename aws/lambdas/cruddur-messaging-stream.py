@@ -12,23 +12,34 @@ boto3 and the standard library, so it carries its own copy of the few layout nam
 Per batch, only INSERTs of messages count, and per group only the newest one: a group row's sk is
 the time of its last message, so applying the newest message makes every older one of the batch
 moot. For each such group: who its participants are (the group's header item, GROUP#<uuid>, read
-consistently once and cached: it never changes), one Query of the GSI for its rows, then one
-TransactWriteItems that,
-for every row older than the message, deletes the row (it must still exist) and puts it at the
-new sk with the new text (that key must be free). Rows already at or past the message are left
-alone, so older, duplicate and replayed events never overwrite a newer state, and since each move
-is a delete and a put in one transaction a participant never has two rows. Normal case: two
-DynamoDB calls per group per batch, however many messages the batch holds (three the first time
-a container meets a group).
+consistently once and cached: it never changes), one Query of the GSI for its rows, then, for
+each participant whose row is older than the message, a put of the row at the message's time
+(its key must be free) and the delete of the old row (it must still be this group's). Rows
+already at or past the message are left alone, so older, duplicate and replayed events never
+overwrite a newer state. Normal case: one Query and four plain writes per group per batch,
+however many messages the batch holds (and the header, the first time a container meets a
+group). No transaction: a transaction's writes cost twice the capacity of plain ones.
+
+Plain writes in this order are safe because every state between them is one a reader and the
+next attempt understand:
+- after the put, before the delete, a participant has two rows of the group: lists keep the
+  newest of a group's rows (services/message_groups.py), and the next move, or the retry of this
+  record, deletes the older one;
+- a delete that finds its row gone means someone else moved it since our read (a concurrent or
+  replayed record, with the index showing a row that had moved) or our own delete's response was
+  lost: the participant's rows are then read from the table itself and all but the newest
+  deleted, so a stale put never survives it;
+- a row the index does not show is looked for in the table after a pause; a participant with
+  no row at all (the API stopped between the message and the rows) gets one, made from the
+  header's copy of the participants' names.
 
 The GSI is eventually consistent: it may not yet show a row just written, or still show one just
 moved. So it is trusted only where that is safe. A row it shows at or past the message is at
 least that far in the table (rows only move forward, and the index only lags). A row it shows
-that has moved makes the transaction's conditions fail, and the group is read again. A participant
-whose row it does not show at all makes the group "behind": read again after a pause, and if it is
-still behind, the record is reported failed, to be retried; it is never reported done. Groups
-written before there were header items (the bootcamp's week-5 backend) have exactly two
-participants, each with a row: the index must show both.
+that has moved makes the delete's condition fail, and the table is read. Groups written before
+there were header items (the bootcamp's week-5 backend) have exactly two participants, each with
+a row: the index must show both, and until it does the record is reported failed, to be retried;
+it is never reported done.
 
 A participant's rows share one partition, so two of their conversations whose last messages carry
 the same microsecond would need the same key. When the put finds its key held by another
@@ -63,10 +74,8 @@ MESSAGE_PREFIX = "MSG#"
 GROUP_PREFIX = "GRP#"
 HEADER_PREFIX = "GROUP#"
 HEADER_SK = "GROUP"
-# How many groups' participants a container remembers (they never change).
-PARTICIPANTS_CACHE_SIZE = 10_000
-# Cancellation reasons that mean "someone else moved these rows meanwhile": re-read and retry.
-RACE_REASONS = {"ConditionalCheckFailed", "TransactionConflict"}
+# How many groups' headers a container remembers (they never change).
+HEADER_CACHE_SIZE = 10_000
 
 
 # -- logging: one JSON object per line -------------------------------------------------------
@@ -238,15 +247,28 @@ def handle_event(event: Mapping[str, Any], client: Any, config: Config,
 
 
 # -- one group -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Header:
+    """What a group's header item tells: its participants' pks (GRP#<uuid>), the fixed part of
+    each one's row (the other participant's uuid and names) when the header carries the
+    participants' profiles, and when the group began (no row of it is older)."""
+    owners: frozenset[str]
+    rows: Mapping[str, Mapping[str, Any]]
+    created_at: str
+
+
+class Unsettled(RuntimeError):
+    """The group's rows kept changing under us: try the record again later."""
+
+
 def apply_message(client: Any, config: Config, message: NewMessage) -> str:
-    """Move the group's rows that are older than `message` to it. Returns "moved", "current"
-    (nothing was older) or "no-rows" (not a conversation: no header, and no row anywhere).
-    Raises when it cannot (after `move_attempts` tries), IndexBehind among others."""
-    shifts: dict[str, int] = {}  # owner pk -> microseconds past message.sk (key collisions)
-    owners = expected_owners(client, config, message.group)
+    """Bring each participant's row of the group to `message`. Returns "moved" (something was
+    written), "current" (every row was at or past it already) or "no-rows" (not a conversation:
+    no header, and no row anywhere). Raises when it cannot, IndexBehind among others."""
+    header = group_header(client, config, message.group)
     for attempt in range(1, config.move_attempts + 1):
         try:
-            rows = visible_rows(client, config, message, owners)
+            by_owner = current_rows(client, config, message, header, settled=attempt > 1)
         except IndexBehind as behind:
             if attempt == config.move_attempts:
                 raise
@@ -254,94 +276,179 @@ def apply_message(client: Any, config: Config, message: NewMessage) -> str:
                  attempt=attempt, reason=str(behind))
             time.sleep(random.uniform(0.05, 0.1 * 2 ** attempt))
             continue
-        if rows is None:
+        if by_owner is None:
             _log(logging.WARNING, "not a conversation: no header and no rows",
                  message_group_uuid=message.group, sk=message.sk)
             return "no-rows"
-        operations = plan_moves(config.table, rows, message, shifts)
-        if not operations:
-            return "current"
-        try:
-            client.transact_write_items(TransactItems=operations)
-            return "moved"
-        except ClientError as error:
-            if attempt == config.move_attempts:
-                raise
-            taken = _keys_held_by_other_groups(error, operations, message.group)
-            if taken:
-                for owner in taken:
-                    shifts[owner] = shifts.get(owner, 0) + 1
-                _log(logging.INFO, "row key held by another conversation, one microsecond later",
-                     message_group_uuid=message.group, sk=message.sk, owners=sorted(taken))
-                continue
-            if not _is_race(error):
-                raise
-            # A concurrent mover got there first (or the GSI, which is eventually consistent,
-            # showed a row that had just moved): read again and redo the plan.
-            _log(logging.INFO, "group moved concurrently, retrying", message_group_uuid=message.group,
-                 attempt=attempt, reasons=_reason_codes(error))
-            time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
+        moved = False
+        for owner, rows in by_owner.items():
+            moved |= bring_up(client, config, message, owner, rows, header)
+        return "moved" if moved else "current"
     raise AssertionError("unreachable")
 
 
-_participants: "OrderedDict[str, frozenset[str]]" = OrderedDict()
+_headers: "OrderedDict[str, Header]" = OrderedDict()
 
 
-def expected_owners(client: Any, config: Config, group: str) -> frozenset[str] | None:
-    """The pks (GRP#<user uuid>) of the group's participants, from its header item (a consistent
-    read, then remembered: participants never change); None when the group has no header (one
-    written by the bootcamp's week-5 backend, or not a conversation at all)."""
-    if group in _participants:
-        _participants.move_to_end(group)
-        return _participants[group]
+def group_header(client: Any, config: Config, group: str) -> Header | None:
+    """The group's header (a consistent read, then remembered: it never changes); None when the
+    group has none (one written by the bootcamp's week-5 backend, or not a conversation)."""
+    if group in _headers:
+        _headers.move_to_end(group)
+        return _headers[group]
     item = client.get_item(TableName=config.table, ConsistentRead=True,
                            Key={"pk": {"S": f"{HEADER_PREFIX}{group}"}, "sk": {"S": HEADER_SK}},
-                           ProjectionExpression="participants").get("Item")
+                           ProjectionExpression="participants, profiles, created_at").get("Item")
     if item is None:
         return None
-    owners = frozenset(f"{GROUP_PREFIX}{p['S']}" for p in item["participants"]["L"])
-    _participants[group] = owners
-    while len(_participants) > PARTICIPANTS_CACHE_SIZE:
-        _participants.popitem(last=False)
-    return owners
+    people = [p["S"] for p in item["participants"]["L"]]
+    profiles = item.get("profiles", {}).get("M", {})
+    rows: dict[str, dict[str, Any]] = {}
+    if len(people) == 2 and all(p in profiles for p in people):
+        for me, other in (people, people[::-1]):
+            names = profiles[other]["M"]
+            rows[f"{GROUP_PREFIX}{me}"] = {
+                "pk": {"S": f"{GROUP_PREFIX}{me}"}, "message_group_uuid": {"S": group},
+                "user_uuid": {"S": other}, "user_display_name": names["display_name"],
+                "user_handle": names["handle"]}
+    header = Header(owners=frozenset(f"{GROUP_PREFIX}{p}" for p in people), rows=rows,
+                    created_at=item.get("created_at", {}).get("S", ""))
+    _headers[group] = header
+    while len(_headers) > HEADER_CACHE_SIZE:
+        _headers.popitem(last=False)
+    return header
 
 
-def visible_rows(client: Any, config: Config, message: NewMessage,
-                 owners: frozenset[str] | None) -> list[dict[str, Any]] | None:
-    """The group's rows as the GSI shows them, once it shows one for every participant; None when
-    there is no conversation to update. IndexBehind while a participant's row is not shown."""
-    rows = group_rows(client, config, message.group)
-    shown = {row["pk"]["S"] for row in rows}
-    if owners is not None:
-        missing = owners - shown
-        if missing:
-            raise IndexBehind(f"no row shown for {len(missing)} of {len(owners)} participants")
-        return [row for row in rows if row["pk"]["S"] in owners]
-    if len(shown) >= 2:
-        return rows  # a week-5 group: its two participants' rows
-    if not shown and not has_row(client, config, message.sender, message.group):
-        return None
-    raise IndexBehind(f"a group without a header shows {len(shown)} of its 2 rows")
+def current_rows(client: Any, config: Config, message: NewMessage, header: Header | None,
+                 settled: bool) -> dict[str, list[dict[str, Any]]] | None:
+    """Each participant's rows of the group, oldest first: as the GSI shows them, and for a
+    participant it shows none, once `settled` (after a pause), as the table holds them (a
+    consistent read; an empty list when the row was never made and the header says how to make
+    it). None when there is no conversation to update. IndexBehind while not settled."""
+    by_owner: dict[str, list[dict[str, Any]]] = {}
+    for row in group_rows(client, config, message.group):
+        by_owner.setdefault(row["pk"]["S"], []).append(row)
+    if header is None:  # a week-5 group: its two rows' owners are its participants
+        if len(by_owner) >= 2:
+            return _oldest_first(by_owner)
+        if not by_owner and not has_row(client, config, message.sender, message.group):
+            return None
+        raise IndexBehind(f"a group without a header shows {len(by_owner)} of its 2 rows")
+    by_owner = {owner: rows for owner, rows in by_owner.items() if owner in header.owners}
+    missing = header.owners - by_owner.keys()
+    if missing and not settled:
+        raise IndexBehind(f"no row shown for {len(missing)} of {len(header.owners)} participants")
+    for owner in missing:
+        rows = owner_rows(client, config, owner, message.group, header.created_at)
+        if not rows and owner not in header.rows:
+            raise IndexBehind("a participant has no row, and the header cannot make one")
+        by_owner[owner] = rows
+    return _oldest_first(by_owner)
+
+
+def _oldest_first(by_owner: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    return {owner: sorted(rows, key=lambda row: row["sk"]["S"]) for owner, rows in by_owner.items()}
+
+
+def bring_up(client: Any, config: Config, message: NewMessage, owner: str,
+             rows: list[dict[str, Any]], header: Header | None) -> bool:
+    """One participant's step, in the order that is safe without a transaction: first the row
+    at the message (a conditional put: its key must be free), then the delete of every older row
+    of theirs (conditional: it must still be this group's). Between the two the participant has
+    two rows of the group; readers keep the newest. A delete that finds its row gone means
+    someone else moved it meanwhile (or our own delete's response was lost): `reconcile` then
+    reads the participant's rows from the table and keeps only the newest. True when it wrote."""
+    latest = rows[-1] if rows else None
+    if latest is not None and latest["sk"]["S"] >= message.sk:
+        older = rows[:-1]  # leftovers of an interrupted move, if any
+        wrote = False
+    else:
+        base = latest if latest is not None else header.rows[owner]  # type: ignore[union-attr]
+        put_row(client, config, message, owner, base)
+        older, wrote = rows, True
+    for row in older:
+        if not delete_row(client, config, message.group, row):
+            reconcile(client, config, message.group, owner, rows[0]["sk"]["S"])
+            return True
+        wrote = True
+    return wrote
+
+
+def put_row(client: Any, config: Config, message: NewMessage, owner: str,
+            base: Mapping[str, Any]) -> None:
+    """The participant's row at the message, unless it is there already. A participant's rows
+    share one partition, so two of their conversations whose last messages carry the same
+    microsecond would need the same key: when another conversation's row holds it, this one goes
+    a microsecond later (keys stay unique, the list keeps its order)."""
+    for shift in range(config.move_attempts * 4):
+        row = {**base, "sk": {"S": later(message.sk, shift)}, "message": {"S": message.text}}
+        try:
+            client.put_item(TableName=config.table, Item=row,
+                            ConditionExpression="attribute_not_exists(pk)",
+                            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            return
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            held = (error.response.get("Item") or {}).get("message_group_uuid", {}).get("S")
+            if held is None or held == message.group:
+                return  # already there: a duplicate record, a concurrent mover, or our own retry
+            _log(logging.INFO, "row key held by another conversation, one microsecond later",
+                 message_group_uuid=message.group, sk=message.sk, owner=owner)
+    raise Unsettled(f"no free key for {owner} near {message.sk}")
+
+
+def delete_row(client: Any, config: Config, group: str, row: Mapping[str, Any]) -> bool:
+    """Delete one of the group's rows; False when it is no longer there (or no longer this
+    group's: another conversation's row may hold its key by now)."""
+    try:
+        client.delete_item(TableName=config.table, Key={"pk": row["pk"], "sk": row["sk"]},
+                           ConditionExpression="attribute_exists(pk) AND message_group_uuid = :g",
+                           ExpressionAttributeValues={":g": {"S": group}})
+        return True
+    except ClientError as error:
+        if _code(error) != "ConditionalCheckFailedException":
+            raise
+        return False
+
+
+def reconcile(client: Any, config: Config, group: str, owner: str, since: str) -> None:
+    """The participant's rows of the group from `since` on, read from the table (consistently),
+    down to the newest one. What a stale index read, a concurrent mover or a lost response
+    leaves behind is put right here, never by guessing from the index."""
+    rows = owner_rows(client, config, owner, group, since)
+    for row in rows[:-1]:
+        delete_row(client, config, group, row)
+    _log(logging.INFO, "rows read again from the table", message_group_uuid=group, owner=owner,
+         rows=len(rows))
+
+
+def owner_rows(client: Any, config: Config, owner: str, group: str,
+               since: str = "") -> list[dict[str, Any]]:
+    """The participant's rows of the group with sk >= `since`, oldest first, from the table
+    itself (consistently). Reads their partition from that time on: only for the rare cases the
+    index cannot settle."""
+    condition, values = "pk = :pk", {":pk": {"S": owner}, ":g": {"S": group}}
+    if since:
+        condition += " AND sk >= :since"
+        values[":since"] = {"S": since}
+    kwargs: dict[str, Any] = {
+        "TableName": config.table, "ConsistentRead": True, "KeyConditionExpression": condition,
+        "FilterExpression": "message_group_uuid = :g", "ExpressionAttributeValues": values,
+    }
+    rows: list[dict[str, Any]] = []
+    while True:
+        response = client.query(**kwargs)
+        rows.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return rows
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def has_row(client: Any, config: Config, user: str, group: str) -> bool:
     """Whether `user` has a row for `group`, read from the table itself (consistently): the rare
     check of a group that has neither a header nor a row in the index."""
-    if not user:
-        return False
-    kwargs: dict[str, Any] = {
-        "TableName": config.table, "ConsistentRead": True,
-        "KeyConditionExpression": "pk = :pk", "FilterExpression": "message_group_uuid = :g",
-        "ExpressionAttributeValues": {":pk": {"S": f"{GROUP_PREFIX}{user}"}, ":g": {"S": group}},
-        "ProjectionExpression": "pk",
-    }
-    while True:
-        response = client.query(**kwargs)
-        if response.get("Items"):
-            return True
-        if "LastEvaluatedKey" not in response:
-            return False
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return bool(user) and bool(owner_rows(client, config, f"{GROUP_PREFIX}{user}", group))
 
 
 def group_rows(client: Any, config: Config, group: str) -> list[dict[str, Any]]:
@@ -360,45 +467,6 @@ def group_rows(client: Any, config: Config, group: str) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def plan_moves(table: str, rows: list[dict[str, Any]], message: NewMessage,
-               shifts: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
-    """TransactWriteItems operations that bring every participant's row to `message`.
-
-    Each participant (pk) should have exactly one row. Their newest row is moved when older than
-    the message; any other row of theirs is a leftover and is deleted, so a participant ends with
-    one row whatever state was found. `shifts` puts a participant's new row that many
-    microseconds after the message, when its exact key is held by another conversation."""
-    shifts = shifts or {}
-    by_owner: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_owner.setdefault(row["pk"]["S"], []).append(row)
-    operations: list[dict[str, Any]] = []
-    for owner, owned in by_owner.items():
-        owned.sort(key=lambda row: row["sk"]["S"])
-        latest, leftovers = owned[-1], owned[:-1]
-        if latest["sk"]["S"] < message.sk:
-            leftovers.append(latest)
-            sk = later(message.sk, shifts.get(owner, 0))
-            moved = {**latest, "sk": {"S": sk}, "message": {"S": message.text}}
-            operations.append({"Put": {
-                "TableName": table, "Item": moved,
-                # the new key must be free: if it is not, someone already put this row there,
-                # or (seen in the item returned) another conversation of this owner holds it
-                "ConditionExpression": "attribute_not_exists(pk)",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-            }})
-        for row in leftovers:
-            operations.append({"Delete": {
-                "TableName": table,
-                "Key": {"pk": row["pk"], "sk": row["sk"]},
-                # the row must still be there, and still be this group's: otherwise someone else
-                # moved it since our read, and our plan is stale
-                "ConditionExpression": "attribute_exists(pk) AND message_group_uuid = :g",
-                "ExpressionAttributeValues": {":g": {"S": message.group}},
-            }})
-    return operations
-
-
 def later(sk: str, microseconds: int) -> str:
     """`sk` (ISO-8601 with microseconds) moved on by `microseconds`, in the same format."""
     if not microseconds:
@@ -407,25 +475,5 @@ def later(sk: str, microseconds: int) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def _keys_held_by_other_groups(error: ClientError, operations: list[dict[str, Any]],
-                               group: str) -> set[str]:
-    """Owners whose put was refused because another conversation's row holds that key."""
-    reasons = error.response.get("CancellationReasons") or []
-    owners: set[str] = set()
-    for operation, reason in zip(operations, reasons):
-        held_by = (reason.get("Item") or {}).get("message_group_uuid", {}).get("S")
-        if ("Put" in operation and reason.get("Code") == "ConditionalCheckFailed"
-                and held_by is not None and held_by != group):
-            owners.add(operation["Put"]["Item"]["pk"]["S"])
-    return owners
-
-
-def _reason_codes(error: ClientError) -> list[str]:
-    return [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
-
-
-def _is_race(error: ClientError) -> bool:
-    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    codes = {c for c in _reason_codes(error) if c != "None"}
-    return bool(codes) and codes <= RACE_REASONS
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")

@@ -78,7 +78,7 @@ def seed_items(users: dict[str, dict[str, Any]], conversation: list[tuple[str, s
                 for i, (h, text) in enumerate(conversation)]
     last = messages[-1]
     return [
-        layout.header_item(group, [a["uuid"], b["uuid"]], messages[0]["sk"]),
+        layout.header_item(group, [a["uuid"], b["uuid"]], messages[0]["sk"], layout.profiles_of(a, b)),
         layout.group_row(a["uuid"], b, group, last["message"], last["sk"]),
         layout.group_row(b["uuid"], a, group, last["message"], last["sk"]),
         *messages,
