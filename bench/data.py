@@ -48,8 +48,7 @@ class Sizes:
     new_pairs: int        # first messages between users with no group yet (C, first creation)
 
 
-# moto copies the whole table for every operation of a transaction, so first messages (one
-# four-operation transaction each) take seconds on the full data set: only a few are measured.
+# A few first messages (pattern C creating a conversation): each needs a pair without one.
 FULL = Sizes(cruds=10_000, partners=1000, cognito_users=120, big_messages=10_000, small_messages=10,
              senders=16, new_pairs=4)
 QUICK = Sizes(cruds=300, partners=30, cognito_users=12, big_messages=300, small_messages=10,

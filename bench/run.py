@@ -42,7 +42,7 @@ from lib import ddb as layout
 from lib.local import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
-from bench import report, stream
+from bench import capacity, report, stream
 from bench.data import BIG, DataSet, handle
 from bench.load import LoadResult, Operation, run_load
 from bench.stack import WEB_WORKERS, BenchStack
@@ -55,6 +55,7 @@ NOT_EXISTS = "attribute_not_exists(pk)"
 API_TIMEOUT = 60  # seconds; moto's Query takes seconds at concurrency 8 on the full data set
 SLICES = 3  # API and store alternate this many times per row
 GROWTH_LIMIT = 10  # the small group has ten messages: compare pages of ten
+CAPACITY_USERS = 24  # one user, and 23 partners: a page of 20 conversations and then some
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,18 @@ class Ops:
         self.url = url
         self.ds = ds
         self.auth = {h: {"Authorization": f"Bearer {t}"} for h, t in tokens.items()}
+        # CPU seconds spent in the direct boto3 calls (the calling thread's own), and their count
+        self.store_cpu = [0.0, 0]
+        self._cpu_lock = threading.Lock()
+
+    def _timed(self, call: Callable[[], Any]) -> None:
+        """Make a store call, adding the CPU time its thread spent in it to `store_cpu`."""
+        start = time.thread_time()
+        call()
+        spent = time.thread_time() - start
+        with self._cpu_lock:
+            self.store_cpu[0] += spent
+            self.store_cpu[1] += 1
 
     def api(self, pattern: str, thread: int) -> Operation:
         session = requests.Session()
@@ -136,14 +149,14 @@ class Ops:
         return set(self.ds.senders)
 
     def store(self, pattern: str, thread: int) -> Operation:
-        client = aws.client(self.settings, "dynamodb")
+        client = bare_client(self.settings)
         table, ds = self.settings.ddb_table, self.ds
         if pattern in ("A", "B"):
             pk = layout.message_pk(ds.big_group) if pattern == "A" else layout.group_pk(ds.users[BIG]["uuid"])
             query = {"TableName": table, "KeyConditionExpression": "pk = :pk",
                      "ExpressionAttributeValues": {":pk": {"S": pk}},
                      "ScanIndexForward": False, "Limit": 21}
-            return lambda i: client.query(**query)
+            return lambda i: self._timed(lambda: client.query(**query))
         if pattern in ("C", "D"):
             senders = ds.senders
             groups = {s: ds.group_with_big(s) for s in senders}
@@ -152,10 +165,23 @@ class Ops:
                 sender = senders[i % len(senders)]
                 item = layout.message_item(groups[sender], ds.users[sender],
                                            f"bench store {pattern} {i}", layout.now_iso())
-                client.put_item(TableName=table, Item=layout.serialize(item),
-                                ConditionExpression=NOT_EXISTS)
+                wire = layout.serialize(item)
+                self._timed(lambda: client.put_item(TableName=table, Item=wire,
+                                                    ConditionExpression=NOT_EXISTS))
             return op
         raise ValueError(pattern)
+
+
+def bare_client(settings: Settings) -> Any:
+    """A DynamoDB client as boto3 makes it by default (the yardstick: "boto3's own" CPU), at the
+    local store, its requests counted for the run's figures."""
+    import boto3
+
+    client = boto3.session.Session().client(
+        "dynamodb", region_name=settings.aws_region, endpoint_url=settings.endpoint_for("dynamodb"),
+        **{k.lower(): v for k, v in aws.local_credentials({}).items()})
+    client.meta.events.register("before-send", lambda **_: metrics.count("dynamodb_requests"))
+    return client
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -202,7 +228,7 @@ class Bench:
         if pattern == "C":
             # A pair's conversation is known to a server once anything of it went through; here a
             # message into it (pattern D). Otherwise the first C of each pair would find out with
-            # a (cancelled) transaction.
+            # a refused put of the group's header.
             self.warm([ops.api("D", 0)], len(ops.ds.senders))
         api_workers = [ops.api(pattern, t) for t in range(concurrency)]
         store_workers = [ops.store(pattern, t) for t in range(concurrency)]
@@ -212,6 +238,7 @@ class Bench:
         seconds = self.plan.max_seconds / SLICES
         api_parts, store_parts = [], []
         store_requests = -metrics.snapshot().get("dynamodb_requests", 0)
+        ops.store_cpu = [0.0, 0]
         before = self.stack.metrics()
         window = time.monotonic()
         for _ in range(SLICES):
@@ -225,6 +252,10 @@ class Bench:
         for what, result in (("api", api), ("store", store)):
             if result.errors:
                 say(f"{pattern} x{concurrency} {what}: {result.errors} errors, first: {result.first_error}")
+        # CPU per request of the server (its one worker, idle during the store slices) and of
+        # the same boto3 call made directly
+        server_cpu = delta.get("cpu_us", 0) / 1000 / max(1, api.requests + api.errors)
+        store_cpu = ops.store_cpu[0] * 1000 / max(1, ops.store_cpu[1])
         row = {
             "pattern": pattern,
             "concurrency": concurrency,
@@ -236,6 +267,9 @@ class Bench:
             "ddb_calls_per_request": per_request(delta, "dynamodb_calls", api),
             "pg_queries_per_request": per_request(delta, "pg_queries", api),
             "jwks_fetches_per_request": per_request(delta, "jwks_fetches", api),
+            "server_cpu_ms": round(server_cpu, 3),
+            "boto3_cpu_ms": round(store_cpu, 3),
+            "cpu_over_boto3_ms": round(server_cpu - store_cpu, 3),
         }
         callers = len(ops.callers(pattern, concurrency))
         detail = {"pattern": pattern, "concurrency": concurrency, "api": api.summary(),
@@ -256,7 +290,8 @@ class Bench:
         say(f"{pattern} x{concurrency}: api {row['api_rps']}/s ({api.requests} requests), "
             f"store {row['store_rps']}/s ({store.requests}), ratio {row['ratio']}, "
             f"p50 {row['p50_ms']} ms (store {store.percentile(50):.1f}), p99 {row['p99_ms']} ms, "
-            f"ddb {row['ddb_calls_per_request']}/req, pg {row['pg_queries_per_request']}/req")
+            f"ddb {row['ddb_calls_per_request']}/req, pg {row['pg_queries_per_request']}/req, "
+            f"cpu {row['server_cpu_ms']} ms/req (boto3 alone {row['boto3_cpu_ms']})")
         return row, detail
 
     def growth(self, ops: Ops) -> dict[str, Any]:
@@ -402,8 +437,7 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) 
     ops = Ops(settings, url, ds, tokens)
     bench = Bench(plan, stack, stop)
 
-    # First messages go first, while the table is small: moto copies the whole table for each
-    # operation of a transaction, which takes seconds once the data set is in.
+    # First messages go first, while the table is small (the measured pairs must have none).
     c_first = bench.first_messages(ops)
     say(f"first messages (small table): {c_first}")
     bench_data.write_conversations(settings, plan.sizes, ds)
@@ -425,6 +459,8 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) 
     stream_result = stream.measure(settings, ds.users[handle(4)], ds.users[handle(5)],
                                    plan.stream_messages)
     say(f"stream: {stream_result}")
+    capacity_result = capacity.measure(settings, [ds.users[handle(n)] for n in range(1, CAPACITY_USERS + 1)])
+    say(f"capacity: {[(o['operation'], o['write_total'], o['rcu']) for o in capacity_result['operations']]}")
     seed = {**seed_cost(settings, plan.seed_messages), "dataset_items": ds.items,
             "dataset_calls": ds.calls}
     result: dict[str, Any] = {
@@ -432,6 +468,7 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) 
         "rows": rows,
         "activities": activity_rows,
         "stream": stream_result,
+        "capacity": capacity_result,
         "seed": seed,
         "growth": growth,
         "c_first": c_first,

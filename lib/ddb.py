@@ -192,7 +192,9 @@ def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def deserialize(image: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in image.items()}
+    # Strings, nearly every value of this table, directly: TypeDeserializer's dispatch for each
+    # of a page's ~150 values is a noticeable part of a request's CPU.
+    return {k: v["S"] if "S" in v else _deserializer.deserialize(v) for k, v in image.items()}
 
 
 def table_definition(name: str, provisioned: bool = False, read_capacity: int = 5,

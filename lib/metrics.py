@@ -1,7 +1,9 @@
 """Process-wide counters of the calls that cost something: DynamoDB calls, PostgreSQL queries,
-JWKS fetches. Read by the benchmark through GET /api/_metrics when METRICS_ENABLED=1."""
+JWKS fetches, and the process's CPU time. Read by the benchmark through GET /api/_metrics when
+METRICS_ENABLED=1."""
 from __future__ import annotations
 
+import resource
 import threading
 from collections import Counter
 
@@ -15,5 +17,7 @@ def count(name: str, n: int = 1) -> None:
 
 
 def snapshot() -> dict[str, int]:
+    """The counters, and `cpu_us`: the CPU time (user + system) this process has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     with _lock:
-        return dict(_counts)
+        return {**_counts, "cpu_us": round((usage.ru_utime + usage.ru_stime) * 1e6)}

@@ -12,6 +12,7 @@ from lib.db import template
 from lib.errors import InvalidInput, MalformedRequest, NotFound
 from services import validation
 from services.backend import Backend
+from services.users_short import by_handle
 
 MESSAGE_MAX_LENGTH = 280
 # The frontend's choices of a crud's life.
@@ -57,7 +58,7 @@ class UserActivities:
         except InvalidInput:
             raise NotFound("user_not_found", detail="no such user") from None
         items, next_cursor = _page(backend, f"user:{handle}", "user", {"handle": handle}, limit, cursor)
-        if not items and backend.db.query_object_json(template("users", "short"), {"handle": handle}) is None:
+        if not items and by_handle(backend, handle) is None:
             raise NotFound("user_not_found", detail="no such user")
         return items, next_cursor
 

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from lib import aws
 from lib.cache import Cache
 from lib.cognito_jwt_token import CognitoJwtToken
 from lib.config import Settings
@@ -47,7 +48,7 @@ class Backend:
         return cls(
             settings=settings,
             db=db or Db(settings),
-            ddb=ddb or Ddb(settings),
+            ddb=ddb or Ddb(settings, aws.client(settings, "dynamodb", validate=False)),
             tokens=CognitoJwtToken(settings),
             cursors=Cursors(secret.encode()),
             users=Cache(max_size=10_000, ttl=settings.user_cache_seconds),

@@ -10,13 +10,13 @@ import uuid
 from typing import Any
 
 from lib import ddb as layout
-from lib.db import template
 from lib.ddb import KeyTaken, WriteConflict
 from lib.errors import InvalidInput, MalformedRequest, NotFound
 from services import validation
 from services.backend import Backend
 from services.membership import require_participant
 from services.shapes import message_json
+from services.users_short import by_handle
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class CreateMessage:
         """Pattern C: into the pair's group, creating it with the first message."""
         caller = draft.sender
         validation.handle(handle)
-        other = backend.db.query_object_json(template("users", "short"), {"handle": handle})
+        other = by_handle(backend, handle)
         if other is None:
             raise NotFound("user_not_found", detail="no user with that handle")
         if other["uuid"] == str(caller["uuid"]):

@@ -16,7 +16,14 @@ class UsersShort:
             validation.handle(handle)
         except CruddurError:
             raise NotFound("user_not_found", detail="no such user") from None
-        user = backend.db.query_object_json(template("users", "short"), {"handle": handle})
+        user = by_handle(backend, handle)
         if user is None:
             raise NotFound("user_not_found", detail="no such user")
         return user
+
+
+def by_handle(backend: Backend, handle: str) -> dict[str, Any] | None:
+    """{uuid, handle, display_name} of the user with this handle, or None. Read each time, never
+    cached: unlike a Cognito sub, a handle can be renamed and given to someone else, and a stale
+    entry would deliver a message to the wrong person."""
+    return backend.db.query_object_json(template("users", "short"), {"handle": handle})

@@ -12,7 +12,8 @@ import subprocess
 import pytest
 
 ROW_FIELDS = {"pattern", "concurrency", "api_rps", "store_rps", "ratio", "p50_ms", "p99_ms",
-              "ddb_calls_per_request", "pg_queries_per_request", "jwks_fetches_per_request"}
+              "ddb_calls_per_request", "pg_queries_per_request", "jwks_fetches_per_request",
+              "server_cpu_ms", "boto3_cpu_ms"}
 
 
 def is_number(value) -> bool:
@@ -37,6 +38,7 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
         (p, c) for p in "ABCD" for c in (1, 8)}
     for row in rows:
         assert ROW_FIELDS <= set(row), row
+        assert is_number(row["cpu_over_boto3_ms"])  # a difference: may be negative
         for field in ROW_FIELDS - {"pattern"}:
             assert is_number(row[field]), (field, row)
             assert row[field] >= 0, (field, row)
@@ -61,6 +63,19 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     assert stream["first_meeting_ddb_calls"] == 2  # that group's header, and its index
     # the burst was applied: no failed record, both group rows on the newest message
     assert stream["failures"] == 0 and stream["rows_at_newest"] == 2
+
+    # capacity units by DynamoDB's rules, from the items the calls really wrote and read: the
+    # design's costs (issue 14), the same on every machine
+    capacity = {o["operation"]: o for o in result["capacity"]["operations"]}
+    assert "$0.625 per million write request units" in result["capacity"]["price"]
+    assert capacity["D: message into a conversation"]["write_total"] == 9
+    assert capacity["D: message into a conversation"]["write_total_before"] == 13
+    assert capacity["C: first message to a user"]["write_total"] == 6
+    assert capacity["D: with an Idempotency-Key"]["write_total"] == 10
+    for name in ("A: a page of 20 messages", "B: a page of 20 conversations"):
+        assert capacity[name]["rcu"] == 1 and capacity[name]["write_total"] == 0
+    for operation in capacity.values():
+        assert is_number(operation["store_reported"]) and operation["dollars_per_million"] > 0
 
     seed = result["seed"]
     assert seed["items"] == 1000

@@ -227,6 +227,28 @@ def test_expired_token(verifier):
     assert refused(verifier, token(iat=now - 7200, exp=now - 3600)) == "token_expired"
 
 
+def test_a_verified_token_is_checked_once_until_its_exp(jwks, monkeypatch):
+    """The same token again is answered from memory (no signature check) until its exp, then
+    refused as expired; a refused token is checked again every time."""
+    from lib import cognito_jwt_token
+
+    checks = []
+    real_decode = cognito_jwt_token.jwt.decode
+    monkeypatch.setattr(cognito_jwt_token.jwt, "decode",
+                        lambda *a, **k: checks.append(1) or real_decode(*a, **k))
+    clock = Clock(time.time())
+    verifier = CognitoJwtToken(SETTINGS, fetch=jwks, clock=clock)
+    good = token(exp=int(clock.now) + 60)
+    assert verifier.verify(good) == verifier.verify(good) == verifier.verify(good)
+    assert len(checks) == 1
+    clock.now += 61
+    assert refused(verifier, good) == "token_expired"
+    assert len(checks) == 1
+    forged = token(key=KEY_B)
+    assert refused(verifier, forged) == refused(verifier, forged) == "token_invalid"
+    assert len(checks) == 3
+
+
 @pytest.mark.parametrize("changes", [
     {"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Other"},
     {"iss": None},

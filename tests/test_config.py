@@ -250,3 +250,29 @@ def test_scripts_default_to_the_embedded_database_on_local_pg_port():
     s = common.settings_for(False, {"LOCAL_PG_PORT": "6543"})
     assert s.connection_url == "postgresql://postgres@127.0.0.1:6543/cruddur"
     assert common.settings_for(False, FULL_ENV).connection_url == FULL_ENV["CONNECTION_URL"]
+
+
+def test_the_apis_dynamodb_client_skips_client_side_validation_and_scripts_keep_it():
+    """botocore's parameter check costs about as much CPU as the rest of a call's preparation;
+    the API's calls are built by this code alone (and DynamoDB checks them), scripts keep it.
+    Every client sends one fixed User-Agent instead of rebuilding botocore's on each call."""
+    from botocore.exceptions import ParamValidationError
+
+    from lib import aws
+
+    settings = config.Settings(aws_region="us-east-1", aws_endpoint_url="http://127.0.0.1:9")
+    checked, unchecked = aws.client(settings, "dynamodb"), aws.client(settings, "dynamodb", validate=False)
+
+    class Sent(Exception):
+        pass
+
+    def stop(**_):
+        raise Sent()  # reached the point of sending: nothing refused the parameters before
+
+    unchecked.meta.events.register("before-send", stop)
+    with pytest.raises(ParamValidationError):
+        checked.get_item(TableName="t", Key={"pk": {"S": 3}})
+    with pytest.raises(Sent):
+        unchecked.get_item(TableName="t", Key={"pk": {"S": 3}})
+    assert unchecked.meta.config.user_agent.startswith("cruddur-messages Botocore/")
+    assert unchecked.meta.config.retries["mode"] == "standard"  # the rest of the config kept

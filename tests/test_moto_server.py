@@ -312,3 +312,19 @@ def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
         assert {a["Name"]: a["Value"] for a in found["UserAttributes"]}["sub"] == sub
     finally:
         again.stop()
+
+
+def test_a_client_keeps_one_connection_for_its_calls(fresh_table, caplog):
+    """HTTP/1.1 keep-alive, as DynamoDB's endpoint: a client's calls reuse its connection instead
+    of opening one each (what werkzeug's HTTP/1.0 default made every call pay)."""
+    import logging
+
+    table = layout.Ddb(fresh_table)
+    with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
+        for i in range(10):
+            table.put_new({"pk": "KEEP#1", "sk": str(i)})
+            table.get({"pk": "KEEP#1", "sk": str(i)})
+        table.query_partition("KEEP#1", 20)
+    opened = [r for r in caplog.records if "Starting new HTTP connection" in r.getMessage()]
+    assert len(opened) == 1
+    assert len(table.query_partition("KEEP#1", 20).items) == 10

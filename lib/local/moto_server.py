@@ -50,7 +50,7 @@ from moto.cognitoidp.models import CognitoIdpBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from lib.local import harsh, moto_state
 
@@ -396,7 +396,15 @@ def install(harshness: harsh.Harshness | None = None,
     Table.query = query  # type: ignore[method-assign]
     on_change = keeper.changed if keeper else (lambda: None)
     moto.server.run_simple = lambda host, port, app, **kwargs: run_simple(  # type: ignore[assignment]
-        host, port, harsh.HarshMiddleware(SerializedDynamoDB(app, on_change), _harsh), **kwargs)
+        host, port, harsh.HarshMiddleware(SerializedDynamoDB(app, on_change), _harsh),
+        **{"request_handler": KeepAliveHandler, **kwargs})
+
+
+class KeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1, so that a client's connection serves request after request, as DynamoDB's does.
+    werkzeug's default, HTTP/1.0, closes every connection after its response: each call of a
+    client then pays a new TCP connection (and, under gevent, a name lookup in a thread)."""
+    protocol_version = "HTTP/1.1"
 
 
 def main(argv: list[str] | None = None) -> None:
