@@ -187,6 +187,14 @@ def message_group_uuid_of(item: Mapping[str, Any]) -> str:
     return item["pk"][len(MESSAGE_PREFIX):]
 
 
+def projection(attributes: Iterable[str]) -> dict[str, Any]:
+    """Query/GetItem arguments that read only these attributes (with placeholders, so that no name
+    can clash with a reserved word). The capacity is the whole item's either way; what it saves is
+    the client's work parsing attributes nobody uses."""
+    names = {f"#a{i}": name for i, name in enumerate(attributes)}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+
+
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in item.items()}
 

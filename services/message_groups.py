@@ -5,7 +5,10 @@ from typing import Any
 
 from services.backend import Backend
 from services.pages import page_of
-from services.shapes import group_json
+from lib.ddb import projection
+from services.shapes import GROUP_ATTRIBUTES, group_json
+
+READ = projection(GROUP_ATTRIBUTES)
 
 
 class MessageGroups:
@@ -14,7 +17,7 @@ class MessageGroups:
             cursor: str | None = None) -> tuple[list[dict[str, str]], str | None]:
         items, next_cursor = page_of(
             backend, f"B:{caller['uuid']}", limit, cursor,
-            lambda n, after: backend.ddb.groups_page(caller["uuid"], n, after))
+            lambda n, after: backend.ddb.groups_page(caller["uuid"], n, after, **READ))
         return [group_json(i) for i in newest_row_per_group(items)], next_cursor
 
 

@@ -7,7 +7,10 @@ from services import validation
 from services.backend import Backend
 from services.membership import require_participant
 from services.pages import page_of
-from services.shapes import message_json
+from lib.ddb import projection
+from services.shapes import MESSAGE_ATTRIBUTES, message_json
+
+READ = projection(MESSAGE_ATTRIBUTES)
 
 
 class Messages:
@@ -18,6 +21,6 @@ class Messages:
         require_participant(backend, group, caller["uuid"])
         items, next_cursor = page_of(
             backend, f"A:{caller['uuid']}:{group}", limit, cursor,
-            lambda n, after: backend.ddb.messages_page(group, n, after))
+            lambda n, after: backend.ddb.messages_page(group, n, after, **READ))
         # Read newest first (so the page is the latest), shown oldest first.
         return [message_json(i) for i in reversed(items)], next_cursor

@@ -1,7 +1,11 @@
-"""Stored items as the HTTP contract gives them (../shared/CONTRACT.md)."""
+"""Stored items as the HTTP contract gives them (../shared/CONTRACT.md), and the attributes each
+shape reads (a list asks DynamoDB for those only)."""
 from __future__ import annotations
 
 from typing import Any, Mapping
+
+MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_display_name", "user_handle")
+GROUP_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_display_name", "user_handle")
 
 
 def message_json(item: Mapping[str, Any]) -> dict[str, str]:
