@@ -48,7 +48,7 @@ class Backend:
         return cls(
             settings=settings,
             db=db or Db(settings),
-            ddb=ddb or Ddb(settings, aws.client(settings, "dynamodb", validate=False)),
+            ddb=ddb or Ddb(settings, aws.client(settings, "dynamodb", lean=True)),
             tokens=CognitoJwtToken(settings),
             cursors=Cursors(secret.encode()),
             users=Cache(max_size=10_000, ttl=settings.user_cache_seconds),

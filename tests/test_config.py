@@ -261,7 +261,7 @@ def test_the_apis_dynamodb_client_skips_client_side_validation_and_scripts_keep_
     from lib import aws
 
     settings = config.Settings(aws_region="us-east-1", aws_endpoint_url="http://127.0.0.1:9")
-    checked, unchecked = aws.client(settings, "dynamodb"), aws.client(settings, "dynamodb", validate=False)
+    checked, unchecked = aws.client(settings, "dynamodb"), aws.client(settings, "dynamodb", lean=True)
 
     class Sent(Exception):
         pass

@@ -421,3 +421,40 @@ def test_expiry_is_read_as_the_put_condition_reads_it(settings):
         else:
             with pytest.raises(KeyTaken):
                 table.put_new({**key, "v": "new"})
+
+
+def test_the_lean_clients_reads_equal_botocores_own_parse(fresh_table):
+    """The API's client takes Query and GetItem answers as the wire's JSON (lib/aws.py); for every
+    kind of item of this table that is exactly what botocore's model walk gives, keys, pages and
+    consumed capacity included."""
+    careful, lean = Ddb(fresh_table), Ddb(fresh_table, aws.client(fresh_table, "dynamodb", lean=True))
+    group = layout.group_uuid_for(ALICE["uuid"], BOB["uuid"])
+    items = [
+        layout.header_item(group, [ALICE["uuid"], BOB["uuid"]], "t0", layout.profiles_of(ALICE, BOB), "m0"),
+        layout.group_row(ALICE["uuid"], BOB, group, "héllo ✓", "2030-01-01T00:00:00.000000+00:00"),
+        *(layout.message_item(group, ALICE, f"m{i}", f"2030-01-01T00:00:0{i}.000000+00:00") for i in range(5)),
+        {**layout.idempotency_key(ALICE["uuid"], "k"), "fingerprint": "f", "named": True,
+         "expires_at": 1_900_000_000, "created_at": "t"},
+    ]
+    careful.batch_write(items)
+
+    def strip(answer: dict) -> dict:
+        return {k: v for k, v in answer.items() if k != "ResponseMetadata"}
+
+    for item in items:
+        key = layout.serialize({"pk": item["pk"], "sk": item["sk"]})
+        args = {"TableName": careful.table, "Key": key, "ReturnConsumedCapacity": "TOTAL"}
+        assert strip(lean.client.get_item(**args)) == strip(careful.client.get_item(**args))
+    query = {"TableName": careful.table, "KeyConditionExpression": "pk = :pk", "Limit": 2,
+             "ExpressionAttributeValues": {":pk": {"S": layout.message_pk(group)}}}
+    assert strip(lean.client.query(**query)) == strip(careful.client.query(**query))
+    assert "LastEvaluatedKey" in lean.client.query(**query)
+    assert lean.messages_page(group, 3) == careful.messages_page(group, 3)
+    # errors are parsed as usual
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        lean.client.get_item(TableName="no-such-table", Key=key)
+    # the one difference, which this table never has: a binary value stays base64 text
+    careful.client.put_item(TableName=careful.table, Item={"pk": {"S": "BIN"}, "sk": {"S": "1"}, "b": {"B": b"\x00"}})
+    binary = {"TableName": careful.table, "Key": {"pk": {"S": "BIN"}, "sk": {"S": "1"}}}
+    assert careful.client.get_item(**binary)["Item"]["b"] == {"B": b"\x00"}
+    assert lean.client.get_item(**binary)["Item"]["b"] == {"B": "AA=="}
