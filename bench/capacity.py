@@ -23,11 +23,22 @@ Prices: on-demand, Standard table class, us-east-1, as AWS publishes them since 
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping
+
+from bench.stream import stream_record
+from lib import aws
+from lib import ddb as layout
+from lib.local.stream_worker import lambda_event, load_lambda
+from services.backend import Backend
+from services.create_message import CreateMessage
+from services.message_groups import MessageGroups
+from services.messages import Messages
 
 WRITE_PRICE_PER_MILLION = 0.625   # USD per million write request units
 READ_PRICE_PER_MILLION = 0.125    # USD per million read request units
@@ -220,17 +231,6 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
     process (as the API's routes call them) through a metered client, and for every message the
     stream Lambda given that one record (one message per batch, the normal case at low traffic),
     through another. `users` (at least 23) are PostgreSQL users {uuid, display_name, handle}."""
-    import os
-
-    from bench.stream import stream_record
-    from lib import aws
-    from lib import ddb as layout
-    from lib.local.stream_worker import lambda_event, load_lambda
-    from services.backend import Backend
-    from services.create_message import CreateMessage
-    from services.message_groups import MessageGroups
-    from services.messages import Messages
-
     own = settings.with_(ddb_table=f"bench-capacity-{os.getpid()}")
     table = layout.Ddb(own)
     table.create_table()
@@ -239,6 +239,7 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
         peek = aws.client(own, "dynamodb")
         api = Meter(backend.ddb.client, peek)
         stream = load_lambda()
+        stream.log.setLevel(logging.WARNING)  # its line per batch is not a figure
         stream_client = aws.client(own, "dynamodb")
         lam = Meter(stream_client, peek)
         config = stream.Config(table=own.ddb_table)

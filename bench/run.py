@@ -12,9 +12,11 @@ four access patterns:
 requests/s, p50 and p99 through the server at concurrency 1 and 8, the same DynamoDB operation
 issued directly with boto3 from as many threads against the same moto, their ratio, and the
 DynamoDB calls, PostgreSQL queries and JWKS fetches per request (deltas of GET /api/_metrics over
-the measured requests, after a warm-up). Then: the stream Lambda's calls for a burst of 100
-messages into one group, the calls to seed 1,000 messages, and how first-page latency of A and B
-grows from a small to a large group / user.
+the measured requests, after a warm-up), the server's CPU per request (its worker's user + system
+time over them) beside the CPU of the bare boto3 call (the calling thread's). Then: the stream
+Lambda's calls for a burst of 100 messages into one group, DynamoDB capacity units per operation
+end to end (bench/capacity.py), the calls to seed 1,000 messages, and how first-page latency of A
+and B grows from a small to a large group / user.
 
 Prints a table and writes the same figures to bench/last.json (or --out). Everything it started is
 stopped on the way out, also on Ctrl-C or SIGTERM. Talks to 127.0.0.1 only.
