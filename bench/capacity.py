@@ -2,7 +2,7 @@
 computed from the items each call actually reads and writes with DynamoDB's published rules:
 
   write   1 WCU per started KB of the item written or deleted (the larger of the old and the new
-          item for a put that replaces one), at least 1; twice that inside a transaction. A
+          item for a put or update that replaces one), at least 1; twice that inside a transaction. A
           refused conditional write still costs its WCU. Every global secondary index that holds
           the item (it carries the index's key) costs one more write of the item's size per
           change: a new entry, or a deleted one.
@@ -39,6 +39,7 @@ from services.backend import Backend
 from services.create_message import CreateMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
+from services.read_markers import MarkRead, UnreadSummary
 
 WRITE_PRICE_PER_MILLION = 0.625   # USD per million write request units
 READ_PRICE_PER_MILLION = 0.125    # USD per million read request units
@@ -154,13 +155,13 @@ class Meter:
 
     def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         name = model.name
-        if name not in ("PutItem", "DeleteItem", "GetItem", "Query", "TransactWriteItems"):
+        if name not in ("PutItem", "DeleteItem", "UpdateItem", "GetItem", "Query", "TransactWriteItems"):
             return
         params["ReturnConsumedCapacity"] = "INDEXES"
         olds: list[dict[str, Any] | None] = []
         if name == "PutItem":
             olds = [self._old(params["TableName"], params["Item"])]
-        elif name in ("DeleteItem", "GetItem"):
+        elif name in ("DeleteItem", "UpdateItem", "GetItem"):
             olds = [self._old(params["TableName"], params["Key"])]
         elif name == "TransactWriteItems":
             for operation in params["TransactItems"]:
@@ -183,6 +184,11 @@ class Meter:
             return  # refused before any work (throttled, invalid): no capacity
         if name == "PutItem":
             table, index = write_cost(params["Item"], olds[0], done=not error)
+            usage.wcu += table
+            usage.index_wcu += index
+        elif name == "UpdateItem":  # the item as it is after, read back
+            new = self._old(params["TableName"], params["Key"]) if not error else olds[0]
+            table, index = write_cost(new, olds[0], done=not error)
             usage.wcu += table
             usage.index_wcu += index
         elif name == "DeleteItem":
@@ -283,6 +289,16 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
         for _ in range(repeats):
             MessageGroups.run(backend, me, 20)
         page_b = api.take()
+        reads = []
+        for i in range(repeats):  # the partner has unread messages again each time
+            send(me, {"message": f"to be read {i}", "message_group_uuid": group})
+            api.take()
+            MarkRead.run(backend, partners[0], group, None)
+            reads.append(api.take())
+        api.take()
+        for _ in range(repeats):
+            UnreadSummary.run(backend, me)
+        summary = api.take()
 
         def end_to_end(name: str, runs: list[tuple[Usage, Usage]], before: float) -> dict[str, Any]:
             api_usage, lambda_usage = mean([a for a, _ in runs]), mean([b for _, b in runs])
@@ -304,7 +320,14 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
             end_to_end("D: with an Idempotency-Key", keyed, before(keyed, True, True)),
             end_to_end("C: message to a user, conversation exists", by_handle, before(by_handle, False, True)),
         ]
-        for name, usage in (("A: a page of 20 messages", page_a), ("B: a page of 20 conversations", page_b)):
+        marked = Usage()
+        for usage in reads:
+            marked = marked.add(usage)
+        operations.append({"operation": "marking a conversation read", "runs": repeats,
+                           "api": marked.per(repeats).as_dict(), **marked.per(repeats).as_dict(),
+                           "dollars_per_million": dollars_per_million(marked.per(repeats))})
+        for name, usage in (("A: a page of 20 messages", page_a), ("B: a page of 20 conversations", page_b),
+                            ("unread summary (23 conversations)", summary)):
             per = usage.per(repeats)
             operations.append({"operation": name, "runs": repeats, "api": per.as_dict(), **per.as_dict(),
                                "dollars_per_million": dollars_per_million(per)})

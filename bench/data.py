@@ -143,10 +143,10 @@ def conversation(a: dict[str, Any], b: dict[str, Any], count: int, start: dateti
     messages = [layout.message_item(group, (a, b)[i % 2], f"bench message {i}",
                                     layout.iso(start + i * step)) for i in range(count)]
     last = messages[-1]
+    sender, recipient = ((a, b), (b, a))[(count - 1) % 2]  # alternating: one unread for the other
     return [
         layout.header_item(group, [a["uuid"], b["uuid"]], messages[0]["sk"], layout.profiles_of(a, b)),
-        layout.group_row(a["uuid"], b, group, last["message"], last["sk"]),
-        layout.group_row(b["uuid"], a, group, last["message"], last["sk"]),
+        *layout.message_rows(sender, recipient, group, last["message"], last["sk"]),
         *messages,
     ]
 

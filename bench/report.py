@@ -87,6 +87,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     extra = None if None in (keyed, plain) else keyed - plain  # type: ignore[operator]
     add("WCU an Idempotency-Key adds", extra, None if extra is None else extra <= IDEMPOTENCY_EXTRA_WCU,
         f"<= {IDEMPOTENCY_EXTRA_WCU}")
+    marked = operations.get("marking a conversation read", {}).get("wcu")
+    add("table WCU to mark a conversation read", marked, None if marked is None else marked <= 1,
+        "<= 1 (one write, of the caller's row)")
     for name in ("A: a page of 20 messages", "B: a page of 20 conversations"):
         value = operations.get(name, {}).get("rcu")
         add(f"RCU, {name}", value, None if value is None else value <= PAGE_RCU, f"<= {PAGE_RCU}")

@@ -6,7 +6,9 @@ carries its own copy of the few names it needs):
 
   group row    pk GRP#<owner user uuid>     sk <time of last message>
                message_group_uuid, message, and user_uuid/user_display_name/user_handle of the
-               OTHER participant. The only items with `message_group_uuid`, so the GSI
+               OTHER participant; read_up_to (the owner's read marker, a message's sk) and
+               unread_count (the other's messages after it, up to this row's sk; absent: 0).
+               The only items with `message_group_uuid`, so the GSI
                `message-group-sk-index` holds exactly the two rows of each group.
   message      pk MSG#<message_group_uuid>  sk <created time>
                message_uuid, message, and user_uuid/user_display_name/user_handle of the sender.
@@ -114,9 +116,11 @@ def idempotency_key(user_uuid: str, key: str) -> dict[str, str]:
 
 
 def group_row(owner_uuid: str, other: Mapping[str, str], message_group_uuid: str,
-              message: str, sk: str) -> dict[str, str]:
-    """The group row `owner` sees: it names the other participant."""
-    return {
+              message: str, sk: str, unread_count: int | None = None,
+              read_up_to: str | None = None) -> dict[str, Any]:
+    """The group row `owner` sees: it names the other participant, and (when given) how many of
+    the other's messages after the owner's read marker it counts, up to its own sk."""
+    row: dict[str, Any] = {
         "pk": group_pk(owner_uuid),
         "sk": sk,
         "message_group_uuid": message_group_uuid,
@@ -125,6 +129,20 @@ def group_row(owner_uuid: str, other: Mapping[str, str], message_group_uuid: str
         "user_display_name": other["display_name"],
         "user_handle": other["handle"],
     }
+    if unread_count is not None:
+        row["unread_count"] = unread_count
+    if read_up_to:
+        row["read_up_to"] = read_up_to
+    return row
+
+
+def message_rows(sender: Mapping[str, str], recipient: Mapping[str, str], message_group_uuid: str,
+               message: str, sk: str) -> list[dict[str, Any]]:
+    """Both rows of a conversation whose last message is `message`, by `sender`, as a first
+    message leaves them: read by its sender (sending marks read), one unread message for the
+    recipient (who had read everything before it)."""
+    return [group_row(sender["uuid"], recipient, message_group_uuid, message, sk, 0, sk),
+            group_row(recipient["uuid"], sender, message_group_uuid, message, sk, 1)]
 
 
 def message_item(message_group_uuid: str, sender: Mapping[str, str], message: str,
@@ -443,6 +461,83 @@ class Ddb:
             if "LastEvaluatedKey" not in response:
                 return None
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def rows_of(self, owner_uuid: str, message_group_uuid: str) -> list[dict[str, Any]]:
+        """`owner`'s rows of the group, oldest first, read from the table itself (consistently):
+        what the index does not show yet. Reads the owner's whole partition: the rare case."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :pk", "FilterExpression": "message_group_uuid = :g",
+            "ExpressionAttributeValues": {":pk": {"S": group_pk(owner_uuid)},
+                                          ":g": {"S": message_group_uuid}},
+        }
+        return self._query_all(kwargs)
+
+    def _query_all(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a Query, page after page, deserialized."""
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._call("query", **kwargs)
+            items += [deserialize(i) for i in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+    def count_unread(self, message_group_uuid: str, reader_uuid: str, after: str, up_to: str,
+                     cap: int) -> int:
+        """The messages of the group not sent by `reader` with after < sk <= up_to, counted up
+        to `cap` (a consistent Query, oldest first, that stops there). The stream Lambda keeps
+        the same count in each row (it ships alone, with its own copy of this)."""
+        if after >= up_to:
+            return 0
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ConsistentRead": True,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :after AND :up_to",
+            "ExpressionAttributeValues": {":pk": {"S": message_pk(message_group_uuid)},
+                                          ":after": {"S": after or " "}, ":up_to": {"S": up_to}},
+            **projection(("sk", "user_uuid")),
+        }
+        count = 0
+        while True:
+            response = self._call("query", **kwargs)
+            for item in response.get("Items", []):
+                if item["sk"]["S"] > after and item.get("user_uuid", {}).get("S") != str(reader_uuid):
+                    count += 1
+                    if count >= cap:
+                        return count
+            if "LastEvaluatedKey" not in response:
+                return count
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def mark_read(self, row: Mapping[str, Any], up_to: str, unread_count: int) -> None:
+        """Set the row's read marker and count, if the row is still there, this group's, and
+        still carries the marker it was read with; else KeyTaken (holding the row as it is now,
+        when it is there)."""
+        seen = row.get("read_up_to")
+        values: dict[str, Any] = {":up_to": {"S": up_to}, ":count": {"N": str(unread_count)},
+                                  ":g": {"S": row["message_group_uuid"]}}
+        condition = "attribute_exists(pk) AND message_group_uuid = :g AND "
+        if seen:
+            condition += "read_up_to = :seen"
+            values[":seen"] = {"S": seen}
+        else:
+            condition += "attribute_not_exists(read_up_to)"
+        self._call("update_item", TableName=self.table,
+                   Key=serialize({"pk": row["pk"], "sk": row["sk"]}),
+                   UpdateExpression="SET read_up_to = :up_to, unread_count = :count",
+                   ConditionExpression=condition, ExpressionAttributeValues=values,
+                   ReturnValuesOnConditionCheckFailure="ALL_OLD")
+
+    def unread_rows(self, user_uuid: str) -> list[dict[str, Any]]:
+        """The user's group rows that count unread messages, newest first: one Query of their
+        partition (filtered; further pages only past 1 MB of rows)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ScanIndexForward": False,
+            "KeyConditionExpression": "pk = :pk", "FilterExpression": "unread_count > :zero",
+            "ExpressionAttributeValues": {":pk": {"S": group_pk(user_uuid)}, ":zero": {"N": "0"}},
+            **projection(("sk", "message_group_uuid", "unread_count")),
+        }
+        return self._query_all(kwargs)
 
     def get(self, key: Mapping[str, str], consistent: bool = True) -> dict | None:
         response = self._call("get_item", TableName=self.table, Key=serialize(key),

@@ -1,4 +1,5 @@
-"""Direct messages: a caller's conversations (B), one conversation (A), sending (C and D)."""
+"""Direct messages: a caller's conversations (B), one conversation (A), sending (C and D), read
+markers and unread counts."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
@@ -8,6 +9,7 @@ from services import validation
 from services.create_message import CreateMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
+from services.read_markers import MarkRead, UnreadSummary
 
 bp = Blueprint("messages", __name__)
 
@@ -18,6 +20,11 @@ def message_groups():
     limit = validation.limit(request.args.get("limit"))
     items, next_cursor = MessageGroups.run(backend(), user, limit, request.args.get("cursor"))
     return page_response(items, next_cursor, limit)
+
+
+@bp.get("/api/message_groups/unread")
+def unread_summary():
+    return jsonify(UnreadSummary.run(backend(), caller()))
 
 
 @bp.get("/api/messages/<message_group_uuid>")
@@ -34,3 +41,10 @@ def create_message():
     user = caller()
     key = validation.idempotency_key(request.headers.get("Idempotency-Key"))
     return jsonify(CreateMessage.run(backend(), user, json_body(), key))
+
+
+@bp.post("/api/messages/<message_group_uuid>/read")
+def mark_read(message_group_uuid: str):
+    user = caller()
+    body = json_body() if request.get_data(cache=True).strip() else None
+    return jsonify(MarkRead.run(backend(), user, message_group_uuid, body))

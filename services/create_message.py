@@ -110,8 +110,7 @@ class CreateMessage:
                 return CreateMessage._into_group(backend, draft, actual, idempotency)
         backend.membership.put(group, members)
         response = CreateMessage._into_group(backend, draft, group, idempotency)
-        for owner, named in ((caller, other), (other, caller)):
-            row = layout.group_row(owner["uuid"], named, group, draft.text, response["created_at"])
+        for row in layout.message_rows(caller, other, group, draft.text, response["created_at"]):
             try:
                 backend.ddb.put_new(row)
             except KeyTaken:

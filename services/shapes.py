@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_display_name", "user_handle")
-GROUP_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_display_name", "user_handle")
+GROUP_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_display_name", "user_handle",
+                    "unread_count")
+# Unread counts are shown up to this (exact below it).
+UNREAD_CAP = 99
+
+
+def unread(row: Mapping[str, Any]) -> int:
+    """A group row's unread count as shown: 0 for a row without one (written before there were
+    counts), at most UNREAD_CAP."""
+    return min(int(row.get("unread_count") or 0), UNREAD_CAP)
 
 
 def message_json(item: Mapping[str, Any]) -> dict[str, str]:
@@ -27,4 +36,5 @@ def group_json(item: Mapping[str, Any]) -> dict[str, str]:
         "handle": item["user_handle"],
         "message": item["message"],
         "created_at": item["sk"],
+        "unread_count": unread(item),
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 from lib.errors import MalformedRequest, NotFound, InvalidInput
@@ -77,3 +78,17 @@ def idempotency_key(value: str | None) -> str | None:
     if not IDEMPOTENCY_KEY_PATTERN.match(value):
         raise MalformedRequest("idempotency_key_invalid", detail="1 to 255 printable ASCII characters")
     return value
+
+
+def message_time(value: Any, code: str = "up_to_invalid") -> str:
+    """A message's created_at as the API gives it (ISO-8601 with a time zone), in the table's own
+    form (UTC, microseconds, +00:00), so that it compares with stored times as strings do."""
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    raise InvalidInput(code, detail="the created_at of a message, e.g. 2026-01-01T00:00:00.000000+00:00")
+

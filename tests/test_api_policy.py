@@ -42,10 +42,12 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
         assert client.get("/api/message_groups", headers=auth["bayko"]).status_code == 200
         assert client.get(f"/api/messages/{group}", headers=auth["londo"]).status_code == 200
         assert client.get(f"/api/messages/{uuid.uuid4()}", headers=auth["londo"]).status_code == 404
+        assert client.post(f"/api/messages/{group}/read", headers=auth["londo"]).status_code == 200
+        assert client.get("/api/message_groups/unread", headers=auth["londo"]).status_code == 200
     finally:
         backend.db.close()
     actions = {action for action, _, _ in recorder.needed}
-    assert actions == {"Query", "GetItem", "PutItem"}, recorder.needed
+    assert actions == {"Query", "GetItem", "PutItem", "UpdateItem"}, recorder.needed
     for action, resource, key in recorder.needed:
         assert allowed(policy, action, resource, key), (action, resource, key)
     granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}

@@ -72,8 +72,12 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     assert capacity["D: message into a conversation"]["write_total_before"] == 13
     assert capacity["C: first message to a user"]["write_total"] == 6
     assert capacity["D: with an Idempotency-Key"]["write_total"] == 10
-    for name in ("A: a page of 20 messages", "B: a page of 20 conversations"):
+    for name in ("A: a page of 20 messages", "B: a page of 20 conversations",
+                 "unread summary (23 conversations)"):
         assert capacity[name]["rcu"] == 1 and capacity[name]["write_total"] == 0
+    # marking read: one update of the caller's row (and DynamoDB's write of its index copy)
+    assert (capacity["marking a conversation read"]["wcu"],
+            capacity["marking a conversation read"]["calls"].get("UpdateItem")) == (1, 1)
     for operation in capacity.values():
         assert is_number(operation["store_reported"]) and operation["dollars_per_million"] > 0
 

@@ -43,7 +43,10 @@ class Calls:
 
     @staticmethod
     def group_of(operation: str, params: dict[str, Any]) -> str | None:
-        if operation == "Query":
+        if operation == "Query":  # the group's rows, or the count of its messages
+            values = params["ExpressionAttributeValues"]
+            return values[":g"]["S"] if ":g" in values else values[":pk"]["S"][len(layout.MESSAGE_PREFIX):]
+        if operation == "UpdateItem":
             return params["ExpressionAttributeValues"][":g"]["S"]
         if operation == "PutItem":
             return params["Item"]["message_group_uuid"]["S"]
@@ -100,8 +103,8 @@ class Env:
         """A group as the API creates it: header, both rows and the first message."""
         group = layout.group_uuid_for(a["uuid"], b["uuid"])
         self.table.put(layout.header_item(group, [a["uuid"], b["uuid"]], sk, layout.profiles_of(a, b)))
-        self.table.put(layout.group_row(a["uuid"], b, group, first, sk))
-        self.table.put(layout.group_row(b["uuid"], a, group, first, sk))
+        for row in layout.message_rows(a, b, group, first, sk):
+            self.table.put(row)
         self.table.put(layout.message_item(group, a, first, sk))
         return group
 
@@ -209,12 +212,17 @@ def test_out_of_order_and_duplicate_events_never_go_back(env, people):
     env.assert_last(group, [ana, bo], sent[-1])
 
     # a replay of the whole batch, then of older messages only, then of the newest again: each
-    # finds the rows current, reads once and writes nothing
+    # finds the rows current and writes nothing (records older than the rows make it count bo's
+    # unread messages again from the table: counted before, or late?)
+    counts = (unread_of(env, ana, group), unread_of(env, bo, group))
+    assert counts == ((sent[-1]["sk"], 0), ("", 6))  # "hi", then five more from ana
     for replay in (records, records[3:7], [newest]):
         env.calls.clear()
         assert env.handle(replay) == {"batchItemFailures": []}
         env.assert_last(group, [ana, bo], sent[-1])
-        assert env.calls.log == [("Query", group)]
+        assert {op for op, _ in env.calls.log} == {"Query"}
+        assert (unread_of(env, ana, group), unread_of(env, bo, group)) == counts
+    assert env.calls.log == [("Query", group)]  # the newest again: nothing to count
 
 
 def test_an_older_message_arriving_in_a_later_batch_is_ignored(env, people):
@@ -586,11 +594,18 @@ def test_a_concurrent_mover_leaves_one_row_at_the_newest(env, people, rival_is_n
     rival = env.send(group, bo, "rival", at(9 if rival_is_newer else 3))
     rival_records = env.new_records()
 
-    env.calls.clear()
     assert env.handle(our_records, RacingClient(env, rival_records)) == {"batchItemFailures": []}
     env.assert_last(group, [ana, bo], rival if rival_is_newer else ours)
-    table_reads = [op for op, g in env.calls.log if op == "Query"]
-    assert len(table_reads) == 4  # ours, the rival's, and one table read per participant
+    # and each row carries its owner's latest read marker (sending marks read) and the count of
+    # the other's messages after it
+    assert unread_of(env, ana, group) == (ours["sk"], 1 if rival_is_newer else 0)
+    assert unread_of(env, bo, group) == (rival["sk"], 0 if rival_is_newer else 1)
+
+
+def unread_of(env: Env, user: dict, group: str) -> tuple[str, int]:
+    """(read marker, unread count) of the user's row of the group (it has exactly one)."""
+    [row] = [r for r in env.rows(user) if r["message_group_uuid"] == group]
+    return row.get("read_up_to", ""), int(row.get("unread_count", 0))
 
 
 def test_writes_that_keep_failing_fail_the_record(env, people):
@@ -667,6 +682,10 @@ class PolicyRecorder:
         self.needed.add(("DeleteItem", "table", params["Key"]["pk"]["S"]))
         return self.client.delete_item(**params)
 
+    def update_item(self, **params: Any) -> Any:
+        self.needed.add(("UpdateItem", "table", params["Key"]["pk"]["S"]))
+        return self.client.update_item(**params)
+
 
 def allowed(policy: dict, action: str, resource: str, leading_key: str | None) -> bool:
     from fnmatch import fnmatchcase
@@ -686,9 +705,9 @@ def allowed(policy: dict, action: str, resource: str, leading_key: str | None) -
 
 
 def test_the_policy_allows_every_call_the_lambda_makes(env, people):
-    """Through its paths (a move, a key collision, a message of no conversation), every call the
-    function makes is allowed by aws/policies/cruddur-messaging-stream.json, and the policy
-    allows no action it never makes."""
+    """Through its paths (a move, a key collision, a message of no conversation, a late record
+    counted again), every call the function makes is allowed by
+    aws/policies/cruddur-messaging-stream.json, and the policy allows no action it never makes."""
     import json
 
     from lib.config import ROOT
@@ -702,9 +721,16 @@ def test_the_policy_allows_every_call_the_lambda_makes(env, people):
     env.send(g2, cy, "same microsecond", at(5))
     stray = layout.group_uuid_for(ana["uuid"], cy["uuid"])
     env.send(stray, ana, "no conversation", at(6))
-    assert env.handle(env.new_records(), recorder) == {"batchItemFailures": []}
+    late = env.send(g1, bo, "late", at(4))  # older than the rows once applied: counted again
+    records = env.new_records()
+    assert env.handle([r for r in records if r["dynamodb"]["Keys"]["sk"]["S"] != late["sk"]], recorder) == {
+        "batchItemFailures": []}
+    assert env.handle([r for r in records if r["dynamodb"]["Keys"]["sk"]["S"] == late["sk"]], recorder) == {
+        "batchItemFailures": []}
 
-    assert {action for action, _, _ in recorder.needed} == {"GetItem", "Query", "PutItem", "DeleteItem"}
+    assert {action for action, _, _ in recorder.needed} == {"GetItem", "Query", "PutItem", "DeleteItem",
+                                                             "UpdateItem"}
+    assert ("Query", "table", f"MSG#{g1}") in recorder.needed  # the count read again
     assert ("Query", "table", f"GRP#{ana['uuid']}") in recorder.needed  # the no-conversation check
     for action, resource, key in recorder.needed:
         assert allowed(policy, action, resource, key), (action, resource, key)
@@ -714,7 +740,7 @@ def test_the_policy_allows_every_call_the_lambda_makes(env, people):
                     "dynamodb:ListStreams"}
     assert granted - stream_reads == {f"dynamodb:{a}" for a, _, _ in recorder.needed}
     assert not any("*" in a for a in granted)
-    # and nothing beyond group headers and group rows
+    # and nothing beyond group headers, group rows and reading messages to count them
     assert not allowed(policy, "GetItem", "table", f"MSG#{g1}")
     assert not allowed(policy, "Query", "table", f"IDEM#{ana['uuid']}")
     assert not allowed(policy, "PutItem", "table", f"MSG#{g1}")

@@ -80,8 +80,8 @@ class Chat:
         self.a, self.b = person("ana"), person("bo")
         self.group = layout.group_uuid_for(self.a["uuid"], self.b["uuid"])
         self.table.put(layout.header_item(self.group, [self.a["uuid"], self.b["uuid"]], at(0)))
-        self.table.put(layout.group_row(self.a["uuid"], self.b, self.group, "hi", at(0)))
-        self.table.put(layout.group_row(self.b["uuid"], self.a, self.group, "hi", at(0)))
+        for row in layout.message_rows(self.a, self.b, self.group, "hi", at(0)):
+            self.table.put(row)
         self.table.put(layout.message_item(self.group, self.a, "hi", at(0)))
 
     def send(self, text: str, sk: str) -> dict:

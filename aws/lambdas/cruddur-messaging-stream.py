@@ -41,6 +41,15 @@ there were header items (the bootcamp's week-5 backend) have exactly two partici
 a row: the index must show both, and until it does the record is reported failed, to be retried;
 it is never reported done.
 
+Each row also carries its owner's read marker (read_up_to) and unread count (the other's messages
+after the marker, up to the row's sk), in the same put: the count grows by the batch's messages
+of the other newer than the row, sending moves the sender's marker to their message, and a record
+the row cannot place (older than the row: counted before, or late?) makes the count be read from
+the table (a consistent Query of the group's messages after the marker) instead; a row already
+current then takes the corrected count in one conditional UpdateItem (the rare case). A row
+marked read while it was being moved makes the old row's delete fail (its marker changed): the
+new row then takes the marker.
+
 A participant's rows share one partition, so two of their conversations whose last messages carry
 the same microsecond would need the same key. When the put finds its key held by another
 conversation's row, that participant's row goes one microsecond later: keys stay unique, the
@@ -212,6 +221,7 @@ def handle_event(event: Mapping[str, Any], client: Any, config: Config,
     records = list(event.get("Records") or [])
     request_id = getattr(context, "aws_request_id", None)
     newest: dict[str, NewMessage] = {}
+    batches: dict[str, dict[str, NewMessage]] = {}  # group -> its messages of the batch, by sk
     first_position: dict[str, int] = {}
     messages = 0
     for position, record in enumerate(records):
@@ -222,12 +232,13 @@ def handle_event(event: Mapping[str, Any], client: Any, config: Config,
         first_position.setdefault(message.group, position)
         if message.group not in newest or message.sk > newest[message.group].sk:
             newest[message.group] = message
+        batches.setdefault(message.group, {})[message.sk] = message
 
     failed: list[int] = []
     outcomes: dict[str, int] = {}
     for group, message in newest.items():
         try:
-            outcome = apply_message(client, config, message)
+            outcome = apply_message(client, config, message, list(batches[group].values()))
         except Exception as error:  # one group's failure must not stop the others
             _log(logging.ERROR, "group update failed", exc_info=True, request_id=request_id,
                  message_group_uuid=group, sk=message.sk, error_type=type(error).__name__)
@@ -261,10 +272,14 @@ class Unsettled(RuntimeError):
     """The group's rows kept changing under us: try the record again later."""
 
 
-def apply_message(client: Any, config: Config, message: NewMessage) -> str:
-    """Bring each participant's row of the group to `message`. Returns "moved" (something was
-    written), "current" (every row was at or past it already) or "no-rows" (not a conversation:
-    no header, and no row anywhere). Raises when it cannot, IndexBehind among others."""
+def apply_message(client: Any, config: Config, message: NewMessage,
+                  batch: list[NewMessage] | None = None) -> str:
+    """Bring each participant's row of the group to `message`, the newest of `batch` (the group's
+    messages in this batch, for the unread counts; just `message` when not given). Returns "moved"
+    (something was written), "current" (every row was at or past it already) or "no-rows" (not a
+    conversation: no header, and no row anywhere). Raises when it cannot, IndexBehind among
+    others."""
+    batch = batch or [message]
     header = group_header(client, config, message.group)
     for attempt in range(1, config.move_attempts + 1):
         try:
@@ -282,7 +297,7 @@ def apply_message(client: Any, config: Config, message: NewMessage) -> str:
             return "no-rows"
         moved = False
         for owner, rows in by_owner.items():
-            moved |= bring_up(client, config, message, owner, rows, header)
+            moved |= bring_up(client, config, message, owner, rows, header, batch)
         return "moved" if moved else "current"
     raise AssertionError("unreachable")
 
@@ -351,27 +366,123 @@ def _oldest_first(by_owner: dict[str, list[dict[str, Any]]]) -> dict[str, list[d
 
 
 def bring_up(client: Any, config: Config, message: NewMessage, owner: str,
-             rows: list[dict[str, Any]], header: Header | None) -> bool:
+             rows: list[dict[str, Any]], header: Header | None,
+             batch: list[NewMessage] | None = None) -> bool:
     """One participant's step, in the order that is safe without a transaction: first the row
     at the message (a conditional put: its key must be free), then the delete of every older row
-    of theirs (conditional: it must still be this group's). Between the two the participant has
-    two rows of the group; readers keep the newest. A delete that finds its row gone means
-    someone else moved it meanwhile (or our own delete's response was lost): `reconcile` then
-    reads the participant's rows from the table and keeps only the newest. True when it wrote."""
+    of theirs (conditional: it must still be this group's, and the one we copied still carry the
+    read marker we read). Between the two the participant has two rows of the group; readers
+    keep the newest. A delete that finds its row gone or changed means someone else moved it or
+    marked it read meanwhile (or our own delete's response was lost): `reconcile` then reads the
+    participant's rows from the table, keeps only the newest, and gives it the latest marker.
+    The row carries the participant's unread count and read marker (`unread`). True when it
+    wrote."""
+    batch = batch or [message]
     latest = rows[-1] if rows else None
+    marker, count = unread(latest, batch, owner[len(GROUP_PREFIX):])
     if latest is not None and latest["sk"]["S"] >= message.sk:
         older = rows[:-1]  # leftovers of an interrupted move, if any
-        wrote = False
+        wrote = settle_count(client, config, message.group, owner, latest, marker, count)
     else:
         base = latest if latest is not None else header.rows[owner]  # type: ignore[union-attr]
-        put_row(client, config, message, owner, base)
+        if count is None:
+            count = count_unread(client, config, message.group, owner, marker, message.sk)
+        put_row(client, config, message, owner, {
+            **base, "unread_count": {"N": str(count)}, **({"read_up_to": {"S": marker}} if marker else {})})
         older, wrote = rows, True
     for row in older:
-        if not delete_row(client, config, message.group, row):
+        if not delete_row(client, config, message.group, row, marked=row is latest):
             reconcile(client, config, message.group, owner, rows[0]["sk"]["S"])
             return True
         wrote = True
     return wrote
+
+
+# What a row's unread count counts up to, exactly; shown as at most this by the API.
+UNREAD_CAP = 99
+
+
+def unread(row: Mapping[str, Any] | None, batch: list[NewMessage], me: str) -> tuple[str, int | None]:
+    """(read marker, unread count) the participant's row must carry once `batch` is applied: the
+    count is of the other participant's messages newer than the marker, up to the row's last
+    message. Sending marks read: the marker moves to the participant's own newest message. The
+    count is worked out from the row as read (it counts every message up to its sk) and the
+    batch's messages newer than the row; None when that cannot be told (a record older than the
+    row came late, or again: counted before or not?), and the count must be read from the table."""
+    last = row["sk"]["S"] if row else ""
+    counted = int(row.get("unread_count", {}).get("N", "0")) if row else 0
+    before = row.get("read_up_to", {}).get("S", "") if row else ""
+    marker = max([before, *(m.sk for m in batch if m.sender == me)])
+    if marker == before:
+        base: int | None = counted
+    else:
+        base = 0 if marker >= last else None  # what it had counted is read now, or partly
+    theirs = [m for m in batch if m.sender != me and m.sk > marker]
+    if base is None or any(m.sk < last for m in theirs):
+        return marker, None
+    return marker, base + sum(1 for m in theirs if m.sk > last)
+
+
+def count_unread(client: Any, config: Config, group: str, owner: str, marker: str,
+                 up_to: str) -> int:
+    """The other participant's messages after `marker` up to `up_to`, from the table (a
+    consistent Query, oldest first, that stops at `up_to` or at UNREAD_CAP counted)."""
+    me = owner[len(GROUP_PREFIX):]
+    condition, values = "pk = :pk", {":pk": {"S": f"{MESSAGE_PREFIX}{group}"}}
+    if marker:  # else: never read, every message counts
+        condition += " AND sk > :marker"
+        values[":marker"] = {"S": marker}
+    kwargs: dict[str, Any] = {
+        "TableName": config.table, "ConsistentRead": True, "KeyConditionExpression": condition,
+        "ExpressionAttributeValues": values, "ProjectionExpression": "sk, user_uuid",
+    }
+    count = 0
+    while True:
+        response = client.query(**kwargs)
+        for item in response.get("Items", []):
+            if item["sk"]["S"] > up_to:
+                return count
+            if item.get("user_uuid", {}).get("S") != me:
+                count += 1
+                if count >= UNREAD_CAP:
+                    return count
+        if "LastEvaluatedKey" not in response:
+            return count
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def settle_count(client: Any, config: Config, group: str, owner: str, row: Mapping[str, Any],
+                 marker: str, count: int | None, again: bool = True) -> bool:
+    """A row already at or past the batch's newest message still takes what the batch changes of
+    its marker and count (a message of theirs, or one of the other's, that came late). Normally
+    nothing: True only when it wrote. When the row changed meanwhile (marked read, or moved),
+    `reconcile` reads the participant's rows again, unless `again` is False (it is reconciling)."""
+    before = row.get("read_up_to", {}).get("S", "")
+    counted = int(row.get("unread_count", {}).get("N", "0"))
+    if count is None:
+        count = count_unread(client, config, group, owner, marker, row["sk"]["S"])
+    if (marker, count) == (before, counted):
+        return False
+    try:
+        client.update_item(
+            TableName=config.table, Key={"pk": row["pk"], "sk": row["sk"]},
+            UpdateExpression="SET read_up_to = :marker, unread_count = :count",
+            ConditionExpression="attribute_exists(pk) AND message_group_uuid = :g AND "
+                                + _marker_is("read_up_to", before),
+            ExpressionAttributeValues={":marker": {"S": marker}, ":count": {"N": str(count)},
+                                       ":g": {"S": group}, **({":seen": {"S": before}} if before else {})})
+    except ClientError as error:
+        if _code(error) != "ConditionalCheckFailedException":
+            raise
+        if not again:
+            raise Unsettled(f"the row of {owner} keeps changing") from error
+        reconcile(client, config, group, owner, row["sk"]["S"])
+    return True
+
+
+def _marker_is(attribute: str, value: str) -> str:
+    """A condition that the row's read marker is still `value` (absent when empty)."""
+    return f"{attribute} = :seen" if value else f"attribute_not_exists({attribute})"
 
 
 def put_row(client: Any, config: Config, message: NewMessage, owner: str,
@@ -398,13 +509,21 @@ def put_row(client: Any, config: Config, message: NewMessage, owner: str,
     raise Unsettled(f"no free key for {owner} near {message.sk}")
 
 
-def delete_row(client: Any, config: Config, group: str, row: Mapping[str, Any]) -> bool:
+def delete_row(client: Any, config: Config, group: str, row: Mapping[str, Any],
+               marked: bool = False) -> bool:
     """Delete one of the group's rows; False when it is no longer there (or no longer this
-    group's: another conversation's row may hold its key by now)."""
+    group's: another conversation's row may hold its key by now), or, when `marked`, no longer
+    carries the read marker it was read with (it was marked read meanwhile)."""
+    condition = "attribute_exists(pk) AND message_group_uuid = :g"
+    values = {":g": {"S": group}}
+    if marked:
+        seen = row.get("read_up_to", {}).get("S", "")
+        condition += " AND " + _marker_is("read_up_to", seen)
+        if seen:
+            values[":seen"] = {"S": seen}
     try:
         client.delete_item(TableName=config.table, Key={"pk": row["pk"], "sk": row["sk"]},
-                           ConditionExpression="attribute_exists(pk) AND message_group_uuid = :g",
-                           ExpressionAttributeValues={":g": {"S": group}})
+                           ConditionExpression=condition, ExpressionAttributeValues=values)
         return True
     except ClientError as error:
         if _code(error) != "ConditionalCheckFailedException":
@@ -414,9 +533,16 @@ def delete_row(client: Any, config: Config, group: str, row: Mapping[str, Any]) 
 
 def reconcile(client: Any, config: Config, group: str, owner: str, since: str) -> None:
     """The participant's rows of the group from `since` on, read from the table (consistently),
-    down to the newest one. What a stale index read, a concurrent mover or a lost response
-    leaves behind is put right here, never by guessing from the index."""
+    down to the newest one, which takes the latest read marker any of them carries and its count
+    read again from the table. What a stale index read, a concurrent mover, a read marked during a
+    move or a lost response leaves behind is put right here, never by guessing from the index."""
     rows = owner_rows(client, config, owner, group, since)
+    if not rows:
+        return
+    newest = rows[-1]
+    marker = max(row.get("read_up_to", {}).get("S", "") for row in rows)
+    # counted again from the table too: what was counted from a stale read may be off
+    settle_count(client, config, group, owner, newest, marker, None, again=False)
     for row in rows[:-1]:
         delete_row(client, config, group, row)
     _log(logging.INFO, "rows read again from the table", message_group_uuid=group, owner=owner,
