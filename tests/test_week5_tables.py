@@ -220,7 +220,7 @@ def test_bin_ddb_migrate_brings_a_week5_table_to_the_current_layout(week5, peopl
     api.backend.layout_current()
     calls = aws_calls(api.backend)
     assert api.post(ann, message="by handle", handle=ben["handle"]).json["message_group_uuid"] == group
-    assert calls() == 2  # the transaction finds the alias, then the message into the old group
+    assert calls() == 2  # the header's put finds the alias, then the message into the old group
     assert api.post(ann, message="again", handle=ben["handle"]).json["message_group_uuid"] == group
     assert calls() == 1
     assert api.get(f"/api/messages/{group}", ben).status_code == 200
