@@ -300,32 +300,29 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
             UnreadSummary.run(backend, me)
         summary = api.take()
 
-        def end_to_end(name: str, runs: list[tuple[Usage, Usage]], before: float) -> dict[str, Any]:
+        def end_to_end(name: str, runs: list[tuple[Usage, Usage]], api_tx: bool,
+                       stream_tx: bool) -> dict[str, Any]:
+            """The mean of `runs`, API and stream; "before" prices the writes the API (`api_tx`)
+            or the stream (`stream_tx`) made in one transaction before issue 14 as such."""
             api_usage, lambda_usage = mean([a for a, _ in runs]), mean([b for _, b in runs])
             total = api_usage.add(lambda_usage)
+            before = ((transactional(api_usage) if api_tx else api_usage.write_total)
+                      + (transactional(lambda_usage) if stream_tx else lambda_usage.write_total))
             return {"operation": name, "runs": len(runs), "api": api_usage.as_dict(),
                     "stream": lambda_usage.as_dict(), **total.as_dict(),
                     "dollars_per_million": dollars_per_million(total),
                     "write_total_before": before}
 
-        def before(runs: list[tuple[Usage, Usage]], api_tx: bool, stream_tx: bool) -> float:
-            a = mean([x for x, _ in runs])
-            b = mean([y for _, y in runs])
-            return ((transactional(a) if api_tx else a.write_total)
-                    + (transactional(b) if stream_tx else b.write_total))
-
         operations = [
-            end_to_end("C: first message to a user", firsts, before(firsts, True, False)),
-            end_to_end("D: message into a conversation", into, before(into, False, True)),
-            end_to_end("D: with an Idempotency-Key", keyed, before(keyed, True, True)),
-            end_to_end("C: message to a user, conversation exists", by_handle, before(by_handle, False, True)),
+            end_to_end("C: first message to a user", firsts, True, False),
+            end_to_end("D: message into a conversation", into, False, True),
+            end_to_end("D: with an Idempotency-Key", keyed, True, True),
+            end_to_end("C: message to a user, conversation exists", by_handle, False, True),
         ]
-        marked = Usage()
-        for usage in reads:
-            marked = marked.add(usage)
+        marked = mean(reads)
         operations.append({"operation": "marking a conversation read", "runs": repeats,
-                           "api": marked.per(repeats).as_dict(), **marked.per(repeats).as_dict(),
-                           "dollars_per_million": dollars_per_million(marked.per(repeats))})
+                           "api": marked.as_dict(), **marked.as_dict(),
+                           "dollars_per_million": dollars_per_million(marked)})
         for name, usage in (("A: a page of 20 messages", page_a), ("B: a page of 20 conversations", page_b),
                             ("unread summary (23 conversations)", summary)):
             per = usage.per(repeats)

@@ -562,13 +562,7 @@ def owner_rows(client: Any, config: Config, owner: str, group: str,
         "TableName": config.table, "ConsistentRead": True, "KeyConditionExpression": condition,
         "FilterExpression": "message_group_uuid = :g", "ExpressionAttributeValues": values,
     }
-    rows: list[dict[str, Any]] = []
-    while True:
-        response = client.query(**kwargs)
-        rows.extend(response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return rows
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return query_all(client, kwargs)
 
 
 def has_row(client: Any, config: Config, user: str, group: str) -> bool:
@@ -579,18 +573,22 @@ def has_row(client: Any, config: Config, user: str, group: str) -> bool:
 
 def group_rows(client: Any, config: Config, group: str) -> list[dict[str, Any]]:
     """The group's rows through the GSI (normally two, so normally one page)."""
-    rows: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
+    return query_all(client, {
         "TableName": config.table, "IndexName": config.index,
         "KeyConditionExpression": "message_group_uuid = :g",
         "ExpressionAttributeValues": {":g": {"S": group}},
-    }
+    })
+
+
+def query_all(client: Any, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item of a Query, page after page."""
+    items: list[dict[str, Any]] = []
     while True:
         response = client.query(**kwargs)
-        rows.extend(response.get("Items", []))
+        items.extend(response.get("Items", []))
         if "LastEvaluatedKey" not in response:
-            return rows
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+            return items
+        kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
 
 def later(sk: str, microseconds: int) -> str:
