@@ -7,6 +7,7 @@ from typing import Any
 
 RATIO_TARGET = 0.90
 CPU_OVER_BOTO3_MS = 1.0
+CPU_OF_BOOTCAMP = 0.30  # this server's CPU per request over the week-5 backend's (--bootcamp)
 GROWTH_TARGET = 1.5
 SEED_ITEMS_PER_CALL = 25
 # a Query of the group's rows, then per participant a put and a delete (plain writes: half the
@@ -47,6 +48,11 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         add(f"{name} server CPU per request over the bare boto3 call's (ms)",
             {"server": row.get("server_cpu_ms"), "boto3": row.get("boto3_cpu_ms"), "over": over},
             None if over is None else over <= CPU_OVER_BOTO3_MS, f"<= {CPU_OVER_BOTO3_MS}")
+        share = row.get("cpu_of_bootcamp")
+        add(f"{name} server CPU per request over the bootcamp backend's",
+            {"server": row.get("server_cpu_ms"), "bootcamp": row.get("bootcamp_cpu_ms"), "share": share},
+            None if share is None else share <= CPU_OF_BOOTCAMP,
+            f"<= {CPU_OF_BOOTCAMP} (measured with --bootcamp)")
     for pattern in ("A", "B"):
         ddb = _worst(rows, pattern, "ddb_calls_per_request")
         pg = _worst(rows, pattern, "pg_queries_per_request")
@@ -122,6 +128,9 @@ def table(result: dict[str, Any]) -> str:
     header = ("pattern", "conc", "api rps", "store rps", "ratio", "p50 ms", "p99 ms",
               "ddb/req", "pg/req", "jwks/req", "cpu ms", "boto3 ms")
     widths = (7, 4, 8, 9, 5, 7, 7, 7, 6, 8, 6, 8)
+    if machine.get("bootcamp"):  # the week-5 backend beside it: its rps, CPU ms and our share
+        header += ("week5 rps", "week5 cpu", "share")
+        widths += (9, 9, 5)
     lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths)))
     for r in result["rows"]:
         cells = (r["pattern"], r["concurrency"], _num(r["api_rps"]), _num(r["store_rps"]),
@@ -129,6 +138,9 @@ def table(result: dict[str, Any]) -> str:
                  _num(r["ddb_calls_per_request"], 2), _num(r["pg_queries_per_request"], 2),
                  _num(r["jwks_fetches_per_request"], 2), _num(r.get("server_cpu_ms"), 2),
                  _num(r.get("boto3_cpu_ms"), 2))
+        if machine.get("bootcamp"):
+            cells += (_num(r.get("bootcamp_rps")), _num(r.get("bootcamp_cpu_ms"), 2),
+                      _num(r.get("cpu_of_bootcamp"), 2))
         lines.append("  ".join(str(c).rjust(w) for c, w in zip(cells, widths)))
     for a in result.get("activities", []):
         lines.append(f"activities {a['route']:<4} (GET {a['path']}) x{a['concurrency']}: "

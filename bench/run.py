@@ -13,7 +13,9 @@ requests/s, p50 and p99 through the server at concurrency 1 and 8, the same Dyna
 issued directly with boto3 from as many threads against the same moto, their ratio, and the
 DynamoDB calls, PostgreSQL queries and JWKS fetches per request (deltas of GET /api/_metrics over
 the measured requests, after a warm-up), the server's CPU per request (its worker's user + system
-time over them) beside the CPU of the bare boto3 call (the calling thread's). Then: the stream
+time over them) beside the CPU of the bare boto3 call (the calling thread's). With --bootcamp DIR,
+the bootcamp's week-5 backend is served beside it (bench/bootcamp.py) and measured in the same
+slices on the same requests: its requests/s and CPU per request. Then: the stream
 Lambda's calls for a burst of 100 messages into one group, DynamoDB capacity units per operation
 end to end (bench/capacity.py), the calls to seed 1,000 messages, and how first-page latency of A
 and B grows from a small to a large group / user.
@@ -45,6 +47,7 @@ from lib.local import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
 from bench import capacity, report, stream
+from bench.bootcamp import Bootcamp
 from bench.data import BIG, DataSet, handle
 from bench.load import LoadResult, Operation, run_load
 from bench.stack import WEB_WORKERS, BenchStack
@@ -198,10 +201,12 @@ def per_request(delta: dict[str, int], name: str, result: LoadResult) -> float |
 
 
 class Bench:
-    def __init__(self, plan: Plan, stack: BenchStack, stop: threading.Event):
+    def __init__(self, plan: Plan, stack: BenchStack, stop: threading.Event,
+                 bootcamp: tuple[Bootcamp, "Ops"] | None = None):
         self.plan = plan
         self.stack = stack
         self.stop = stop
+        self.bootcamp = bootcamp  # the week-5 backend and the same operations sent to it
 
     def warm(self, workers: list[Operation], warmup: int) -> None:
         if warmup:
@@ -236,17 +241,26 @@ class Bench:
         store_workers = [ops.store(pattern, t) for t in range(concurrency)]
         self.warm(api_workers, warmup)
         self.warm(store_workers, warmup)
+        old_workers: list[Operation] = []
+        if self.bootcamp:
+            old_workers = [self.bootcamp[1].api(pattern, t) for t in range(concurrency)]
+            self.warm(old_workers, warmup)
         per_slice = max(1, self.plan.requests // SLICES)
         seconds = self.plan.max_seconds / SLICES
-        api_parts, store_parts = [], []
+        api_parts, store_parts, old_parts = [], [], []
         store_requests = -metrics.snapshot().get("dynamodb_requests", 0)
         ops.store_cpu = [0.0, 0]
         before = self.stack.metrics()
+        old_cpu = self.bootcamp[0].cpu_seconds() if self.bootcamp else 0.0
         window = time.monotonic()
         for _ in range(SLICES):
             api_parts.append(run_load(api_workers, per_slice, seconds, self.stop))
             store_parts.append(run_load(store_workers, per_slice, seconds, self.stop))
-        after = self.stack.metrics()  # the store slices do not touch the server
+            if old_workers:
+                old_parts.append(run_load(old_workers, per_slice, seconds, self.stop))
+        after = self.stack.metrics()  # the other slices do not touch the server
+        if self.bootcamp:
+            old_cpu = self.bootcamp[0].cpu_seconds() - old_cpu
         window = time.monotonic() - window
         store_requests += metrics.snapshot().get("dynamodb_requests", 0)
         api, store = LoadResult.merge(api_parts), LoadResult.merge(store_parts)
@@ -273,6 +287,15 @@ class Bench:
             "boto3_cpu_ms": round(store_cpu, 3),
             "cpu_over_boto3_ms": round(server_cpu - store_cpu, 3),
         }
+        if old_parts:
+            old = LoadResult.merge(old_parts)
+            if old.errors:
+                say(f"{pattern} x{concurrency} bootcamp: {old.errors} errors, first: {old.first_error}")
+            old_ms = old_cpu * 1000 / max(1, old.requests + old.errors)
+            row.update({"bootcamp_rps": round(old.rps, 1), "bootcamp_p50_ms": round(old.percentile(50), 2),
+                        "bootcamp_p99_ms": round(old.percentile(99), 2), "bootcamp_errors": old.errors,
+                        "bootcamp_cpu_ms": round(old_ms, 3),
+                        "cpu_of_bootcamp": round(server_cpu / old_ms, 3) if old_ms else None})
         callers = len(ops.callers(pattern, concurrency))
         detail = {"pattern": pattern, "concurrency": concurrency, "api": api.summary(),
                   "store": store.summary(), "server_counters": delta,
@@ -293,7 +316,9 @@ class Bench:
             f"store {row['store_rps']}/s ({store.requests}), ratio {row['ratio']}, "
             f"p50 {row['p50_ms']} ms (store {store.percentile(50):.1f}), p99 {row['p99_ms']} ms, "
             f"ddb {row['ddb_calls_per_request']}/req, pg {row['pg_queries_per_request']}/req, "
-            f"cpu {row['server_cpu_ms']} ms/req (boto3 alone {row['boto3_cpu_ms']})")
+            f"cpu {row['server_cpu_ms']} ms/req (boto3 alone {row['boto3_cpu_ms']})"
+            + (f"; bootcamp {row['bootcamp_rps']}/s, cpu {row['bootcamp_cpu_ms']} ms/req"
+               if "bootcamp_rps" in row else ""))
         return row, detail
 
     def growth(self, ops: Ops) -> dict[str, Any]:
@@ -424,7 +449,8 @@ def machine(plan: Plan) -> dict[str, Any]:
     }
 
 
-def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) -> dict[str, Any]:
+def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
+        bootcamp: Bootcamp | None = None) -> dict[str, Any]:
     started = time.monotonic()
     info = machine(plan)
     say(f"{plan.mode} run: starting PostgreSQL and moto")
@@ -437,7 +463,13 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack) 
     url = stack.start_api()
     say(f"{len(ds.users)} users in PostgreSQL, {len(tokens)} tokens; api at {url}")
     ops = Ops(settings, url, ds, tokens)
-    bench = Bench(plan, stack, stop)
+    old_ops = None
+    if bootcamp:
+        old_url = bootcamp.start(settings, stack.stack, WEB_WORKERS, stack.tmp / "bootcamp.log")
+        old_ops = Ops(settings, old_url, ds, tokens)
+        info["bootcamp"] = (f"the week-5 backend, gunicorn {WEB_WORKERS} worker (gevent), "
+                            f"CPU from /proc of its worker; at {old_url}")
+    bench = Bench(plan, stack, stop, (bootcamp, old_ops) if bootcamp and old_ops else None)
 
     # First messages go first, while the table is small (the measured pairs must have none).
     c_first = bench.first_messages(ops)
@@ -491,7 +523,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a smaller data set and fewer requests: a smoke check in under a minute")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"JSON output (default {DEFAULT_OUT})")
+    parser.add_argument("--bootcamp", metavar="DIR", type=Path,
+                        help="also serve and measure the bootcamp's week-5 backend-flask in DIR "
+                             "(bench/bootcamp.py; README, Performance)")
+    parser.add_argument("--bootcamp-python", metavar="PYTHON",
+                        help="the Python that runs it (default DIR/.venv/bin/python)")
     args = parser.parse_args(argv)
+    bootcamp = Bootcamp(args.bootcamp, args.bootcamp_python) if args.bootcamp else None
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     plan = QUICK if args.quick else FULL
@@ -500,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = BenchStack()
     code = 0
     try:
-        result = run(plan, args.out, stop, stack)
+        result = run(plan, args.out, stop, stack, bootcamp)
         print(report.table(result))
         say(f"figures written to {args.out}")
     except KeyboardInterrupt:

@@ -133,12 +133,14 @@ def api_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def gunicorn_command(port: int, workers: int | None = None,
-                     connections: int | None = None) -> list[str]:
+def gunicorn_command(port: int, workers: int | None = None, connections: int | None = None,
+                     python: str = sys.executable, chdir: Path = ROOT,
+                     app: str = "app:create_app()") -> list[str]:
     """The API under gunicorn as ./bin/dev, the tests and the benchmark serve it, and as the
     Dockerfile does: gevent workers (one greenlet per connection, so clients that send slowly, or
-    stall half-way, hold a greenlet each and starve nobody), at most `connections` at once each."""
-    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+    stall half-way, hold a greenlet each and starve nobody), at most `connections` at once each.
+    The benchmark serves the bootcamp's backend with the same settings (`python`, `chdir`, `app`)."""
+    return [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers or os.environ.get("WEB_WORKERS", "2")),
             "--worker-class", "gevent",
             "--worker-connections", str(connections or os.environ.get("WEB_CONNECTIONS", "1000")),
@@ -146,7 +148,7 @@ def gunicorn_command(port: int, workers: int | None = None,
             # no control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every
             # gunicorn of the user, so two servers would take it from each other
             "--no-control-socket",
-            "--chdir", str(ROOT), "app:create_app()"]
+            "--chdir", str(chdir), app]
 
 
 def start_api(settings: Settings, stack: Stack, port: int, workers: int | None = None,
