@@ -144,7 +144,8 @@ def gunicorn_command(port: int, workers: int | None = None, connections: int | N
             "--workers", str(workers or os.environ.get("WEB_WORKERS", "2")),
             "--worker-class", "gevent",
             "--worker-connections", str(connections or os.environ.get("WEB_CONNECTIONS", "1000")),
-            "--access-logfile", "/dev/null",
+            # no gunicorn access log: the app writes its own (app.py), and gunicorn formats its
+            # line even when the file is /dev/null
             # no control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every
             # gunicorn of the user, so two servers would take it from each other
             "--no-control-socket",
