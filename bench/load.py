@@ -1,5 +1,5 @@
 """The load generator: a fixed number of operations spread over N threads, each with its own
-connection (a requests.Session or a boto3 client), with a time cap so that no run is unbounded."""
+connection (a urllib3 connection or a boto3 client), with a time cap so that no run is unbounded."""
 from __future__ import annotations
 
 import threading
