@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -109,9 +110,6 @@ class Db:
         timeout = settings.db_timeout_seconds
         self.timeout = timeout
         self.watchdog = Watchdog()
-        # the deadline of the statement the current thread is about to run (the pool's check of
-        # a connection it hands out is held to it too)
-        self._deadline = threading.local()
         self.pool = ConnectionPool(
             settings.connection_url,
             min_size=settings.db_pool_min,
@@ -138,11 +136,20 @@ class Db:
     def close(self) -> None:
         self.pool.close()
 
-    def _check(self, conn: psycopg.Connection) -> None:
-        """The pool's check of a connection before handing it out, held to the deadline."""
-        deadline = getattr(self._deadline, "value", None) or time.monotonic() + self.timeout
-        with self.watchdog.watching(conn, deadline):
-            ConnectionPool.check_connection(conn)
+    @staticmethod
+    def _check(conn: psycopg.Connection) -> None:
+        """The pool's check of a connection before handing it out: one that PostgreSQL has
+        closed (a restart, a terminated backend) is thrown away and another taken. Without a
+        round trip: an idle connection (autocommit, no LISTEN) has nothing to read unless the
+        server has said goodbye, with its FATAL message or end-of-file, which select() sees at
+        once. psycopg_pool's own check_connection sends a query: a second round trip for every
+        statement. A server that went silent without closing is caught by the Watchdog."""
+        if conn.closed or conn.broken:
+            raise psycopg.OperationalError("the connection is closed")
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        if readable:
+            conn.close()  # so that the pool discards it rather than take it back
+            raise psycopg.OperationalError("PostgreSQL closed or is closing the connection")
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -150,14 +157,11 @@ class Db:
         included) held to DB_TIMEOUT_SECONDS; PostgreSQL's failures come out as
         DatabaseUnavailable."""
         deadline = time.monotonic() + self.timeout
-        self._deadline.value = deadline
         try:
             with self.pool.connection(timeout=self.timeout) as conn, self.watchdog.watching(conn, deadline):
                 yield conn
         except (PoolTimeout, psycopg.OperationalError) as error:
             raise DatabaseUnavailable(reason=str(error).splitlines()[0] if str(error) else "unavailable") from error
-        finally:
-            self._deadline.value = None
 
     def _execute(self, sql: str, params: Params, fetch_one: bool) -> Any:
         """The first row (as a dict) when fetch_one, else the number of rows affected."""

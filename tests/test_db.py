@@ -135,6 +135,26 @@ def test_pool_is_bounded(settings):
         db.close()
 
 
+def test_a_connection_the_server_ended_is_replaced_before_it_is_used(settings):
+    """A pooled connection whose backend PostgreSQL terminated (as on a restart) is thrown away
+    when the pool hands it out, so the next statement runs on a new one instead of failing."""
+    import time
+
+    db = Db(settings.with_(db_pool_min=1, db_pool_max=1))
+    try:
+        ended = db.query_value("SELECT pg_backend_pid()")
+        with psycopg.connect(settings.connection_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", [ended]).fetchone()[0]
+            for _ in range(200):  # until the backend has gone (and said so to its client)
+                if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [ended]).fetchone():
+                    break
+                time.sleep(0.05)
+        assert db.query_value("SELECT 1") == 1
+        assert db.query_value("SELECT pg_backend_pid()") != ended
+    finally:
+        db.close()
+
+
 def test_ping(db):
     assert db.ping() is True
 
