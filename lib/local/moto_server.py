@@ -52,7 +52,7 @@ from moto.cognitoidp.models import CognitoIdpBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
-from werkzeug.serving import WSGIRequestHandler, run_simple
+from werkzeug.serving import run_simple
 
 from lib.local import harsh, moto_state
 
@@ -448,15 +448,18 @@ class KeepAliveHandler(moto.server.MotoRequestHandler):
 
 
 _END_OF_FILE: list[int] = []
+_END_OF_FILE_LOCK = threading.Lock()
 
 
 def _at_end_of_file() -> int:
-    """A descriptor that select() always finds readable and that reads nothing (shared)."""
-    if not _END_OF_FILE:
-        read_end, write_end = os.pipe()
-        os.close(write_end)
-        _END_OF_FILE.append(read_end)
-    return _END_OF_FILE[0]
+    """A descriptor that select() always finds readable and that reads nothing (one, shared by
+    every connection's thread)."""
+    with _END_OF_FILE_LOCK:
+        if not _END_OF_FILE:
+            read_end, write_end = os.pipe()
+            os.close(write_end)
+            _END_OF_FILE.append(read_end)
+        return _END_OF_FILE[0]
 
 
 def main(argv: list[str] | None = None) -> None:
