@@ -454,13 +454,8 @@ class Ddb:
             "ExpressionAttributeValues": {":pk": {"S": group_pk(owner_uuid)}, ":other": {"S": str(other_uuid)}},
             "ProjectionExpression": "message_group_uuid",
         }
-        while True:
-            response = self._call("query", **kwargs)
-            if response.get("Items"):
-                return response["Items"][0]["message_group_uuid"]["S"]
-            if "LastEvaluatedKey" not in response:
-                return None
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        first = next(self._query_items(kwargs), None)
+        return first["message_group_uuid"]["S"] if first else None
 
     def rows_of(self, owner_uuid: str, message_group_uuid: str) -> list[dict[str, Any]]:
         """`owner`'s rows of the group, oldest first, read from the table itself (consistently):
@@ -475,12 +470,16 @@ class Ddb:
 
     def _query_all(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         """Every item of a Query, page after page, deserialized."""
-        items: list[dict[str, Any]] = []
+        return [deserialize(i) for i in self._query_items(kwargs)]
+
+    def _query_items(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """A Query's items as the wire gives them, page after page; the next page is asked for
+        only when the caller goes on past this one's last item."""
         while True:
             response = self._call("query", **kwargs)
-            items += [deserialize(i) for i in response.get("Items", [])]
+            yield from response.get("Items", [])
             if "LastEvaluatedKey" not in response:
-                return items
+                return
             kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     def count_unread(self, message_group_uuid: str, reader_uuid: str, after: str, up_to: str,
@@ -498,16 +497,12 @@ class Ddb:
             **projection(("sk", "user_uuid")),
         }
         count = 0
-        while True:
-            response = self._call("query", **kwargs)
-            for item in response.get("Items", []):
-                if item["sk"]["S"] > after and item.get("user_uuid", {}).get("S") != str(reader_uuid):
-                    count += 1
-                    if count >= cap:
-                        return count
-            if "LastEvaluatedKey" not in response:
-                return count
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in self._query_items(kwargs):
+            if item["sk"]["S"] > after and item.get("user_uuid", {}).get("S") != str(reader_uuid):
+                count += 1
+                if count >= cap:
+                    break
+        return count
 
     def mark_read(self, row: Mapping[str, Any], up_to: str, unread_count: int) -> None:
         """Set the row's read marker and count, if the row is still there, this group's, and

@@ -73,7 +73,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -437,18 +437,14 @@ def count_unread(client: Any, config: Config, group: str, owner: str, marker: st
         "ExpressionAttributeValues": values, "ProjectionExpression": "sk, user_uuid",
     }
     count = 0
-    while True:
-        response = client.query(**kwargs)
-        for item in response.get("Items", []):
-            if item["sk"]["S"] > up_to:
-                return count
-            if item.get("user_uuid", {}).get("S") != me:
-                count += 1
-                if count >= UNREAD_CAP:
-                    return count
-        if "LastEvaluatedKey" not in response:
-            return count
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    for item in query_items(client, kwargs):
+        if item["sk"]["S"] > up_to:
+            break
+        if item.get("user_uuid", {}).get("S") != me:
+            count += 1
+            if count >= UNREAD_CAP:
+                break
+    return count
 
 
 def settle_count(client: Any, config: Config, group: str, owner: str, row: Mapping[str, Any],
@@ -582,12 +578,17 @@ def group_rows(client: Any, config: Config, group: str) -> list[dict[str, Any]]:
 
 def query_all(client: Any, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
     """Every item of a Query, page after page."""
-    items: list[dict[str, Any]] = []
+    return list(query_items(client, kwargs))
+
+
+def query_items(client: Any, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A Query's items, page after page; the next page is asked for only when the caller goes
+    on past this one's last item."""
     while True:
         response = client.query(**kwargs)
-        items.extend(response.get("Items", []))
+        yield from response.get("Items", [])
         if "LastEvaluatedKey" not in response:
-            return items
+            return
         kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
 
