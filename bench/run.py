@@ -316,6 +316,8 @@ class Bench:
                         "bootcamp_p99_ms": round(old.percentile(99), 2), "bootcamp_errors": old.errors,
                         "bootcamp_cpu_ms": round(old_ms, 3),
                         "cpu_of_bootcamp": round(server_cpu / old_ms, 3) if old_ms else None})
+        if concurrency == 1:
+            row.update(self.hop(ops, store))
         callers = len(ops.callers(pattern, concurrency))
         detail = {"pattern": pattern, "concurrency": concurrency, "api": api.summary(),
                   "store": store.summary(), "server_counters": delta,
@@ -338,8 +340,26 @@ class Bench:
             f"ddb {row['ddb_calls_per_request']}/req, pg {row['pg_queries_per_request']}/req, "
             f"cpu {row['server_cpu_ms']} ms/req (boto3 alone {row['boto3_cpu_ms']})"
             + (f"; bootcamp {row['bootcamp_rps']}/s, cpu {row['bootcamp_cpu_ms']} ms/req"
-               if "bootcamp_rps" in row else ""))
+               if "bootcamp_rps" in row else "")
+            + (f"; an HTTP exchange alone {row['hop_rps']}/s: API/store at most {row['ratio_ceiling']}"
+               if "ratio_ceiling" in row else ""))
         return row, detail
+
+    def hop(self, ops: Ops, store: LoadResult) -> dict[str, Any]:
+        """At concurrency 1 a rate is the inverse of a round trip, and the API's round trip holds
+        the store's call plus one HTTP exchange with the server. That exchange alone, measured on
+        GET /api/_metrics (no store, no PostgreSQL; after the row's window, so the server's
+        counters above do not include it), bounds API / store: an API that did nothing but make
+        the same store call, at the cost of the direct one, would reach store_rt / (store_rt +
+        hop_rt) = hop_rps / (hop_rps + store_rps). The server's own store calls can cost less
+        than the direct ones (A and B read only what they use), so a row may pass it."""
+        client = Client(ops.url)
+        workers = [lambda i: client.get("/api/_metrics")]
+        self.warm(workers, 50)
+        result = run_load(workers, self.plan.requests, self.plan.max_seconds / SLICES, self.stop)
+        ceiling = result.rps / (result.rps + store.rps) if result.rps and store.rps else None
+        return {"hop_rps": round(result.rps, 1), "hop_p50_ms": round(result.percentile(50), 3),
+                "ratio_ceiling": None if ceiling is None else round(ceiling, 3)}
 
     def growth(self, ops: Ops) -> dict[str, Any]:
         """First-page p50 (concurrency 1) in a small and a large group (A) and for a user with few
