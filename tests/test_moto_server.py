@@ -186,6 +186,39 @@ def test_the_corrections_fit_this_moto_and_fail_loudly_on_one_that_changed():
         moto_server.check_moto(renamed)
 
 
+def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
+    """The local moto holds millions of objects at bench sizes; a full collection over all of them
+    stopped every request for half a second. After one, the survivors are frozen, so the next
+    full collection looks only at newer objects; a frozen object is still freed by its last
+    reference going."""
+    import gc
+    import weakref
+
+    from lib.local import moto_server
+
+    class Item(dict):
+        pass
+
+    gc.collect()
+    gc.unfreeze()
+    try:
+        moto_server.freeze_after_full_collections()
+        moto_server.freeze_after_full_collections()  # once is enough: no second hook
+        assert gc.callbacks.count(moto_server._freeze_survivors) == 1
+        kept = [Item(n=n) for n in range(1000)]
+        gc.collect(1)  # a younger generation's collection freezes nothing
+        assert gc.get_freeze_count() == 0
+        gc.collect(2)
+        assert gc.get_freeze_count() >= len(kept)
+        gone = weakref.ref(kept[0])
+        del kept[0]
+        assert gone() is None  # freed at once, frozen or not
+    finally:
+        while moto_server._freeze_survivors in gc.callbacks:
+            gc.callbacks.remove(moto_server._freeze_survivors)
+        gc.unfreeze()
+
+
 # -- the harsh switch (lib/local/harsh.py) ---------------------------------------------------------
 
 def test_harsh_knobs_come_from_the_environment_and_refuse_nonsense():
