@@ -1,7 +1,7 @@
 """moto's server as the local stack runs it, corrected to behave as DynamoDB does under load.
 
-`python -m lib.local.moto_server -H 127.0.0.1 -p PORT` takes moto.server's own arguments. Two
-corrections to moto's DynamoDB, both local-only (nothing here runs against AWS):
+`python -m lib.local.moto_server -H 127.0.0.1 -p PORT` takes moto.server's own arguments. Its
+corrections to moto are all local-only (nothing here runs against AWS):
 
 1. Concurrency. moto's server is threaded, but its DynamoDB backend is not thread-safe: a
    cancelled TransactWriteItems restores a snapshot of the whole table, wiping out writes that
