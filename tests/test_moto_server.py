@@ -204,7 +204,7 @@ def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
     try:
         moto_server.freeze_after_full_collections()
         moto_server.freeze_after_full_collections()  # once is enough: no second hook
-        assert gc.callbacks.count(moto_server._freeze_survivors) == 1
+        assert gc.callbacks.count(moto_server.freeze_survivors) == 1
         kept = [Item(n=n) for n in range(1000)]
         gc.collect(1)  # a younger generation's collection freezes nothing
         assert gc.get_freeze_count() == 0
@@ -214,8 +214,8 @@ def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
         del kept[0]
         assert gone() is None  # freed at once, frozen or not
     finally:
-        while moto_server._freeze_survivors in gc.callbacks:
-            gc.callbacks.remove(moto_server._freeze_survivors)
+        while moto_server.freeze_survivors in gc.callbacks:
+            gc.callbacks.remove(moto_server.freeze_survivors)
         gc.unfreeze()
 
 

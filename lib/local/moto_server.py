@@ -474,11 +474,12 @@ def freeze_after_full_collections() -> None:
     then, leave the collector's view (`gc.freeze`), and the next one looks only at what came
     since. They are still freed when their last reference goes; only a reference cycle among them
     would stay, and moto's items and records form none."""
-    if _freeze_survivors not in gc.callbacks:
-        gc.callbacks.append(_freeze_survivors)
+    if freeze_survivors not in gc.callbacks:
+        gc.callbacks.append(freeze_survivors)
 
 
-def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+def freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+    """The garbage collector's callback (gc.callbacks): after a full collection, freeze."""
     if phase == "stop" and info["generation"] == 2:
         gc.freeze()
 
