@@ -219,6 +219,37 @@ def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
         gc.unfreeze()
 
 
+def test_a_deleted_table_gives_what_is_frozen_back_to_the_collector(monkeypatch):
+    """A table and its stream refer to each other, so once frozen a deleted table would never be
+    freed: deleting one unfreezes, and the next full collection frees it."""
+    import gc
+    import weakref
+
+    from lib.local import moto_server
+
+    class Table:
+        pass
+
+    class Shard:
+        pass
+
+    table, shard = Table(), Shard()
+    table.stream_shard, shard.table = shard, table
+    tables = {"t": table}
+    monkeypatch.setattr(moto_server, "_moto_delete_table", lambda self, name: tables.pop(name))
+    gone = weakref.ref(table)
+    del table, shard
+    gc.collect()
+    gc.freeze()
+    try:
+        moto_server.delete_table(None, "t")  # type: ignore[arg-type]
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+
+
 # -- the harsh switch (lib/local/harsh.py) ---------------------------------------------------------
 
 def test_harsh_knobs_come_from_the_environment_and_refuse_nonsense():

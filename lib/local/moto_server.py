@@ -24,7 +24,8 @@ corrections to moto are all local-only (nothing here runs against AWS):
    duplicated stream records, as DynamoDB shows them; off unless switched on.
 7. Pauses. The process holds the table and its stream as millions of Python objects at bench
    sizes; a full garbage collection over all of them held every request up for half a second.
-   Survivors of a full collection are frozen (`freeze_after_full_collections`).
+   Survivors of a full collection are frozen (`freeze_after_full_collections`), and given back
+   to the collector when a table is deleted (`delete_table`).
 
 The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
 `install()`, and by a test) fails loudly, naming what changed, if a moto upgrade no longer has
@@ -367,6 +368,7 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
     wanted: list[tuple[object, str, str]] = [
         (Table, "all_items", "Table.all_items"), (Table, "get_item", "Table.get_item"),
         (DynamoDBBackend, "transact_write_items", "DynamoDBBackend.transact_write_items"),
+        (DynamoDBBackend, "delete_table", "DynamoDBBackend.delete_table"),
         (DynamoType, "cast_value", "DynamoType.cast_value"),
         (StreamShard, "add", "StreamShard.add"),
         (CognitoIdpBackend, "confirm_sign_up", "CognitoIdpBackend.confirm_sign_up"),
@@ -398,6 +400,7 @@ def install(harshness: harsh.Harshness | None = None,
     Table.create_from_cloudformation_json = classmethod(table_from_cloudformation)  # type: ignore[method-assign,assignment]
     ddb_models.copy = _CopyWithoutTables()  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    DynamoDBBackend.delete_table = delete_table  # type: ignore[method-assign]
     DynamoType.cast_value = property(_cast_value)  # type: ignore[assignment,method-assign]
     Table.query = query  # type: ignore[method-assign]
     on_change = keeper.changed if keeper else (lambda: None)
@@ -482,6 +485,19 @@ def freeze_survivors(phase: str, info: dict[str, Any]) -> None:
     """The garbage collector's callback (gc.callbacks): after a full collection, freeze."""
     if phase == "stop" and info["generation"] == 2:
         gc.freeze()
+
+
+_moto_delete_table = DynamoDBBackend.delete_table
+
+
+def delete_table(self: DynamoDBBackend, name: str) -> Table:
+    """moto's DeleteTable, then everything frozen back in the collector's view: a table and its
+    stream refer to each other, a cycle that only the collector frees, so a deleted table would
+    otherwise stay in memory until the server stops. The next full collection looks at
+    everything once (tables are rarely deleted but by the tests' fixtures and bin/ddb/drop)."""
+    table = _moto_delete_table(self, name)
+    gc.unfreeze()
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
