@@ -62,6 +62,11 @@ class Watchdog:
         self._changed = threading.Condition()
         self._next = 0
         self._thread: threading.Thread | None = None
+        # When the watching thread wakes by itself next (None: not before it is told). A statement
+        # whose deadline comes later needs no wake-up: it is looked at then. With one timeout for
+        # every statement that is all of them but the first after a quiet spell, so the thread
+        # wakes about once per timeout, not once per statement.
+        self._wake_at: float | None = None
 
     @contextmanager
     def watching(self, conn: psycopg.Connection, deadline: float) -> Iterator[None]:
@@ -72,7 +77,8 @@ class Watchdog:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="db-watchdog", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            elif self._wake_at is None or deadline < self._wake_at:
+                self._changed.notify()
         try:
             yield
         finally:
@@ -88,6 +94,7 @@ class Watchdog:
                         del self._watched[token]
                         self._cut(conn)
                 upcoming = min((d for d, _ in self._watched.values()), default=None)
+                self._wake_at = upcoming
                 self._changed.wait(None if upcoming is None else max(0.0, upcoming - now))
 
     @staticmethod
