@@ -201,6 +201,7 @@ def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
 
     gc.collect()
     gc.unfreeze()
+    gc.disable()  # only the collections below, none that allocations would start
     try:
         moto_server.freeze_after_full_collections()
         moto_server.freeze_after_full_collections()  # once is enough: no second hook
@@ -217,6 +218,7 @@ def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
         while moto_server.freeze_survivors in gc.callbacks:
             gc.callbacks.remove(moto_server.freeze_survivors)
         gc.unfreeze()
+        gc.enable()
 
 
 def test_a_deleted_table_gives_what_is_frozen_back_to_the_collector(monkeypatch):

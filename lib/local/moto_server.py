@@ -476,7 +476,7 @@ def freeze_after_full_collections() -> None:
     these pauses, API and store alike). So after each full collection its survivors, long-lived by
     then, leave the collector's view (`gc.freeze`), and the next one looks only at what came
     since. They are still freed when their last reference goes; only a reference cycle among them
-    would stay, and moto's items and records form none."""
+    would stay: moto's items and records form none, a table and its stream do (`delete_table`)."""
     if freeze_survivors not in gc.callbacks:
         gc.callbacks.append(freeze_survivors)
 
