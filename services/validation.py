@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from lib import ddb as layout
 from lib.errors import MalformedRequest, NotFound, InvalidInput
 
 MESSAGE_MAX_LENGTH = 1024
@@ -89,6 +90,6 @@ def message_time(value: Any, code: str = "up_to_invalid") -> str:
         except ValueError:
             moment = None
         if moment is not None and moment.tzinfo is not None:
-            return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+            return layout.iso(moment)
     raise InvalidInput(code, detail="the created_at of a message, e.g. 2026-01-01T00:00:00.000000+00:00")
 
