@@ -459,14 +459,13 @@ def settle_count(client: Any, config: Config, group: str, owner: str, row: Mappi
         count = count_unread(client, config, group, owner, marker, row["sk"]["S"])
     if (marker, count) == (before, counted):
         return False
+    values: dict[str, Any] = {":marker": {"S": marker}, ":count": {"N": str(count)}}
+    condition = _still_this_groups(group, before, values)
     try:
         client.update_item(
             TableName=config.table, Key={"pk": row["pk"], "sk": row["sk"]},
             UpdateExpression="SET read_up_to = :marker, unread_count = :count",
-            ConditionExpression="attribute_exists(pk) AND message_group_uuid = :g AND "
-                                + _marker_is("read_up_to", before),
-            ExpressionAttributeValues={":marker": {"S": marker}, ":count": {"N": str(count)},
-                                       ":g": {"S": group}, **({":seen": {"S": before}} if before else {})})
+            ConditionExpression=condition, ExpressionAttributeValues=values)
     except ClientError as error:
         if _code(error) != "ConditionalCheckFailedException":
             raise
@@ -476,9 +475,17 @@ def settle_count(client: Any, config: Config, group: str, owner: str, row: Mappi
     return True
 
 
-def _marker_is(attribute: str, value: str) -> str:
-    """A condition that the row's read marker is still `value` (absent when empty)."""
-    return f"{attribute} = :seen" if value else f"attribute_not_exists({attribute})"
+def _still_this_groups(group: str, marker: str | None, values: dict[str, Any]) -> str:
+    """A condition that the row is still there and still `group`'s, and when `marker` is given,
+    still carries that read marker ("" for none); adds its values to `values`."""
+    values[":g"] = {"S": group}
+    condition = "attribute_exists(pk) AND message_group_uuid = :g"
+    if marker is None:
+        return condition
+    if not marker:
+        return condition + " AND attribute_not_exists(read_up_to)"
+    values[":seen"] = {"S": marker}
+    return condition + " AND read_up_to = :seen"
 
 
 def put_row(client: Any, config: Config, message: NewMessage, owner: str,
@@ -510,13 +517,9 @@ def delete_row(client: Any, config: Config, group: str, row: Mapping[str, Any],
     """Delete one of the group's rows; False when it is no longer there (or no longer this
     group's: another conversation's row may hold its key by now), or, when `marked`, no longer
     carries the read marker it was read with (it was marked read meanwhile)."""
-    condition = "attribute_exists(pk) AND message_group_uuid = :g"
-    values = {":g": {"S": group}}
-    if marked:
-        seen = row.get("read_up_to", {}).get("S", "")
-        condition += " AND " + _marker_is("read_up_to", seen)
-        if seen:
-            values[":seen"] = {"S": seen}
+    values: dict[str, Any] = {}
+    condition = _still_this_groups(
+        group, row.get("read_up_to", {}).get("S", "") if marked else None, values)
     try:
         client.delete_item(TableName=config.table, Key={"pk": row["pk"], "sk": row["sk"]},
                            ConditionExpression=condition, ExpressionAttributeValues=values)
@@ -550,21 +553,25 @@ def owner_rows(client: Any, config: Config, owner: str, group: str,
     """The participant's rows of the group with sk >= `since`, oldest first, from the table
     itself (consistently). Reads their partition from that time on: only for the rare cases the
     index cannot settle."""
+    return query_all(client, _owner_rows_query(config, owner, group, since))
+
+
+def _owner_rows_query(config: Config, owner: str, group: str, since: str = "") -> dict[str, Any]:
     condition, values = "pk = :pk", {":pk": {"S": owner}, ":g": {"S": group}}
     if since:
         condition += " AND sk >= :since"
         values[":since"] = {"S": since}
-    kwargs: dict[str, Any] = {
-        "TableName": config.table, "ConsistentRead": True, "KeyConditionExpression": condition,
-        "FilterExpression": "message_group_uuid = :g", "ExpressionAttributeValues": values,
-    }
-    return query_all(client, kwargs)
+    return {"TableName": config.table, "ConsistentRead": True, "KeyConditionExpression": condition,
+            "FilterExpression": "message_group_uuid = :g", "ExpressionAttributeValues": values}
 
 
 def has_row(client: Any, config: Config, user: str, group: str) -> bool:
     """Whether `user` has a row for `group`, read from the table itself (consistently): the rare
-    check of a group that has neither a header nor a row in the index."""
-    return bool(user) and bool(owner_rows(client, config, f"{GROUP_PREFIX}{user}", group))
+    check of a group that has neither a header nor a row in the index. Stops at the first row."""
+    if not user:
+        return False
+    kwargs = {**_owner_rows_query(config, f"{GROUP_PREFIX}{user}", group), "ProjectionExpression": "pk"}
+    return next(query_items(client, kwargs), None) is not None
 
 
 def group_rows(client: Any, config: Config, group: str) -> list[dict[str, Any]]:
