@@ -110,6 +110,11 @@ class Usage:
     reported: float = 0.0     # the store's own ConsumedCapacity, summed
     calls: Counter = field(default_factory=Counter)
 
+    def charge(self, table: float, index: float) -> None:
+        """Add one write's (table WCU, index WCU), as `write_cost` gives them."""
+        self.wcu += table
+        self.index_wcu += index
+
     @property
     def write_total(self) -> float:
         return self.wcu + self.index_wcu
@@ -183,25 +188,17 @@ class Meter:
         if error and error not in ("ConditionalCheckFailedException", "TransactionCanceledException"):
             return  # refused before any work (throttled, invalid): no capacity
         if name == "PutItem":
-            table, index = write_cost(params["Item"], olds[0], done=not error)
-            usage.wcu += table
-            usage.index_wcu += index
+            usage.charge(*write_cost(params["Item"], olds[0], done=not error))
         elif name == "UpdateItem":  # the item as it is after, read back
             new = self._old(params["TableName"], params["Key"]) if not error else olds[0]
-            table, index = write_cost(new, olds[0], done=not error)
-            usage.wcu += table
-            usage.index_wcu += index
+            usage.charge(*write_cost(new, olds[0], done=not error))
         elif name == "DeleteItem":
-            table, index = write_cost(None, olds[0], done=not error and olds[0] is not None)
-            usage.wcu += table
-            usage.index_wcu += index
+            usage.charge(*write_cost(None, olds[0], done=not error and olds[0] is not None))
         elif name == "TransactWriteItems":
             for operation, old in zip(params["TransactItems"], olds):
                 [(kind, body)] = operation.items()
                 new = body.get("Item") if kind == "Put" else None
-                table, index = write_cost(new, old, done=not error, transactional=True)
-                usage.wcu += table
-                usage.index_wcu += index
+                usage.charge(*write_cost(new, old, done=not error, transactional=True))
         elif name == "GetItem":
             usage.rcu += read_units(item_size(olds[0]), bool(params.get("ConsistentRead")))
         elif name == "Query":
