@@ -18,7 +18,8 @@ from pathlib import Path
 
 from lib.cognito_jwt_token import jwks_url
 from lib.config import ROOT, Settings
-from lib.local import Stack, StackError, api_env, free_port, gunicorn_command, stop_process, wait_http
+from lib.local import (Stack, StackError, api_env, children_of, free_port, gunicorn_command,
+                       stop_process, wait_http)
 
 ENTRY = ROOT / "bench" / "week5"
 READY_PATH = "/api/activities/notifications"  # week 5 has no health check; this answers 200 offline
@@ -36,20 +37,7 @@ def python_of(directory: Path, python: str | None) -> str:
 
 def children_cpu_seconds(parent: int) -> float:
     """User + system CPU of `parent`'s child processes (gunicorn's workers), from /proc."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # the fields after the command name, which is in parentheses and may contain spaces
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLOCK_TICKS
+    return sum(int(f[11]) + int(f[12]) for f in children_of(parent).values()) / CLOCK_TICKS
 
 
 class Bootcamp:

@@ -10,7 +10,7 @@ from app import create_app
 from lib import db as pg_admin
 from lib import ddb as layout
 from lib.cli import db as db_cli
-from lib.local import DATABASE, LocalPostgres, access_token, free_port
+from lib.local import DATABASE, LocalPostgres, access_token, children_of, free_port
 from services.backend import Backend
 
 
@@ -311,18 +311,3 @@ def test_a_frozen_postgres_is_a_503_within_its_timeout_not_a_hang(own_postgres, 
         assert _until(lambda: requests.get(url + paths[1], headers=auth, timeout=10).status_code == 200)
     finally:
         stack.stop()
-
-
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (from /proc)."""
-    from pathlib import Path
-
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found

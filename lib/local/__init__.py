@@ -11,7 +11,7 @@ those modules); never a name that starts with an underscore.
 from lib.local.cognito import PoolMissing, access_token, add_user
 from lib.local.moto import LocalMoto
 from lib.local.postgres import LocalPostgres, postgres_bin_path
-from lib.local.processes import (Stack, StackError, ensure_port_free, free_port,
+from lib.local.processes import (Stack, StackError, children_of, ensure_port_free, free_port,
                                  sigterm_as_keyboard_interrupt, stop_process, wait_http)
 from lib.local.settings import DATABASE, LocalSettings
 from lib.local.stack import (api_env, database_url, gunicorn_command, load_data, start_api,
@@ -19,7 +19,8 @@ from lib.local.stack import (api_env, database_url, gunicorn_command, load_data,
 
 __all__ = [
     "DATABASE", "LocalMoto", "LocalPostgres", "LocalSettings", "PoolMissing", "Stack",
-    "StackError", "access_token", "add_user", "api_env", "database_url", "ensure_port_free",
+    "StackError", "access_token", "add_user", "api_env", "children_of", "database_url",
+    "ensure_port_free",
     "free_port", "gunicorn_command", "load_data", "postgres_bin_path",
     "sigterm_as_keyboard_interrupt", "start_api", "start_moto", "start_postgres", "start_stores",
     "start_stream_worker", "stop_process", "wait_http",

@@ -72,6 +72,21 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) 
     wait_until_ready(answers_200(url), proc, what, timeout)
 
 
+def children_of(parent: int) -> dict[int, list[str]]:
+    """The processes whose parent is `parent`, each pid with the fields of its /proc/<pid>/stat
+    after the command name (which is in parentheses and may hold spaces): [0] is the state, [1]
+    the parent, [11] and [12] the user and system CPU in clock ticks."""
+    found: dict[int, list[str]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == parent:
+            found[int(stat.parent.name)] = fields
+    return found
+
+
 def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
     if proc is None or proc.poll() is not None:
         return
