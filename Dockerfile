@@ -18,6 +18,6 @@ EXPOSE 4567
 # The API's own health check (PostgreSQL reachable), with the interpreter the image already has.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:4567/api/health-check', timeout=2).status != 200)"]
-# gevent workers: a client that sends slowly, or stalls half-way, holds a greenlet, not a thread.
-CMD ["gunicorn", "--bind", "0.0.0.0:4567", "--workers", "2", "--worker-class", "gevent", \
-     "--worker-connections", "1000", "--no-control-socket", "app:create_app()"]
+# gunicorn.conf.py: gevent workers (a client that sends slowly, or stalls half-way, holds a greenlet,
+# not a thread), and JSON errors for the requests gunicorn itself refuses.
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:4567", "app:create_app()"]

@@ -1,8 +1,9 @@
 """Slow clients do not starve others: connections that send half a request and stall, or trickle
 a byte every two seconds, each hold a greenlet of gunicorn's gevent worker, not one of a few
-threads. Served as ./bin/dev and the Dockerfile serve it (lib.local.gunicorn_command)."""
+threads. Served as ./bin/dev and the Dockerfile serve it (gunicorn.conf.py)."""
 from __future__ import annotations
 
+import runpy
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ import requests
 
 from lib import config
 from lib.local import gunicorn_command
+from lib.local.stack import GUNICORN_CONFIG
 
 SLOW = 16
 
@@ -50,8 +52,11 @@ def test_slow_and_stalled_clients_do_not_delay_the_health_check(api):
             thread.join(5)
 
 
-def test_bin_dev_and_the_image_serve_with_the_same_worker_class():
+def test_bin_dev_and_the_image_serve_with_the_same_settings():
+    """Both load gunicorn.conf.py, whose workers are gevent's."""
     command = gunicorn_command(4567)
-    assert command[command.index("--worker-class") + 1] == "gevent"
+    assert command[command.index("--config") + 1] == str(GUNICORN_CONFIG)
+    assert "--worker-class" not in command
     dockerfile = (config.ROOT / "Dockerfile").read_text()
-    assert '"--worker-class", "gevent"' in dockerfile
+    assert '"--config", "gunicorn.conf.py"' in dockerfile and "--worker-class" not in dockerfile
+    assert runpy.run_path(str(GUNICORN_CONFIG))["worker_class"] == "gevent"

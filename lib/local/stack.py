@@ -26,6 +26,9 @@ from services.link_cognito_users import LinkCognitoUsers
 
 log = logging.getLogger(__name__)
 
+# gunicorn's settings for the API, shared with the Dockerfile
+GUNICORN_CONFIG = ROOT / "gunicorn.conf.py"
+
 # What load_data reports as it goes: (component, detail), e.g. ("seed", "written").
 Report = Callable[[str, str], None]
 
@@ -136,19 +139,14 @@ def api_env(settings: Settings) -> dict[str, str]:
 def gunicorn_command(port: int, workers: int | None = None, connections: int | None = None,
                      python: str = sys.executable, chdir: Path = ROOT,
                      app: str = "app:create_app()") -> list[str]:
-    """The API under gunicorn as ./bin/dev, the tests and the benchmark serve it, and as the
-    Dockerfile does: gevent workers (one greenlet per connection, so clients that send slowly, or
-    stall half-way, hold a greenlet each and starve nobody), at most `connections` at once each.
+    """The API under gunicorn as ./bin/dev, the tests and the benchmark serve it: the settings of
+    `gunicorn.conf.py`, as the Dockerfile serves it, on 127.0.0.1:`port`, with `workers` and
+    `connections` per worker when given (else WEB_WORKERS and WEB_CONNECTIONS, or its defaults).
     The benchmark serves the bootcamp's backend with the same settings (`python`, `chdir`, `app`)."""
-    return [python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers or os.environ.get("WEB_WORKERS", "2")),
-            "--worker-class", "gevent",
-            "--worker-connections", str(connections or os.environ.get("WEB_CONNECTIONS", "1000")),
-            # no gunicorn access log: the app writes its own (app.py), and gunicorn formats its
-            # line even when the file is /dev/null
-            # no control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every
-            # gunicorn of the user, so two servers would take it from each other
-            "--no-control-socket",
+    return [python, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG),
+            "--bind", f"127.0.0.1:{port}",
+            *(["--workers", str(workers)] if workers else []),
+            *(["--worker-connections", str(connections)] if connections else []),
             "--chdir", str(chdir), app]
 
 

@@ -1,0 +1,54 @@
+"""gunicorn's settings for the API wherever it is served: ./bin/dev, the tests and the benchmark
+(`lib.local.gunicorn_command`) and the production image (Dockerfile) all load this file, and give
+only the address on the command line. gunicorn runs it with its own loader; the app never imports
+it."""
+import os
+import re
+
+from gunicorn import util
+
+# gevent workers: one greenlet per connection, so clients that send slowly, or stall half-way,
+# hold a greenlet each and starve nobody
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_WORKERS", "2"))
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
+# no gunicorn access log (the default): the app writes its own line (app.py), and gunicorn would
+# format one even for /dev/null
+accesslog = None
+# no control socket: its default path (~/.gunicorn/gunicorn.ctl) is shared by every gunicorn of
+# the user, so two servers would take it from each other
+control_socket_disable = True
+
+# What gunicorn refuses before the app sees it: a request line over 4 KiB, headers over its limits,
+# a request that is not HTTP. gunicorn answers these with an HTML page; the contract says every
+# error body is a JSON array of codes (the frontend calls .map on it).
+PROTOCOL_ERROR_CODES = {
+    400: "request_malformed",
+    403: "request_forbidden",
+    414: "request_line_too_long",
+    417: "expectation_failed",
+    431: "request_headers_too_large",
+    501: "transfer_coding_unsupported",
+}
+DETAIL_MAX = 300  # as the app's X-Error-Detail (routes/http.py)
+
+
+def protocol_error_response(status: int, reason: str, detail: str) -> bytes:
+    """The whole response to a request gunicorn refused: `["<code>"]`, its explanation in
+    X-Error-Detail, and the connection closed (gunicorn cannot tell where such a request ends)."""
+    body = b'["%s"]' % PROTOCOL_ERROR_CODES.get(status, "internal_error").encode()
+    # the detail quotes what the client sent: printable ASCII only, so that it cannot add a header
+    detail = re.sub(r"[^\x20-\x7e]", "?", " ".join(detail.split()))[:DETAIL_MAX]
+    head = [f"HTTP/1.1 {status} {reason}", "Connection: close", "Content-Type: application/json",
+            f"Content-Length: {len(body)}"] + ([f"X-Error-Detail: {detail}"] if detail else [])
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "replace") + body
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    util.write_nonblock(sock, protocol_error_response(status_int, reason, mesg))
+
+
+def on_starting(server) -> None:
+    # The workers' error path calls gunicorn.util.write_error (workers/base.py, handle_error),
+    # which has no setting; replaced here, before the workers are forked.
+    util.write_error = write_json_error
