@@ -46,6 +46,15 @@ def status_of(error: CruddurError) -> int:
     return 500
 
 
+def bearer_challenge(error: Unauthenticated) -> str:
+    """The challenge a 401 must carry (RFC 9110 11.6.1), in the form RFC 6750 gives bearer tokens:
+    no error code when the request had no token at all (3.1), else `invalid_token` (malformed,
+    expired, forged or foreign alike)."""
+    if "token_missing" in error.codes:
+        return "Bearer"
+    return 'Bearer error="invalid_token"'
+
+
 def register_errors(app: Flask) -> None:
     @app.errorhandler(CruddurError)
     def domain_error(error: CruddurError) -> Response:
@@ -53,6 +62,8 @@ def register_errors(app: Flask) -> None:
         if isinstance(error, Unavailable):
             log.warning("unavailable (%s): %s", ", ".join(error.codes), error)
             headers["Retry-After"] = str(error.retry_after)
+        if isinstance(error, Unauthenticated):
+            headers["WWW-Authenticate"] = bearer_challenge(error)
         return error_response(status_of(error), error.codes, error.detail, headers)
 
     @app.errorhandler(HTTPException)

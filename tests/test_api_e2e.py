@@ -434,6 +434,9 @@ def test_bad_tokens_are_refused_and_nothing_is_acted_on(api, seeded, seeded_grou
              json={"message": f"not stored ({case})", "handle": "bayko"}),
     ):
         error(response, status, code)
+        # the challenge of RFC 6750: an error code only when a token was sent
+        expected = {"token_missing": "Bearer"}.get(code, 'Bearer error="invalid_token"')
+        assert response.headers.get("WWW-Authenticate") == (expected if status == 401 else None)
     assert messages(api, andrew, seeded_group, limit=5) == before
 
 
