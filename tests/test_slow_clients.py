@@ -13,7 +13,6 @@ import requests
 
 from lib import config
 from lib.local import gunicorn_command
-from lib.local.stack import GUNICORN_CONFIG
 
 SLOW = 16
 
@@ -54,9 +53,10 @@ def test_slow_and_stalled_clients_do_not_delay_the_health_check(api):
 
 def test_bin_dev_and_the_image_serve_with_the_same_settings():
     """Both load gunicorn.conf.py, whose workers are gevent's."""
+    conf = config.ROOT / "gunicorn.conf.py"
     command = gunicorn_command(4567)
-    assert command[command.index("--config") + 1] == str(GUNICORN_CONFIG)
+    assert command[command.index("--config") + 1] == str(conf)
     assert "--worker-class" not in command
     dockerfile = (config.ROOT / "Dockerfile").read_text()
     assert '"--config", "gunicorn.conf.py"' in dockerfile and "--worker-class" not in dockerfile
-    assert runpy.run_path(str(GUNICORN_CONFIG))["worker_class"] == "gevent"
+    assert runpy.run_path(str(conf))["worker_class"] == "gevent"
