@@ -184,8 +184,24 @@ def test_a_failed_deploy_exits_non_zero_with_the_failing_resources_reason(monkey
     monkeypatch.setattr(aws_cli, "upload", lambda *args: {"CodeBucket": "b", "StreamFunctionKey": "s",
                                                           "PostConfirmationFunctionKey": "p"})
     monkeypatch.setattr(aws_cli.aws, "client", lambda s, service: cloudformation)
+    # made between deploy's look and the stack's creation (a look that finds it refuses at once)
+    monkeypatch.setattr(aws_cli, "table_exists", lambda *args: False)
     result = CliRunner().invoke(aws_cli.cli, ["deploy", "--stack-name", "broken"])
     assert result.exit_code != 0
     assert "stack broken: ROLLBACK_COMPLETE" in result.output
     assert "MessagesTable: Resource of type 'AWS::DynamoDB::Table'" in result.output
     assert "already exists" in result.output
+
+
+def test_a_new_stack_over_a_table_that_exists_is_refused_before_anything_is_created(fresh_table):
+    """./bin/dev (or bin/ddb/schema-load, or the week-5 backend) made the table already: a new
+    stack would fail on it (locally moto's error even came back unparseable, a traceback), so
+    deploy refuses in one line, pointing at the import, and creates nothing."""
+    stack = f"test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DDB_MESSAGE_TABLE": fresh_table.ddb_table}
+    refused = script("deploy", "--stack-name", stack, env=env)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"table {fresh_table.ddb_table} exists already" in refused.stderr
+    assert "Adopting the table you have" in refused.stderr and "Traceback" not in refused.stderr
+    cfn = aws.client(fresh_table, "cloudformation")
+    assert stack not in {s["StackName"] for s in cfn.list_stacks()["StackSummaries"]}

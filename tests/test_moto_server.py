@@ -2,7 +2,9 @@
 cancelled transaction changes nothing, and concurrent writes are never lost."""
 from __future__ import annotations
 
+import json
 import threading
+import uuid
 
 import pytest
 from botocore.exceptions import ClientError
@@ -419,3 +421,54 @@ def test_requests_sent_back_to_back_on_one_connection_are_each_answered(fresh_ta
             assert chunk, received  # the server closed before the third answer
             received += chunk
     assert b"Connection: close" not in received
+
+
+def _function_with_mapping(settings, stream_arn: str) -> tuple[object, str, str]:
+    """A Lambda function and an event source mapping from `stream_arn` to it (the stream Lambda's
+    code, never run here): the Lambda client, the mapping's UUID and the function's name."""
+    import io
+    import zipfile
+
+    from lib import aws
+
+    iam, lam = aws.client(settings, "iam"), aws.client(settings, "lambda")
+    name = f"mapped-{uuid.uuid4().hex[:8]}"
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}))
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=role["Role"]["Arn"],
+                        Handler="handler.handler", Code={"ZipFile": code.getvalue()})
+    mapping = lam.create_event_source_mapping(EventSourceArn=stream_arn, FunctionName=name,
+                                              StartingPosition="TRIM_HORIZON", Enabled=True)
+    return lam, mapping["UUID"], name
+
+
+@pytest.mark.parametrize("removed", ["nothing", "the mapping", "the mapping, then the function"])
+def test_a_tables_writes_never_depend_on_a_lambda_mapped_to_its_stream(fresh_table, removed):
+    """moto invoked a function mapped to a table's stream inside each write (in Docker, which the
+    local stack has not), and kept a deleted mapping on the table: with a mapping, live or
+    deleted, every write answered 500 yet stored its item, and a delivered batch was taken out of
+    the stream. bin/aws/deploy against the local stack maps the table's stream; bin/aws/destroy
+    deletes the mapping and keeps the table. In AWS a table's writes never depend on its stream's
+    readers, and each reader sees every record."""
+    from lib import aws
+
+    ddb, streams = aws.client(fresh_table, "dynamodb"), aws.client(fresh_table, "dynamodbstreams")
+    stream_arn = ddb.describe_table(TableName=fresh_table.ddb_table)["Table"]["LatestStreamArn"]
+    lam, mapping, function = _function_with_mapping(fresh_table, stream_arn)
+    if removed != "nothing":
+        lam.delete_event_source_mapping(UUID=mapping)
+    if removed.endswith("function"):
+        lam.delete_function(FunctionName=function)
+    item = layout.serialize({"pk": "MSG#after", "sk": "2026-01-01T00:00:00.000000+00:00"})
+    ddb.put_item(TableName=fresh_table.ddb_table, Item=item)
+    assert ddb.get_item(TableName=fresh_table.ddb_table, Key=item)["Item"] == item
+    shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]
+    iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator)["Records"]
+    # the write's record is still there for the stream's reader (after the table's layout mark)
+    assert [r["dynamodb"]["Keys"] for r in records][-1:] == [{"pk": item["pk"], "sk": item["sk"]}]

@@ -74,6 +74,15 @@ def stack_status(cfn: Any, name: str) -> str | None:
         raise
 
 
+def table_exists(settings: Settings, name: str) -> bool:
+    ddb = aws.client(settings, "dynamodb")
+    try:
+        ddb.describe_table(TableName=name)
+        return True
+    except ddb.exceptions.ResourceNotFoundException:
+        return False
+
+
 def upload(settings: Settings, stack: str, prod: bool) -> dict[str, str]:
     """Package both Lambdas into the stack's artifacts bucket; the template's code parameters."""
     s3 = aws.client(settings, "s3")
@@ -162,6 +171,12 @@ def deploy(settings: Settings, prod: bool, stack_name: str, parameter: tuple[str
     values = {"TableName": settings.ddb_table,
               "ConnectionUrl": (os.environ.get("PROD_CONNECTION_URL") if prod else settings.connection_url) or "",
               **parameters_of(parameter, dict(os.environ))}
+    if status is None and table_exists(settings, values["TableName"]):
+        # CloudFormation would fail the new stack on it and leave it ROLLBACK_COMPLETE
+        raise click.ClickException(
+            f"table {values['TableName']} exists already, and a new stack cannot create it: bring it "
+            f"under the stack by resource import (README, 'Adopting the table you have'), or deploy "
+            f"with another DDB_MESSAGE_TABLE")
     values.update(upload(settings, stack_name, prod))
     kind = "CREATE" if status is None else "UPDATE"
     name = f"deploy-{time.strftime('%Y%m%d%H%M%S')}"

@@ -26,6 +26,14 @@ corrections to moto are all local-only (nothing here runs against AWS):
    sizes; a full garbage collection over all of them held every request up for half a second.
    Survivors of a full collection are frozen (`freeze_after_full_collections`), and given back
    to the collector when a table is deleted (`delete_table`).
+8. Streams and Lambda. moto hands a table's stream to the functions mapped to it inside each
+   write (in Docker, which the local stack has not) and then empties the stream, and it keeps a
+   deleted mapping on the table: with a mapping, live or deleted (bin/aws/deploy, then
+   bin/aws/destroy, against the local stack), every write either failed with a 500 after storing
+   its item or took its record away from the stream worker. In AWS a table's writes never depend
+   on its stream's readers, and each reader sees every record; here a write only records the
+   change, and a mapping is configuration that nothing invokes: locally the stream worker feeds
+   the stream to the Lambda.
 
 The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
 `install()`, and by a test) fails loudly, naming what changed, if a moto upgrade no longer has
@@ -357,7 +365,15 @@ def stream_add(self: StreamShard, old: Any, new: Any) -> None:
             log = self.table.harsh_changes = harsh.ChangeLog()
         log.record(_item_key(item), old, time.monotonic(), lag)
     _reindex(self.table, _item_key(new if new is not None else old), new)
-    _moto_stream_add(self, old, new)
+    # moto would hand the stream to every function mapped to it, inside this write, and then
+    # empty the stream; it also keeps mappings deleted since. Locally the stream worker is the
+    # stream's reader (bin/dev), so the write only records the change (correction 8).
+    mappings = self.table.lambda_event_source_mappings
+    self.table.lambda_event_source_mappings = {}
+    try:
+        _moto_stream_add(self, old, new)
+    finally:
+        self.table.lambda_event_source_mappings = mappings
 
 
 def check_moto(query_signature: inspect.Signature | None = None) -> None:
