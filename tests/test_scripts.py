@@ -209,6 +209,10 @@ def test_seed_script_writes_the_conversation_once(fresh_table):
     assert "already present" in ok(run("bin/ddb/seed", env=env))
     count = Ddb(fresh_table).client.scan(TableName=fresh_table.ddb_table, Select="COUNT")["Count"]
     assert count >= 23
+    # --force looks for what is missing: here nothing, and it says so (not "use --force")
+    forced = ok(run("bin/ddb/seed", "--force", env=env))
+    assert "nothing was missing" in forced and "--force" not in forced
+    assert Ddb(fresh_table).client.scan(TableName=fresh_table.ddb_table, Select="COUNT")["Count"] == count
 
 
 def test_schema_load_and_drop(settings):

@@ -101,7 +101,9 @@ def migrate(settings: Settings, prod: bool, dry_run: bool, yes: bool) -> None:
 
 
 @cli.command("seed")
-@click.option("--force", is_flag=True, help="Write the conversation even if it is there already.")
+@click.option("--force", is_flag=True,
+              help="Look for missing items even when the conversation's header is there, and "
+                   "write them (nothing is written twice).")
 @common.target_option
 def seed_command(settings: Settings, prod: bool, force: bool) -> None:
     """Write the seeded conversation (db/seed/conversation.txt) with batch writes."""
@@ -111,8 +113,10 @@ def seed_command(settings: Settings, prod: bool, force: bool) -> None:
         items, calls = local_seed.seed(Ddb(settings), common.open_db(settings), force, bar.update)
     if items:
         click.echo(f"seeded {items} items in {calls} batch write calls")
+    elif force:
+        click.echo("seed conversation complete already: nothing was missing")
     else:
-        click.echo("seed conversation already present (use --force to write it again)")
+        click.echo("seed conversation already present (--force writes what is missing of it)")
 
 
 @cli.command("get-conversation")
