@@ -382,6 +382,29 @@ def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
         again.stop()
 
 
+def test_a_saved_state_that_cannot_be_read_is_set_aside_and_said(tmp_path):
+    """A file cut short (or of another moto): moto starts empty, keeps the file aside, and its
+    starter knows, for ./bin/dev's ready line; the next start, on a state file of its own, does not
+    say it again."""
+    from lib.config import Settings
+    from lib.local import LocalMoto, free_port
+
+    state = tmp_path / "moto-state.pickle"
+    state.write_bytes(b"\x80\x05 cut short")
+    moto = LocalMoto(free_port(), tmp_path / "moto.log", state_file=state).start()
+    try:
+        assert moto.state_set_aside == tmp_path / "moto-state.pickle.unreadable"
+        assert moto.state_set_aside.read_bytes() == b"\x80\x05 cut short"
+        assert layout.aws.client(Settings(aws_endpoint_url=moto.url), "dynamodb").list_tables()["TableNames"] == []
+    finally:
+        moto.stop()
+    again = LocalMoto(moto.port, tmp_path / "moto.log", state_file=state).start()
+    try:
+        assert again.state_set_aside is None
+    finally:
+        again.stop()
+
+
 def test_a_client_keeps_one_connection_for_its_calls(fresh_table, caplog):
     """HTTP/1.1 keep-alive, as DynamoDB's endpoint: a client's calls reuse its connection instead
     of opening one each (what werkzeug's HTTP/1.0 default made every call pay)."""

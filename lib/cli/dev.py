@@ -64,7 +64,9 @@ def aws(settings: Settings, local: LocalSettings, stack: Stack) -> Settings:
     where = local.moto_state.relative_to(ROOT) if local.moto_state.is_relative_to(ROOT) else local.moto_state
     harshness = harsh.from_env()
     ready("moto", f"{moto.url} (DynamoDB, DynamoDB Streams, Cognito; data kept in {where})"
-          + (f"; harsh: {harsh.describe(harshness)}" if harshness.on else ""))
+          + (f"; harsh: {harsh.describe(harshness)}" if harshness.on else "")
+          + (f"; the saved data could not be read, so moto started empty (the file is kept as "
+             f"{moto.state_set_aside.name})" if moto.state_set_aside else ""))
     return settings.with_(aws_endpoint_url=moto.url)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from lib.local import harsh, moto_state
@@ -30,6 +31,8 @@ class LocalMoto:
         self.harshness = harshness
         # where its data is kept across restarts (lib/local/moto_state.py); None: in memory only
         self.state_file = state_file
+        # where that file went when this start could not read it (and started empty)
+        self.state_set_aside: Path | None = None
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -38,6 +41,7 @@ class LocalMoto:
 
     def start(self, timeout: float = 30) -> "LocalMoto":
         ensure_port_free(self.port, "moto")
+        started = time.time()
         root = str(Path(__file__).resolve().parents[2])
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, **MOTO_ENV, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
@@ -60,6 +64,11 @@ class LocalMoto:
             if self.log_file:
                 out.close()
         wait_until_ready(answers_200(f"{self.url}/moto-api/"), self.proc, "moto", timeout, self.log_file)
+        if self.state_file is not None:
+            aside = moto_state.set_aside(self.state_file)
+            # put aside by this start: renaming sets the file's ctime, not its mtime
+            if aside.exists() and aside.stat().st_ctime >= started:
+                self.state_set_aside = aside
         return self
 
     def stop(self) -> None:

@@ -74,6 +74,11 @@ def restore(data: bytes) -> int:
     return restored
 
 
+def set_aside(path: Path) -> Path:
+    """Where a state file that could not be read is kept, for whoever wants to look at it."""
+    return path.with_suffix(path.suffix + ".unreadable")
+
+
 class Keeper:
     """Saves the state to `path` while the server runs: every SAVE_EVERY_SECONDS when a request
     may have changed something, and once more on `stop()`."""
@@ -93,7 +98,7 @@ class Keeper:
                 count = restore(self.path.read_bytes())
             log.info("restored %d backends from %s", count, self.path)
         except Exception as error:  # a file of another moto, or cut short: start empty, keep it
-            aside = self.path.with_suffix(self.path.suffix + ".unreadable")
+            aside = set_aside(self.path)
             os.replace(self.path, aside)
             log.warning("could not restore %s (%s: %s); starting empty, the file is kept as %s",
                         self.path, type(error).__name__, error, aside)
