@@ -10,6 +10,7 @@ import atexit
 import json
 import logging
 import time
+from typing import NoReturn
 
 from flask import Flask, Response, g, jsonify, request
 from flask_cors import CORS
@@ -116,23 +117,31 @@ def answer_preflights_of_unknown_routes(app: Flask) -> None:
         return None
 
 
+def refuse_to_start(reason: str) -> NoReturn:
+    """One line, and no worker: gunicorn's master stops on exit code 3 ("worker failed to boot")
+    instead of respawning the worker."""
+    log.critical("cruddur: refusing to start%s", reason)
+    raise SystemExit(3)
+
+
 def refuse_half_configured(settings: Settings) -> None:
     """In AWS, an API without its cursor secret or user pool would start and then fail every
     request (or sign cursors no other process accepts): refuse to start instead, in one line."""
     missing = settings.missing_for_aws()
     if missing:
-        log.critical("cruddur: refusing to start in AWS (no endpoint override) without %s",
-                     ", ".join(missing))
-        # 3 is gunicorn's "worker failed to boot": the master stops instead of respawning it.
-        raise SystemExit(3)
+        refuse_to_start(f" in AWS (no endpoint override) without {', '.join(missing)}")
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None,
                span_exporter: object | None = None) -> Flask:
     """Build the app. It owns the backend: the PostgreSQL pool, the DynamoDB client and caches.
     Traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (or, in tests, into `span_exporter`)."""
-    settings = settings or config.load()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if settings is None:
+        try:
+            settings = config.load()
+        except config.ConfigError as error:
+            refuse_to_start(f": {error}")
     refuse_half_configured(settings)
     app = Flask(__name__)
     # before the backend: its clients and connections are then made instrumented

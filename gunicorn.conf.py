@@ -7,11 +7,21 @@ import re
 
 from gunicorn import util
 
+
+def _at_least_one(name: str, default: int) -> int:
+    """A count from the environment; one line, not a trace of this file, when it is not one."""
+    value = os.environ.get(name) or str(default)
+    if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
+        raise SystemExit(f"gunicorn.conf.py: {name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 # gevent workers: one greenlet per connection, so clients that send slowly, or stall half-way,
 # hold a greenlet each and starve nobody
 worker_class = "gevent"
-workers = int(os.environ.get("WEB_WORKERS", "2"))
-worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
+
+workers = _at_least_one("WEB_WORKERS", 2)
+worker_connections = _at_least_one("WEB_CONNECTIONS", 1000)
 # no gunicorn access log (the default): the app writes its own line (app.py), and gunicorn would
 # format one even for /dev/null
 accesslog = None

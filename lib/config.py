@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,21 +85,43 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name)
-    return int(value) if value else default
+class ConfigError(ValueError):
+    """A variable of the environment that cannot be used; its message is the one line to show."""
 
 
-def env_float(env: Mapping[str, str], name: str, default: float) -> float:
+def env_int(env: Mapping[str, str], name: str, default: int, low: int | None = None,
+            high: int | None = None) -> int:
+    """`name` as a whole number from `low` to `high` (either bound optional), else ConfigError."""
+    return _env_number(env, name, default, int, "a whole number", low, high)
+
+
+def env_float(env: Mapping[str, str], name: str, default: float, low: float | None = None) -> float:
+    """`name` as a number of at least `low`, else ConfigError."""
+    return _env_number(env, name, default, float, "a number", low, None)
+
+
+def _env_number(env: Mapping[str, str], name: str, default: Any, kind: Callable[[str], Any],
+                what: str, low: Any, high: Any) -> Any:
     value = env.get(name)
-    return float(value) if value else default
+    if not value:
+        return default
+    bounds = (f" from {low} to {high}" if low is not None and high is not None
+              else f" of at least {low}" if low is not None else "")
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be {what}{bounds}, not {value!r}") from None
+    if (number != number or number in (float("inf"), float("-inf"))  # nan, inf
+            or (low is not None and number < low) or (high is not None and number > high)):
+        raise ConfigError(f"{name} must be {what}{bounds}, not {value!r}")
+    return number
 
 
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment (or from a given mapping)."""
     env = os.environ if env is None else env
     d = Settings()
-    return Settings(
+    settings = Settings(
         connection_url=env.get("CONNECTION_URL") or d.connection_url,
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         service_endpoints=tuple((service, env[name]) for service, name in SERVICE_ENDPOINT_VARS.items()
@@ -109,16 +131,20 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         cognito_user_pool_id=env.get("AWS_COGNITO_USER_POOL_ID") or None,
         cognito_client_id=env.get("AWS_COGNITO_USER_POOL_CLIENT_ID") or None,
         frontend_url=env.get("FRONTEND_URL") or d.frontend_url,
-        port=env_int(env, "PORT", d.port),
-        db_pool_min=env_int(env, "DB_POOL_MIN", d.db_pool_min),
-        db_pool_max=env_int(env, "DB_POOL_MAX", d.db_pool_max),
-        db_timeout_seconds=env_float(env, "DB_TIMEOUT_SECONDS", d.db_timeout_seconds),
-        user_cache_seconds=env_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds),
+        port=env_int(env, "PORT", d.port, 1, 65535),
+        db_pool_min=env_int(env, "DB_POOL_MIN", d.db_pool_min, 0),
+        db_pool_max=env_int(env, "DB_POOL_MAX", d.db_pool_max, 1),
+        db_timeout_seconds=env_float(env, "DB_TIMEOUT_SECONDS", d.db_timeout_seconds, 0.1),
+        user_cache_seconds=env_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds, 0),
         cursor_secret=env.get("CURSOR_SECRET") or None,
         metrics_enabled=env.get("METRICS_ENABLED") == "1",
         public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
-        trusted_proxy_hops=env_int(env, "TRUSTED_PROXY_HOPS", d.trusted_proxy_hops),
+        trusted_proxy_hops=env_int(env, "TRUSTED_PROXY_HOPS", d.trusted_proxy_hops, 0),
         provision_users={"1": True, "0": False}.get(env.get("PROVISION_USERS", "")),
         otlp_endpoint=(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
                        or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None),
     )
+    if settings.db_pool_min > settings.db_pool_max:
+        raise ConfigError(f"DB_POOL_MIN ({settings.db_pool_min}) must not exceed DB_POOL_MAX "
+                          f"({settings.db_pool_max})")
+    return settings

@@ -928,11 +928,15 @@ def test_a_write_whose_response_is_lost_is_stored_once(api, users: Users, harsh,
 
 # -- configuration: refusing to start half-configured; the Link header's host ---------------------
 
-@pytest.mark.parametrize("unset", ["CURSOR_SECRET", "AWS_COGNITO_USER_POOL_ID",
-                                   "AWS_COGNITO_USER_POOL_CLIENT_ID"])
-def test_the_api_refuses_to_start_in_aws_half_configured(unset):
+@pytest.mark.parametrize("unset, changed, says", [
+    ("CURSOR_SECRET", {}, "without CURSOR_SECRET"),
+    ("AWS_COGNITO_USER_POOL_ID", {}, "without AWS_COGNITO_USER_POOL_ID"),
+    ("AWS_COGNITO_USER_POOL_CLIENT_ID", {}, "without AWS_COGNITO_USER_POOL_CLIENT_ID"),
+    (None, {"DB_TIMEOUT_SECONDS": "x"}, ": DB_TIMEOUT_SECONDS must be a number of at least 0.1, not 'x'"),
+])
+def test_the_api_refuses_to_start_in_aws_half_configured(unset, changed, says):
     """Without an endpoint override (AWS), gunicorn stops at once with one line naming what is
-    missing, instead of serving 401s or cursors no other process accepts."""
+    missing or unusable, instead of serving 401s or cursors no other process accepts."""
     import subprocess
     import sys
 
@@ -940,8 +944,9 @@ def test_the_api_refuses_to_start_in_aws_half_configured(unset):
 
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(config.ROOT), "AWS_DEFAULT_REGION": "us-east-1",
            "CURSOR_SECRET": "s", "AWS_COGNITO_USER_POOL_ID": "us-east-1_x",
-           "AWS_COGNITO_USER_POOL_CLIENT_ID": "c", "CONNECTION_URL": "postgresql://127.0.0.1:1/x"}
-    del env[unset]
+           "AWS_COGNITO_USER_POOL_CLIENT_ID": "c", "CONNECTION_URL": "postgresql://127.0.0.1:1/x",
+           **changed}
+    env.pop(unset, None)
     # as the image runs it (Dockerfile), with one worker: when two fail to boot at once, gunicorn's
     # master sometimes adds a traceback of its own (HaltServer raised again while it stops)
     result = subprocess.run([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
@@ -950,7 +955,7 @@ def test_the_api_refuses_to_start_in_aws_half_configured(unset):
                             cwd=config.ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if "refusing to start" in line]
-    assert len(lines) == 1 and unset in lines[0], result.stderr
+    assert len(lines) == 1 and lines[0].endswith(says), result.stderr
     assert "Traceback" not in result.stderr
 
 

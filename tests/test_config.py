@@ -276,3 +276,25 @@ def test_the_apis_dynamodb_client_skips_client_side_validation_and_scripts_keep_
         unchecked.get_item(TableName="t", Key={"pk": {"S": 3}})
     assert unchecked.meta.config.user_agent.startswith("cruddur-messages Botocore/")
     assert unchecked.meta.config.retries["mode"] == "standard"  # the rest of the config kept
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("PORT", "abc", "PORT must be a whole number from 1 to 65535, not 'abc'"),
+    ("PORT", "99999", "PORT must be a whole number from 1 to 65535, not '99999'"),
+    ("DB_POOL_MAX", "0", "DB_POOL_MAX must be a whole number of at least 1, not '0'"),
+    ("DB_TIMEOUT_SECONDS", "x", "DB_TIMEOUT_SECONDS must be a number of at least 0.1, not 'x'"),
+    ("DB_TIMEOUT_SECONDS", "nan", "DB_TIMEOUT_SECONDS must be a number of at least 0.1, not 'nan'"),
+    ("USER_CACHE_SECONDS", "-1", "USER_CACHE_SECONDS must be a number of at least 0, not '-1'"),
+    ("TRUSTED_PROXY_HOPS", "1.5", "TRUSTED_PROXY_HOPS must be a whole number of at least 0, not '1.5'"),
+    ("DB_POOL_MIN", "20", "DB_POOL_MIN (20) must not exceed DB_POOL_MAX (10)"),
+])
+def test_a_variable_that_cannot_be_used_is_one_clear_error(name, value, says):
+    with pytest.raises(config.ConfigError) as raised:
+        config.load({name: value})
+    assert str(raised.value) == says
+
+
+@pytest.mark.parametrize("name", ["LOCAL_PG_PORT", "LOCAL_AWS_PORT"])
+def test_a_local_port_that_is_no_port_is_one_clear_error(name):
+    with pytest.raises(config.ConfigError, match=f"{name} must be a whole number from 1 to 65535"):
+        local_settings.load({name: "70000"})

@@ -245,6 +245,21 @@ def test_dev_restart_keeps_postgres_and_moto_data(pg_data, tmp_path):
     assert wait_until_gone(dev, pids) == []
 
 
+@pytest.mark.parametrize("name, value", [("LOCAL_PG_PORT", "abc"), ("DB_TIMEOUT_SECONDS", "soon")])
+def test_dev_with_a_variable_it_cannot_use_is_a_one_line_error(name, value, pg_data, tmp_path):
+    """Before anything is started: one line naming the variable, no trace."""
+    dev = start({**dev_env(pg_data.parent / f"bad-{name}"), name: value}, tmp_path)
+    try:
+        code = dev.proc.wait(STOP_TIMEOUT)
+    finally:
+        dev.cleanup()
+    assert code == 1
+    err = dev.stderr_path.read_text()
+    assert [line for line in err.splitlines() if line.strip()] == [
+        f"bin/dev: {name} must be a whole number from 1 to 65535, not {value!r}" if name.endswith("PORT")
+        else f"bin/dev: {name} must be a number of at least 0.1, not {value!r}"], err
+
+
 @pytest.mark.parametrize("busy", ["PORT", "LOCAL_AWS_PORT", "LOCAL_PG_PORT"])
 def test_dev_busy_port_is_a_one_line_error(busy, pg_data, tmp_path):
     env = dev_env(pg_data.parent / f"busy-{busy}")

@@ -393,3 +393,9 @@ def test_bin_db_migrate_converts_a_week5_database_and_keeps_its_rows(settings):
         assert "seed loaded" in ok(run("bin/db/seed", env=env))
     finally:
         pg_admin.drop_database(url)
+
+
+def test_a_script_with_a_variable_it_cannot_use_is_a_one_line_error():
+    result = run("bin/ddb/list-tables", env={**os.environ, "LOCAL_AWS_PORT": "port"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: LOCAL_AWS_PORT must be a whole number from 1 to 65535, not 'port'"

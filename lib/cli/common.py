@@ -87,7 +87,10 @@ def target_option(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, prod: bool, **kwargs: Any) -> Any:
         setup_logging()
-        settings = settings_for(prod)
+        try:
+            settings = settings_for(prod)
+        except config.ConfigError as error:
+            raise click.ClickException(str(error)) from None
         try:
             return fn(*args, settings=settings, prod=prod, **kwargs)
         except click.ClickException:

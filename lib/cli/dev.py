@@ -84,8 +84,12 @@ def main() -> None:
     """Start the local stack and serve the API until Ctrl-C or SIGTERM."""
     common.setup_logging()
     sigterm_as_keyboard_interrupt()
-    settings = config.load()
-    local = common.local()
+    try:
+        settings = config.load()
+        local = common.local()
+    except config.ConfigError as error:
+        click.echo(f"bin/dev: {error}", err=True)
+        sys.exit(1)
     stack = Stack()
     code = 0
     try:

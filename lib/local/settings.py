@@ -44,7 +44,7 @@ def load(env: Mapping[str, str] | None = None) -> LocalSettings:
     d = LocalSettings()
     return LocalSettings(
         pg_data=Path(env.get("LOCAL_PG_DATA") or d.pg_data),
-        pg_port=env_int(env, "LOCAL_PG_PORT", d.pg_port),
-        aws_port=env_int(env, "LOCAL_AWS_PORT", d.aws_port),
+        pg_port=env_int(env, "LOCAL_PG_PORT", d.pg_port, 1, 65535),
+        aws_port=env_int(env, "LOCAL_AWS_PORT", d.aws_port, 1, 65535),
         moto_state=Path(env.get("LOCAL_MOTO_STATE") or d.moto_state),
     )
