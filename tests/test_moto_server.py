@@ -265,9 +265,17 @@ def test_harsh_knobs_come_from_the_environment_and_refuse_nonsense():
     one = harsh.from_env({"LOCAL_HARSH_GSI_LAG_MS": "250"})
     assert one == harsh.Harshness(gsi_lag_ms=250)
     assert harsh.from_env(harsh.environment(everything)) == everything
-    for bad in ({"throttle": 2}, {"lost_responses": -0.1}, {"nope": 1}):
+    for bad in ({"throttle": 2}, {"lost_responses": -0.1}, {"nope": 1}, {"throttle": "nan"},
+                {"gsi_lag_ms": "inf"}):
         with pytest.raises(ValueError):
             harsh.Harshness().changed(bad)
+    # from the environment: one line naming the variable (./bin/dev shows it and stops)
+    from lib.config import ConfigError
+    for env, says in (({"LOCAL_HARSH": "maybe"}, "LOCAL_HARSH must be 1, true or on"),
+                      ({"LOCAL_HARSH_THROTTLE": "2"}, "LOCAL_HARSH_THROTTLE must be a probability"),
+                      ({"LOCAL_HARSH_GSI_LAG_MS": "soon"}, "LOCAL_HARSH_GSI_LAG_MS must be milliseconds")):
+        with pytest.raises(ConfigError, match=says):
+            harsh.from_env(env)
 
 
 def test_the_switch_over_http_changes_the_running_server(settings, harsh):

@@ -87,6 +87,7 @@ def main() -> None:
     try:
         settings = config.load()
         local = common.local()
+        harsh.from_env()  # read again by moto's server; refused here before anything starts
     except config.ConfigError as error:
         click.echo(f"bin/dev: {error}", err=True)
         sys.exit(1)

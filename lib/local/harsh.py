@@ -33,6 +33,8 @@ from collections import deque
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable, Iterable, Mapping
 
+from lib.config import ConfigError
+
 CONTROL_PATH = "/_harsh"
 # What LOCAL_HARSH=1 means.
 DEFAULTS = {"gsi_lag_ms": 500.0, "lost_responses": 0.1, "throttle": 0.05, "duplicate_records": 0.2}
@@ -62,16 +64,32 @@ class Harshness:
             if name not in DEFAULTS:
                 raise ValueError(f"unknown knob {name!r}")
             number = float(value)
-            if number < 0 or (name != "gsi_lag_ms" and number > 1):
+            high = float("inf") if name == "gsi_lag_ms" else 1.0
+            if not 0 <= number <= high or number == float("inf"):  # nan and inf too
                 raise ValueError(f"{name} out of range: {value!r}")
             changes[name] = number
         return replace(self, **changes)
 
 
+SWITCH_ON, SWITCH_OFF = ("1", "true", "on"), ("", "0", "false", "off")
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Harshness:
+    """LOCAL_HARSH and the LOCAL_HARSH_* knobs; a value that cannot be used is a ConfigError
+    naming its variable."""
     env = os.environ if env is None else env
-    base = Harshness(**DEFAULTS) if env.get("LOCAL_HARSH") in ("1", "true", "on") else Harshness()
-    return base.changed({name: env[var] for name, var in ENV.items() if env.get(var)})
+    switch = env.get("LOCAL_HARSH", "")
+    if switch not in SWITCH_ON + SWITCH_OFF:
+        raise ConfigError(f"LOCAL_HARSH must be 1, true or on (or 0, false or off), not {switch!r}")
+    harshness = Harshness(**DEFAULTS) if switch in SWITCH_ON else Harshness()
+    for name, var in ENV.items():
+        if env.get(var):
+            try:
+                harshness = harshness.changed({name: env[var]})
+            except ValueError:
+                what = "milliseconds, at least 0" if name == "gsi_lag_ms" else "a probability from 0 to 1"
+                raise ConfigError(f"{var} must be {what}, not {env[var]!r}") from None
+    return harshness
 
 
 def describe(harshness: Harshness) -> str:
