@@ -1,11 +1,13 @@
 -- Seed users. cognito_user_id is filled in from the Cognito pool (bin/db/update-cognito-user-ids
--- links by verified email; the local stack does it when it seeds its pool).
-INSERT INTO public.users (display_name, handle, email)
+-- links by verified email; the local stack does it when it seeds its pool). Fixed uuids: the seeded
+-- conversation in DynamoDB is keyed by them, so a database started over (bin/db/setup --reset, a
+-- new .local/pgdata) finds its users' conversations where they were.
+INSERT INTO public.users (uuid, display_name, handle, email)
 VALUES
-  ('Andrew Brown', 'andrewbrown', 'andrew@exampro.co'),
-  ('Andrew Bayko', 'bayko', 'bayko@exampro.co'),
-  ('Londo Mollari', 'londo', 'lmollari@centari.com')
-ON CONFLICT (handle) DO NOTHING;
+  ('5b0c7a5e-6a1f-4c1e-9b1a-7d2f0e3c1a01', 'Andrew Brown', 'andrewbrown', 'andrew@exampro.co'),
+  ('5b0c7a5e-6a1f-4c1e-9b1a-7d2f0e3c1a02', 'Andrew Bayko', 'bayko', 'bayko@exampro.co'),
+  ('5b0c7a5e-6a1f-4c1e-9b1a-7d2f0e3c1a03', 'Londo Mollari', 'londo', 'lmollari@centari.com')
+ON CONFLICT DO NOTHING;
 
 -- A few cruds and replies among them, so that a fresh home feed is not empty. Fixed uuids: loaded
 -- again, nothing is added twice.

@@ -213,3 +213,25 @@ def test_the_watchdog_is_woken_only_for_a_deadline_sooner_than_its_own(monkeypat
     with watchdog.watching(object(), time.monotonic() + 0.05):  # sooner: wake up, then cut it
         assert cut.wait(10)
     assert len(notified) == 1
+
+
+def test_a_database_started_over_seeds_the_same_users(settings):
+    """The seed users' uuids are fixed: the seeded conversation in DynamoDB is keyed by them, so a
+    database made again (bin/db/setup --reset, a new .local/pgdata) still has its users'
+    conversations. (With gen_random_uuid() they came back as strangers to the table.)"""
+    from lib import db as pg
+
+    again = settings.connection_url.rsplit("/", 1)[0] + f"/seeded_again_{uuid.uuid4().hex[:8]}"
+    handles = "SELECT json_object_agg(handle, uuid) FROM public.users WHERE handle = ANY(%(h)s)"
+    seeded = {"h": ["andrewbrown", "bayko", "londo"]}
+    pg.setup_database(again)
+    try:
+        first, second = Db(settings), Db(settings.with_(connection_url=again))
+        try:
+            assert second.query_value(handles, seeded) == first.query_value(handles, seeded)
+            assert len(second.query_value(handles, seeded)) == 3
+        finally:
+            first.close()
+            second.close()
+    finally:
+        pg.drop_database(again)
