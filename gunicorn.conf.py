@@ -19,7 +19,6 @@ def _at_least_one(name: str, default: int) -> int:
 # gevent workers: one greenlet per connection, so clients that send slowly, or stall half-way,
 # hold a greenlet each and starve nobody
 worker_class = "gevent"
-
 workers = _at_least_one("WEB_WORKERS", 2)
 worker_connections = _at_least_one("WEB_CONNECTIONS", 1000)
 # no gunicorn access log (the default): the app writes its own line (app.py), and gunicorn would

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from lib.local import harsh, moto_state
@@ -41,7 +40,8 @@ class LocalMoto:
 
     def start(self, timeout: float = 30) -> "LocalMoto":
         ensure_port_free(self.port, "moto")
-        started = time.time()
+        aside = moto_state.set_aside(self.state_file) if self.state_file is not None else None
+        aside_before = _identity(aside)
         root = str(Path(__file__).resolve().parents[2])
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, **MOTO_ENV, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
@@ -64,12 +64,18 @@ class LocalMoto:
             if self.log_file:
                 out.close()
         wait_until_ready(answers_200(f"{self.url}/moto-api/"), self.proc, "moto", timeout, self.log_file)
-        if self.state_file is not None:
-            aside = moto_state.set_aside(self.state_file)
-            # put aside by this start: renaming sets the file's ctime, not its mtime
-            if aside.exists() and aside.stat().st_ctime >= started:
-                self.state_set_aside = aside
+        if aside is not None and _identity(aside) not in (None, aside_before):  # put there just now
+            self.state_set_aside = aside
         return self
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    """Which file is at `path` (a file renamed there is another one), or None."""
+    try:
+        found = path.stat() if path is not None else None
+    except FileNotFoundError:
+        return None
+    return (found.st_ino, found.st_ctime_ns) if found else None
