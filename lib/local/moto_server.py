@@ -32,8 +32,8 @@ corrections to moto are all local-only (nothing here runs against AWS):
    bin/aws/destroy, against the local stack), every write either failed with a 500 after storing
    its item or took its record away from the stream worker. In AWS a table's writes never depend
    on its stream's readers, and each reader sees every record; here a write only records the
-   change, and a mapping is configuration that nothing invokes: locally the stream worker feeds
-   the stream to the Lambda.
+   change, and a mapping is configuration that nothing invokes (`send_dynamodb_items`): locally
+   the stream worker feeds the stream to the Lambda.
 
 The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
 `install()`, and by a test) fails loudly, naming what changed, if a moto upgrade no longer has
@@ -61,6 +61,7 @@ from typing import Any, Callable, Iterable, Iterator
 import moto
 import moto.dynamodb.models as ddb_models
 import moto.server
+from moto.awslambda.models import LambdaBackend
 from moto.cognitoidp.models import CognitoIdpBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -365,15 +366,16 @@ def stream_add(self: StreamShard, old: Any, new: Any) -> None:
             log = self.table.harsh_changes = harsh.ChangeLog()
         log.record(_item_key(item), old, time.monotonic(), lag)
     _reindex(self.table, _item_key(new if new is not None else old), new)
-    # moto would hand the stream to every function mapped to it, inside this write, and then
-    # empty the stream; it also keeps mappings deleted since. Locally the stream worker is the
-    # stream's reader (bin/dev), so the write only records the change (correction 8).
-    mappings = self.table.lambda_event_source_mappings
-    self.table.lambda_event_source_mappings = {}
-    try:
-        _moto_stream_add(self, old, new)
-    finally:
-        self.table.lambda_event_source_mappings = mappings
+    _moto_stream_add(self, old, new)
+
+
+def send_dynamodb_items(self: LambdaBackend, function_arn: str, items: list[Any],
+                        source: str) -> None:
+    """Correction 8: moto calls this inside each write to a table whose stream is mapped (also by
+    a mapping deleted since), to invoke the function, and empties the stream when it returns
+    something. Locally the stream worker is the stream's reader (bin/dev): nothing is invoked,
+    and the records stay."""
+    return None
 
 
 def check_moto(query_signature: inspect.Signature | None = None) -> None:
@@ -387,6 +389,7 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
         (DynamoDBBackend, "delete_table", "DynamoDBBackend.delete_table"),
         (DynamoType, "cast_value", "DynamoType.cast_value"),
         (StreamShard, "add", "StreamShard.add"),
+        (LambdaBackend, "send_dynamodb_items", "LambdaBackend.send_dynamodb_items"),
         (CognitoIdpBackend, "confirm_sign_up", "CognitoIdpBackend.confirm_sign_up"),
         (Table, "create_from_cloudformation_json", "Table.create_from_cloudformation_json"),
         (DynamoDBBackend, "update_time_to_live", "DynamoDBBackend.update_time_to_live"),
@@ -412,6 +415,7 @@ def install(harshness: harsh.Harshness | None = None,
     _harsh = harsh.State(harshness if harshness is not None else harsh.from_env(),
                          os.environ.get("LOCAL_HARSH_SEED"))
     StreamShard.add = stream_add  # type: ignore[method-assign]
+    LambdaBackend.send_dynamodb_items = send_dynamodb_items  # type: ignore[method-assign,assignment]
     CognitoIdpBackend.confirm_sign_up = confirm_sign_up  # type: ignore[method-assign]
     Table.create_from_cloudformation_json = classmethod(table_from_cloudformation)  # type: ignore[method-assign,assignment]
     ddb_models.copy = _CopyWithoutTables()  # type: ignore[assignment]
