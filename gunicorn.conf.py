@@ -9,7 +9,9 @@ from gunicorn import util
 
 
 def _at_least_one(name: str, default: int) -> int:
-    """A count from the environment; one line, not a trace of this file, when it is not one."""
+    """A count from the environment; one line, not a trace of this file, when it is not one. (Not
+    lib.config.env_int: the benchmark serves the week-5 backend with this file from that
+    backend's folder, where `lib` is its own package.)"""
     value = os.environ.get(name) or str(default)
     if not re.fullmatch(r"[0-9]+", value) or int(value) < 1:
         raise SystemExit(f"gunicorn.conf.py: {name} must be a whole number of at least 1, not {value!r}")

@@ -455,8 +455,8 @@ def test_requests_sent_back_to_back_on_one_connection_are_each_answered(fresh_ta
 
 
 def _function_with_mapping(settings, stream_arn: str) -> tuple[object, str, str]:
-    """A Lambda function and an event source mapping from `stream_arn` to it (the stream Lambda's
-    code, never run here): the Lambda client, the mapping's UUID and the function's name."""
+    """A Lambda function (a handler that does nothing) and an event source mapping from
+    `stream_arn` to it: the Lambda client, the mapping's UUID and the function's name."""
     import io
     import zipfile
 

@@ -24,6 +24,7 @@ import click
 from lib import aws, lambda_files
 from lib.cli import common
 from lib.config import ROOT, Settings
+from lib.ddb import Ddb
 
 TEMPLATE = ROOT / "aws" / "template.yaml"
 STREAM_LAMBDA = lambda_files.LAMBDAS / "cruddur-messaging-stream.py"
@@ -75,12 +76,7 @@ def stack_status(cfn: Any, name: str) -> str | None:
 
 
 def table_exists(settings: Settings, name: str) -> bool:
-    ddb = aws.client(settings, "dynamodb")
-    try:
-        ddb.describe_table(TableName=name)
-        return True
-    except ddb.exceptions.ResourceNotFoundException:
-        return False
+    return Ddb(settings.with_(ddb_table=name)).table_exists()
 
 
 def upload(settings: Settings, stack: str, prod: bool) -> dict[str, str]:

@@ -53,7 +53,8 @@ def postgres(settings: Settings, local: LocalSettings, stack: Stack) -> Settings
     return settings.with_(connection_url=url)
 
 
-def aws(settings: Settings, local: LocalSettings, stack: Stack) -> Settings:
+def aws(settings: Settings, local: LocalSettings, stack: Stack,
+        harshness: harsh.Harshness) -> Settings:
     if os.environ.get("AWS_ENDPOINT_URL"):
         ready("aws", f"external endpoint {settings.aws_endpoint_url}")
         return settings
@@ -62,7 +63,6 @@ def aws(settings: Settings, local: LocalSettings, stack: Stack) -> Settings:
         return settings
     moto = start_moto(local.aws_port, stack, ROOT / ".local" / "moto.log", state_file=local.moto_state)
     where = local.moto_state.relative_to(ROOT) if local.moto_state.is_relative_to(ROOT) else local.moto_state
-    harshness = harsh.from_env()
     ready("moto", f"{moto.url} (DynamoDB, DynamoDB Streams, Cognito; data kept in {where})"
           + (f"; harsh: {harsh.describe(harshness)}" if harshness.on else "")
           + (f"; the saved data could not be read, so moto started empty (the file is kept as "
@@ -87,7 +87,8 @@ def main() -> None:
     try:
         settings = config.load()
         local = common.local()
-        harsh.from_env()  # read again by moto's server; refused here before anything starts
+        # moto's server reads it too, from the same environment; refused here before anything starts
+        harshness = harsh.from_env()
     except config.ConfigError as error:
         click.echo(f"bin/dev: {error}", err=True)
         sys.exit(1)
@@ -96,7 +97,7 @@ def main() -> None:
     try:
         check_ports(settings, local)
         settings = postgres(settings, local, stack)
-        settings = aws(settings, local, stack)
+        settings = aws(settings, local, stack, harshness)
         settings = load_data(settings, local, cognito_optional=bool(os.environ.get("AWS_ENDPOINT_URL")),
                              report=ready)
         if start_stream_worker(settings, stack):

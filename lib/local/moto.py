@@ -74,8 +74,10 @@ class LocalMoto:
 
 def _identity(path: Path | None) -> tuple[int, int] | None:
     """Which file is at `path` (a file renamed there is another one), or None."""
+    if path is None:
+        return None
     try:
-        found = path.stat() if path is not None else None
+        found = path.stat()
     except FileNotFoundError:
         return None
-    return (found.st_ino, found.st_ctime_ns) if found else None
+    return found.st_ino, found.st_ctime_ns
