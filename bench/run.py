@@ -57,7 +57,6 @@ log = logging.getLogger("bench")
 DEFAULT_OUT = ROOT / "bench" / "last.json"
 PATTERNS = ("A", "B", "C", "D")
 CONCURRENCY = (1, 8)
-NOT_EXISTS = "attribute_not_exists(pk)"
 API_TIMEOUT = 60  # seconds; moto's Query takes seconds at concurrency 8 on the full data set
 SLICES = 3  # API and store alternate this many times per row
 GROWTH_LIMIT = 10  # the small group has ten messages: compare pages of ten
@@ -194,7 +193,7 @@ class Ops:
                                            f"bench store {pattern} {i}", layout.now_iso())
                 wire = layout.serialize(item)
                 self._timed(lambda: client.put_item(TableName=table, Item=wire,
-                                                    ConditionExpression=NOT_EXISTS))
+                                                    ConditionExpression=layout.NOT_EXISTS))
             return op
         raise ValueError(pattern)
 

@@ -76,9 +76,12 @@ RETRYABLE_CODES = frozenset({
 })
 # The same, as a cancelled transaction gives them per operation.
 RETRYABLE_CANCELLATION_CODES = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
-# "Unless its key exists": an item past its expires_at (an idempotency record, which DynamoDB's
-# TTL deletes up to days late) counts as absent. Items without expires_at are never expired.
-NOT_EXISTS = "attribute_not_exists(pk) OR expires_at < :now"
+# "Unless its key exists". Only idempotency records carry expires_at, and a key only ever holds
+# items of one kind: a record's key asks for the first condition, where a record past its
+# expires_at (DynamoDB's TTL deletes it up to days late) counts as absent; every other key asks
+# for the second, which costs the store less to evaluate (no comparison, no value to send).
+NOT_EXISTS_OR_EXPIRED = "attribute_not_exists(pk) OR expires_at < :now"
+NOT_EXISTS = "attribute_not_exists(pk)"
 TTL_ATTRIBUTE = "expires_at"
 
 _serializer = TypeSerializer()
@@ -190,8 +193,8 @@ def _now() -> dict[str, dict[str, str]]:
 
 
 def expired(item: Mapping[str, Any]) -> bool:
-    """Whether TTL may delete the item by now: NOT_EXISTS's rule, read on an item in hand (an
-    item without expires_at never expires)."""
+    """Whether TTL may delete the item by now: NOT_EXISTS_OR_EXPIRED's rule, read on an item in
+    hand (an item without expires_at never expires)."""
     return TTL_ATTRIBUTE in item and int(item[TTL_ATTRIBUTE]) < _epoch_now()
 
 
@@ -546,10 +549,13 @@ class Ddb:
         self._call("put_item", TableName=self.table, Item=serialize(item))
 
     def put_new(self, item: Mapping[str, Any]) -> None:
-        """Put one item unless its key exists: else KeyTaken, holding what holds the key."""
+        """Put one item unless its key exists: else KeyTaken, holding what holds the key. An item
+        that expires (it carries expires_at) replaces one of its kind past its expires_at."""
+        condition: dict[str, Any] = (
+            {"ConditionExpression": NOT_EXISTS_OR_EXPIRED, "ExpressionAttributeValues": _now()}
+            if TTL_ATTRIBUTE in item else {"ConditionExpression": NOT_EXISTS})
         self._call("put_item", TableName=self.table, Item=serialize(item),
-                   ConditionExpression=NOT_EXISTS, ExpressionAttributeValues=_now(),
-                   ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                   ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
 
     def batch_write(self, items: Iterable[Mapping[str, Any]],
                     on_progress: Callable[[int], None] | None = None,
