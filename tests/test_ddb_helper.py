@@ -431,12 +431,13 @@ def test_only_a_record_that_expires_asks_the_store_to_compare_expiry(settings):
     table.client.meta.events.register(
         "provide-client-params.dynamodb.PutItem",
         lambda params, **_: asked.append({k: v for k, v in params.items() if k != "Item"}))
-    group = layout.group_uuid_for(ALICE["uuid"], BOB["uuid"])
-    never = [layout.header_item(group, [ALICE["uuid"], BOB["uuid"]], layout.now_iso(),
-                                layout.profiles_of(ALICE, BOB), str(uuid.uuid4())),
-             layout.message_item(group, ALICE, "hi", layout.now_iso()),
-             layout.group_row(ALICE["uuid"], BOB, group, "hi", layout.now_iso())]
-    record = {**layout.idempotency_key(ALICE["uuid"], str(uuid.uuid4())), "fingerprint": "f",
+    ana, bo = ({**ALICE, "uuid": str(uuid.uuid4())}, {**BOB, "uuid": str(uuid.uuid4())})  # a new pair
+    group = layout.group_uuid_for(ana["uuid"], bo["uuid"])
+    never = [layout.header_item(group, [ana["uuid"], bo["uuid"]], layout.now_iso(),
+                                layout.profiles_of(ana, bo), str(uuid.uuid4())),
+             layout.message_item(group, ana, "hi", layout.now_iso()),
+             layout.group_row(ana["uuid"], bo, group, "hi", layout.now_iso())]
+    record = {**layout.idempotency_key(ana["uuid"], "k"), "fingerprint": "f",
               "expires_at": int(time.time()) + 60}
     for item in [*never, record]:
         table.put_new(item)
