@@ -13,7 +13,9 @@ requests/s, p50 and p99 through the server at concurrency 1 and 8, the same Dyna
 issued directly with boto3 from as many threads against the same moto, their ratio, and the
 DynamoDB calls, PostgreSQL queries and JWKS fetches per request (deltas of GET /api/_metrics over
 the measured requests, after a warm-up), the server's CPU per request (its worker's user + system
-time over them) beside the CPU of the bare boto3 call (the calling thread's). With --bootcamp DIR,
+time over them) beside the CPU of the bare boto3 call (the calling thread's), and, in the same
+slices, the same store call through bench/floor_app.py (a Flask route under the same gunicorn that
+makes only that call, with the API's client): what any Flask API reaches here. With --bootcamp DIR,
 the bootcamp's week-5 backend is served beside it (bench/bootcamp.py) and measured in the same
 slices on the same requests: its requests/s and CPU per request. Then: the stream
 Lambda's calls for a burst of 100 messages into one group, DynamoDB capacity units per operation
@@ -39,6 +41,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlencode
 
 import urllib3
 
@@ -47,7 +50,7 @@ from lib import ddb as layout
 from lib.local import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
-from bench import capacity, report, stream
+from bench import capacity, floor_app, report, stream
 from bench.bootcamp import Bootcamp
 from bench.data import BIG, DataSet, handle
 from bench.load import LoadResult, Operation, run_load
@@ -123,9 +126,11 @@ def big_group_reader(thread: int) -> str:
 class Ops:
     """Builds one operation per thread for a pattern, through the API or straight to the store."""
 
-    def __init__(self, settings: Settings, url: str, ds: DataSet, tokens: dict[str, str]):
+    def __init__(self, settings: Settings, url: str, ds: DataSet, tokens: dict[str, str],
+                 floor_url: str | None = None):
         self.settings = settings
         self.url = url
+        self.floor_url = floor_url
         self.ds = ds
         self.auth = {h: {"Authorization": f"Bearer {t}"} for h, t in tokens.items()}
         # CPU seconds spent in the direct boto3 calls (the calling thread's own), and their count
@@ -176,26 +181,47 @@ class Ops:
 
     def store(self, pattern: str, thread: int) -> Operation:
         client = bare_client(self.settings)
-        table, ds = self.settings.ddb_table, self.ds
+        table = self.settings.ddb_table
         if pattern in ("A", "B"):
-            pk = layout.message_pk(ds.big_group) if pattern == "A" else layout.group_pk(ds.users[BIG]["uuid"])
-            query = {"TableName": table, "KeyConditionExpression": "pk = :pk",
-                     "ExpressionAttributeValues": {":pk": {"S": pk}},
-                     "ScanIndexForward": False, "Limit": 21}
+            query = floor_app.latest_query(table, self.latest_pk(pattern))
             return lambda i: self._timed(lambda: client.query(**query))
         if pattern in ("C", "D"):
-            senders = ds.senders
-            groups = {s: ds.group_with_big(s) for s in senders}
+            item = self.wire_message(pattern)
 
             def op(i: int) -> None:
-                sender = senders[i % len(senders)]
-                item = layout.message_item(groups[sender], ds.users[sender],
-                                           f"bench store {pattern} {i}", layout.now_iso())
-                wire = layout.serialize(item)
-                self._timed(lambda: client.put_item(TableName=table, Item=wire,
-                                                    ConditionExpression=layout.NOT_EXISTS))
+                put = floor_app.put_new(table, item(i))
+                self._timed(lambda: client.put_item(**put))
             return op
         raise ValueError(pattern)
+
+    def floor(self, pattern: str, thread: int) -> Operation:
+        """The same store call through bench/floor_app.py: a Flask route that makes only it."""
+        assert self.floor_url is not None
+        client = Client(self.floor_url)
+        if pattern in ("A", "B"):
+            path = "/latest?" + urlencode({"pk": self.latest_pk(pattern)})
+            return lambda i: client.get(path)
+        if pattern in ("C", "D"):
+            item = self.wire_message(pattern)
+            return lambda i: client.post("/put", {}, item(i))
+        raise ValueError(pattern)
+
+    def latest_pk(self, pattern: str) -> str:
+        """The partition A or B reads: the big group's messages, the big user's groups."""
+        ds = self.ds
+        return layout.message_pk(ds.big_group) if pattern == "A" else layout.group_pk(ds.users[BIG]["uuid"])
+
+    def wire_message(self, pattern: str) -> Callable[[int], dict[str, Any]]:
+        """C and D at the store: the i-th operation's message, as DynamoDB's JSON, from the
+        senders in turn into their group with the big user (as the API's requests)."""
+        ds = self.ds
+        groups = {s: ds.group_with_big(s) for s in ds.senders}
+
+        def item(i: int) -> dict[str, Any]:
+            sender = ds.senders[i % len(ds.senders)]
+            return layout.serialize(layout.message_item(
+                groups[sender], ds.users[sender], f"bench store {pattern} {i}", layout.now_iso()))
+        return item
 
 
 def bare_client(settings: Settings) -> Any:
@@ -260,15 +286,17 @@ class Bench:
             self.warm([ops.api("D", 0)], len(ops.ds.senders))
         api_workers = [ops.api(pattern, t) for t in range(concurrency)]
         store_workers = [ops.store(pattern, t) for t in range(concurrency)]
+        floor_workers = [ops.floor(pattern, t) for t in range(concurrency)]
         self.warm(api_workers, warmup)
         self.warm(store_workers, warmup)
+        self.warm(floor_workers, warmup)
         old_workers: list[Operation] = []
         if self.bootcamp:
             old_workers = [self.bootcamp[1].api(pattern, t) for t in range(concurrency)]
             self.warm(old_workers, warmup)
         per_slice = max(1, self.plan.requests // SLICES)
         seconds = self.plan.max_seconds / SLICES
-        api_parts, store_parts, old_parts = [], [], []
+        api_parts, store_parts, floor_parts, old_parts = [], [], [], []
         store_requests = -metrics.snapshot().get("dynamodb_requests", 0)
         ops.store_cpu = [0.0, 0]
         before = self.stack.metrics()
@@ -277,6 +305,7 @@ class Bench:
         for _ in range(SLICES):
             api_parts.append(run_load(api_workers, per_slice, seconds, self.stop))
             store_parts.append(run_load(store_workers, per_slice, seconds, self.stop))
+            floor_parts.append(run_load(floor_workers, per_slice, seconds, self.stop))
             if old_workers:
                 old_parts.append(run_load(old_workers, per_slice, seconds, self.stop))
         after = self.stack.metrics()  # the other slices do not touch the server
@@ -285,8 +314,9 @@ class Bench:
         window = time.monotonic() - window
         store_requests += metrics.snapshot().get("dynamodb_requests", 0)
         api, store = LoadResult.merge(api_parts), LoadResult.merge(store_parts)
+        floor = LoadResult.merge(floor_parts)
         delta = deltas(before, after)
-        for what, result in (("api", api), ("store", store)):
+        for what, result in (("api", api), ("store", store), ("floor app", floor)):
             if result.errors:
                 say(f"{pattern} x{concurrency} {what}: {result.errors} errors, first: {result.first_error}")
         # CPU per request of the server (its one worker, idle during the store slices) and of
@@ -307,6 +337,10 @@ class Bench:
             "server_cpu_ms": round(server_cpu, 3),
             "boto3_cpu_ms": round(store_cpu, 3),
             "cpu_over_boto3_ms": round(server_cpu - store_cpu, 3),
+            # bench/floor_app.py: a Flask route under the same gunicorn that makes only the store
+            # call, with the API's client; its ratio bounds the API's on this machine
+            "floor_rps": round(floor.rps, 1),
+            "floor_ratio": round(floor.rps / store.rps, 3) if store.rps else None,
         }
         if old_parts:
             old = LoadResult.merge(old_parts)
@@ -317,11 +351,9 @@ class Bench:
                         "bootcamp_p99_ms": round(old.percentile(99), 2), "bootcamp_errors": old.errors,
                         "bootcamp_cpu_ms": round(old_ms, 3),
                         "cpu_of_bootcamp": round(server_cpu / old_ms, 3) if old_ms else None})
-        if concurrency == 1:
-            row.update(self.hop(ops, store))
         callers = len(ops.callers(pattern, concurrency))
         detail = {"pattern": pattern, "concurrency": concurrency, "api": api.summary(),
-                  "store": store.summary(), "server_counters": delta,
+                  "store": store.summary(), "floor": floor.summary(), "server_counters": delta,
                   # DynamoDB HTTP requests, botocore's retries included
                   "ddb_requests_per_request": per_request(delta, "dynamodb_requests", api),
                   # what the app adds to one request, at the median
@@ -342,25 +374,8 @@ class Bench:
             f"cpu {row['server_cpu_ms']} ms/req (boto3 alone {row['boto3_cpu_ms']})"
             + (f"; bootcamp {row['bootcamp_rps']}/s, cpu {row['bootcamp_cpu_ms']} ms/req"
                if "bootcamp_rps" in row else "")
-            + (f"; an HTTP exchange alone {row['hop_rps']}/s: API/store at most {row['ratio_ceiling']}"
-               if "ratio_ceiling" in row else ""))
+            + f"; the floor app {row['floor_rps']}/s, ratio {row['floor_ratio']}")
         return row, detail
-
-    def hop(self, ops: Ops, store: LoadResult) -> dict[str, Any]:
-        """At concurrency 1 a rate is the inverse of a round trip, and the API's round trip holds
-        the store's call plus one HTTP exchange with the server. That exchange alone, measured on
-        GET /api/_metrics (no store, no PostgreSQL; after the row's window, so the server's
-        counters above do not include it), bounds API / store: an API that did nothing but make
-        the same store call, at the cost of the direct one, would reach store_rt / (store_rt +
-        hop_rt) = hop_rps / (hop_rps + store_rps). The server's own store calls can cost less
-        than the direct ones (A and B read only what they use), so a row may pass it."""
-        client = Client(ops.url)
-        workers = [lambda i: client.get("/api/_metrics")]
-        self.warm(workers, 50)
-        result = run_load(workers, self.plan.requests, self.plan.max_seconds / SLICES, self.stop)
-        ceiling = result.rps / (result.rps + store.rps) if result.rps and store.rps else None
-        return {"hop_rps": round(result.rps, 1), "hop_p50_ms": round(result.percentile(50), 3),
-                "ratio_ceiling": None if ceiling is None else round(ceiling, 3)}
 
     def growth(self, ops: Ops) -> dict[str, Any]:
         """First-page p50 (concurrency 1) in a small and a large group (A) and for a user with few
@@ -501,8 +516,10 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
     token_users = sorted({BIG, handle(1), handle(2), *ds.senders, *(s for s, _ in ds.new_pairs)})
     tokens = bench_data.tokens_for(settings, token_users)
     url = stack.start_api()
-    say(f"{len(ds.users)} users in PostgreSQL, {len(tokens)} tokens; api at {url}")
-    ops = Ops(settings, url, ds, tokens)
+    floor_url = stack.start_floor()
+    say(f"{len(ds.users)} users in PostgreSQL, {len(tokens)} tokens; api at {url}, "
+        f"the floor app at {floor_url}")
+    ops = Ops(settings, url, ds, tokens, floor_url)
     old_ops = None
     if bootcamp:
         old_url = bootcamp.start(settings, stack.stack, WEB_WORKERS, stack.tmp / "bootcamp.log")

@@ -4,6 +4,7 @@ the API under gunicorn, each on a free port of 127.0.0.1, started as ./bin/dev s
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import requests
 
 from lib.config import Settings
-from lib.local import Stack, free_port, start_api, start_stores
+from lib.local import (Stack, api_env, free_port, gunicorn_command, start_api, start_stores,
+                       stop_process, wait_http)
 
 # One worker, so that GET /api/_metrics reports the whole server's counters (gevent, as ./bin/dev
 # serves it).
@@ -27,6 +29,7 @@ class BenchStack:
         self.stack.on_stop(lambda: shutil.rmtree(self.tmp, ignore_errors=True))
         self.settings: Settings | None = None
         self.api_url: str | None = None
+        self.floor_url: str | None = None
 
     def start_stores(self) -> Settings:
         """PostgreSQL and moto, with schemas and the usual seed (lib.local.start_stores)."""
@@ -41,6 +44,19 @@ class BenchStack:
             env={"METRICS_ENABLED": "1", "CURSOR_SECRET": "bench-cursor-secret-" + self.tmp.name},
             log_file=self.tmp / "api.log")
         return self.api_url
+
+    def start_floor(self) -> str:
+        """bench/floor_app.py under gunicorn with the API's settings and as many workers."""
+        assert self.settings is not None
+        port = free_port()
+        with open(self.tmp / "floor.log", "ab") as out:
+            proc = subprocess.Popen(gunicorn_command(port, WEB_WORKERS, app="bench.floor_app:create_app()"),
+                                    env=api_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self.stack.add("floor", proc, lambda: stop_process(proc))
+        self.floor_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{self.floor_url}/latest?pk=ready", proc, "bench floor app")
+        return self.floor_url
 
     def metrics(self) -> dict[str, Any]:
         assert self.api_url is not None
