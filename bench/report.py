@@ -126,7 +126,7 @@ def table(result: dict[str, Any]) -> str:
                  f"{machine['platform']}; server {machine['server']}; store {machine['store']}; "
                  f"mode {machine['mode']}")
     # "floor": floor app / store, for a Flask route that only makes the same store call
-    # (bench/floor_app.py): the most any API reaches on this machine
+    # (bench/floor_app.py): the most a Flask API under gunicorn reaches on this machine
     header = ("pattern", "conc", "api rps", "store rps", "ratio", "floor", "p50 ms", "p99 ms",
               "ddb/req", "pg/req", "jwks/req", "cpu ms", "boto3 ms")
     widths = (7, 4, 8, 9, 5, 7, 7, 7, 7, 6, 8, 6, 8)

@@ -124,7 +124,8 @@ def big_group_reader(thread: int) -> str:
 
 
 class Ops:
-    """Builds one operation per thread for a pattern, through the API or straight to the store."""
+    """Builds one operation per thread for a pattern: through the API, straight to the store, or
+    through the floor app."""
 
     def __init__(self, settings: Settings, url: str, ds: DataSet, tokens: dict[str, str],
                  floor_url: str | None = None):
