@@ -37,6 +37,10 @@ def create_app() -> Flask:
     table = settings.ddb_table
     app = Flask(__name__)
 
+    @app.get("/api/health-check")  # where start_api waits for an app to answer
+    def health_check() -> Any:
+        return jsonify({"success": True})
+
     @app.get("/latest")
     def latest() -> Any:
         return jsonify(client.query(**latest_query(table, request.args["pk"]))["Items"])

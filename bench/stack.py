@@ -4,7 +4,6 @@ the API under gunicorn, each on a free port of 127.0.0.1, started as ./bin/dev s
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,7 @@ from typing import Any
 import requests
 
 from lib.config import Settings
-from lib.local import (Stack, api_env, free_port, gunicorn_command, start_api, start_stores,
-                       stop_process, wait_http)
+from lib.local import Stack, free_port, start_api, start_stores
 
 # One worker, so that GET /api/_metrics reports the whole server's counters (gevent, as ./bin/dev
 # serves it).
@@ -46,16 +44,11 @@ class BenchStack:
         return self.api_url
 
     def start_floor(self) -> str:
-        """bench/floor_app.py under gunicorn with the API's settings and as many workers."""
+        """bench/floor_app.py, served as the API is (`start_api`), with as many workers."""
         assert self.settings is not None
-        port = free_port()
-        with open(self.tmp / "floor.log", "ab") as out:
-            proc = subprocess.Popen(gunicorn_command(port, WEB_WORKERS, app="bench.floor_app:create_app()"),
-                                    env=api_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        self.stack.add("floor", proc, lambda: stop_process(proc))
-        self.floor_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{self.floor_url}/latest?pk=ready", proc, "bench floor app")
+        self.floor_url = start_api(self.settings, self.stack, free_port(), workers=WEB_WORKERS,
+                                   log_file=self.tmp / "floor.log",
+                                   app="bench.floor_app:create_app()", name="floor app")
         return self.floor_url
 
     def metrics(self) -> dict[str, Any]:

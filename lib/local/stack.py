@@ -151,20 +151,23 @@ def gunicorn_command(port: int, workers: int | None = None, connections: int | N
 
 
 def start_api(settings: Settings, stack: Stack, port: int, workers: int | None = None,
-              env: dict[str, str] | None = None, log_file: Path | None = None) -> str:
-    """The API under gunicorn, as ./bin/dev serves it; returns its URL once it answers."""
-    ensure_port_free(port, "api")
+              env: dict[str, str] | None = None, log_file: Path | None = None,
+              app: str = "app:create_app()", name: str = "api") -> str:
+    """The API under gunicorn, as ./bin/dev serves it; returns its URL once its health check
+    answers. With `app` and `name`, another app of this project served the same way (the
+    benchmark's floor app)."""
+    ensure_port_free(port, name)
     out = open(log_file, "ab") if log_file else None
     try:
-        proc = subprocess.Popen(gunicorn_command(port, workers),
+        proc = subprocess.Popen(gunicorn_command(port, workers, app=app),
                                 env={**api_env(settings), **(env or {})}, stdout=out,
                                 stderr=subprocess.STDOUT if out else None, start_new_session=True)
     finally:
         if out:
             out.close()
-    stack.add("api", proc, lambda: stop_process(proc))
+    stack.add(name, proc, lambda: stop_process(proc))
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/api/health-check", proc, "api")
+    wait_http(f"{url}/api/health-check", proc, name)
     return url
 
 
