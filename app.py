@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lib import config, metrics, telemetry
 from lib.config import Settings
-from lib.errors import (Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
+from lib.errors import (Busy, Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
                         NotPermitted, Unauthenticated, Unavailable)
 from routes import activities, health, messages, users
 from routes.http import MAX_BODY_BYTES, error_response
@@ -36,6 +36,7 @@ ERROR_STATUS: dict[type[CruddurError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
+    Busy: 429,
     Unavailable: 503,
 }
 
@@ -101,6 +102,19 @@ def register_access_log(app: Flask) -> None:
             "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
             "caller": g.get("caller"),
         }))
+        return response
+
+
+def register_shared_cache_headers(app: Flask) -> None:
+    """Every response says `Vary: Origin`: flask-cors adds its CORS headers only for a request with
+    an allowed Origin, so a response differs by Origin whether or not this one carried any, and a
+    shared cache must not give the frontend a copy made for a request without them. And
+    `X-Content-Type-Options: nosniff`: a browser takes the JSON as JSON, never as a page."""
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        response.vary.add("Origin")
+        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
 
@@ -171,5 +185,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
         app.add_url_rule("/api/_metrics", "metrics", lambda: jsonify(metrics.snapshot()))
     register_errors(app)
     register_access_log(app)
+    register_shared_cache_headers(app)
     answer_preflights_of_unknown_routes(app)
     return app

@@ -1,10 +1,13 @@
 -- Cruddur's relational data. Users are keyed by their Cognito identity (cognito_user_id = `sub`).
--- gen_random_uuid() is built in (PostgreSQL 13+), so no extension is needed.
+-- gen_random_uuid() is built in (PostgreSQL 13+); search uses pg_trgm, a trusted extension that
+-- the database's owner may create (RDS has it too).
 --
 -- Idempotent, and a migration too: loaded into an existing database (bin/db/schema-load, or
 -- bin/db/migrate, which is the same), it adds what is missing and brings a database made with the
 -- bootcamp's week-5 schema (integer reply_to_activity_uuid, times without time zone, NOT NULL
 -- cognito_user_id holding 'MOCK') to this one, keeping every row.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
 CREATE TABLE IF NOT EXISTS public.users (
   uuid UUID PRIMARY KEY DEFAULT gen_random_uuid(),
   display_name TEXT NOT NULL,
@@ -63,6 +66,25 @@ BEGIN
   END IF;
 END $$;
 
+-- Handles are unique regardless of case (lib/identity.py): `AndrewBrown` cannot sign up beside
+-- `andrewbrown`, even in a race, and a handle is looked up in any case along this index. A
+-- database that already holds two such handles is not changed: the load stops and names them.
+DO $$
+DECLARE
+  clashes TEXT;
+BEGIN
+  IF to_regclass('public.users_handle_lower_key') IS NULL THEN
+    SELECT string_agg(names, '; ') INTO clashes FROM (
+      SELECT string_agg(handle, ', ' ORDER BY handle) AS names FROM public.users
+       GROUP BY lower(handle) HAVING count(*) > 1) clash;
+    IF clashes IS NOT NULL THEN
+      RAISE EXCEPTION 'handles that differ only in case: %', clashes
+        USING HINT = 'rename all but one of each, then load the schema again';
+    END IF;
+    CREATE UNIQUE INDEX users_handle_lower_key ON public.users (lower(handle));
+  END IF;
+END $$;
+
 CREATE INDEX IF NOT EXISTS activities_user_uuid_idx ON public.activities (user_uuid);
 -- The home feed and a user's cruds: unexpired top-level activities, newest first, read along
 -- these indexes from the cursor on (a page costs the same whatever the table holds).
@@ -70,6 +92,11 @@ CREATE INDEX IF NOT EXISTS activities_feed_idx
   ON public.activities (created_at DESC, uuid DESC) WHERE reply_to_activity_uuid IS NULL;
 CREATE INDEX IF NOT EXISTS activities_user_feed_idx
   ON public.activities (user_uuid, created_at DESC, uuid DESC) WHERE reply_to_activity_uuid IS NULL;
+-- Search: the trigrams of every top-level crud's text, so that `message ILIKE '%term%'` reads
+-- the cruds that can contain the term instead of the whole table (a term of 3 characters or more:
+-- services/activities.py).
+CREATE INDEX IF NOT EXISTS activities_message_trgm_idx
+  ON public.activities USING gin (message gin_trgm_ops) WHERE reply_to_activity_uuid IS NULL;
 -- An activity's replies, oldest first.
 CREATE INDEX IF NOT EXISTS activities_replies_idx
   ON public.activities (reply_to_activity_uuid, created_at, uuid);

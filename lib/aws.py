@@ -66,14 +66,23 @@ def take_reads_as_json(made: Any) -> None:
         made.meta.events.register(f"before-parse.dynamodb.{operation}", as_json)
 
 
-def client(settings: Settings, service: str, lean: bool = False) -> Any:
+# For a health probe: one attempt that gives up within seconds, so that a store that stopped
+# answering is reported as such before the prober's own timeout, instead of after retries.
+PROBE = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1,
+               read_timeout=2)
+
+
+def client(settings: Settings, service: str, lean: bool = False, probe: bool = False) -> Any:
     """A boto3 client for `service`: moto's endpoint locally, AWS when no override is set.
     `lean` (the API's DynamoDB client): no client-side parameter validation (UNCHECKED), reads
-    taken as JSON (`take_reads_as_json`)."""
+    taken as JSON (`take_reads_as_json`). `probe`: one quick attempt (PROBE)."""
     endpoint = settings.endpoint_for(service)
     config = RETRY_CONFIG if endpoint else AWS_CONFIG
-    kwargs: dict[str, Any] = {"region_name": settings.aws_region,
-                              "config": config.merge(UNCHECKED) if lean else config}
+    if lean:
+        config = config.merge(UNCHECKED)
+    if probe:
+        config = config.merge(PROBE)
+    kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
         for name, value in local_credentials().items():

@@ -51,6 +51,11 @@ class Cache(Generic[V]):
             while len(self._items) > self.max_size:
                 self._items.popitem(last=False)
 
+    def pop(self, key: Hashable) -> None:
+        """Forget `key` (nothing when it is not there)."""
+        with self._lock:
+            self._items.pop(key, None)
+
     def get_or_load(self, key: Hashable, load: Callable[[], V | None]) -> V | None:
         """The cached value, else `load()`'s, stored unless it is None (so that a thing created
         later is found then). Threads that miss the same key at once share one load, and its

@@ -1,18 +1,13 @@
-"""Cognito user pools through boto3: the pool's users as plain dicts, a signed-in user's own
-attributes, and the post-confirmation trigger's code that makes a Cruddur user of them. (Access
-tokens are verified by lib/cognito_jwt_token.py.)"""
+"""Cognito user pools through boto3: the pool's users as plain dicts, and a signed-in user's own
+attributes. (Access tokens are verified by lib/cognito_jwt_token.py; who may become a Cruddur
+user is lib/identity.py.)"""
 from __future__ import annotations
 
-from functools import lru_cache
-from types import ModuleType
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lib import lambda_files
 from lib.errors import Unauthenticated, Unavailable
-
-POST_CONFIRMATION = lambda_files.LAMBDAS / "cruddur-post-confirmation.py"
 
 
 def pool_users(client: Any, pool_id: str) -> list[dict[str, str]]:
@@ -39,9 +34,3 @@ def own_attributes(client: Any, access_token: str) -> dict[str, str]:
         raise Unavailable("auth_unavailable", detail="the user pool cannot be reached", retry_after=5) from error
     return {a["Name"]: a["Value"] for a in response.get("UserAttributes", [])}
 
-
-@lru_cache(maxsize=1)
-def post_confirmation() -> ModuleType:
-    """aws/lambdas/cruddur-post-confirmation.py, the trigger that creates a user on sign-up: where
-    no trigger runs (moto's Cognito), the API runs its code itself."""
-    return lambda_files.load(POST_CONFIRMATION)

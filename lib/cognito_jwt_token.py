@@ -2,15 +2,22 @@
 
 A token is accepted only with a valid RS256 signature by a key of the pool's JWKS, unexpired,
 `iss` of the configured pool, `token_use` = access and `client_id` of the configured app client.
-The JWKS is fetched once and cached; an unknown `kid` refetches it, at most once a minute, so a
-flood of forged `kid`s cannot turn into a flood of fetches.
+
+The key set is fetched on first use and again every KEYS_MAX_AGE_SECONDS, replacing the old one:
+a key the pool has removed is forgotten within that time, and so are the tokens it signed. An
+unknown `kid` refetches it sooner, at most once a minute, so a flood of forged `kid`s cannot
+turn into a flood of fetches.
 
 A token that passed is remembered (by its exact string, up to VERIFIED_CACHE_SIZE of them) until
 its `exp`: a client sends the same token with every request for up to an hour, and checking its
-RSA signature and claims again each time is most of the CPU an authenticated request costs.
-Nothing about a token can change before it expires (Cognito cannot revoke an access token's
-signature), so the cached answer is the answer a fresh check would give. Refused tokens are not
-remembered: they cost a full check each time, as before.
+RSA signature and claims again each time is most of the CPU an authenticated request costs. A
+signature cannot be revoked, but a user can be: disabled, deleted, or signed out everywhere. So a
+remembered token is trusted for TOKEN_RECHECK_SECONDS (Settings, default 5 minutes) from its
+issue or its last check, then the pool is asked again (`still_valid`: GetUser with the token,
+which Cognito refuses for such a user) before it is used: a revoked user loses access within that
+time, at one GetUser per active token and process every TOKEN_RECHECK_SECONDS. While the pool
+cannot be asked, a token checked within twice that time is still trusted; after it, 503.
+Refused tokens are not remembered: they cost a full check each time.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import logging
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from jose import jwt
@@ -32,6 +40,8 @@ from lib.errors import Unauthenticated, Unavailable
 log = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"
+# The key set is fetched again after this long, whatever the tokens' kids.
+KEYS_MAX_AGE_SECONDS = 900.0
 REFETCH_INTERVAL_SECONDS = 60.0
 # After a failed fetch (Cognito unreachable), the next try comes sooner than a minute.
 RETRY_AFTER_FAILURE_SECONDS = 5.0
@@ -44,6 +54,13 @@ VERIFIED_CACHE_SECONDS = 24 * 3600
 
 class TokenError(Unauthenticated):
     """A missing, malformed, expired, forged or foreign token: 401."""
+
+
+@dataclass
+class _Verified:
+    claims: dict[str, Any]
+    kid: str
+    checked_at: float  # when the pool last said its user may act (at first: the token's issue)
 
 
 def issuer_url(settings: Settings) -> str:
@@ -70,8 +87,13 @@ class CognitoJwtToken:
     """Verifies access tokens of one pool and app client. Thread-safe; one per app."""
 
     def __init__(self, settings: Settings, fetch: Callable[[str], dict[str, Any]] = fetch_url,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 still_valid: Callable[[str], Any] | None = None):
+        """`still_valid(token)` raises Unauthenticated when the token's user may no longer act
+        (Unavailable when the pool cannot say); None: tokens are trusted until they expire."""
         self.issuer = issuer_url(settings)
+        self._still_valid = still_valid
+        self._recheck = settings.token_recheck_seconds
         self.client_id = settings.cognito_client_id
         self.url = jwks_url(settings)
         self._fetch = fetch
@@ -80,12 +102,15 @@ class CognitoJwtToken:
         self._fetched_at: float | None = None
         self._failed = False
         self._lock = threading.Lock()
-        self._verified: Cache[dict[str, Any]] = Cache(VERIFIED_CACHE_SIZE, VERIFIED_CACHE_SECONDS)
+        self._verified: Cache[_Verified] = Cache(VERIFIED_CACHE_SIZE, VERIFIED_CACHE_SECONDS)
 
-    def _refresh(self) -> None:
+    def _keys_stale(self) -> bool:
+        return self._fetched_at is not None and self._clock() - self._fetched_at >= KEYS_MAX_AGE_SECONDS
+
+    def _refresh(self, interval: float = REFETCH_INTERVAL_SECONDS) -> None:
         with self._lock:
             now = self._clock()
-            interval = RETRY_AFTER_FAILURE_SECONDS if self._failed else REFETCH_INTERVAL_SECONDS
+            interval = RETRY_AFTER_FAILURE_SECONDS if self._failed else interval
             if self._fetched_at is not None and now - self._fetched_at < interval:
                 return
             self._fetched_at = now
@@ -107,6 +132,8 @@ class CognitoJwtToken:
     def _key(self, kid: str) -> dict[str, Any]:
         if kid not in self._keys:
             self._refresh()
+        elif self._keys_stale():
+            self._refresh(KEYS_MAX_AGE_SECONDS)
         key = self._keys.get(kid)
         if key is None:
             if self._failed:
@@ -117,16 +144,44 @@ class CognitoJwtToken:
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims, or TokenError."""
-        claims = self._verified.get(token)
-        if claims is not None:
-            if claims["exp"] > self._clock():
-                return claims
+        known = self._verified.get(token)
+        if known is not None and self._keys_stale():
+            self._refresh(KEYS_MAX_AGE_SECONDS)
+        if known is not None and known.kid not in self._keys:
+            self._verified.pop(token)  # its key was removed from the pool's set: check it anew
+            known = None
+        if known is None:
+            claims, kid = self._check(token)
+            issued = claims.get("iat")
+            known = _Verified(claims, kid, float(issued) if isinstance(issued, (int, float)) else 0.0)
+            self._verified.put(token, known)
+        if known.claims["exp"] <= self._clock():
             raise TokenError("token_expired", detail="the token has expired")
-        claims = self._check(token)
-        self._verified.put(token, claims)
-        return claims
+        self._ask_the_pool(token, known)
+        return known.claims
 
-    def _check(self, token: str) -> dict[str, Any]:
+    def _ask_the_pool(self, token: str, known: _Verified) -> None:
+        """Whether the token's user may still act, asked of the pool once every recheck period."""
+        if self._still_valid is None or not self._recheck:
+            return
+        now = self._clock()
+        if now - known.checked_at < self._recheck:
+            return
+        metrics.count("token_rechecks")
+        try:
+            self._still_valid(token)
+        except Unauthenticated:
+            self._verified.pop(token)
+            raise TokenError("token_revoked", detail="the user was disabled, deleted or signed out") from None
+        except Unavailable:
+            if now - known.checked_at < 2 * self._recheck:
+                log.warning("the user pool cannot be asked about a token; trusted a while longer")
+                return
+            raise
+        known.checked_at = now
+
+    def _check(self, token: str) -> tuple[dict[str, Any], str]:
+        """The claims of a token checked in full, and the kid of the key that signed it."""
         if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
             raise TokenError("token_malformed", detail="not a JWT")
         try:
@@ -150,4 +205,4 @@ class CognitoJwtToken:
             raise TokenError("token_invalid", detail="token of another app client")
         if not isinstance(claims.get("sub"), str):
             raise TokenError("token_invalid", detail="no subject")
-        return claims
+        return claims, header["kid"]

@@ -363,6 +363,14 @@ class Ddb:
         except self.client.exceptions.ResourceNotFoundException:
             return False
 
+    def table_active(self) -> bool:
+        """Whether the table answers and is ACTIVE (DescribeTable: no capacity units spent)."""
+        try:
+            status = self._call("describe_table", TableName=self.table)["Table"]["TableStatus"]
+        except (StoreUnavailable, StoreError):
+            return False
+        return status in ("ACTIVE", "UPDATING")
+
     def create_table(self, provisioned: bool = False, read_capacity: int = 5,
                      write_capacity: int = 5) -> bool:
         """Create the table with its GSI and stream, and TTL on expires_at; False when it already

@@ -44,3 +44,8 @@ class Unavailable(CruddurError):
     def __init__(self, *codes: str, detail: str | None = None, retry_after: int = 1):
         super().__init__(*codes, detail=detail)
         self.retry_after = retry_after
+
+
+class Busy(Unavailable):
+    """Too many requests of this kind are in progress here: the same request may succeed in a
+    moment (429, with Retry-After)."""

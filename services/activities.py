@@ -6,10 +6,11 @@ replies, oldest first, in the same query. Writes act as the caller, never as a h
 """
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from lib.db import template
-from lib.errors import InvalidInput, MalformedRequest, NotFound
+from lib.errors import Busy, InvalidInput, MalformedRequest, NotFound
 from services import validation
 from services.backend import Backend
 from services.users_short import by_handle
@@ -18,6 +19,12 @@ MESSAGE_MAX_LENGTH = 280
 # The frontend's choices of a crud's life.
 TTLS = {"30-days": "30 days", "7-days": "7 days", "3-days": "3 days", "1-day": "1 day",
         "12-hours": "12 hours", "3-hours": "3 hours", "1-hour": "1 hour"}
+# Search reads the trigram index (db/schema.sql), which needs 3 characters to narrow anything down:
+# a shorter term would read every crud.
+SEARCH_TERM_MIN_LENGTH = 3
+# Searches at once in one process; more are refused (429) rather than queued, so that a flood of
+# searches holds at most this many of the pool's connections and every other route still gets one.
+SEARCH_SLOTS = threading.BoundedSemaphore(2)
 # Before every possible position: the first page.
 FIRST = ("infinity", "ffffffff-ffff-ffff-ffff-ffffffffffff")
 
@@ -80,8 +87,16 @@ class SearchActivities:
         if not isinstance(term, str) or not term.strip():
             raise InvalidInput("term_blank", detail="give a term to search for")
         term = validation.text(term, 100, too_long="term_too_long", blank="term_blank")
+        if len(term) < SEARCH_TERM_MIN_LENGTH:
+            raise InvalidInput("term_too_short",
+                               detail=f"give at least {SEARCH_TERM_MIN_LENGTH} characters to search for")
         pattern = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return _page(backend, f"search:{term}", "search", {"pattern": pattern}, limit, cursor)
+        if not SEARCH_SLOTS.acquire(blocking=False):
+            raise Busy("search_busy", detail="too many searches right now", retry_after=1)
+        try:
+            return _page(backend, f"search:{term}", "search", {"pattern": pattern}, limit, cursor)
+        finally:
+            SEARCH_SLOTS.release()
 
 
 class ShowActivity:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
-from lib import aws
+from lib import aws, cognito
 from lib.cache import Cache
 from lib.cognito_jwt_token import CognitoJwtToken
 from lib.config import Settings
@@ -16,6 +16,9 @@ from lib.ddb import LAYOUT_VERSION, Ddb
 
 log = logging.getLogger(__name__)
 LAYOUT_RECHECK_SECONDS = 300.0
+# How long a readiness answer is reused: probes every few seconds from several load balancers
+# cost the stores one check per process in that time.
+READINESS_SECONDS = 5.0
 
 
 @dataclass
@@ -34,10 +37,20 @@ class Backend:
     pairs: Cache[str]
     # the table's layout version (lib/ddb.py), re-read every few minutes: a migration may end.
     layout: Cache[int]
+    # the table through a client that tries once and gives up within seconds, for the readiness
+    # check; and that check's last answer, for a few seconds (services/readiness.py)
+    store_probe: Ddb
+    readiness: Cache[dict[str, bool]]
 
     def layout_current(self) -> bool:
         """Whether every group of the table has its header (no week-5 group left to look for)."""
         return self.layout.get_or_load("version", self.ddb.layout_version) >= LAYOUT_VERSION
+
+    @staticmethod
+    def pool_asker(settings: Settings) -> Callable[[str], Any]:
+        """GetUser with a token: refused by Cognito for a disabled, deleted or signed-out user."""
+        client = aws.client(settings, "cognito-idp")
+        return lambda token: cognito.own_attributes(client, token)
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Db | None = None, ddb: Ddb | None = None) -> "Backend":
@@ -49,10 +62,12 @@ class Backend:
             settings=settings,
             db=db or Db(settings),
             ddb=ddb or Ddb(settings, aws.client(settings, "dynamodb", lean=True)),
-            tokens=CognitoJwtToken(settings),
+            tokens=CognitoJwtToken(settings, still_valid=cls.pool_asker(settings)),
             cursors=Cursors(secret.encode()),
             users=Cache(max_size=10_000, ttl=settings.user_cache_seconds),
             membership=Cache(max_size=100_000),
             pairs=Cache(max_size=100_000),
             layout=Cache(max_size=1, ttl=LAYOUT_RECHECK_SECONDS),
+            store_probe=Ddb(settings, aws.client(settings, "dynamodb", probe=True)),
+            readiness=Cache(max_size=1, ttl=READINESS_SECONDS),
         )

@@ -1,11 +1,12 @@
 """A signed-in user the API has never seen becomes a Cruddur user, as the post-confirmation
-trigger would have made them (aws/lambdas/cruddur-post-confirmation.py, whose code this runs):
-where no trigger runs, as in the local stack (moto's Cognito), or where it failed."""
+trigger would have made them, by the same code (lib/identity.py): where no trigger runs, as in the
+local stack (moto's Cognito), where the trigger failed, or where the email was verified after
+the confirmation."""
 from __future__ import annotations
 
 from typing import Any
 
-from lib import aws, cognito
+from lib import aws, cognito, identity
 from lib.db import template
 from lib.errors import Conflict, NotPermitted
 from services.backend import Backend
@@ -18,15 +19,12 @@ class ProvisionUser:
         attributes = cognito.own_attributes(aws.client(backend.settings, "cognito-idp"), access_token)
         if attributes.get("sub") != sub:
             return None
-        if attributes.get("email_verified") != "true":
-            raise NotPermitted("user_unknown", detail="confirm your email to use Cruddur")
-        trigger = cognito.post_confirmation()
         try:
             with backend.db.connection() as conn:
-                trigger.create_user(conn, attributes)
-        except trigger.UserConflict as error:
+                identity.create_user(conn, attributes)
+        except identity.EmailUnverified:
+            raise NotPermitted("user_unknown", detail="confirm your email to use Cruddur") from None
+        except (identity.UserConflict, identity.UserInvalid) as error:
             raise Conflict(error.code, detail=str(error)) from None
-        except trigger.UserInvalid as error:
-            raise Conflict("user_invalid", detail=str(error)) from None
         return backend.db.query_object_json(template("users", "by_cognito_user_id"),
                                             {"cognito_user_id": sub})

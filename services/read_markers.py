@@ -32,14 +32,21 @@ class MarkRead:
         require_participant(backend, group, caller["uuid"])
         if body is not None and not isinstance(body, dict):
             raise MalformedRequest("body_invalid", detail="the body must be a JSON object")
-        up_to = (validation.message_time(body["up_to"]) if body and body.get("up_to") is not None
-                 else newest_message(backend, group))
+        unchecked = bool(body) and body.get("up_to") is not None  # the client's, not yet clamped
+        up_to = validation.message_time(body["up_to"]) if unchecked else newest_message(backend, group)
         me = str(caller["uuid"])
         for attempt in range(ATTEMPTS):
             row = own_row(backend, me, group, settled=attempt > 0)
             if row is None:
                 # The conversation's rows are not written yet (its first message is on its way).
                 raise Unavailable("conversation_settling", detail="try again in a moment")
+            if unchecked and up_to > row["sk"]:
+                # Past the row's last message: a message the stream has not applied yet, or a time
+                # no message has (a far-future marker would mute the conversation for good, as
+                # markers never move back). Clamped to the newest message there is.
+                newest = newest_message(backend, group)
+                up_to = min(up_to, newest) if newest else None
+                unchecked = False
             if up_to is None or up_to <= row.get("read_up_to", ""):
                 return {"unread_count": unread(row)}  # never back
             count = backend.ddb.count_unread(group, me, up_to, row["sk"], UNREAD_CAP)

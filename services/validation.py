@@ -7,14 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from lib import ddb as layout
+from lib import identity
+from lib.text import is_blank
 from lib.errors import MalformedRequest, NotFound, InvalidInput
 
 MESSAGE_MAX_LENGTH = 1024
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
-HANDLE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-LIMIT_PATTERN = re.compile(r"^[0-9]{1,10}$")  # ASCII digits: str.isdigit() also accepts "²"
-IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
+# Matched with fullmatch, never `^...$`: `$` also matches before a final newline.
+LIMIT_PATTERN = re.compile(r"[0-9]{1,10}")  # ASCII digits: str.isdigit() also accepts "²"
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 
 
 def message_text(value: Any) -> str:
@@ -24,7 +26,8 @@ def message_text(value: Any) -> str:
 
 def text(value: Any, max_length: int, too_long: str = "message_too_long",
          blank: str = "message_blank", invalid: str = "message_invalid") -> str:
-    """A text of 1 to `max_length` characters after trimming, storable as it is."""
+    """A text of 1 to `max_length` characters after trimming, storable as it is, and with something
+    a reader can see (not only zero-width, bidi or blank-looking characters: lib/text.py)."""
     if not isinstance(value, str):
         raise InvalidInput(invalid, detail="must be a string")
     trimmed = value.strip()
@@ -38,6 +41,8 @@ def text(value: Any, max_length: int, too_long: str = "message_too_long",
         trimmed.encode("utf-8")
     except UnicodeEncodeError:  # an unpaired surrogate ("\ud800" in the JSON): not storable
         raise InvalidInput(invalid, detail="is not valid Unicode") from None
+    if is_blank(trimmed):
+        raise InvalidInput(blank, detail="shows nothing: only invisible characters")
     return trimmed
 
 
@@ -60,7 +65,7 @@ def canonical_uuid(value: Any, code: str = "message_group_uuid_invalid",
 
 
 def handle(value: Any, code: str = "handle_invalid") -> str:
-    if not isinstance(value, str) or not HANDLE_PATTERN.match(value):
+    if not identity.is_handle(value):
         raise InvalidInput(code, detail="not a valid handle")
     return value
 
@@ -68,7 +73,7 @@ def handle(value: Any, code: str = "handle_invalid") -> str:
 def limit(value: str | None) -> int:
     if value is None:
         return LIMIT_DEFAULT
-    if not LIMIT_PATTERN.match(value) or not 1 <= int(value) <= LIMIT_MAX:
+    if not LIMIT_PATTERN.fullmatch(value) or not 1 <= int(value) <= LIMIT_MAX:
         raise MalformedRequest("limit_invalid", detail=f"limit is a whole number from 1 to {LIMIT_MAX}")
     return int(value)
 
@@ -76,7 +81,7 @@ def limit(value: str | None) -> int:
 def idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
-    if not IDEMPOTENCY_KEY_PATTERN.match(value):
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(value):
         raise MalformedRequest("idempotency_key_invalid", detail="1 to 255 printable ASCII characters")
     return value
 
@@ -90,6 +95,9 @@ def message_time(value: Any, code: str = "up_to_invalid") -> str:
         except ValueError:
             moment = None
         if moment is not None and moment.tzinfo is not None:
-            return layout.iso(moment)
+            try:
+                return layout.iso(moment)
+            except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+                raise InvalidInput(code, detail="a time out of range") from None
     raise InvalidInput(code, detail="the created_at of a message, e.g. 2026-01-01T00:00:00.000000+00:00")
 

@@ -29,6 +29,11 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
 
         setattr(recorder, operation, noted)
     backend.ddb.client = recorder
+    real_probe = backend.store_probe.client  # the readiness check's own client
+    probe = PolicyRecorder(real_probe)
+    probe.describe_table = lambda **params: probe.needed.add(("DescribeTable", "table", None)) or \
+        real_probe.describe_table(**params)
+    backend.store_probe.client = probe
     try:
         client = app.test_client()
         auth = {h: {"Authorization": f"Bearer {access_token(settings, h)}"} for h in ("bayko", "londo")}
@@ -44,10 +49,12 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
         assert client.get(f"/api/messages/{uuid.uuid4()}", headers=auth["londo"]).status_code == 404
         assert client.post(f"/api/messages/{group}/read", headers=auth["londo"]).status_code == 200
         assert client.get("/api/message_groups/unread", headers=auth["londo"]).status_code == 200
+        assert client.get("/api/ready").status_code == 200
     finally:
         backend.db.close()
+    recorder.needed |= probe.needed
     actions = {action for action, _, _ in recorder.needed}
-    assert actions == {"Query", "GetItem", "PutItem", "UpdateItem"}, recorder.needed
+    assert actions == {"Query", "GetItem", "PutItem", "UpdateItem", "DescribeTable"}, recorder.needed
     for action, resource, key in recorder.needed:
         assert allowed(policy, action, resource, key), (action, resource, key)
     granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}

@@ -17,11 +17,11 @@ from jose import jwk, jwt
 
 from app import status_of
 from lib import metrics
-from lib.cognito_jwt_token import (REFETCH_INTERVAL_SECONDS, RETRY_AFTER_FAILURE_SECONDS,
-                                    CognitoJwtToken, TokenError,
+from lib.cognito_jwt_token import (KEYS_MAX_AGE_SECONDS, REFETCH_INTERVAL_SECONDS,
+                                   RETRY_AFTER_FAILURE_SECONDS, CognitoJwtToken, TokenError,
                                    issuer_url, jwks_url)
 from lib.config import Settings
-from lib.errors import Unavailable
+from lib.errors import Unauthenticated, Unavailable
 
 POOL = "us-east-1_TestPool"
 CLIENT = "test-client-id"
@@ -123,13 +123,31 @@ def test_urls_follow_the_endpoint_override_locally_and_cognito_in_aws():
 
 # -- fetching the JWKS ---------------------------------------------------------------------------
 
-def test_jwks_is_fetched_once_and_cached(verifier, jwks, clock):
+def test_jwks_is_fetched_once_and_cached_until_it_is_old(verifier, jwks, clock):
     before = metrics.snapshot().get("jwks_fetches", 0)
     for _ in range(5):
         assert verifier.verify(token())["sub"] == claims()["sub"]
-        clock.now += 3600  # however much time passes, a known kid needs no fetch
+        clock.now += (KEYS_MAX_AGE_SECONDS - 1) / 5  # a known kid needs no fetch meanwhile
     assert jwks.fetches == [f"http://127.0.0.1:4566/{POOL}/.well-known/jwks.json"]
     assert metrics.snapshot().get("jwks_fetches", 0) - before == 1
+    clock.now += 1
+    verifier.verify(token())
+    assert len(jwks.fetches) == 2
+
+
+def test_a_key_removed_from_the_pool_is_forgotten_with_its_tokens(verifier, jwks, clock):
+    """Issue 24, item 4: the key set is fetched again on a schedule and replaces the old one, so a
+    removed key (and every remembered token it signed) stops being trusted within
+    KEYS_MAX_AGE_SECONDS, without a restart."""
+    old = token()
+    verifier.verify(old)
+    jwks.keys = [("b", PUBLIC_B)]  # the pool rotated: key a is gone
+    clock.now += KEYS_MAX_AGE_SECONDS - 1
+    assert verifier.verify(old)["sub"] == claims()["sub"]  # not refetched yet
+    clock.now += 1
+    assert refused(verifier, old) == "token_invalid"
+    assert refused(verifier, token()) == "token_invalid"
+    assert verifier.verify(token(kid="b", key=KEY_B))["sub"] == claims()["sub"]
 
 
 def test_unknown_kid_refetches_at_most_once_a_minute(verifier, jwks, clock):
@@ -295,3 +313,76 @@ def test_tokens_signed_otherwise(verifier, jwks):
 def test_no_app_client_configured_accepts_nothing(jwks, clock):
     verifier = CognitoJwtToken(SETTINGS.with_(cognito_client_id=None), fetch=jwks, clock=clock)
     assert refused(verifier, token()) == "token_invalid"
+
+
+# -- revocation: disabled, deleted or signed-out users ----------------------------------------
+
+class Pool:
+    """A fake user pool's GetUser: refuses revoked tokens, or cannot be reached."""
+
+    def __init__(self):
+        self.revoked: set[str] = set()
+        self.down = False
+        self.asked: list[str] = []
+
+    def __call__(self, value: str) -> None:
+        self.asked.append(value)
+        if self.down:
+            raise Unavailable("auth_unavailable", detail="unreachable", retry_after=5)
+        if value in self.revoked:
+            raise Unauthenticated("token_invalid", detail="revoked")
+
+
+RECHECK = SETTINGS.token_recheck_seconds
+
+
+def test_a_revoked_user_loses_access_within_the_recheck_time(jwks):
+    clock, pool = Clock(time.time()), Pool()
+    verifier = CognitoJwtToken(SETTINGS, fetch=jwks, clock=clock, still_valid=pool)
+    good = token(iat=int(clock.now))
+    for _ in range(3):
+        verifier.verify(good)
+    assert pool.asked == []  # issued just now: nothing to ask yet
+    pool.revoked.add(good)
+    clock.now += RECHECK - 1
+    verifier.verify(good)  # within the bound the operator chose
+    clock.now += 1
+    assert refused(verifier, good) == "token_revoked"
+    assert refused(verifier, good) == "token_revoked"  # not remembered: asked again
+    assert len(pool.asked) == 2
+
+
+def test_a_token_older_than_the_recheck_time_is_asked_about_at_first_sight_then_once_a_period(jwks):
+    clock, pool = Clock(time.time()), Pool()
+    verifier = CognitoJwtToken(SETTINGS, fetch=jwks, clock=clock, still_valid=pool)
+    old = token(iat=int(clock.now - RECHECK - 10))
+    verifier.verify(old)
+    verifier.verify(old)
+    assert len(pool.asked) == 1
+    clock.now += RECHECK
+    verifier.verify(old)
+    assert len(pool.asked) == 2
+
+
+def test_an_unreachable_pool_trusts_a_recent_check_then_is_503(jwks):
+    clock, pool = Clock(time.time()), Pool()
+    verifier = CognitoJwtToken(SETTINGS, fetch=jwks, clock=clock, still_valid=pool)
+    good = token(iat=int(clock.now))
+    verifier.verify(good)
+    pool.down = True
+    clock.now += RECHECK
+    verifier.verify(good)  # checked (at issue) less than twice the period ago
+    clock.now += RECHECK
+    with pytest.raises(Unavailable):
+        verifier.verify(good)
+    pool.down = False
+    verifier.verify(good)
+
+
+def test_no_recheck_time_never_asks(jwks):
+    clock, pool = Clock(time.time()), Pool()
+    verifier = CognitoJwtToken(SETTINGS.with_(token_recheck_seconds=0), fetch=jwks, clock=clock,
+                               still_valid=pool)
+    old = token(iat=int(clock.now - 3000))
+    verifier.verify(old)
+    assert pool.asked == []

@@ -107,15 +107,6 @@ def policy_document(iam, role: str, name: str) -> dict:
         return ast.literal_eval(text)
 
 
-def test_a_second_deploy_changes_nothing_and_destroy_keeps_the_table(deployed, settings):
-    stack, deployed_settings, env, _ = deployed
-    again = script("deploy", "--stack-name", stack, "-p", "ConnectionUrl=postgresql://db/cruddur", env=env)
-    assert again.returncode == 0 and f"stack {stack}: no changes" in again.stdout, again.stdout + again.stderr
-    gone = script("destroy", "--stack-name", stack, env=env)
-    assert gone.returncode == 0 and "DELETE_COMPLETE" in gone.stdout, gone.stdout + gone.stderr
-    assert deployed_settings.ddb_table in aws.client(settings, "dynamodb").list_tables()["TableNames"]
-
-
 def test_prod_refuses_without_a_terminal_before_sending_anything():
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     env.update(AWS_ACCESS_KEY_ID="bogus", AWS_SECRET_ACCESS_KEY="bogus", AWS_EC2_METADATA_DISABLED="true")
@@ -186,6 +177,7 @@ def test_a_failed_deploy_exits_non_zero_with_the_failing_resources_reason(monkey
     monkeypatch.setattr(aws_cli.aws, "client", lambda s, service: cloudformation)
     # made between deploy's look and the stack's creation (a look that finds it refuses at once)
     monkeypatch.setattr(aws_cli, "table_exists", lambda *args: False)
+    monkeypatch.setattr(aws_cli, "connection_secret", lambda *args: "arn:aws:secretsmanager:x:1:secret:c")
     result = CliRunner().invoke(aws_cli.cli, ["deploy", "--stack-name", "broken"])
     assert result.exit_code != 0
     assert "stack broken: ROLLBACK_COMPLETE" in result.output
@@ -205,3 +197,104 @@ def test_a_new_stack_over_a_table_that_exists_is_refused_before_anything_is_crea
     assert "Adopting the table you have" in refused.stderr and "Traceback" not in refused.stderr
     cfn = aws.client(fresh_table, "cloudformation")
     assert stack not in {s["StackName"] for s in cfn.list_stacks()["StackSummaries"]}
+
+
+def test_failures_in_the_queue_are_replayed_from_the_stream(deployed):
+    """Issue 24, item 10: a batch the stream Lambda gave up on (its failure message in the queue, as
+    Lambda writes it) is applied again by bin/aws/replay-failures, and its message deleted."""
+    from lib import ddb as layout
+    from lib.ddb import Ddb
+
+    stack, settings, env, _ = deployed
+    cfn, sqs = aws.client(settings, "cloudformation"), aws.client(settings, "sqs")
+    streams = aws.client(settings, "dynamodbstreams")
+    queue = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cfn.list_stack_resources(
+        StackName=stack)["StackResourceSummaries"] if r.get("LogicalResourceId")}["StreamFailureQueue"]
+    table = Ddb(settings)
+    a, b = ({"uuid": str(uuid.uuid4()), "handle": h, "display_name": h.title()} for h in ("ann", "ben"))
+    group = layout.group_uuid_for(a["uuid"], b["uuid"])
+    sent = "2030-01-01T00:00:00.000000+00:00"
+    table.put(layout.header_item(group, sorted([a["uuid"], b["uuid"]]), sent, layout.profiles_of(a, b)))
+    table.put(layout.message_item(group, a, "lost and found", sent))
+    arn = aws.client(settings, "dynamodb").describe_table(TableName=settings.ddb_table)["Table"]["LatestStreamArn"]
+    [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    seqs = [r["dynamodb"]["SequenceNumber"] for r in streams.get_records(ShardIterator=iterator)["Records"]]
+    batch = {"shardId": shard["ShardId"], "startSequenceNumber": seqs[-2], "endSequenceNumber": seqs[-1],
+             "batchSize": 2, "streamArn": arn}
+    sqs.send_message(QueueUrl=queue,
+                     MessageBody=json.dumps({"version": "1.0", "DDBStreamBatchInfo": batch}))
+    assert table.groups_page(a["uuid"], 10).items == []
+    replayed = script("replay-failures", "--stack-name", stack, env=env)
+    assert replayed.returncode == 0 and "replayed 1, failed again 0" in replayed.stdout, \
+        replayed.stdout + replayed.stderr
+    for person in (a, b):
+        [row] = table.groups_page(person["uuid"], 10).items
+        assert (row["message_group_uuid"], row["message"]) == (group, "lost and found")
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+
+
+def test_an_artifacts_bucket_of_another_account_is_refused(settings: Settings):
+    """Issue 24, item 11: the bucket's name is predictable; one that another account created first
+    never receives the Lambdas' code."""
+    stack = f"taken-{uuid.uuid4().hex[:8]}"
+    account = aws.client(settings, "sts").get_caller_identity()["Account"]
+    other = aws.client(settings, "s3")
+    other.meta.events.register("before-sign.s3.*", lambda request, **_: request.headers.__setitem__(
+        "x-moto-account-id", "111122223333"))
+    other.create_bucket(Bucket=f"{stack}-artifacts-{account}-{settings.aws_region}")
+    env = {**os.environ, "DDB_MESSAGE_TABLE": f"never-{uuid.uuid4().hex[:8]}"}
+    refused = script("deploy", "--stack-name", stack, env=env)
+    assert refused.returncode != 0 and "belongs to another account" in refused.stderr, \
+        refused.stdout + refused.stderr
+    assert other.list_objects_v2(Bucket=f"{stack}-artifacts-{account}-{settings.aws_region}").get("KeyCount") == 0
+
+
+def test_the_connection_url_is_a_secret_not_a_setting(deployed):
+    """Issue 24, item 9: the sign-up Lambda reads its PostgreSQL URL from Secrets Manager at run
+    time; neither the stack's parameters nor the function's settings hold it."""
+    stack, settings, _, _ = deployed
+    function = aws.client(settings, "lambda").get_function_configuration(FunctionName=f"{stack}-post-confirmation")
+    variables = function["Environment"]["Variables"]
+    assert "CONNECTION_URL" not in variables and "postgresql://" not in json.dumps(variables)
+    secret = aws.client(settings, "secretsmanager").get_secret_value(SecretId=variables["CONNECTION_SECRET_ARN"])
+    assert secret["SecretString"] == "postgresql://db/cruddur"
+    parameters = aws.client(settings, "cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
+    assert "postgresql://" not in json.dumps(parameters)
+
+
+def test_the_sign_up_package_holds_the_identity_rules_it_runs(tmp_path):
+    """The deployed zip of the sign-up Lambda carries lib/identity.py and lib/text.py beside its
+    handler, and runs from the zip alone: the rules the API runs are the rules deployed."""
+    import io
+    import sys
+    import zipfile
+
+    from lib.cli.aws import POST_CONFIRMATION_LAMBDA, POST_CONFIRMATION_MODULES, package
+
+    data = package(POST_CONFIRMATION_LAMBDA, None, POST_CONFIRMATION_MODULES)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert set(archive.namelist()) == {"cruddur-post-confirmation.py", "lib/__init__.py",
+                                           "lib/identity.py", "lib/text.py"}
+        archive.extractall(tmp_path)
+    code = ("import importlib.util, sys; "
+            "spec = importlib.util.spec_from_file_location('handler', 'cruddur-post-confirmation.py'); "
+            "handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler); "
+            "print(handler.identity.__file__); "
+            "print(handler.lambda_handler({'triggerSource': 'CustomMessage_SignUp'}, None))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    where, answer = result.stdout.splitlines()
+    assert where == str(tmp_path / "lib" / "identity.py")
+    assert answer == "{'triggerSource': 'CustomMessage_SignUp'}"
+
+
+def test_a_second_deploy_changes_nothing_and_destroy_keeps_the_table(deployed, settings):
+    stack, deployed_settings, env, _ = deployed
+    again = script("deploy", "--stack-name", stack, "-p", "ConnectionUrl=postgresql://db/cruddur", env=env)
+    assert again.returncode == 0 and f"stack {stack}: no changes" in again.stdout, again.stdout + again.stderr
+    gone = script("destroy", "--stack-name", stack, env=env)
+    assert gone.returncode == 0 and "DELETE_COMPLETE" in gone.stdout, gone.stdout + gone.stderr
+    assert deployed_settings.ddb_table in aws.client(settings, "dynamodb").list_tables()["TableNames"]

@@ -317,3 +317,35 @@ def test_an_external_endpoint_without_cognito_still_gets_its_table_and_seed(fres
 
     with pytest.raises(ClientError):
         load_data(unlinked, LocalSettings())
+
+
+def test_a_second_stack_on_the_first_ones_database_is_refused_while_the_first_answers(settings):
+    """Issue 24, item 17: a second ./bin/dev whose own Cognito is elsewhere, pointed at the first
+    one's PostgreSQL, would re-link every user to its pool; it is refused while the Cognito the
+    users are linked to answers, and takes over once that one is gone."""
+    import socket
+
+    from lib.db import Db
+    from lib.local import StackError
+    from lib.local.stack import claim_links
+
+    ours = settings.endpoint_for("cognito-idp")
+    db = Db(settings)
+    live = socket.socket()
+    live.bind(("127.0.0.1", 0))
+    live.listen(4)
+    other = f"http://127.0.0.1:{live.getsockname()[1]}"
+    try:
+        with pytest.raises(StackError, match="another ./bin/dev"):
+            claim_links(db, other)  # the suite's own moto answers
+        claim_links(db, ours)  # the same stack again: fine
+        claim_links_from = db.query_value("SELECT cognito_endpoint FROM public.local_stack_links")
+        assert claim_links_from == ours
+        live.close()
+        db.query_commit("UPDATE public.local_stack_links SET cognito_endpoint = %s", [other])
+        claim_links(db, ours)  # the other stack is gone: its claim passes on
+        assert db.query_value("SELECT cognito_endpoint FROM public.local_stack_links") == ours
+    finally:
+        live.close()
+        db.query_commit("UPDATE public.local_stack_links SET cognito_endpoint = %s", [ours])
+        db.close()

@@ -101,7 +101,7 @@ def test_every_route_of_the_app_is_in_the_spec_and_vice_versa(settings: Settings
 def test_every_operation_documents_parameters_security_and_errors(spec):
     security = spec["components"]["securitySchemes"]["bearerAuth"]
     assert (security["type"], security["scheme"]) == ("http", "bearer")
-    public = {("/api/health-check", "get"), ("/api/users/@{handle}/short", "get"),
+    public = {("/api/health-check", "get"), ("/api/ready", "get"), ("/api/users/@{handle}/short", "get"),
               ("/api/activities/home", "get"), ("/api/activities/@{handle}", "get"),
               ("/api/activities/search", "get"), ("/api/activities/{activity_uuid}", "get")}
     optional = {("/api/activities/notifications", "get")}  # no token: an empty list

@@ -17,9 +17,9 @@ from botocore.exceptions import ClientError
 from lib import aws
 from lib import ddb as layout
 from lib.ddb import Ddb
-from lib.local import Stack, start_stream_worker
+from lib.local import Stack, event_filter, start_stream_worker
 from lib.local.stream_worker import (SHARD_END, Checkpoints, StreamWorker, failed_position,
-                                     lambda_environment, load_lambda)
+                                     lambda_environment, lambda_event, load_lambda)
 
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
 WAIT_SECONDS = 10
@@ -103,13 +103,25 @@ def chat(fresh_table) -> Chat:
     return Chat(fresh_table)
 
 
+def deliverable(worker: StreamWorker) -> list[str]:
+    """The sequence numbers of the stream's records that the mapping's filter lets through."""
+    patterns = event_filter.stream_patterns()
+    return [r["dynamodb"]["SequenceNumber"]
+            for r in lambda_event(stream_records(worker), worker.stream_arn or "", "us-east-1")["Records"]
+            if event_filter.delivered(patterns, r)]
+
+
 def stream_seqs(worker: StreamWorker) -> list[str]:
-    """Every record's sequence number in the table's stream, read independently of the worker."""
+    return [r["dynamodb"]["SequenceNumber"] for r in stream_records(worker)]
+
+
+def stream_records(worker: StreamWorker) -> list[dict]:
+    """Every record in the table's stream, read independently of the worker."""
     streams = worker.streams
     shard = streams.describe_stream(StreamArn=worker.stream_arn)["StreamDescription"]["Shards"][0]
     iterator = streams.get_shard_iterator(StreamArn=worker.stream_arn, ShardId=shard["ShardId"],
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    return [r["dynamodb"]["SequenceNumber"] for r in streams.get_records(ShardIterator=iterator)["Records"]]
+    return streams.get_records(ShardIterator=iterator)["Records"]
 
 
 def test_a_burst_reaches_both_group_rows_under_a_harsh_store(fresh_table, chat, stream_lambda,
@@ -137,8 +149,9 @@ def test_messages_put_into_the_table_reach_both_group_rows(fresh_table, chat, st
     last = [chat.send(f"m{i}", at(i + 1)) for i in range(5)][-1]
     worker.drain()
     assert chat.shows(last)
-    # from TRIM_HORIZON: every record, each once (the Lambda's own moves are records too)
-    assert recorder.delivered == stream_seqs(worker)[:len(recorder.delivered)]
+    # from TRIM_HORIZON: every record the mapping's filter lets through, each once (the
+    # Lambda's own moves are records too, filtered out)
+    assert recorder.delivered == deliverable(worker)[:len(recorder.delivered)]
     assert len(set(recorder.delivered)) == len(recorder.delivered)
 
     new = chat.send("later", at(60))
@@ -146,11 +159,12 @@ def test_messages_put_into_the_table_reach_both_group_rows(fresh_table, chat, st
     assert chat.shows(new)
     assert len(set(recorder.delivered)) == len(recorder.delivered)
 
-    # the checkpoint names the stream and its shard, at the last record handed over
+    # the checkpoint names the stream and its shard, at the last record read (the filtered ones
+    # count as processed, as the event source mapping counts them)
     saved = json.loads((tmp_path / "cp.json").read_text())
     [(arn, shards)] = saved.items()
     assert arn == worker.stream_arn and arn.startswith("arn:aws:dynamodb:")
-    assert list(shards.values()) == [recorder.delivered[-1]]
+    assert list(shards.values()) == [stream_seqs(worker)[-1]]
 
 
 def test_records_after_a_cancelled_transaction_are_not_missed(fresh_table, chat, stream_lambda,
@@ -176,10 +190,10 @@ def test_a_restarted_worker_neither_skips_nor_repeats_records(fresh_table, chat,
     sent = [chat.send(f"m{i}", at(i + 1)) for i in range(6)]
     worker = StreamWorker(fresh_table, first, checkpoint, batch_size=3)
     worker.poll_once()
-    # 6 of the 11 records so far (the table's layout mark, the chat's four items, then m0):
-    # stopped midway through the messages
+    # 6 of the 11 records so far (the table's layout mark, the chat's four items, then m0), of
+    # which the function got the two messages: stopped midway through the messages
     worker.poll_once()
-    assert len(first.delivered) == 6 and chat.shows(sent[0]) and not chat.shows(sent[1])
+    assert len(first.delivered) == 2 and chat.shows(sent[0]) and not chat.shows(sent[1])
     del worker
 
     sent += [chat.send(f"m{i}", at(i + 1)) for i in range(6, 9)]
@@ -187,10 +201,9 @@ def test_a_restarted_worker_neither_skips_nor_repeats_records(fresh_table, chat,
     restarted = StreamWorker(fresh_table, second, checkpoint, batch_size=3)
     restarted.drain()
     assert chat.shows(sent[-1])
-    everything = stream_seqs(restarted)
-    # the new worker went on right after the last record the first one finished
-    assert int(second.delivered[0]) == int(first.delivered[-1]) + 1
-    assert first.delivered + second.delivered == everything
+    # the new worker went on right after the last record the first one finished: every message,
+    # once, in order
+    assert first.delivered + second.delivered == deliverable(restarted)
 
 
 class FailOnce:
@@ -253,7 +266,9 @@ def test_a_handler_exception_retries_the_whole_batch(fresh_table, chat, tmp_path
 
     worker = StreamWorker(fresh_table, flaky, tmp_path / "cp.json")
     worker.poll_once()
-    assert not (tmp_path / "cp.json").exists()  # nothing finished, nothing saved
+    # nothing the function was given is saved as finished (only the filtered records before it)
+    saved = json.loads((tmp_path / "cp.json").read_text()) if (tmp_path / "cp.json").exists() else {}
+    assert all(int(seq) < int(calls[0][0]) for shards in saved.values() for seq in shards.values())
     wait_until(lambda: len(calls) >= 2, worker.poll_once)
     assert calls[1] == calls[0]
 
@@ -382,3 +397,74 @@ def test_bin_dev_restarts_a_crashed_worker_with_backoff(fresh_table, chat, tmp_p
         assert stack.tend(now + 2.0)[0].endswith("restarting in 2s")
     finally:
         stack.stop()
+
+
+# -- the mapping's filter (issue 24, item 12) ------------------------------------------------------
+
+def record_of(item: dict, event_name: str = "INSERT") -> dict:
+    """A stream record as the function receives it, of a plain item."""
+    image = {k: {"S": v} for k, v in item.items() if isinstance(v, str)}
+    return {"eventName": event_name, "eventSource": "aws:dynamodb",
+            "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
+                         "SequenceNumber": "1"}}
+
+
+def test_the_mappings_filter_lets_through_only_new_messages():
+    """The pattern is the template's own; each kind of item the table holds is tried."""
+    patterns = event_filter.stream_patterns()
+    assert patterns, "the stream mapping has a FilterCriteria"
+    a, b = person("ana"), person("bo")
+    group = layout.group_uuid_for(a["uuid"], b["uuid"])
+    message = layout.message_item(group, a, "hi", at(0))
+    assert event_filter.delivered(patterns, record_of(message))
+    assert not event_filter.delivered(patterns, record_of(message, "MODIFY"))
+    assert not event_filter.delivered(patterns, record_of(message, "REMOVE"))
+    no_uuid = {k: v for k, v in message.items() if k != "message_uuid"}
+    assert not event_filter.delivered(patterns, record_of(no_uuid))
+    for other in [*layout.message_rows(a, b, group, "hi", at(0)),
+                  layout.header_item(group, [a["uuid"], b["uuid"]], at(0))]:
+        assert not event_filter.delivered(patterns, record_of(other)), other["pk"]
+
+
+def test_the_worker_hands_the_function_only_what_the_filter_lets_through(fresh_table, chat, stream_lambda,
+                                                                       lambda_client, tmp_path):
+    recorder = Recorder(stream_lambda, lambda_client, fresh_table.ddb_table)
+    worker = StreamWorker(fresh_table, recorder, tmp_path / "cp.json")
+    sent = [chat.send(f"m{i}", at(i + 1)) for i in range(3)]
+    wait_until(lambda: chat.shows(sent[-1]), worker.poll_once)
+    worker.drain()
+    everything = stream_seqs(worker)
+    assert len(everything) > len(recorder.delivered), "rows, headers and marks were filtered out"
+    # the chat's first message and the three sent, once each: nothing of the function's own writes
+    assert len(recorder.delivered) == len(set(recorder.delivered)) == 4
+    assert json.loads((tmp_path / "cp.json").read_text())[worker.stream_arn] == {
+        next(iter(worker.shards)): everything[-1]}, "the filtered records count as processed"
+
+
+class Deadline:
+    """A Lambda context whose remaining time runs out after `groups` calls."""
+
+    def __init__(self, groups: int):
+        self.calls = 0
+        self.groups = groups
+        self.aws_request_id = "test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.calls += 1
+        return 60_000 if self.calls <= self.groups else 1_000
+
+
+def test_groups_left_when_time_runs_out_are_reported_not_timed_out(fresh_table, stream_lambda, lambda_client):
+    first, second = Chat(fresh_table), Chat(fresh_table)
+    ok = first.send("in time", at(1))
+    late = second.send("out of time", at(2))
+    records = lambda_event([record_of(ok), record_of(late)], "arn:aws:dynamodb:x:1:table/t/stream/s",
+                           "us-east-1")["Records"]
+    records[0]["dynamodb"]["SequenceNumber"], records[1]["dynamodb"]["SequenceNumber"] = "10", "11"
+    config = stream_lambda.Config(table=fresh_table.ddb_table)
+    answer = stream_lambda.handle_event({"Records": records}, lambda_client, config, Deadline(groups=1))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "11"}]}
+    assert first.shows(ok) and not second.shows(late)
+    assert stream_lambda.handle_event({"Records": records[1:]}, lambda_client, config,
+                                      Deadline(groups=1)) == {"batchItemFailures": []}
+    assert second.shows(late)

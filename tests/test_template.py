@@ -72,12 +72,14 @@ def test_the_event_source_mapping_and_the_alarms(template):
     assert 0 < m["MaximumRetryAttempts"] <= 10 and m["BisectBatchOnFunctionError"] is True
     assert m["DestinationConfig"]["OnFailure"]["Destination"] == {"GetAtt": "StreamFailureQueue.Arn"}
     assert m["BatchSize"] == 100
-    metrics = {a["Properties"]["MetricName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()}
-    assert metrics == {"IteratorAge", "Errors", "ApproximateNumberOfMessagesVisible"}
+    metrics = {str(a["Properties"].get("MetricName")) for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+    assert {"IteratorAge", "Errors", "ApproximateNumberOfMessagesVisible"} <= metrics
+    assert m["FilterCriteria"]["Filters"], "only what the function acts on (item 12)"
     for function in resources(template, "AWS::Lambda::Function").values():
         assert function["Properties"]["Runtime"] >= "python3.11"
     assert set(template["Outputs"]) == {"TableName", "TableArn", "StreamArn", "StreamFunctionName",
-                                        "PostConfirmationFunctionName", "FailureQueueUrl"}
+                                        "PostConfirmationFunctionName", "FailureQueueUrl",
+                                        "ApiPolicyArn", "AlarmTopicArn"}
 
 
 def test_the_stream_role_is_the_checked_policy_with_the_stacks_own_arns(template):
@@ -98,6 +100,58 @@ def test_the_stream_role_is_the_checked_policy_with_the_stacks_own_arns(template
         # ARNs of the stack's own resources, never pasted
         assert isinstance(statement["Resource"], dict), (sid, statement["Resource"])
     assert not any("*" in a for s in in_template.values() for a in actions(s))
+
+
+def test_the_api_policy_is_an_output_the_checked_file_with_the_stacks_own_arns(template):
+    """Issue 24, item 13: the API's managed policy comes with the stack (no table name pasted into
+    a policy kept elsewhere), statement for statement aws/policies/cruddur-api.json."""
+    policy = template["Resources"]["ApiPolicy"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    in_template = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    in_file = {s["Sid"]: s for s in json.loads((ROOT / "aws" / "policies" / "cruddur-api.json").read_text())["Statement"]}
+    assert set(in_template) == set(in_file)
+    for sid, statement in in_template.items():
+        assert statement["Action"] == in_file[sid]["Action"], sid
+        assert statement.get("Condition") == in_file[sid].get("Condition"), sid
+        assert isinstance(statement["Resource"], dict), sid  # the stack's own table
+    assert template["Outputs"]["ApiPolicyArn"]["Value"] == {"Ref": "ApiPolicy"}
+
+
+def test_the_sign_up_lambda_reads_its_secret_may_run_in_a_vpc_and_is_bounded(template):
+    """Issue 24, item 9: no connection URL in the stack or the function's settings; optional
+    subnets and security groups; reserved concurrency for both functions."""
+    assert "ConnectionUrl" not in template["Parameters"]
+    function = template["Resources"]["PostConfirmationFunction"]["Properties"]
+    assert function["Environment"]["Variables"]["CONNECTION_SECRET_ARN"] == {"Ref": "ConnectionSecretArn"}
+    assert not any("password" in str(v).lower() or "postgresql://" in str(v)
+                   for v in function["Environment"]["Variables"].values())
+    assert function["VpcConfig"]["If"][0] == "InVpc"
+    assert function["ReservedConcurrentExecutions"] == {"Ref": "SignUpConcurrency"}
+    assert template["Resources"]["StreamFunction"]["Properties"]["ReservedConcurrentExecutions"] == \
+        {"Ref": "StreamConcurrency"}
+    [statement] = [s for s in template["Resources"]["PostConfirmationRole"]["Properties"]["Policies"][0]
+                   ["PolicyDocument"]["Statement"] if s["Sid"] == "ReadTheConnectionSecret"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == {"Ref": "ConnectionSecretArn"}
+
+
+def test_every_alarm_notifies_the_topic(template):
+    """Issue 24, item 10."""
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail" and subscription["Properties"]["Protocol"] == "email"
+    watched = {str(a["Properties"].get("MetricName")) for a in alarms.values()}
+    assert {"NumberOfMessagesSent", "Errors"} <= watched
+    [failed] = resources(template, "AWS::Logs::MetricFilter").values()
+    assert failed["Properties"]["FilterPattern"] == "{ $.failed_groups > 0 }"
+    throttling = template["Resources"]["TableThrottlingAlarm"]["Properties"]["Metrics"]
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in throttling if "MetricStat" in m} == \
+        {"ReadThrottleEvents", "WriteThrottleEvents"}
+    errors = {a["Properties"]["Dimensions"][0]["Value"]["Ref"] for a in alarms.values()
+              if a["Properties"].get("MetricName") == "Errors"}
+    assert errors == {"StreamFunction", "PostConfirmationFunction"}
 
 
 def test_the_import_template_declares_the_same_table():

@@ -232,3 +232,18 @@ def test_marking_read_is_for_participants_and_takes_a_message_time(api, users):
     error(get(api, "/api/message_groups/unread"), 401, "token_missing")
     assert mark(api, b, group, "2026-01-01T01:00:00+01:00") == 1  # any time zone, before "hi"
     assert mark(api, b, group) == 0
+
+
+def test_a_marker_out_of_range_is_422_and_one_past_the_newest_message_is_clamped(api, users, settings):
+    """Issue 24, item 6: a time whose UTC form is before year 1 or after 9999 is refused (it was a
+    500), and a far-future marker is clamped to the newest message (markers never move back: it
+    would have muted the conversation for good)."""
+    a, b = users.make("ra"), users.make("rb")
+    hi = send(api, a, "hi", to=b)
+    group = hi["message_group_uuid"]
+    for out_of_range in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        error(post(api, f"/api/messages/{group}/read", b, json={"up_to": out_of_range}), 422,
+              "up_to_invalid")
+    assert mark(api, b, group, "9000-01-01T00:00:00+00:00") == 0
+    [row] = [r for r in layout.Ddb(settings).rows_of(b.uuid, group)]
+    assert row["read_up_to"] == hi["created_at"], "clamped to the newest message"

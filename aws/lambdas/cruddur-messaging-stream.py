@@ -85,6 +85,11 @@ HEADER_PREFIX = "GROUP#"
 HEADER_SK = "GROUP"
 # How many groups' headers a container remembers (they never change).
 HEADER_CACHE_SIZE = 10_000
+# The time one group may take at worst (its reads and writes, each retried by botocore with
+# backoff): a group is begun only with this much of the invocation left. The groups left over are
+# reported failed, so Lambda retries the batch from them, instead of the invocation timing out and
+# every group of the batch being applied again.
+TIME_FOR_A_GROUP_MS = 10_000
 
 
 # -- logging: one JSON object per line -------------------------------------------------------
@@ -236,7 +241,12 @@ def handle_event(event: Mapping[str, Any], client: Any, config: Config,
 
     failed: list[int] = []
     outcomes: dict[str, int] = {}
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
     for group, message in newest.items():
+        if remaining is not None and remaining() < TIME_FOR_A_GROUP_MS:
+            failed.append(first_position[group])  # out of time: this group and the rest, later
+            outcomes["postponed"] = outcomes.get("postponed", 0) + 1
+            continue
         try:
             outcome = apply_message(client, config, message, list(batches[group].values()))
         except Exception as error:  # one group's failure must not stop the others

@@ -1,33 +1,36 @@
-"""cruddur-post-confirmation: creates a Cruddur user when its Cognito sign-up is confirmed.
+"""cruddur-post-confirmation: Cognito's sign-up triggers, over the API's own identity rules.
 
-A Cognito post-confirmation trigger (PostConfirmation_ConfirmSignUp). It writes the user's row in
-PostgreSQL from the event's attributes: display name (`name`), handle (`preferred_username`),
-email, and cognito_user_id = `sub`, with psycopg 3 and parameters only.
+One function for two of the user pool's triggers (the pool's LambdaConfig names it for both):
+- pre-sign-up (PreSignUp_SignUp, PreSignUp_AdminCreateUser, PreSignUp_ExternalProvider): refuses
+  a sign-up whose handle is taken (in any case), whose email already has a Cruddur account, or
+  whose handle or name Cruddur cannot use, before Cognito makes the account. Cognito answers the
+  sign-up with "PreSignUp failed with error <the reason>.", which the frontend's sign-up form
+  shows; nothing is left behind, so the person can correct it and sign up again.
+- post-confirmation (PostConfirmation_ConfirmSignUp): writes the user's row in PostgreSQL, or
+  links the existing user with the same verified email. Idempotent: a replayed event (Cognito
+  retries a trigger that timed out) finds the row of its `sub`. An email that is not verified
+  (AdminConfirmSignUp, an auto-confirm, a pool that verifies the phone) makes or links nothing:
+  the API makes the user at their first request once the email is verified. A conflict here can
+  only be a race with another sign-up after the pre-sign-up check; it fails the confirmation with
+  the reason (see docs/security.md for what the operator does then).
 
-- Idempotent: a replayed event (Cognito retries a trigger that timed out) finds the row of its
-  `sub` and changes nothing.
-- A user already in PostgreSQL without an identity, with the same email (a seeded user, or one
-  from before Cognito), is linked to this identity: the confirmation proved the email is theirs.
-- A handle or an email that another user holds is a clear failure, raised as UserConflict with
-  what is taken (Cognito then refuses the confirmation with that message), never a silent
-  `print`.
-
-Forgotten-password confirmations also fire this trigger; they are let through untouched.
-
-The API runs the same `create_user` for users who signed up where no trigger runs (moto's
-Cognito), so there is one piece of code for both. Environment: CONNECTION_URL, LOG_LEVEL (INFO).
-This file ships alone, with psycopg[binary] beside it.
+Every rule is in lib/identity.py, which bin/aws/deploy packages beside this file (with
+lib/text.py) and which the API runs too. Forgotten-password confirmations and other triggers are
+let through untouched. Environment: CONNECTION_URL or CONNECTION_SECRET_ARN (a Secrets Manager
+secret holding the URL, read at run time), LOG_LEVEL (INFO).
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import re
 import sys
-from typing import Any, Mapping
+from typing import Any
 
 import psycopg
+
+from lib import identity
+from lib.identity import EmailUnverified, UserConflict, UserInvalid  # noqa: F401 (what callers catch)
 
 log = logging.getLogger("cruddur-post-confirmation")
 if not log.handlers:
@@ -37,88 +40,51 @@ if not log.handlers:
     log.propagate = False
 log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
 
-# As the API accepts handles (services/validation.py).
-HANDLE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-class UserConflict(Exception):
-    """The handle or the email belongs to another user. `code` is handle_taken or email_taken."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-class UserInvalid(Exception):
-    """The attributes cannot make a user (no email, no handle, ...)."""
-
-    code = "user_invalid"
-
-
-def user_of(attributes: Mapping[str, Any]) -> dict[str, str]:
-    """The row to write, from a user's Cognito attributes."""
-    wanted = {"sub": attributes.get("sub"), "email": attributes.get("email"),
-              "handle": attributes.get("preferred_username"),
-              "display_name": attributes.get("name") or attributes.get("preferred_username")}
-    missing = [name for name, value in wanted.items() if not isinstance(value, str) or not value.strip()]
-    if missing:
-        raise UserInvalid(f"missing attributes: {', '.join(missing)}")
-    user = {name: value.strip() for name, value in wanted.items()}
-    if not HANDLE.fullmatch(user["handle"]):
-        raise UserInvalid(f"not a usable handle: {user['handle']!r}")
-    return user
-
-
-def create_user(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> str:
-    """The uuid of the user of these attributes, created (or linked, or found) in one transaction.
-    Raises UserConflict when the handle or the email is another user's."""
-    user = user_of(attributes)
-    with conn.transaction():
-        found = conn.execute("SELECT uuid::text FROM public.users WHERE cognito_user_id = %(sub)s",
-                             user).fetchone()
-        if found:
-            return found[0]  # a replay: nothing to do
-        by_email = conn.execute(
-            "SELECT uuid::text, cognito_user_id FROM public.users WHERE lower(email) = lower(%(email)s) "
-            "ORDER BY created_at LIMIT 1", user).fetchone()
-        if by_email and by_email[1] is None:
-            conn.execute("UPDATE public.users SET cognito_user_id = %(sub)s WHERE uuid = %(uuid)s",
-                         {**user, "uuid": by_email[0]})
-            return by_email[0]
-        if by_email:
-            raise UserConflict("email_taken", f"the email {user['email']} is another user's")
-        if conn.execute("SELECT 1 FROM public.users WHERE handle = %(handle)s", user).fetchone():
-            raise UserConflict("handle_taken", f"the handle {user['handle']} is taken")
-        try:
-            with conn.transaction():
-                row = conn.execute(
-                    "INSERT INTO public.users (display_name, handle, email, cognito_user_id) "
-                    "VALUES (%(display_name)s, %(handle)s, %(email)s, %(sub)s) RETURNING uuid::text",
-                    user).fetchone()
-        except psycopg.errors.UniqueViolation as error:  # a concurrent sign-up won the race
-            raise UserConflict("handle_taken", f"the handle {user['handle']} is taken") from error
-        return row[0]
-
+PRE_SIGN_UP = ("PreSignUp_SignUp", "PreSignUp_AdminCreateUser", "PreSignUp_ExternalProvider")
+POST_CONFIRMATION = "PostConfirmation_ConfirmSignUp"
 
 _conn: psycopg.Connection | None = None
+
+
+def connection_url() -> str:
+    """CONNECTION_URL, or the secret named by CONNECTION_SECRET_ARN (its SecretString: the URL, or
+    JSON with a `url`), read at run time so that no password sits in the function's settings."""
+    arn = os.environ.get("CONNECTION_SECRET_ARN")
+    if not arn:
+        return os.environ["CONNECTION_URL"]
+    import boto3  # in Lambda's runtime; only this path needs it
+
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    if secret.lstrip().startswith("{"):
+        return json.loads(secret)["url"]
+    return secret
 
 
 def _connection() -> psycopg.Connection:
     """One connection per container, made on the first invocation and again when it broke."""
     global _conn
     if _conn is None or _conn.closed or _conn.broken:
-        _conn = psycopg.connect(os.environ["CONNECTION_URL"], connect_timeout=5, autocommit=True)
+        _conn = psycopg.connect(connection_url(), connect_timeout=5, autocommit=True)
     return _conn
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if event.get("triggerSource") != "PostConfirmation_ConfirmSignUp":
+    source = event.get("triggerSource")
+    if source not in PRE_SIGN_UP and source != POST_CONFIRMATION:
         return event
     attributes = (event.get("request") or {}).get("userAttributes") or {}
     try:
-        uuid = create_user(_connection(), attributes)
+        if source in PRE_SIGN_UP:
+            identity.check_sign_up(_connection(), attributes)
+            log.info(json.dumps({"message": "sign-up may proceed", "trigger": source}))
+            return event
+        uuid = identity.create_user(_connection(), attributes)
+    except EmailUnverified:
+        log.warning(json.dumps({"message": "confirmed without a verified email: no user made or linked",
+                                "sub": attributes.get("sub")}))
+        return event
     except (UserConflict, UserInvalid) as error:
-        log.error(json.dumps({"message": "sign-up refused", "reason": str(error),
+        log.error(json.dumps({"message": "sign-up refused", "trigger": source, "reason": str(error),
                               "code": error.code, "sub": attributes.get("sub")}))
         raise
     log.info(json.dumps({"message": "user ready", "uuid": uuid, "sub": attributes.get("sub")}))

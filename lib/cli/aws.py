@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -31,17 +32,24 @@ STREAM_LAMBDA = lambda_files.LAMBDAS / "cruddur-messaging-stream.py"
 POST_CONFIRMATION_LAMBDA = lambda_files.LAMBDAS / "cruddur-post-confirmation.py"
 # What the post-confirmation Lambda needs beside its file, for Lambda's Python and platform.
 POST_CONFIRMATION_REQUIREMENTS = ["psycopg[binary]==3.3.9"]
+# The project's own modules the post-confirmation Lambda runs (the API runs the same): packaged
+# under their paths, so the handler's `from lib import identity` finds them.
+POST_CONFIRMATION_MODULES = [ROOT / "lib" / "__init__.py", ROOT / "lib" / "identity.py",
+                             ROOT / "lib" / "text.py"]
 LAMBDA_PYTHON = "3.12"
 SETTLED_FAILURES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
                     "UPDATE_ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_FAILED")
 
 
-def package(path: Path, requirements: list[str] | None = None) -> bytes:
-    """A Lambda's zip: its file, and the wheels of `requirements` for Lambda's platform (from the
-    package index) when given."""
+def package(path: Path, requirements: list[str] | None = None,
+            modules: list[Path] | None = None) -> bytes:
+    """A Lambda's zip: its file, the project's `modules` under their paths in the repository, and
+    the wheels of `requirements` for Lambda's platform (from the package index) when given."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(path, path.name)
+        for module in modules or []:
+            archive.write(module, module.relative_to(ROOT).as_posix())
         if requirements:
             with tempfile.TemporaryDirectory() as target:
                 subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", target,
@@ -79,26 +87,66 @@ def table_exists(settings: Settings, name: str) -> bool:
     return Ddb(settings.with_(ddb_table=name)).table_exists()
 
 
+def artifacts_bucket(s3: Any, stack: str, account: str, region: str) -> str:
+    """The stack's artifacts bucket, made if missing; refused when another account owns it.
+
+    Its name is predictable, and S3 names are global: another account could create it first and
+    receive the Lambdas' code (and have its own code deployed). So the bucket is used only when it
+    is among this account's own buckets, and every request to it says which account must own it
+    (ExpectedBucketOwner: S3 refuses the request otherwise, even if ownership changed since)."""
+    bucket = f"{stack}-artifacts-{account}-{region}".lower()
+    owned = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if bucket in owned:
+        return bucket
+    extra = ({} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}})
+    try:
+        s3.create_bucket(Bucket=bucket, **extra)
+    except s3.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("BucketAlreadyExists", "BucketAlreadyOwnedByYou") and bucket not in \
+                {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            raise click.ClickException(
+                f"the artifacts bucket {bucket} belongs to another account: refusing to upload the "
+                f"Lambdas' code to it (deploy with another --stack-name)") from None
+        if code != "BucketAlreadyOwnedByYou":
+            raise
+    s3.put_public_access_block(Bucket=bucket, ExpectedBucketOwner=account, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True})
+    return bucket
+
+
+def connection_secret(settings: Settings, stack: str, prod: bool, url: str | None = None) -> str:
+    """The ARN of the secret holding the sign-up Lambda's PostgreSQL URL (`url`; else
+    PROD_CONNECTION_URL with --prod, the local database without), made or updated: the URL goes to
+    Secrets Manager, never into the stack's parameters or the function's settings."""
+    url = url or (os.environ.get("PROD_CONNECTION_URL") if prod else settings.connection_url)
+    if not url:
+        raise click.ClickException("set PROD_CONNECTION_URL (it is stored as a Secrets Manager secret), "
+                                   "or pass -p ConnectionSecretArn=<the ARN of a secret you made>")
+    secrets = aws.client(settings, "secretsmanager")
+    name = f"{stack}/connection-url"
+    try:
+        return secrets.create_secret(Name=name, SecretString=url,
+                                     Description="PostgreSQL URL of the sign-up Lambda")["ARN"]
+    except secrets.exceptions.ResourceExistsException:
+        return secrets.put_secret_value(SecretId=name, SecretString=url)["ARN"]
+
+
 def upload(settings: Settings, stack: str, prod: bool) -> dict[str, str]:
     """Package both Lambdas into the stack's artifacts bucket; the template's code parameters."""
     s3 = aws.client(settings, "s3")
     account = aws.client(settings, "sts").get_caller_identity()["Account"]
-    bucket = f"{stack}-artifacts-{account}-{settings.aws_region}".lower()
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except s3.exceptions.ClientError:
-        extra = ({} if settings.aws_region == "us-east-1"
-                 else {"CreateBucketConfiguration": {"LocationConstraint": settings.aws_region}})
-        s3.create_bucket(Bucket=bucket, **extra)
+    bucket = artifacts_bucket(s3, stack, account, settings.aws_region)
     keys = {}
-    for parameter, path, requirements in (
-            ("StreamFunctionKey", STREAM_LAMBDA, None),
+    for parameter, path, requirements, modules in (
+            ("StreamFunctionKey", STREAM_LAMBDA, None, None),
             # locally no Lambda runs the code: its dependencies need not come from the index
             ("PostConfirmationFunctionKey", POST_CONFIRMATION_LAMBDA,
-             POST_CONFIRMATION_REQUIREMENTS if prod else None)):
-        data = package(path, requirements)
+             POST_CONFIRMATION_REQUIREMENTS if prod else None, POST_CONFIRMATION_MODULES)):
+        data = package(path, requirements, modules)
         key = f"{path.stem}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
-        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ExpectedBucketOwner=account)
         keys[parameter] = key
     return {"CodeBucket": bucket, **keys}
 
@@ -164,15 +212,17 @@ def deploy(settings: Settings, prod: bool, stack_name: str, parameter: tuple[str
     if status == "ROLLBACK_COMPLETE":
         raise click.ClickException(f"stack {stack_name} is ROLLBACK_COMPLETE (its creation failed): "
                                    f"destroy it first")
-    values = {"TableName": settings.ddb_table,
-              "ConnectionUrl": (os.environ.get("PROD_CONNECTION_URL") if prod else settings.connection_url) or "",
-              **parameters_of(parameter, dict(os.environ))}
+    values = {"TableName": settings.ddb_table, **parameters_of(parameter, dict(os.environ))}
     if status is None and table_exists(settings, values["TableName"]):
         # CloudFormation would fail the new stack on it and leave it ROLLBACK_COMPLETE
         raise click.ClickException(
             f"table {values['TableName']} exists already, and a new stack cannot create it: bring it "
             f"under the stack by resource import (README, 'Adopting the table you have'), or deploy "
             f"with another DDB_MESSAGE_TABLE")
+    # a URL given as a parameter (as before the secret) is stored in the secret too
+    url = values.pop("ConnectionUrl", None)
+    if not values.get("ConnectionSecretArn"):
+        values["ConnectionSecretArn"] = connection_secret(settings, stack_name, prod, url)
     values.update(upload(settings, stack_name, prod))
     kind = "CREATE" if status is None else "UPDATE"
     name = f"deploy-{time.strftime('%Y%m%d%H%M%S')}"
@@ -231,6 +281,103 @@ def destroy(settings: Settings, prod: bool, stack_name: str) -> None:
     if final != "DELETE_COMPLETE":
         raise click.ClickException(f"stack {stack_name}: {final}")
     click.echo(f"stack {stack_name}: deleted (the table {settings.ddb_table} is kept)")
+
+
+def stack_resources(cfn: Any, stack: str) -> dict[str, str]:
+    """{logical id: physical id} of the stack's resources (the queue's URL, the function's name,
+    the table's name)."""
+    if stack_status(cfn, stack) is None:
+        raise click.ClickException(f"stack {stack} does not exist")
+    found: dict[str, str] = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+        found.update({r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+                      for r in page["StackResourceSummaries"] if r.get("LogicalResourceId")})
+    return found
+
+
+def batch_records(streams: Any, batch: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The stream records a failure message names (DDBStreamBatchInfo: shard, first and last
+    sequence numbers), or None when the stream no longer holds them (it keeps 24 hours)."""
+    try:
+        iterator = streams.get_shard_iterator(
+            StreamArn=batch["streamArn"], ShardId=batch["shardId"], ShardIteratorType="AT_SEQUENCE_NUMBER",
+            SequenceNumber=batch["startSequenceNumber"])["ShardIterator"]
+    except (streams.exceptions.TrimmedDataAccessException, streams.exceptions.ResourceNotFoundException):
+        return None
+    end, records = int(batch["endSequenceNumber"]), []
+    while iterator:
+        response = streams.get_records(ShardIterator=iterator, Limit=1000)
+        for record in response.get("Records", []):
+            if int(record["dynamodb"]["SequenceNumber"]) > end:
+                return records
+            records.append(record)
+        if not response.get("Records") or int(records[-1]["dynamodb"]["SequenceNumber"]) >= end:
+            return records
+        iterator = response.get("NextShardIterator")
+    return records
+
+
+@cli.command("replay-failures")
+@stack_option
+@click.option("--limit", default=100, show_default=True, help="At most this many failure messages.")
+@common.target_option
+def replay_failures(settings: Settings, prod: bool, stack_name: str, limit: int) -> None:
+    """Apply again the stream records that wait in the stack's on-failure queue.
+
+    Each message in the queue names a batch of the table's stream that the stream Lambda gave up
+    on. The batch's records are read again from the stream (it keeps them 24 hours) and handed to
+    the function (the deployed one with --prod; locally, its code in this process, as the local
+    stream worker runs it), filtered as the mapping filters them. A message whose records were
+    applied is deleted; one that failed again stays, for another try. The function is
+    idempotent: replaying what was applied meanwhile changes nothing."""
+    from lib.local import event_filter
+    from lib.local.stream_worker import lambda_environment, lambda_event, load_lambda
+
+    cfn = aws.client(settings, "cloudformation")
+    resources = stack_resources(cfn, stack_name)
+    queue = resources["StreamFailureQueue"]
+    sqs, streams = aws.client(settings, "sqs"), aws.client(settings, "dynamodbstreams")
+    if prod:
+        functions = aws.client(settings, "lambda")
+
+        def handle(event: dict[str, Any]) -> bool:
+            answer = functions.invoke(FunctionName=resources["StreamFunction"], Payload=json.dumps(event))
+            result = json.loads(answer["Payload"].read() or b"{}")
+            return "FunctionError" not in answer and not (result or {}).get("batchItemFailures")
+    else:
+        os.environ.update(lambda_environment(settings.with_(ddb_table=resources["MessagesTable"])))
+        handler = load_lambda().lambda_handler
+
+        def handle(event: dict[str, Any]) -> bool:
+            return not handler(event, None).get("batchItemFailures")
+
+    patterns = event_filter.stream_patterns()
+    replayed = failed = gone = 0
+    while replayed + failed + gone < limit:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=1, VisibilityTimeout=120).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            batch = json.loads(message["Body"]).get("DDBStreamBatchInfo") or {}
+            records = batch_records(streams, batch) if batch else None
+            if records is None:
+                gone += 1
+                click.echo(f"  {message['MessageId']}: the stream no longer holds its records (kept "
+                           f"for inspection; each conversation's rows follow its next message)")
+                continue
+            event = lambda_event(records, batch["streamArn"], settings.aws_region)
+            event["Records"] = [r for r in event["Records"] if event_filter.delivered(patterns, r)]
+            if not event["Records"] or handle(event):
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                replayed += 1
+                click.echo(f"  {message['MessageId']}: {len(event['Records'])} records applied")
+            else:
+                failed += 1
+                click.echo(f"  {message['MessageId']}: failed again (left in the queue)")
+    click.echo(f"replayed {replayed}, failed again {failed}, no longer in the stream {gone}")
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def aws(settings: Settings, local: LocalSettings, stack: Stack,
     if os.environ.get("LOCAL_AWS") == "0":
         ready("aws", f"real AWS, region {settings.aws_region}")
         return settings
-    moto = start_moto(local.aws_port, stack, ROOT / ".local" / "moto.log", state_file=local.moto_state)
+    moto = start_moto(local.aws_port, stack, ROOT / ".local" / "moto.log", state_file=local.moto_state,
+                      sign_up_database=settings.connection_url)
     where = local.moto_state.relative_to(ROOT) if local.moto_state.is_relative_to(ROOT) else local.moto_state
     ready("moto", f"{moto.url} (DynamoDB, DynamoDB Streams, Cognito; data kept in {where})"
           + (f"; harsh: {harsh.describe(harshness)}" if harshness.on else "")

@@ -1,7 +1,7 @@
 """The local stack: the real services, embedded, on loopback, for ./bin/dev, the scripts, the
 tests and the benchmark. Embedded PostgreSQL (postgres.py); moto's server with its corrections
 (moto.py, moto_server.py); the stream worker that plays Lambda's event source mapping
-(stream_worker.py); the local Cognito pool and seed data (cognito.py, seed.py); starting it all
+(stream_worker.py), with the mapping's own filter (event_filter.py); the local Cognito pool and seed data (cognito.py, seed.py); starting it all
 (stack.py); its own settings (settings.py).
 
 It sits beside the app: nothing in the app, services/ or the adapters of lib/ imports it. From

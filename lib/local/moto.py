@@ -10,6 +10,10 @@ from pathlib import Path
 from lib.local import harsh, moto_state
 from lib.local.processes import answers_200, ensure_port_free, stop_process, wait_until_ready
 
+# The local stack's PostgreSQL, for the sign-up Lambda's pre-sign-up check in moto's process
+# (lib/local/moto_server.py, correction 9).
+SIGN_UP_DATABASE_ENV = "LOCAL_SIGN_UP_DATABASE"
+
 # Moto keeps Cognito pool and client ids stable across restarts with these, so a frontend build
 # configured with them keeps working.
 MOTO_ENV = {
@@ -24,8 +28,11 @@ class LocalMoto:
     environment's LOCAL_HARSH* variables say."""
 
     def __init__(self, port: int, log_file: Path | None = None,
-                 harshness: harsh.Harshness | None = None, state_file: Path | None = None):
+                 harshness: harsh.Harshness | None = None, state_file: Path | None = None,
+                 sign_up_database: str | None = None):
         self.port = port
+        # the PostgreSQL the sign-up Lambda's pre-sign-up check reads (moto_server, correction 9)
+        self.sign_up_database = sign_up_database
         self.log_file = log_file
         self.harshness = harshness
         # where its data is kept across restarts (lib/local/moto_state.py); None: in memory only
@@ -46,6 +53,9 @@ class LocalMoto:
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, **MOTO_ENV, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
         env.pop(moto_state.STATE_ENV, None)
+        env.pop(SIGN_UP_DATABASE_ENV, None)
+        if self.sign_up_database:
+            env[SIGN_UP_DATABASE_ENV] = self.sign_up_database
         if self.state_file is not None:
             env[moto_state.STATE_ENV] = str(self.state_file)
         if self.harshness is not None:

@@ -34,6 +34,11 @@ corrections to moto are all local-only (nothing here runs against AWS):
    on its stream's readers, and each reader sees every record; here a write only records the
    change, and a mapping is configuration that nothing invokes (`send_dynamodb_items`): locally
    the stream worker feeds the stream to the Lambda.
+9. Cognito's pre-sign-up trigger. moto runs no trigger (it would need Docker). Where the local
+   stack names its database (LOCAL_SIGN_UP_DATABASE), a SignUp runs the sign-up Lambda's own
+   handler (aws/lambdas/cruddur-post-confirmation.py) with the PreSignUp_SignUp event first and,
+   as Cognito does, refuses with UserLambdaValidationException ("PreSignUp failed with error
+   ...") when it raises: a taken handle stops a sign-up locally as it does in AWS.
 
 The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
 `install()`, and by a test) fails loudly, naming what changed, if a moto upgrade no longer has
@@ -63,12 +68,14 @@ import moto.dynamodb.models as ddb_models
 import moto.server
 from moto.awslambda.models import LambdaBackend
 from moto.cognitoidp.models import CognitoIdpBackend
+from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
 from werkzeug.serving import run_simple
 
 from lib.local import harsh, moto_state
+from lib.local.moto import SIGN_UP_DATABASE_ENV
 
 _dynamodb_lock = threading.RLock()
 # The harshness in force (off unless LOCAL_HARSH* says otherwise); set by install().
@@ -328,6 +335,31 @@ def _item_key(item: Any) -> tuple[Any, Any]:
 
 _moto_stream_add = StreamShard.add
 _moto_confirm_sign_up = CognitoIdpBackend.confirm_sign_up
+_moto_sign_up = CognitoIdpBackend.sign_up
+_sign_up_lambda: types.ModuleType | None = None
+
+
+class UserLambdaValidationException(JsonRESTError):
+    """What Cognito answers when a trigger refuses (or fails)."""
+
+    def __init__(self, message: str):
+        super().__init__("UserLambdaValidationException", message)
+
+
+def sign_up(self: CognitoIdpBackend, client_id: str, username: str, password: str,
+            attributes: list[dict[str, str]]) -> Any:
+    if _sign_up_lambda is not None:
+        named = {a["Name"]: a["Value"] for a in attributes}
+        if "@" in username:  # the pool's usernames are emails (Cruddur's, and the local one)
+            named.setdefault("email", username)
+        event = {"version": "1", "triggerSource": "PreSignUp_SignUp", "userName": username,
+                 "callerContext": {"clientId": client_id}, "request": {"userAttributes": named},
+                 "response": {}}
+        try:
+            _sign_up_lambda.lambda_handler(event, None)
+        except Exception as error:  # the trigger refused, or failed: Cognito refuses either way
+            raise UserLambdaValidationException(f"PreSignUp failed with error {error}.") from None
+    return _moto_sign_up(self, client_id, username, password, attributes)
 _moto_table_from_cloudformation = Table.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
 
@@ -391,6 +423,7 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
         (StreamShard, "add", "StreamShard.add"),
         (LambdaBackend, "send_dynamodb_items", "LambdaBackend.send_dynamodb_items"),
         (CognitoIdpBackend, "confirm_sign_up", "CognitoIdpBackend.confirm_sign_up"),
+        (CognitoIdpBackend, "sign_up", "CognitoIdpBackend.sign_up"),
         (Table, "create_from_cloudformation_json", "Table.create_from_cloudformation_json"),
         (DynamoDBBackend, "update_time_to_live", "DynamoDBBackend.update_time_to_live"),
         (DynamoDBBackend, "update_continuous_backups", "DynamoDBBackend.update_continuous_backups"),
@@ -417,6 +450,14 @@ def install(harshness: harsh.Harshness | None = None,
     StreamShard.add = stream_add  # type: ignore[method-assign]
     LambdaBackend.send_dynamodb_items = send_dynamodb_items  # type: ignore[method-assign,assignment]
     CognitoIdpBackend.confirm_sign_up = confirm_sign_up  # type: ignore[method-assign]
+    database = os.environ.get(SIGN_UP_DATABASE_ENV)
+    if database:
+        global _sign_up_lambda
+        from lib import lambda_files  # the Lambda's code, as it is deployed
+
+        os.environ["CONNECTION_URL"] = database  # what the Lambda reads, in this process only
+        _sign_up_lambda = lambda_files.load(lambda_files.LAMBDAS / "cruddur-post-confirmation.py")
+        CognitoIdpBackend.sign_up = sign_up  # type: ignore[method-assign]
     Table.create_from_cloudformation_json = classmethod(table_from_cloudformation)  # type: ignore[method-assign,assignment]
     ddb_models.copy = _CopyWithoutTables()  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -20,7 +22,7 @@ from lib.local import cognito as local_cognito, seed as local_seed
 from lib.local.harsh import Harshness
 from lib.local.moto import LocalMoto
 from lib.local.postgres import LocalPostgres
-from lib.local.processes import Stack, ensure_port_free, free_port, stop_process, wait_http
+from lib.local.processes import Stack, StackError, ensure_port_free, free_port, stop_process, wait_http
 from lib.local.settings import LocalSettings
 from services.link_cognito_users import LinkCognitoUsers
 
@@ -48,10 +50,12 @@ def start_postgres(local: LocalSettings, stack: Stack, data_dir: Path | None = N
 
 
 def start_moto(port: int, stack: Stack, log_file: Path | None,
-               harshness: Harshness | None = None, state_file: Path | None = None) -> LocalMoto:
+               harshness: Harshness | None = None, state_file: Path | None = None,
+               sign_up_database: str | None = None) -> LocalMoto:
     """moto's server, stopped with the stack (harsh as `harshness`, else as the environment says;
-    its data kept in `state_file` across restarts, if given)."""
-    moto = LocalMoto(port, log_file, harshness, state_file)
+    its data kept in `state_file` across restarts, if given; its pool's sign-ups checked by the
+    sign-up Lambda against `sign_up_database`, if given)."""
+    moto = LocalMoto(port, log_file, harshness, state_file, sign_up_database)
     stack.add("moto", None, moto.stop)
     moto.start()
     stack.processes["moto"] = moto.proc  # type: ignore[assignment]
@@ -96,6 +100,7 @@ def load_cognito(settings: Settings, local: LocalSettings, db: Db) -> Settings:
     """The local pool, its users (every PostgreSQL user) and their link to PostgreSQL by `sub`."""
     pool_id, client_id = local_cognito.ensure_pool(settings, local)
     settings = settings.with_(cognito_user_pool_id=pool_id, cognito_client_id=client_id)
+    claim_links(db, settings.endpoint_for("cognito-idp") or "")
     local_cognito.seed_users(settings, db, local)
     client = aws.client(settings, "cognito-idp")
     # the local pool is made from these very users, anew whenever moto starts empty: re-link
@@ -103,12 +108,50 @@ def load_cognito(settings: Settings, local: LocalSettings, db: Db) -> Settings:
     return settings
 
 
+# Which local Cognito endpoint the database's users are linked to: a table of the local stack's
+# own, never of the app's schema.
+_LINKS_TABLE = """CREATE TABLE IF NOT EXISTS public.local_stack_links (
+  only_row BOOLEAN PRIMARY KEY DEFAULT true CHECK (only_row),
+  cognito_endpoint TEXT NOT NULL,
+  linked_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now())"""
+
+
+def claim_links(db: Db, endpoint: str) -> None:
+    """Record that this database's users are linked to the local pool at `endpoint`, before they
+    are re-linked to it. Refused while another local stack's Cognito that they are linked to still
+    answers: a second ./bin/dev pointed at the first one's PostgreSQL would otherwise re-link every
+    user to its own pool, and the first stack's users would get `409 email_taken`. A stack that is
+    gone (its endpoint does not answer) leaves its claim to the next."""
+    with db.connection() as conn, conn.transaction():
+        conn.execute(_LINKS_TABLE)
+        conn.execute("LOCK TABLE public.local_stack_links")
+        row = conn.execute("SELECT cognito_endpoint FROM public.local_stack_links").fetchone()
+        if row and row[0] != endpoint and answers(row[0]):
+            raise StackError(f"this database's users are linked to the local Cognito at {row[0]}, "
+                             f"which still answers (another ./bin/dev?): stop that stack, or give this "
+                             f"one a database of its own (LOCAL_PG_PORT, LOCAL_PG_DATA)")
+        conn.execute("INSERT INTO public.local_stack_links (cognito_endpoint) VALUES (%s) "
+                     "ON CONFLICT (only_row) DO UPDATE SET cognito_endpoint = EXCLUDED.cognito_endpoint, "
+                     "linked_at = now()", [endpoint])
+
+
+def answers(url: str) -> bool:
+    """Whether something accepts connections at the URL's host and port (within a second)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def start_stores(stack: Stack, folder: Path) -> Settings:
     """PostgreSQL (data in `folder`) and moto on free ports of loopback, with schemas and the
     usual seed: the tests' and the benchmark's stack. moto starts kind (not harsh, whatever the
     environment says): the tests turn harshness on for the flows they exercise."""
     postgres = start_postgres(LocalSettings(), stack, folder / "pgdata", free_port())
-    moto = start_moto(free_port(), stack, folder / "moto.log", Harshness())
+    moto = start_moto(free_port(), stack, folder / "moto.log", Harshness(),
+                      sign_up_database=database_url(postgres))
     local = LocalSettings(pg_data=postgres.data_dir, pg_port=postgres.port, aws_port=moto.port)
     base = Settings(connection_url=database_url(postgres), aws_endpoint_url=moto.url)
     return load_data(base, local)

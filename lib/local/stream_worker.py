@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 
 from lib import aws, config, lambda_files
 from lib.config import ROOT, Settings
+from lib.local import event_filter
 from lib.local.files import write_atomically
 
 log = logging.getLogger("stream-worker")
@@ -149,6 +150,7 @@ class StreamWorker:
         self.checkpoints = Checkpoints(checkpoint_path)
         self.batch_size = batch_size
         self.refresh_seconds = refresh_seconds
+        self.patterns = event_filter.stream_patterns()
         self.dynamodb = aws.client(settings, "dynamodb")
         self.streams = aws.client(settings, "dynamodbstreams")
         self.stream_arn: str | None = None
@@ -158,7 +160,8 @@ class StreamWorker:
 
     # -- one round -----------------------------------------------------------------------------
     def poll_once(self) -> int:
-        """Read each readable shard once; returns how many records were handed to the handler."""
+        """Read each readable shard once; returns how many records were read (the handler is given
+        those the mapping's filter lets through)."""
         now = time.monotonic()
         if self.stream_arn is None or now >= self._next_refresh:
             self.refresh()
@@ -288,12 +291,18 @@ class StreamWorker:
             shard.iterator = None
             return 0
 
-        result: Any
-        try:
-            result = self.handler(lambda_event(records, arn, self.settings.aws_region), _context())
-        except Exception:  # as Lambda does with a function error: the whole batch is retried
-            log.exception("shard %s: the handler failed; the batch will be retried", shard.id)
-            result = {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+        result: Any = None
+        # As the event source mapping does: only the records its filter lets through reach the
+        # function; a batch with none is done without an invocation.
+        event = lambda_event(records, arn, self.settings.aws_region)
+        event["Records"] = [r for r in event["Records"] if event_filter.delivered(self.patterns, r)]
+        if event["Records"]:
+            try:
+                result = self.handler(event, _context())
+            except Exception:  # as Lambda does with a function error: the whole batch is retried
+                log.exception("shard %s: the handler failed; the batch will be retried", shard.id)
+                result = {"batchItemFailures": [
+                    {"itemIdentifier": event["Records"][0]["dynamodb"]["SequenceNumber"]}]}
         position = failed_position(records, result)
         if position is None:
             self.checkpoints.put(arn, shard.id, records[-1]["dynamodb"]["SequenceNumber"])

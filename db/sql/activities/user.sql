@@ -5,7 +5,7 @@ SELECT coalesce(jsonb_agg(public.activity_json(page.item)
 FROM (
   SELECT o AS item
   FROM public.activity_objects o
-  WHERE o.handle = %(handle)s
+  WHERE lower(o.handle) = lower(%(handle)s)
     AND o.reply_to_activity_uuid IS NULL
     AND o.expires_at > now()
     AND (o.created_at, o.uuid) < (%(after_at)s::timestamptz, %(after_uuid)s::uuid)

@@ -1,3 +1,4 @@
+-- A handle in any case: handles are unique regardless of case (db/schema.sql).
 SELECT uuid, handle, display_name
 FROM public.users
-WHERE handle = %(handle)s
+WHERE lower(handle) = lower(%(handle)s)

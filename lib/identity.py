@@ -1,0 +1,158 @@
+"""Who may become a Cruddur user, and with which handle: the one place the rules live.
+
+The post-confirmation Lambda (aws/lambdas/cruddur-post-confirmation.py) runs this code in AWS,
+both when Cognito asks whether a sign-up may go ahead (pre-sign-up) and when it is confirmed
+(post-confirmation); the API runs the same `create_user` where no trigger runs (the local stack's
+Cognito) or where the trigger failed. bin/aws/deploy packages this file, lib/text.py and the
+handler together, so the deployed zip holds exactly this code. psycopg and the standard library
+only.
+
+The rules:
+- A PostgreSQL user is created, or an existing one linked to a Cognito identity, only for an email
+  the pool marks verified (`email_verified` = "true"). Cognito also confirms people whose email was
+  never proven (AdminConfirmSignUp, a pre-sign-up auto-confirm, pools that verify the phone), and a
+  week-5 database holds users with no identity yet: linking by an unproven email would hand such
+  a user's account to whoever typed their address.
+- Handles are ASCII letters, digits, `_`, `.`, `-` (1 to 64) and unique regardless of case
+  (`AndrewBrown` cannot sign up beside `andrewbrown`; the schema's unique index on lower(handle)
+  holds it against races too).
+- A display name is 1 to 64 characters on one line, with no control, format (bidi, zero-width) or
+  only-invisible characters.
+- A sign-up whose handle is taken, or whose email belongs to another linked user, is refused
+  before the account exists (`check_sign_up`), so nobody is left with a confirmed Cognito
+  account that Cruddur cannot use.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import psycopg
+
+from lib import text
+
+HANDLE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DISPLAY_NAME_MAX_LENGTH = 64
+
+
+class UserConflict(Exception):
+    """The handle or the email belongs to another user. `code` is handle_taken or email_taken."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class UserInvalid(Exception):
+    """The attributes cannot make a user (no email, no usable handle or display name, ...)."""
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+class EmailUnverified(Exception):
+    """The pool has not verified this person's email: nothing is created or linked for them yet."""
+
+    code = "email_unverified"
+
+
+def is_handle(value: Any) -> bool:
+    """A whole string of the handle's characters (fullmatch: `^...$` would let "name\\n" in)."""
+    return isinstance(value, str) and HANDLE.fullmatch(value) is not None
+
+
+def display_name_problem(value: Any) -> str | None:
+    """Why `value` cannot be a display name (None when it can)."""
+    if not isinstance(value, str):
+        return "is not a string"
+    if len(value.strip()) > DISPLAY_NAME_MAX_LENGTH:
+        return f"is over {DISPLAY_NAME_MAX_LENGTH} characters"
+    return text.name_problem(value.strip())
+
+
+def user_of(attributes: Mapping[str, Any], need_sub: bool = True) -> dict[str, str]:
+    """The row to write, from a person's Cognito attributes: sub, email, handle, display_name."""
+    wanted = {"email": attributes.get("email"), "handle": attributes.get("preferred_username"),
+              "display_name": attributes.get("name") or attributes.get("preferred_username")}
+    if need_sub:
+        wanted["sub"] = attributes.get("sub")
+    missing = [name for name, value in wanted.items() if not isinstance(value, str) or not value.strip()]
+    if missing:
+        raise UserInvalid(f"missing attributes: {', '.join(missing)}", code="user_invalid")
+    user = {name: value.strip() for name, value in wanted.items()}
+    if not is_handle(user["handle"]):
+        raise UserInvalid(f"not a usable handle: {user['handle']!r} (letters, digits, _ . -, "
+                          "at most 64)", code="handle_invalid")
+    problem = display_name_problem(user["display_name"])
+    if problem:
+        raise UserInvalid(f"the name {problem}", code="display_name_invalid")
+    return user
+
+
+def _holder_of_email(conn: psycopg.Connection, user: Mapping[str, str]) -> tuple[str, str | None] | None:
+    """(uuid, cognito_user_id) of the oldest user with this email, in any case."""
+    row = conn.execute("SELECT uuid::text, cognito_user_id FROM public.users "
+                       "WHERE lower(email) = lower(%(email)s) ORDER BY created_at LIMIT 1", user).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _handle_taken(conn: psycopg.Connection, user: Mapping[str, str]) -> bool:
+    return conn.execute("SELECT 1 FROM public.users WHERE lower(handle) = lower(%(handle)s)",
+                        user).fetchone() is not None
+
+
+def _taken_handle(handle: str) -> UserConflict:
+    return UserConflict("handle_taken", f"the handle {handle} is taken: choose another")
+
+
+def check_sign_up(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> None:
+    """Raise UserInvalid or UserConflict when this sign-up could not become a Cruddur user, before
+    Cognito makes the account. An email of a user without an identity yet is no conflict: that
+    person is linked once they verify it."""
+    user = user_of(attributes, need_sub=False)
+    holder = _holder_of_email(conn, user)
+    if holder and holder[1] is not None:
+        raise UserConflict("email_taken", f"the email {user['email']} already has a Cruddur account")
+    if _handle_taken(conn, user) and not (holder and _is_handle_of(conn, holder[0], user["handle"])):
+        raise _taken_handle(user["handle"])
+
+
+def _is_handle_of(conn: psycopg.Connection, uuid: str, handle: str) -> bool:
+    """Whether `handle` is (in any case) the handle of the user `uuid`: a person claiming their
+    own unlinked account under its own handle is no conflict."""
+    return conn.execute("SELECT 1 FROM public.users WHERE uuid = %s AND lower(handle) = lower(%s)",
+                        [uuid, handle]).fetchone() is not None
+
+
+def create_user(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> str:
+    """The uuid of the user of these attributes, created (or linked, or found) in one transaction.
+    Raises EmailUnverified before creating or linking anything for an unverified email,
+    UserConflict when the handle or the email is another user's, UserInvalid for attributes that
+    cannot make a user."""
+    user = user_of(attributes)
+    with conn.transaction():
+        found = conn.execute("SELECT uuid::text FROM public.users WHERE cognito_user_id = %(sub)s",
+                             user).fetchone()
+        if found:
+            return found[0]  # a replay: nothing to do
+        if attributes.get("email_verified") != "true":
+            raise EmailUnverified(f"the email {user['email']} is not verified")
+        holder = _holder_of_email(conn, user)
+        if holder and holder[1] is None:
+            conn.execute("UPDATE public.users SET cognito_user_id = %(sub)s WHERE uuid = %(uuid)s",
+                         {**user, "uuid": holder[0]})
+            return holder[0]
+        if holder:
+            raise UserConflict("email_taken", f"the email {user['email']} already has a Cruddur account")
+        if _handle_taken(conn, user):
+            raise _taken_handle(user["handle"])
+        try:
+            with conn.transaction():
+                row = conn.execute(
+                    "INSERT INTO public.users (display_name, handle, email, cognito_user_id) "
+                    "VALUES (%(display_name)s, %(handle)s, %(email)s, %(sub)s) RETURNING uuid::text",
+                    user).fetchone()
+        except psycopg.errors.UniqueViolation as error:  # a concurrent sign-up won the race
+            raise _taken_handle(user["handle"]) from error
+        return row[0]

@@ -1,0 +1,67 @@
+"""The stream mapping's event filter (aws/template.yaml, StreamMapping.FilterCriteria), applied
+locally as Lambda applies it in AWS: a record that matches none of the patterns never reaches the
+function and counts as processed. Read from the template itself, so that the local stream worker
+and the deployed mapping filter by one pattern.
+
+Of Lambda's filter rules this implements what a DynamoDB stream filter needs: a pattern is a
+JSON object whose keys follow the record's; a list of values matches a field equal to one of
+them; `{"prefix": s}` matches a string that starts with s; `{"exists": b}` matches a field
+present (or absent); nested objects match nested fields.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from lib.config import ROOT
+
+TEMPLATE = ROOT / "aws" / "template.yaml"
+_ABSENT = object()
+
+
+class _CloudFormation(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (!Ref, !GetAtt, ...) read as plain values."""
+
+
+_CloudFormation.add_multi_constructor(
+    "!", lambda loader, suffix, node: (loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+                                       else loader.construct_sequence(node)
+                                       if isinstance(node, yaml.SequenceNode)
+                                       else loader.construct_mapping(node)))
+
+
+def stream_patterns(template: Path = TEMPLATE) -> list[dict[str, Any]]:
+    """The patterns of the stream mapping's FilterCriteria (none: every record is delivered)."""
+    resources = yaml.load(template.read_text(), Loader=_CloudFormation)["Resources"]
+    criteria = resources["StreamMapping"]["Properties"].get("FilterCriteria") or {}
+    return [json.loads(f["Pattern"]) for f in criteria.get("Filters", [])]
+
+
+def matches(pattern: Mapping[str, Any], record: Mapping[str, Any]) -> bool:
+    """Whether a record (as the function receives it) matches one pattern."""
+    for key, wanted in pattern.items():
+        value = record.get(key, _ABSENT) if isinstance(record, Mapping) else _ABSENT
+        if isinstance(wanted, Mapping):
+            if value is _ABSENT or not isinstance(value, Mapping) or not matches(wanted, value):
+                return False
+        elif not any(_matches_one(rule, value) for rule in wanted):
+            return False
+    return True
+
+
+def _matches_one(rule: Any, value: Any) -> bool:
+    if isinstance(rule, Mapping):
+        if "exists" in rule:
+            return (value is not _ABSENT) == bool(rule["exists"])
+        if "prefix" in rule:
+            return isinstance(value, str) and value.startswith(rule["prefix"])
+        raise ValueError(f"a filter rule this worker does not know: {rule}")
+    return value is not _ABSENT and value == rule
+
+
+def delivered(patterns: list[dict[str, Any]], record: Mapping[str, Any]) -> bool:
+    """Whether the mapping hands this record to the function."""
+    return not patterns or any(matches(p, record) for p in patterns)

@@ -1,0 +1,338 @@
+"""Issue 24, "Closed doors": each hole an attacker or an operator found, shut, through the code that
+shuts it. The identity rules against the suite's PostgreSQL (lib/identity.py, which both the
+post-confirmation Lambda and the API run); the rest through HTTP."""
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+import psycopg
+import pytest
+
+from app import create_app
+from lib import ddb as layout
+from lib import aws, identity, lambda_files, metrics, text
+from lib.config import Settings
+from lib import db
+from lib.db import template
+from psycopg.conninfo import make_conninfo
+from services import activities
+from tests.test_api_e2e import Users, error, get, post, send
+
+
+@pytest.fixture(scope="module")
+def users(settings):
+    made = Users(settings)
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def trigger():
+    return lambda_files.load(lambda_files.LAMBDAS / "cruddur-post-confirmation.py")
+
+
+@pytest.fixture
+def pg(settings: Settings, trigger, monkeypatch):
+    """The suite's database, for the trigger too; the users a test makes are removed after it."""
+    monkeypatch.setenv("CONNECTION_URL", settings.connection_url)
+    monkeypatch.setattr(trigger, "_conn", None)
+    with psycopg.connect(settings.connection_url, autocommit=True) as conn:
+        before = {row[0] for row in conn.execute("SELECT uuid FROM public.users")}
+        yield conn
+        made = [u for (u,) in conn.execute("SELECT uuid FROM public.users") if u not in before]
+        conn.execute("DELETE FROM public.users WHERE uuid = ANY(%s)", [made])
+
+
+def attributes(handle: str, email: str | None = None, verified: bool = True, **more: str) -> dict:
+    return {"sub": str(uuid.uuid4()), "email": email or f"{handle}@example.test",
+            "email_verified": "true" if verified else "false", "name": f"Name of {handle}",
+            "preferred_username": handle, **more}
+
+
+def event(source: str, attrs: dict) -> dict:
+    return {"version": "1", "triggerSource": source, "userPoolId": "us-east-1_x",
+            "request": {"userAttributes": attrs}, "response": {}}
+
+
+def unlinked_user(pg, handle: str) -> str:
+    """A user as the week-5 schema left them: no Cognito identity (their 'MOCK' id emptied)."""
+    return pg.execute("INSERT INTO public.users (display_name, handle, email) VALUES (%s, %s, %s) "
+                      "RETURNING uuid::text", [handle, handle, f"{handle}@example.test"]).fetchone()[0]
+
+
+def identity_of(pg, uuid_: str) -> str | None:
+    return pg.execute("SELECT cognito_user_id FROM public.users WHERE uuid = %s", [uuid_]).fetchone()[0]
+
+
+# -- 1. no takeover through sign-up ------------------------------------------------------------
+
+@pytest.mark.parametrize("verified", ["false", None], ids=["unverified", "no-attribute"])
+def test_a_confirmation_without_a_verified_email_links_nobody(trigger, pg, verified):
+    """AdminConfirmSignUp, an auto-confirm or a pool that verifies the phone: the email was never
+    proven, so the week-5 user who has it stays theirs. The trigger lets the confirmation through
+    (the API makes the user once the email is verified) instead of stranding the account."""
+    victim = unlinked_user(pg, f"old{uuid.uuid4().hex[:8]}")
+    attacker = attributes(f"x{uuid.uuid4().hex[:8]}", email=f"{victim_handle(pg, victim)}@example.test")
+    if verified is None:
+        del attacker["email_verified"]
+    else:
+        attacker["email_verified"] = verified
+    confirmed = event("PostConfirmation_ConfirmSignUp", attacker)
+    assert trigger.lambda_handler(confirmed, None) == confirmed
+    assert identity_of(pg, victim) is None
+    with pytest.raises(identity.EmailUnverified):
+        identity.create_user(pg, attacker)
+    assert identity_of(pg, victim) is None
+    attacker["email_verified"] = "true"  # once the pool has verified it, the owner is linked
+    assert identity.create_user(pg, attacker) == victim
+    assert identity_of(pg, victim) == attacker["sub"]
+
+
+def victim_handle(pg, uuid_: str) -> str:
+    return pg.execute("SELECT handle FROM public.users WHERE uuid = %s", [uuid_]).fetchone()[0]
+
+
+def test_the_api_makes_no_user_for_an_unverified_email(api, users: Users, pg):
+    """The API's own provisioning (where no trigger runs) runs the same rule."""
+    victim = unlinked_user(pg, f"old{uuid.uuid4().hex[:8]}")
+    handle = victim_handle(pg, victim)
+    email, _ = users.cognito_user(f"{handle}", verified=False)
+    token = users.sign_in(email)["AccessToken"]
+    response = api.session.get(api.url + "/api/message_groups",
+                               headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    error(response, 403, "user_unknown")
+    assert identity_of(pg, victim) is None
+
+
+# -- 2. refused before the account exists --------------------------------------------------------
+
+def test_pre_sign_up_refuses_what_confirmation_could_not_make(trigger, pg):
+    fresh = f"ps{uuid.uuid4().hex[:8]}"
+    ok = event("PreSignUp_SignUp", attributes(fresh))
+    assert trigger.lambda_handler(ok, None) == ok
+    for source in ("PreSignUp_SignUp", "PreSignUp_AdminCreateUser"):
+        with pytest.raises(identity.UserConflict, match="the handle BAYKO is taken") as taken:
+            trigger.lambda_handler(event(source, attributes("BAYKO")), None)
+        assert taken.value.code == "handle_taken"
+    linked = pg.execute("SELECT email FROM public.users WHERE cognito_user_id IS NOT NULL LIMIT 1").fetchone()[0]
+    with pytest.raises(identity.UserConflict) as email:
+        trigger.lambda_handler(event("PreSignUp_SignUp", attributes(fresh, email=linked.upper())), None)
+    assert email.value.code == "email_taken"
+    with pytest.raises(identity.UserInvalid) as name:
+        trigger.lambda_handler(event("PreSignUp_SignUp", attributes(fresh, name="\u202eevil")), None)
+    assert name.value.code == "display_name_invalid"
+    # a week-5 user signing up for their own account, under their own handle in any case
+    old = victim_handle(pg, unlinked_user(pg, f"old{uuid.uuid4().hex[:8]}"))
+    own = event("PreSignUp_SignUp", attributes(old.upper(), email=f"{old}@example.test"))
+    assert trigger.lambda_handler(own, None) == own
+    assert pg.execute("SELECT count(*) FROM public.users WHERE handle = %s", [fresh]).fetchone()[0] == 0
+
+
+# -- 3. handles unique regardless of case; display names validated -----------------------------
+
+def test_handles_are_unique_regardless_of_case(pg):
+    with pytest.raises(identity.UserConflict) as taken:
+        identity.create_user(pg, attributes("AndrewBrown"))
+    assert taken.value.code == "handle_taken"
+    with pytest.raises(psycopg.errors.UniqueViolation):  # the schema holds it against any path
+        pg.execute("INSERT INTO public.users (display_name, handle, email) VALUES ('x', 'ANDREWBROWN', 'x@x.test')")
+
+
+def test_a_handle_is_found_in_any_case(api):
+    response = get(api, "/api/users/@AndrewBrown/short")
+    assert response.status_code == 200 and response.json()["handle"] == "andrewbrown"
+
+
+@pytest.mark.parametrize("name, why", [
+    ("\u202eevil", r"U\+202E"), ("Zero\u200bwidth", r"U\+200B"), ("line\nbreak", r"U\+000A"),
+    ("\u200b\u2060", "blank"), ("x" * 65, "over 64"), ("\u3164", "blank")])
+def test_a_display_name_that_hides_or_misleads_is_refused(pg, name, why):
+    with pytest.raises(identity.UserInvalid, match=why) as refused:
+        identity.create_user(pg, attributes(f"dn{uuid.uuid4().hex[:8]}", name=name))
+    assert refused.value.code == "display_name_invalid"
+
+
+# -- 5. "not yours" and "does not exist": the same work ----------------------------------------
+
+def test_not_yours_costs_the_same_reads_as_does_not_exist(api, users: Users):
+    a, b, c, stranger = (users.make(p) for p in ("ta", "tb", "tc", "ts"))
+    send(api, a, "we talk", to=b)
+    talking, silent = layout.group_uuid_for(a.uuid, b.uuid), layout.group_uuid_for(a.uuid, c.uuid)
+    assert get(api, f"/api/messages/{talking}", a).status_code == 200  # now cached as a's
+
+    def reads(group: str) -> int:
+        before = api.metrics()
+        error(get(api, f"/api/messages/{group}", stranger), 404, "message_group_not_found")
+        after = api.metrics()
+        return after.get("dynamodb_calls", 0) - before.get("dynamodb_calls", 0)
+
+    assert [reads(talking), reads(talking)] == [reads(silent), reads(silent)]
+    assert reads(talking) >= 1
+
+
+# -- 8, 14. whole-string patterns; invisible texts ----------------------------------------------
+
+def test_a_trailing_newline_is_not_part_of_a_valid_value(api, seeded_pair):
+    a, _, group = seeded_pair
+    assert not identity.is_handle("andrewbrown\n")
+    error(post(api, "/api/messages", a, json={"message": "hi", "handle": "bayko\n"}), 422, "handle_invalid")
+    assert get(api, "/api/users/@andrewbrown%0A/short").status_code == 404
+    error(get(api, f"/api/messages/{group}?limit=5%0A", a), 400, "limit_invalid")
+
+
+INVISIBLE = ["\u200b", "\u2060", "\ufeff", "\u200f", "\u3164", "\u2800", "\u115f\u1160",
+             "\u200b \u200c\u200d", "\u0301"]
+
+
+@pytest.fixture
+def seeded_pair(api, users: Users):
+    a, b = users.make("ia"), users.make("ib")
+    return a, b, send(api, a, "first", to=b)["message_group_uuid"]
+
+
+def test_a_message_or_crud_of_invisible_characters_is_blank(api, seeded_pair):
+    a, _, group = seeded_pair
+    for invisible in INVISIBLE:
+        assert text.is_blank(invisible)
+        error(post(api, "/api/messages", a, json={"message": invisible, "message_group_uuid": group}),
+              422, "message_blank")
+        error(post(api, "/api/activities", a, json={"message": invisible, "ttl": "1-day"}), 422,
+              "message_blank")
+    assert not text.is_blank("e\u0301") and not text.is_blank("\u05d0")  # marks on a base; RTL letters
+    assert send(api, a, "\u200bvisible", group=group)["message"] == "\u200bvisible"
+
+
+# -- 15. shared caches and sniffing -------------------------------------------------------------
+
+def test_every_response_varies_by_origin_and_is_not_sniffed(api, settings: Settings):
+    for headers in ({}, {"Origin": "https://elsewhere.example"}):
+        for path in ("/api/activities/home", "/api/health-check", "/api/nothing-here"):
+            response = api.session.get(api.url + path, headers=headers, timeout=10)
+            assert "origin" in response.headers.get("Vary", "").lower(), (path, headers)
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# -- 16. readiness notices a dead store -----------------------------------------------------------
+
+def test_ready_checks_both_stores_and_health_check_only_postgres(api, settings: Settings):
+    assert api.get("/api/ready").json() == {"ready": True, "checks": {"postgres": True, "dynamodb": True}}
+    silent = socket.socket()  # accepts connections and never answers: a frozen store
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        frozen = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        app = create_app(settings.with_(service_endpoints=(("dynamodb", frozen),), cursor_secret="x"))
+        client = app.test_client()
+        assert client.get("/api/health-check").status_code == 200
+        response = client.get("/api/ready")
+        assert (response.status_code, response.json) == (503, ["not_ready"])
+        assert "dynamodb" in response.headers["X-Error-Detail"] and response.headers["Retry-After"]
+        before = metrics.snapshot().get("dynamodb_calls", 0)
+        assert client.get("/api/ready").status_code == 503  # the answer of a moment ago
+        assert metrics.snapshot().get("dynamodb_calls", 0) == before
+    finally:
+        silent.close()
+        app.extensions["backend"].db.close()
+
+
+# -- 7. search: an index, a bound ------------------------------------------------------------------
+
+def test_search_needs_three_characters_and_is_served_by_the_trigram_index(api, settings: Settings):
+    """A term of 3 characters or more; and at scale (a database of its own with 20,000 cruds) the
+    plan finds the cruds that contain a term through the trigram index, not by reading them all."""
+    error(get(api, "/api/activities/search?term=ab"), 422, "term_too_short")
+    assert get(api, "/api/activities/search?term=abc").status_code == 200
+    url = make_conninfo(settings.connection_url, dbname=f"search_{uuid.uuid4().hex[:8]}")
+    db.create_database(url)
+    try:
+        db.run_sql_file(url, db.SCHEMA_FILE)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO public.users (display_name, handle, email) VALUES ('a', 'a', 'a@x.test')")
+            conn.execute("INSERT INTO public.activities (user_uuid, message, expires_at) "
+                         "SELECT (SELECT uuid FROM public.users), 'crud number ' || n || ' of many', "
+                         "now() + interval '1 day' FROM generate_series(1, 20000) n")
+            conn.execute("VACUUM ANALYZE")  # as autovacuum would: the index's pending list merged
+            plan = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN " + template("activities", "search"),
+                {"pattern": "needle", "after_at": "infinity",
+                 "after_uuid": "ffffffff-ffff-ffff-ffff-ffffffffffff", "limit": 21}))
+    finally:
+        db.drop_database(url)
+    assert "activities_message_trgm_idx" in plan, plan
+    assert "Seq Scan on activities" not in plan, plan
+
+
+def test_searches_past_the_slots_are_429_and_the_rest_still_answers(settings: Settings, monkeypatch):
+    monkeypatch.setattr(activities, "SEARCH_SLOTS", activities.threading.BoundedSemaphore(1))
+    app = create_app(settings.with_(cursor_secret="x"))
+    try:
+        client = app.test_client()
+        assert activities.SEARCH_SLOTS.acquire(blocking=False)  # a search in progress
+        busy = client.get("/api/activities/search?term=crud")
+        assert (busy.status_code, busy.json) == (429, ["search_busy"])
+        assert busy.headers["Retry-After"] == "1"
+        assert client.get("/api/activities/home").status_code == 200
+        activities.SEARCH_SLOTS.release()
+        assert client.get("/api/activities/search?term=crud").status_code == 200
+    finally:
+        app.extensions["backend"].db.close()
+
+
+# -- 4. revocation against the real (local) user pool --------------------------------------------
+
+@pytest.mark.parametrize("revoke", ["admin_disable_user", "admin_user_global_sign_out", "admin_delete_user"])
+def test_a_disabled_signed_out_or_deleted_user_loses_access(settings: Settings, users: Users, revoke):
+    """With a recheck time of a millisecond every request asks the pool: what Cognito's GetUser
+    says of a disabled, signed-out or deleted user, the API answers with a 401."""
+    person = users.make("rv")
+    app = create_app(settings.with_(token_recheck_seconds=0.001, cursor_secret="x"))
+    try:
+        client = app.test_client()
+        auth = {"Authorization": f"Bearer {person.token}"}
+        assert client.get("/api/message_groups", headers=auth).status_code == 200
+        getattr(users.cognito, revoke)(UserPoolId=users.pool_id, Username=person.email)
+        response = client.get("/api/message_groups", headers=auth)
+        assert (response.status_code, response.json) == (401, ["token_revoked"])
+        assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    finally:
+        app.extensions["backend"].db.close()
+
+
+# -- 9. the trigger's connection from Secrets Manager ----------------------------------------------
+
+@pytest.mark.parametrize("form", ["url", "json"])
+def test_the_trigger_reads_its_connection_url_from_a_secret(trigger, settings: Settings, monkeypatch, form):
+    secret = settings.connection_url if form == "url" else json.dumps({"url": settings.connection_url})
+    arn = aws.client(settings, "secretsmanager").create_secret(
+        Name=f"test/{uuid.uuid4().hex[:8]}", SecretString=secret)["ARN"]
+    monkeypatch.delenv("CONNECTION_URL", raising=False)
+    monkeypatch.setenv("CONNECTION_SECRET_ARN", arn)
+    monkeypatch.setattr(trigger, "_conn", None)
+    ok = event("PreSignUp_SignUp", attributes(f"sec{uuid.uuid4().hex[:8]}"))
+    assert trigger.lambda_handler(ok, None) == ok
+    with pytest.raises(identity.UserConflict):  # it did read the database
+        trigger.lambda_handler(event("PreSignUp_SignUp", attributes("bayko")), None)
+
+
+def test_the_local_pool_refuses_a_sign_up_as_the_trigger_does_in_aws(users: Users, pg):
+    """moto runs no trigger; the local stack's moto runs the sign-up Lambda's pre-sign-up check
+    itself (lib/local/moto_server.py, correction 9), so a taken handle is refused locally too,
+    before the account exists, with Cognito's own error."""
+    from botocore.exceptions import ClientError
+
+    def sign_up(handle: str, email: str):
+        return users.cognito.sign_up(ClientId=users.client_id, Username=email, Password="Passw0rd!-long",
+                                     UserAttributes=[{"Name": "email", "Value": email},
+                                                     {"Name": "name", "Value": "Someone"},
+                                                     {"Name": "preferred_username", "Value": handle}])
+
+    email = f"new{uuid.uuid4().hex[:8]}@example.test"
+    with pytest.raises(ClientError) as refused:
+        sign_up("BAYKO", email)
+    assert refused.value.response["Error"]["Code"] == "UserLambdaValidationException"
+    assert "PreSignUp failed with error the handle BAYKO is taken" in refused.value.response["Error"]["Message"]
+    with pytest.raises(users.cognito.exceptions.UserNotFoundException):
+        users.cognito.admin_get_user(UserPoolId=users.pool_id, Username=email)
+    assert sign_up(f"new{uuid.uuid4().hex[:8]}", email)["UserSub"]  # nothing left behind: free again
