@@ -241,14 +241,21 @@ def test_a_user_who_just_signed_up_can_message_and_crud_at_once(api, settings: S
     assert rows == [(handle, email, "New Person")], "made once"
 
 
-def test_a_sign_up_that_takes_a_used_handle_is_refused_clearly(api, settings: Settings, pg):
+def test_a_pool_user_whose_handle_is_taken_is_refused_clearly(api, settings: Settings, pg):
+    """A sign-up by the frontend is refused before its account exists (the pre-sign-up check:
+    tests/test_closed_doors.py). A pool user made otherwise (by an administrator, or two sign-ups
+    racing past that check) whose handle is taken gets a clear 409 from the API, and nothing is
+    written."""
     cognito = aws.client(settings, "cognito-idp")
     email = f"impostor{uuid.uuid4().hex[:8]}@example.test"
     password = LocalSettings().seed_password
-    cognito.sign_up(ClientId=settings.cognito_client_id, Username=email, Password=password,
-                    UserAttributes=[{"Name": "email", "Value": email}, {"Name": "name", "Value": "Not Bayko"},
-                                    {"Name": "preferred_username", "Value": "bayko"}])
-    cognito.confirm_sign_up(ClientId=settings.cognito_client_id, Username=email, ConfirmationCode="123456")
+    cognito.admin_create_user(UserPoolId=settings.cognito_user_pool_id, Username=email, MessageAction="SUPPRESS",
+                              UserAttributes=[{"Name": "email", "Value": email},
+                                              {"Name": "email_verified", "Value": "true"},
+                                              {"Name": "name", "Value": "Not Bayko"},
+                                              {"Name": "preferred_username", "Value": "bayko"}])
+    cognito.admin_set_user_password(UserPoolId=settings.cognito_user_pool_id, Username=email,
+                                    Password=password, Permanent=True)
     token = cognito.initiate_auth(ClientId=settings.cognito_client_id, AuthFlow="USER_PASSWORD_AUTH",
                                   AuthParameters={"USERNAME": email, "PASSWORD": password}
                                   )["AuthenticationResult"]["AccessToken"]

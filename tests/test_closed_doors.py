@@ -19,6 +19,8 @@ from lib.db import template
 from psycopg.conninfo import make_conninfo
 from services import activities
 from tests.test_api_e2e import Users, error, get, post, send
+# the sign-up Lambda, and the suite's database (the users a test makes are removed after it)
+from tests.test_post_confirmation import env, trigger  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -26,23 +28,6 @@ def users(settings):
     made = Users(settings)
     yield made
     made.close()
-
-
-@pytest.fixture(scope="module")
-def trigger():
-    return lambda_files.load(lambda_files.LAMBDAS / "cruddur-post-confirmation.py")
-
-
-@pytest.fixture
-def pg(settings: Settings, trigger, monkeypatch):
-    """The suite's database, for the trigger too; the users a test makes are removed after it."""
-    monkeypatch.setenv("CONNECTION_URL", settings.connection_url)
-    monkeypatch.setattr(trigger, "_conn", None)
-    with psycopg.connect(settings.connection_url, autocommit=True) as conn:
-        before = {row[0] for row in conn.execute("SELECT uuid FROM public.users")}
-        yield conn
-        made = [u for (u,) in conn.execute("SELECT uuid FROM public.users") if u not in before]
-        conn.execute("DELETE FROM public.users WHERE uuid = ANY(%s)", [made])
 
 
 def attributes(handle: str, email: str | None = None, verified: bool = True, **more: str) -> dict:
@@ -56,59 +41,59 @@ def event(source: str, attrs: dict) -> dict:
             "request": {"userAttributes": attrs}, "response": {}}
 
 
-def unlinked_user(pg, handle: str) -> str:
+def unlinked_user(env, handle: str) -> str:
     """A user as the week-5 schema left them: no Cognito identity (their 'MOCK' id emptied)."""
-    return pg.execute("INSERT INTO public.users (display_name, handle, email) VALUES (%s, %s, %s) "
+    return env.execute("INSERT INTO public.users (display_name, handle, email) VALUES (%s, %s, %s) "
                       "RETURNING uuid::text", [handle, handle, f"{handle}@example.test"]).fetchone()[0]
 
 
-def identity_of(pg, uuid_: str) -> str | None:
-    return pg.execute("SELECT cognito_user_id FROM public.users WHERE uuid = %s", [uuid_]).fetchone()[0]
+def identity_of(env, uuid_: str) -> str | None:
+    return env.execute("SELECT cognito_user_id FROM public.users WHERE uuid = %s", [uuid_]).fetchone()[0]
 
 
 # -- 1. no takeover through sign-up ------------------------------------------------------------
 
 @pytest.mark.parametrize("verified", ["false", None], ids=["unverified", "no-attribute"])
-def test_a_confirmation_without_a_verified_email_links_nobody(trigger, pg, verified):
+def test_a_confirmation_without_a_verified_email_links_nobody(trigger, env, verified):
     """AdminConfirmSignUp, an auto-confirm or a pool that verifies the phone: the email was never
     proven, so the week-5 user who has it stays theirs. The trigger lets the confirmation through
     (the API makes the user once the email is verified) instead of stranding the account."""
-    victim = unlinked_user(pg, f"old{uuid.uuid4().hex[:8]}")
-    attacker = attributes(f"x{uuid.uuid4().hex[:8]}", email=f"{victim_handle(pg, victim)}@example.test")
+    victim = unlinked_user(env, f"old{uuid.uuid4().hex[:8]}")
+    attacker = attributes(f"x{uuid.uuid4().hex[:8]}", email=f"{victim_handle(env, victim)}@example.test")
     if verified is None:
         del attacker["email_verified"]
     else:
         attacker["email_verified"] = verified
     confirmed = event("PostConfirmation_ConfirmSignUp", attacker)
     assert trigger.lambda_handler(confirmed, None) == confirmed
-    assert identity_of(pg, victim) is None
+    assert identity_of(env, victim) is None
     with pytest.raises(identity.EmailUnverified):
-        identity.create_user(pg, attacker)
-    assert identity_of(pg, victim) is None
+        identity.create_user(env, attacker)
+    assert identity_of(env, victim) is None
     attacker["email_verified"] = "true"  # once the pool has verified it, the owner is linked
-    assert identity.create_user(pg, attacker) == victim
-    assert identity_of(pg, victim) == attacker["sub"]
+    assert identity.create_user(env, attacker) == victim
+    assert identity_of(env, victim) == attacker["sub"]
 
 
-def victim_handle(pg, uuid_: str) -> str:
-    return pg.execute("SELECT handle FROM public.users WHERE uuid = %s", [uuid_]).fetchone()[0]
+def victim_handle(env, uuid_: str) -> str:
+    return env.execute("SELECT handle FROM public.users WHERE uuid = %s", [uuid_]).fetchone()[0]
 
 
-def test_the_api_makes_no_user_for_an_unverified_email(api, users: Users, pg):
+def test_the_api_makes_no_user_for_an_unverified_email(api, users: Users, env):
     """The API's own provisioning (where no trigger runs) runs the same rule."""
-    victim = unlinked_user(pg, f"old{uuid.uuid4().hex[:8]}")
-    handle = victim_handle(pg, victim)
+    victim = unlinked_user(env, f"old{uuid.uuid4().hex[:8]}")
+    handle = victim_handle(env, victim)
     email, _ = users.cognito_user(f"{handle}", verified=False)
     token = users.sign_in(email)["AccessToken"]
     response = api.session.get(api.url + "/api/message_groups",
                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
     error(response, 403, "user_unknown")
-    assert identity_of(pg, victim) is None
+    assert identity_of(env, victim) is None
 
 
 # -- 2. refused before the account exists --------------------------------------------------------
 
-def test_pre_sign_up_refuses_what_confirmation_could_not_make(trigger, pg):
+def test_pre_sign_up_refuses_what_confirmation_could_not_make(trigger, env):
     fresh = f"ps{uuid.uuid4().hex[:8]}"
     ok = event("PreSignUp_SignUp", attributes(fresh))
     assert trigger.lambda_handler(ok, None) == ok
@@ -116,7 +101,7 @@ def test_pre_sign_up_refuses_what_confirmation_could_not_make(trigger, pg):
         with pytest.raises(identity.UserConflict, match="the handle BAYKO is taken") as taken:
             trigger.lambda_handler(event(source, attributes("BAYKO")), None)
         assert taken.value.code == "handle_taken"
-    linked = pg.execute("SELECT email FROM public.users WHERE cognito_user_id IS NOT NULL LIMIT 1").fetchone()[0]
+    linked = env.execute("SELECT email FROM public.users WHERE cognito_user_id IS NOT NULL LIMIT 1").fetchone()[0]
     with pytest.raises(identity.UserConflict) as email:
         trigger.lambda_handler(event("PreSignUp_SignUp", attributes(fresh, email=linked.upper())), None)
     assert email.value.code == "email_taken"
@@ -124,20 +109,20 @@ def test_pre_sign_up_refuses_what_confirmation_could_not_make(trigger, pg):
         trigger.lambda_handler(event("PreSignUp_SignUp", attributes(fresh, name="\u202eevil")), None)
     assert name.value.code == "display_name_invalid"
     # a week-5 user signing up for their own account, under their own handle in any case
-    old = victim_handle(pg, unlinked_user(pg, f"old{uuid.uuid4().hex[:8]}"))
+    old = victim_handle(env, unlinked_user(env, f"old{uuid.uuid4().hex[:8]}"))
     own = event("PreSignUp_SignUp", attributes(old.upper(), email=f"{old}@example.test"))
     assert trigger.lambda_handler(own, None) == own
-    assert pg.execute("SELECT count(*) FROM public.users WHERE handle = %s", [fresh]).fetchone()[0] == 0
+    assert env.execute("SELECT count(*) FROM public.users WHERE handle = %s", [fresh]).fetchone()[0] == 0
 
 
 # -- 3. handles unique regardless of case; display names validated -----------------------------
 
-def test_handles_are_unique_regardless_of_case(pg):
+def test_handles_are_unique_regardless_of_case(env):
     with pytest.raises(identity.UserConflict) as taken:
-        identity.create_user(pg, attributes("AndrewBrown"))
+        identity.create_user(env, attributes("AndrewBrown"))
     assert taken.value.code == "handle_taken"
     with pytest.raises(psycopg.errors.UniqueViolation):  # the schema holds it against any path
-        pg.execute("INSERT INTO public.users (display_name, handle, email) VALUES ('x', 'ANDREWBROWN', 'x@x.test')")
+        env.execute("INSERT INTO public.users (display_name, handle, email) VALUES ('x', 'ANDREWBROWN', 'x@x.test')")
 
 
 def test_a_handle_is_found_in_any_case(api):
@@ -148,9 +133,9 @@ def test_a_handle_is_found_in_any_case(api):
 @pytest.mark.parametrize("name, why", [
     ("\u202eevil", r"U\+202E"), ("Zero\u200bwidth", r"U\+200B"), ("line\nbreak", r"U\+000A"),
     ("\u200b\u2060", "blank"), ("x" * 65, "over 64"), ("\u3164", "blank")])
-def test_a_display_name_that_hides_or_misleads_is_refused(pg, name, why):
+def test_a_display_name_that_hides_or_misleads_is_refused(env, name, why):
     with pytest.raises(identity.UserInvalid, match=why) as refused:
-        identity.create_user(pg, attributes(f"dn{uuid.uuid4().hex[:8]}", name=name))
+        identity.create_user(env, attributes(f"dn{uuid.uuid4().hex[:8]}", name=name))
     assert refused.value.code == "display_name_invalid"
 
 
@@ -316,7 +301,7 @@ def test_the_trigger_reads_its_connection_url_from_a_secret(trigger, settings: S
         trigger.lambda_handler(event("PreSignUp_SignUp", attributes("bayko")), None)
 
 
-def test_the_local_pool_refuses_a_sign_up_as_the_trigger_does_in_aws(users: Users, pg):
+def test_the_local_pool_refuses_a_sign_up_as_the_trigger_does_in_aws(users: Users, env):
     """moto runs no trigger; the local stack's moto runs the sign-up Lambda's pre-sign-up check
     itself (lib/local/moto_server.py, correction 9), so a taken handle is refused locally too,
     before the account exists, with Cognito's own error."""
