@@ -22,9 +22,11 @@ TTLS = {"30-days": "30 days", "7-days": "7 days", "3-days": "3 days", "1-day": "
 # Search reads the trigram index (db/schema.sql), which needs 3 characters to narrow anything down:
 # a shorter term would read every crud.
 SEARCH_TERM_MIN_LENGTH = 3
-# Searches at once in one process; more are refused (429) rather than queued, so that a flood of
-# searches holds at most this many of the pool's connections and every other route still gets one.
+# Searches at once in one process, so that a flood of searches holds at most this many of the
+# pool's connections and every other route still gets one. A search waits a moment for a slot
+# (clients that search together come in bursts), then is refused (429) rather than queued.
 SEARCH_SLOTS = threading.BoundedSemaphore(2)
+SEARCH_WAIT_SECONDS = 0.5
 # Before every possible position: the first page.
 FIRST = ("infinity", "ffffffff-ffff-ffff-ffff-ffffffffffff")
 
@@ -91,7 +93,7 @@ class SearchActivities:
             raise InvalidInput("term_too_short",
                                detail=f"give at least {SEARCH_TERM_MIN_LENGTH} characters to search for")
         pattern = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        if not SEARCH_SLOTS.acquire(blocking=False):
+        if not SEARCH_SLOTS.acquire(timeout=SEARCH_WAIT_SECONDS):
             raise Busy("search_busy", detail="too many searches right now", retry_after=1)
         try:
             return _page(backend, f"search:{term}", "search", {"pattern": pattern}, limit, cursor)
