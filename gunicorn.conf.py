@@ -1,5 +1,5 @@
 """gunicorn's settings for the API wherever it is served: ./bin/dev, the tests and the benchmark
-(`lib.local.gunicorn_command`) and the production image (Dockerfile) all load this file, and give
+(`devstack.gunicorn_command`) and the production image (Dockerfile) all load this file, and give
 only the address on the command line. gunicorn runs it with its own loader; the app never imports
 it."""
 import os

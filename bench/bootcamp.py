@@ -1,11 +1,11 @@
 """The bootcamp's week-5 backend, served beside this one by `./bin/bench --bootcamp DIR` so that
 issue 14's "CPU per request ≤ 0.30 of the bootcamp backend's" is measured in the same run: same
-PostgreSQL, same moto (the same table), same gunicorn settings (lib.local.gunicorn_command), the
+PostgreSQL, same moto (the same table), same gunicorn settings (devstack.gunicorn_command), the
 same requests in the same interleaved slices.
 
 Its code is not part of this project. DIR is the `backend-flask` folder of the bootcamp repository
 at the week-5 frontend's commit, with a Python environment that runs it (by default DIR/.venv;
-README, Performance, says how to make one). The only thing changed is the address of the pool's
+docs/performance.md says how to make one). The only thing changed is the address of the pool's
 JWKS, which its verifier fetches from AWS (bench/week5/week5_app.py). Its own telemetry exporter is
 switched off with OTEL_SDK_DISABLED: with no collector to reach it would only add retries, and
 without it the comparison is the stricter one.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lib.cognito_jwt_token import jwks_url
 from lib.config import ROOT, Settings
-from lib.local import (Stack, StackError, api_env, children_of, free_port, gunicorn_command,
+from devstack import (Stack, StackError, api_env, children_of, free_port, gunicorn_command,
                        stop_process, wait_http)
 
 ENTRY = ROOT / "bench" / "week5"
@@ -31,7 +31,7 @@ def python_of(directory: Path, python: str | None) -> str:
     chosen = Path(python) if python else directory / ".venv" / "bin" / "python"
     if not chosen.exists():
         raise SystemExit(f"bench: no Python for the bootcamp backend at {chosen} "
-                         "(--bootcamp-python; see README, Performance)")
+                         "(--bootcamp-python; see docs/performance.md)")
     return str(chosen)
 
 

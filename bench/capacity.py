@@ -17,7 +17,7 @@ Each call is metered through botocore's events on the client the code under meas
 old item a put or delete replaces is read beforehand through another client (not metered), so
 the figures are the rules applied to the table's real items. Each call also asks DynamoDB for
 ReturnConsumedCapacity=INDEXES: what the store reports is given beside the computed figure (moto
-answers a fixed 1.0 per call, 0.5 per GetItem, whatever the size: see the README).
+answers a fixed 1.0 per call, 0.5 per GetItem, whatever the size: see docs/performance.md).
 
 Prices: on-demand, Standard table class, us-east-1, as AWS publishes them since 2024-11-01.
 """
@@ -34,7 +34,7 @@ from typing import Any, Mapping
 from bench.stream import stream_record
 from lib import aws
 from lib import ddb as layout
-from lib.local.stream_worker import lambda_event, load_lambda
+from devstack.stream_worker import lambda_event, load_lambda
 from services.backend import Backend
 from services.create_message import CreateMessage
 from services.message_groups import MessageGroups

@@ -24,7 +24,7 @@ from lib import aws, cognito
 from lib import ddb as layout
 from lib.config import Settings
 from lib.db import Db, template
-from lib.local import LocalSettings, access_token, add_user
+from devstack import LocalSettings, access_token, add_user
 from services.link_cognito_users import LinkCognitoUsers
 
 log = logging.getLogger("bench")
@@ -112,7 +112,7 @@ def write_activities(settings: Settings, sizes: Sizes) -> None:
 
 
 def add_cognito_users(settings: Settings, users: dict[str, dict[str, Any]], handles: list[str]) -> None:
-    """Add these users to the local pool (lib.local.add_user, a few at a time), then link
+    """Add these users to the local pool (devstack.add_user, a few at a time), then link
     PostgreSQL to them (services.link_cognito_users)."""
     client = aws.client(settings, "cognito-idp")
     pool_id = settings.cognito_user_pool_id

@@ -47,7 +47,7 @@ import urllib3
 
 from lib import aws, metrics
 from lib import ddb as layout
-from lib.local import sigterm_as_keyboard_interrupt
+from devstack import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
 from bench import capacity, floor_app, report, stream
@@ -71,7 +71,7 @@ class Plan:
     mode: str
     sizes: bench_data.Sizes
     requests: int          # measured operations per run (API and store alike) ...
-    max_seconds: float     # ... unless a run reaches this first (moto's Query is slow, see README)
+    max_seconds: float     # ... unless a run reaches this first (moto's Query is slow, see docs/performance.md)
     warmup_seconds: float  # cap of one warm-up
     growth_requests: int   # requests per growth case (concurrency 1)
     stream_messages: int
@@ -498,7 +498,7 @@ def machine(plan: Plan) -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor() or None,
         "server": f"gunicorn {version('gunicorn')}, {WEB_WORKERS} worker (gevent)",
-        "store": f"moto {version('moto')} server, as lib.local.LocalMoto starts it",
+        "store": f"moto {version('moto')} server, as devstack.LocalMoto starts it",
         "client": "same machine: threads with a urllib3 connection (API) or a boto3 client (store) each",
         "mode": plan.mode,
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
@@ -583,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"JSON output (default {DEFAULT_OUT})")
     parser.add_argument("--bootcamp", metavar="DIR", type=Path,
                         help="also serve and measure the bootcamp's week-5 backend-flask in DIR "
-                             "(bench/bootcamp.py; README, Performance)")
+                             "(bench/bootcamp.py; docs/performance.md)")
     parser.add_argument("--bootcamp-python", metavar="PYTHON",
                         help="the Python that runs it (default DIR/.venv/bin/python)")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """The benchmark's own local stack: embedded PostgreSQL in a temporary directory, moto's server and
 the API under gunicorn, each on a free port of 127.0.0.1, started as ./bin/dev starts them
-(lib.local) and stopped in reverse order whatever happens."""
+(devstack) and stopped in reverse order whatever happens."""
 from __future__ import annotations
 
 import shutil
@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from lib.config import Settings
-from lib.local import Stack, free_port, start_api, start_stores
+from devstack import Stack, free_port, start_api, start_stores
 
 # One worker, so that GET /api/_metrics reports the whole server's counters (gevent, as ./bin/dev
 # serves it).
@@ -30,7 +30,7 @@ class BenchStack:
         self.floor_url: str | None = None
 
     def start_stores(self) -> Settings:
-        """PostgreSQL and moto, with schemas and the usual seed (lib.local.start_stores)."""
+        """PostgreSQL and moto, with schemas and the usual seed (devstack.start_stores)."""
         self.settings = start_stores(self.stack, self.tmp)
         return self.settings
 

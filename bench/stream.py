@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from bench.data import conversation
 from lib import ddb as layout
 from lib.config import Settings
-from lib.local.stream_worker import lambda_environment, lambda_event, load_lambda
+from devstack.stream_worker import lambda_environment, lambda_event, load_lambda
 
 
 @contextmanager

@@ -6,6 +6,6 @@ table: key layout, client, and the translation of DynamoDB's errors into the dom
 cursor.py (signed pagination cursors), errors.py (the domain's errors, by meaning), metrics.py.
 An adapter imports other adapters at most: never services/, routes/ or the app.
 
-Beside them, not part of the app: lib/local/ (the local stack) and lib/cli/ (the scripts of
+Beside them, not part of the app: devstack/ (the local stack) and cli/ (the scripts of
 bin/). The app imports neither.
 """

@@ -2,7 +2,7 @@
 
 Every other module takes a `Settings` rather than reading `os.environ` itself, so that tests and
 scripts can build one explicitly and nothing depends on import-time environment. The local
-stack's own settings (ports, data folder, the local pool's names) are in lib/local/settings.py.
+stack's own settings (ports, data folder, the local pool's names) are in devstack/settings.py.
 """
 from __future__ import annotations
 

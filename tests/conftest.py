@@ -1,5 +1,5 @@
 """The local stack for the suite: embedded PostgreSQL and moto's server, started once per run on
-free ports, with the same schemas and seed data as ./bin/dev (lib.local.start_stores)."""
+free ports, with the same schemas and seed data as ./bin/dev (devstack.start_stores)."""
 from __future__ import annotations
 
 import os
@@ -14,14 +14,14 @@ import requests
 from lib import config
 from lib.config import Settings
 from lib.ddb import Ddb
-from lib.local import LocalSettings, Stack, access_token, free_port, start_api, start_stores
+from devstack import LocalSettings, Stack, access_token, free_port, start_api, start_stores
 
 
 def private_temp_dir(prefix: str) -> Path:
     """A new directory for a PostgreSQL data folder.
 
     Not under pytest's own temporary folder: pytest keeps that private to its user (and resets
-    it so when another run starts), while PostgreSQL may run as another user (see lib/local)."""
+    it so when another run starts), while PostgreSQL may run as another user (see devstack)."""
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
@@ -66,11 +66,11 @@ def local() -> LocalSettings:
 @pytest.fixture
 def harsh(settings: Settings):
     """The session's local DynamoDB made harsh for one test: as the LOCAL_HARSH* variables say if
-    any is set, else every knob at its default (lib/local/harsh.py) but throttling at 2 %: a
+    any is set, else every knob at its default (devstack/harsh.py) but throttling at 2 %: a
     request that botocore's three attempts all see throttled is a 503 that these tests would
     have to retry (8 in a million at 2 %, 1 in 8,000 at 5 %). Call the fixture's value to change
     knobs (`harsh(gsi_lag_ms=2000)`); all are off again after the test."""
-    from lib.local import harsh as harshness
+    from devstack import harsh as harshness
 
     def change(**knobs: float) -> harshness.Harshness:
         return harshness.set_remote(settings.aws_endpoint_url, **knobs)

@@ -12,7 +12,7 @@ import requests
 
 from lib import aws
 from lib.config import Settings
-from lib.local import LocalSettings
+from devstack import LocalSettings
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$")
 FIELDS = {"uuid", "display_name", "handle", "message", "created_at", "expires_at", "replies_count",

@@ -33,7 +33,7 @@ from openapi_schema_validator import OAS30Validator
 from lib import aws, config
 from lib import ddb as layout
 from lib.config import Settings
-from lib.local import LocalSettings
+from devstack import LocalSettings
 
 SPEC = yaml.safe_load((config.ROOT / "openapi.yml").read_text())
 ERROR_CODES = set(SPEC["components"]["schemas"]["ErrorCode"]["enum"])
@@ -940,7 +940,7 @@ def test_the_api_refuses_to_start_in_aws_half_configured(unset, changed, says):
     import subprocess
     import sys
 
-    from lib.local import free_port
+    from devstack import free_port
 
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(config.ROOT), "AWS_DEFAULT_REGION": "us-east-1",
            "CURSOR_SECRET": "s", "AWS_COGNITO_USER_POOL_ID": "us-east-1_x",

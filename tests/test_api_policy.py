@@ -8,7 +8,7 @@ import uuid
 from app import create_app
 from lib import ddb as layout
 from lib.config import ROOT
-from lib.local import access_token
+from devstack import access_token
 from test_stream_lambda import PolicyRecorder, allowed
 
 

@@ -12,7 +12,7 @@ import textwrap
 import requests
 
 from bench.bootcamp import Bootcamp
-from lib.local import Stack
+from devstack import Stack
 
 APP = textwrap.dedent('''
     import os

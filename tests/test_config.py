@@ -1,5 +1,5 @@
-"""lib.config.load, the local stack's settings (lib.local.settings.load) and the scripts' --prod
-switch (lib.cli.common.settings_for): pure functions of the environment they are given."""
+"""lib.config.load, the local stack's settings (devstack.settings.load) and the scripts' --prod
+switch (cli.common.settings_for): pure functions of the environment they are given."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from lib import config
-from lib.cli import common
-from lib.local import settings as local_settings
+from cli import common
+from devstack import settings as local_settings
 
 FULL_ENV = {
     "CONNECTION_URL": "postgresql://app@db.example:5432/cruddur",

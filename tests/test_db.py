@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from lib.db import DatabaseUnavailable, Db, template
-from lib.local import LocalPostgres, free_port, postgres_bin_path
+from devstack import LocalPostgres, free_port, postgres_bin_path
 
 INSERT_USER = """
 INSERT INTO public.users (display_name, handle, email, cognito_user_id)

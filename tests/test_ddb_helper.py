@@ -1,5 +1,5 @@
 """lib/ddb.py (the key layout, the boto3 helper and its error translation) and the local seed
-(lib/local/seed.py), against moto."""
+(devstack/seed.py), against moto."""
 from __future__ import annotations
 
 import math
@@ -14,7 +14,7 @@ from lib import aws
 from lib import ddb as layout
 from lib.db import Db
 from lib.ddb import Ddb, KeyTaken
-from lib.local import seed as local_seed
+from devstack import seed as local_seed
 from services.shapes import message_json
 
 ALICE = {"uuid": "11111111-1111-4111-8111-111111111111", "display_name": "Alice A", "handle": "alice"}

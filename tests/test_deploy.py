@@ -169,7 +169,7 @@ class FailingStack:
 def test_a_failed_deploy_exits_non_zero_with_the_failing_resources_reason(monkeypatch, settings):
     from click.testing import CliRunner
 
-    from lib.cli import aws as aws_cli
+    from cli import aws as aws_cli
 
     cloudformation = FailingStack()
     monkeypatch.setattr(aws_cli, "upload", lambda *args: {"CodeBucket": "b", "StreamFunctionKey": "s",
@@ -271,7 +271,7 @@ def test_the_sign_up_package_holds_the_identity_rules_it_runs(tmp_path):
     import sys
     import zipfile
 
-    from lib.cli.aws import POST_CONFIRMATION_LAMBDA, POST_CONFIRMATION_MODULES, package
+    from cli.aws import POST_CONFIRMATION_LAMBDA, POST_CONFIRMATION_MODULES, package
 
     data = package(POST_CONFIRMATION_LAMBDA, None, POST_CONFIRMATION_MODULES)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:

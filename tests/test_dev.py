@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from lib import config
-from lib.local import free_port
+from devstack import free_port
 
 ROOT = config.ROOT
 START_TIMEOUT = 120  # the first start runs initdb; later ones take a few seconds
@@ -170,8 +170,8 @@ def seeded_handles(dev: Dev) -> dict[str, str | None]:
 
 def pool_subs(dev: Dev) -> dict[str, str]:
     from lib import aws, cognito
-    from lib.local import LocalSettings
-    from lib.local.cognito import find_pool
+    from devstack import LocalSettings
+    from devstack.cognito import find_pool
 
     settings = config.load({}).with_(aws_endpoint_url=f"http://127.0.0.1:{dev.env['LOCAL_AWS_PORT']}")
     client = aws.client(settings, "cognito-idp")
@@ -204,7 +204,7 @@ def test_dev_serves_the_seeded_stack_and_stops_everything(pg_data, tmp_path):
         assert len(ddb.messages_page(group_uuid_for(a, b), 100).items) >= 20
 
         # for the restart test: a signed-in user's token, and a message sent with it
-        from lib.local import access_token
+        from devstack import access_token
 
         aws = config.load({}).with_(aws_endpoint_url=f"http://127.0.0.1:{dev.env['LOCAL_AWS_PORT']}")
         token = access_token(aws, "bayko")
@@ -281,7 +281,7 @@ def test_dev_busy_port_is_a_one_line_error(busy, pg_data, tmp_path):
 
 def test_moto_creates_its_log_directory(pg_data):
     """On a fresh clone with an external PostgreSQL, .local/ does not exist when moto starts."""
-    from lib.local import LocalMoto
+    from devstack import LocalMoto
 
     log_file = pg_data.parent / "fresh" / "logs" / "moto.log"
     moto = LocalMoto(free_port(), log_file).start()
@@ -298,8 +298,8 @@ def test_an_external_endpoint_without_cognito_still_gets_its_table_and_seed(fres
     from botocore.exceptions import ClientError
 
     from lib.ddb import Ddb
-    from lib.local import LocalSettings, load_data
-    from lib.local import cognito as local_cognito
+    from devstack import LocalSettings, load_data
+    from devstack import cognito as local_cognito
 
     def no_cognito(settings, local):
         raise ClientError({"Error": {"Code": "UnknownOperationException", "Message": ""}}, "ListUserPools")
@@ -326,8 +326,8 @@ def test_a_second_stack_on_the_first_ones_database_is_refused_while_the_first_an
     import socket
 
     from lib.db import Db
-    from lib.local import StackError
-    from lib.local.stack import claim_links
+    from devstack import StackError
+    from devstack.stack import claim_links
 
     ours = settings.endpoint_for("cognito-idp")
     db = Db(settings)

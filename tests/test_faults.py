@@ -9,8 +9,8 @@ import pytest
 from app import create_app
 from lib import db as pg_admin
 from lib import ddb as layout
-from lib.cli import db as db_cli
-from lib.local import DATABASE, LocalPostgres, access_token, children_of, free_port
+from cli import db as db_cli
+from devstack import DATABASE, LocalPostgres, access_token, children_of, free_port
 from services.backend import Backend
 
 
@@ -235,7 +235,7 @@ def test_a_first_message_cut_short_after_its_header_is_503_and_its_retry_complet
     assert [m["message"] for m in backend.ddb.messages_page(group, 10).items] == ["hello"]
     # the retry found the header taken: a message into the group, whose rows the stream Lambda
     # makes from the header (the API does not look for them)
-    from lib.local.stream_worker import load_lambda
+    from devstack.stream_worker import load_lambda
     stream = load_lambda()
     stream.reset()
     message = backend.ddb.messages_page(group, 1).items[0]
@@ -281,7 +281,7 @@ def test_a_frozen_postgres_is_a_503_within_its_timeout_not_a_hang(own_postgres, 
 
     import requests
 
-    from lib.local import Stack, start_api
+    from devstack import Stack, start_api
 
     pg, own = own_postgres
     pg.start()

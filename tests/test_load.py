@@ -19,8 +19,8 @@ import requests
 
 from lib import ddb as layout
 from lib.db import Db
-from lib.local import access_token, api_env, free_port, gunicorn_command, stop_process, wait_http
-from lib.local.seed import user_by_handle
+from devstack import access_token, api_env, free_port, gunicorn_command, stop_process, wait_http
+from devstack.seed import user_by_handle
 
 CLIENTS = 16
 MESSAGES_PER_CLIENT = 50
@@ -28,7 +28,7 @@ HANDLES = ["andrewbrown", "bayko", "londo"]
 
 
 def start_worker(env: dict[str, str], checkpoint) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lib.cli.ddb", "stream-worker", "--checkpoint", str(checkpoint),
+    return subprocess.Popen([sys.executable, "-m", "cli.ddb", "stream-worker", "--checkpoint", str(checkpoint),
                              "--interval", "0.1"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

@@ -1,4 +1,4 @@
-"""The local DynamoDB (moto, corrected by lib/local/moto_server.py) keeps DynamoDB's guarantees: a
+"""The local DynamoDB (moto, corrected by devstack/moto_server.py) keeps DynamoDB's guarantees: a
 cancelled transaction changes nothing, and concurrent writes are never lost."""
 from __future__ import annotations
 
@@ -173,11 +173,11 @@ def test_index_query_follows_every_kind_of_change(fresh_table):
 
 
 def test_the_corrections_fit_this_moto_and_fail_loudly_on_one_that_changed():
-    """What lib/local/moto_server.py relies on in moto is checked at start-up: an upgrade that
+    """What devstack/moto_server.py relies on in moto is checked at start-up: an upgrade that
     renames an argument it reads stops the local stack with a message naming it, instead of
     silently answering differently."""
 
-    from lib.local import moto_server
+    from devstack import moto_server
 
     moto_server.check_moto()  # this moto fits
     real = moto_server.MOTO_QUERY_SIGNATURE
@@ -196,7 +196,7 @@ def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
     import gc
     import weakref
 
-    from lib.local import moto_server
+    from devstack import moto_server
 
     class Item(dict):
         pass
@@ -229,7 +229,7 @@ def test_a_deleted_table_gives_what_is_frozen_back_to_the_collector(monkeypatch)
     import gc
     import weakref
 
-    from lib.local import moto_server
+    from devstack import moto_server
 
     class Table:
         pass
@@ -254,10 +254,10 @@ def test_a_deleted_table_gives_what_is_frozen_back_to_the_collector(monkeypatch)
         gc.unfreeze()
 
 
-# -- the harsh switch (lib/local/harsh.py) ---------------------------------------------------------
+# -- the harsh switch (devstack/harsh.py) ---------------------------------------------------------
 
 def test_harsh_knobs_come_from_the_environment_and_refuse_nonsense():
-    from lib.local import harsh
+    from devstack import harsh
 
     assert not harsh.from_env({}).on
     everything = harsh.from_env({"LOCAL_HARSH": "1"})
@@ -281,7 +281,7 @@ def test_harsh_knobs_come_from_the_environment_and_refuse_nonsense():
 def test_the_switch_over_http_changes_the_running_server(settings, harsh):
     import requests
 
-    from lib.local.harsh import CONTROL_PATH, set_remote
+    from devstack.harsh import CONTROL_PATH, set_remote
 
     assert set_remote(settings.aws_endpoint_url, throttle=0.5).throttle == 0.5
     refused = requests.post(settings.aws_endpoint_url + CONTROL_PATH, json={"throttle": 7}, timeout=5)
@@ -349,7 +349,7 @@ def test_the_local_server_takes_its_harshness_from_the_environment(monkeypatch, 
     tests' own server is started kind whatever the environment says."""
     import requests
 
-    from lib.local import LocalMoto, free_port, harsh
+    from devstack import LocalMoto, free_port, harsh
 
     monkeypatch.setenv("LOCAL_HARSH", "1")
     for given, expected in ((None, harsh.DEFAULTS), (harsh.Harshness(), vars(harsh.Harshness()))):
@@ -364,7 +364,7 @@ def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
     """Written, then stopped at once (before any periodic save): started again on the same
     file, the table, its item and the pool's user with its sub are all there."""
     from lib.config import Settings
-    from lib.local import LocalMoto, free_port
+    from devstack import LocalMoto, free_port
 
     state = tmp_path / "moto-state.pickle"
     port = free_port()
@@ -395,7 +395,7 @@ def test_a_saved_state_that_cannot_be_read_is_set_aside_and_said(tmp_path):
     starter knows, for ./bin/dev's ready line; the next start, on a state file of its own, does not
     say it again."""
     from lib.config import Settings
-    from lib.local import LocalMoto, free_port
+    from devstack import LocalMoto, free_port
 
     state = tmp_path / "moto-state.pickle"
     state.write_bytes(b"\x80\x05 cut short")

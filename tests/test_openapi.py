@@ -17,7 +17,7 @@ from openapi_spec_validator import validate as validate_spec
 
 from lib import config
 from lib.config import Settings
-from lib.local import LocalSettings
+from devstack import LocalSettings
 
 SPEC_PATH = config.ROOT / "openapi.yml"
 SOURCES = [config.ROOT / "app.py", *sorted((config.ROOT / "routes").glob("*.py")),
@@ -206,7 +206,7 @@ def codes_of_http_errors(settings: Settings) -> set[str]:
     """The codes the app derives from werkzeug's own errors: unknown route, wrong method, body
     too large."""
     from app import create_app
-    from lib.local import access_token
+    from devstack import access_token
 
     app = create_app(settings)
     try:
@@ -254,7 +254,7 @@ def make_user(settings: Settings, prefix: str) -> tuple[dict, str]:
     """A fresh user in PostgreSQL and the local Cognito pool: ({uuid, handle, display_name},
     access token)."""
     from lib import aws
-    from lib.local import access_token
+    from devstack import access_token
 
     handle = f"{prefix}{uuid.uuid4().hex[:10]}"
     email = f"{handle}@example.test"

@@ -12,10 +12,10 @@ from jose import jwt
 
 from lib import config
 from lib import db as pg_admin
-from lib.local import seed as local_seed
+from devstack import seed as local_seed
 from lib.db import Db, template
 from lib.ddb import Ddb, group_uuid_for
-from lib.local import free_port
+from devstack import free_port
 
 ROOT = config.ROOT
 SCRIPTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bin").rglob("*")
@@ -324,7 +324,7 @@ def test_db_drop_asks_before_dropping_anything_but_the_embedded_database(setting
 
 
 def test_connect_keeps_the_password_off_the_command_line():
-    from lib.cli.db import psql_invocation
+    from cli.db import psql_invocation
 
     arguments, env = psql_invocation("postgresql://app:s3cr%40t@db.example:6543/cruddur?sslmode=require",
                                      {"HOME": "/home/x"})

@@ -9,7 +9,7 @@ from app import status_of
 from lib import ddb as layout
 from lib.ddb import Ddb
 from lib.errors import CruddurError
-from lib.local.seed import user_by_handle
+from devstack.seed import user_by_handle
 from services import validation
 from services.backend import Backend
 from services.create_message import CreateMessage

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import requests
 
 from lib import config
-from lib.local import gunicorn_command
+from devstack import gunicorn_command
 
 SLOW = 16
 

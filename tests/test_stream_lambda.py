@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from lib import aws
 from lib import ddb as layout
 from lib.ddb import Ddb
-from lib.local.stream_worker import lambda_event, load_lambda
+from devstack.stream_worker import lambda_event, load_lambda
 
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
 

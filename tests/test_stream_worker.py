@@ -1,4 +1,4 @@
-"""The local stream worker (lib/local/stream_worker.py, bin/ddb/stream-worker) over moto: it feeds the
+"""The local stream worker (devstack/stream_worker.py, bin/ddb/stream-worker) over moto: it feeds the
 table's stream to the stream Lambda, resumes where it stopped, and retries failed records."""
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from lib import aws
 from lib import ddb as layout
 from lib.ddb import Ddb
-from lib.local import Stack, event_filter, start_stream_worker
-from lib.local.stream_worker import (SHARD_END, Checkpoints, StreamWorker, failed_position,
+from devstack import Stack, event_filter, start_stream_worker
+from devstack.stream_worker import (SHARD_END, Checkpoints, StreamWorker, failed_position,
                                      lambda_environment, lambda_event, load_lambda)
 
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)

@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind
 
 from app import create_app
 from lib import telemetry
-from lib.local import access_token
+from devstack import access_token
 
 
 @pytest.fixture

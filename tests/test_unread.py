@@ -10,7 +10,7 @@ import pytest
 
 from bench.stream import stream_record
 from lib import ddb as layout
-from lib.local.stream_worker import lambda_event, load_lambda
+from devstack.stream_worker import lambda_event, load_lambda
 from tests.test_api_e2e import Users, conforms, error, get, groups, post, send
 
 CAP = 99

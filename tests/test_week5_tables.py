@@ -19,7 +19,7 @@ from lib import ddb as layout
 from lib.config import ROOT, Settings
 from lib.db import Db
 from lib.ddb import Ddb
-from lib.local import LocalSettings, access_token, add_user
+from devstack import LocalSettings, access_token, add_user
 from services.link_cognito_users import LinkCognitoUsers
 
 
@@ -153,7 +153,7 @@ def test_an_unmigrated_week5_table_works_and_never_gets_a_second_conversation(we
 
 
 def test_the_stream_lambda_moves_the_rows_of_a_week5_group(week5, people):
-    from lib.local.stream_worker import load_lambda
+    from devstack.stream_worker import load_lambda
 
     ann, ben = people["ann"], people["ben"]
     client = Ddb(week5).client

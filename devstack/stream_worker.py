@@ -30,8 +30,8 @@ from typing import Any, Callable, Mapping
 
 from lib import aws, config, lambda_files
 from lib.config import ROOT, Settings
-from lib.local import event_filter
-from lib.local.files import write_atomically
+from devstack import event_filter
+from devstack.files import write_atomically
 
 log = logging.getLogger("stream-worker")
 

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lib.local.files import write_atomically
+from devstack.files import write_atomically
 
 log = logging.getLogger(__name__)
 

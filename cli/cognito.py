@@ -4,10 +4,10 @@ from __future__ import annotations
 import click
 
 from lib import cognito
-from lib.cli import common
+from cli import common
 from lib.config import Settings
-from lib.local import access_token
-from lib.local import cognito as local_cognito
+from devstack import access_token
+from devstack import cognito as local_cognito
 
 
 @click.group()

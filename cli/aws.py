@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from lib import aws, lambda_files
-from lib.cli import common
+from cli import common
 from lib.config import ROOT, Settings
 from lib.ddb import Ddb
 
@@ -217,7 +217,7 @@ def deploy(settings: Settings, prod: bool, stack_name: str, parameter: tuple[str
         # CloudFormation would fail the new stack on it and leave it ROLLBACK_COMPLETE
         raise click.ClickException(
             f"table {values['TableName']} exists already, and a new stack cannot create it: bring it "
-            f"under the stack by resource import (README, 'Adopting the table you have'), or deploy "
+            f"under the stack by resource import (docs/deployment.md, 'Adopting the table you have'), or deploy "
             f"with another DDB_MESSAGE_TABLE")
     # a URL given as a parameter (as before the secret) is stored in the secret too
     url = values.pop("ConnectionUrl", None)
@@ -330,8 +330,8 @@ def replay_failures(settings: Settings, prod: bool, stack_name: str, limit: int)
     stream worker runs it), filtered as the mapping filters them. A message whose records were
     applied is deleted; one that failed again stays, for another try. The function is
     idempotent: replaying what was applied meanwhile changes nothing."""
-    from lib.local import event_filter
-    from lib.local.stream_worker import lambda_environment, lambda_event, load_lambda
+    from devstack import event_filter
+    from devstack.stream_worker import lambda_environment, lambda_event, load_lambda
 
     cfn = aws.client(settings, "cloudformation")
     resources = stack_resources(cfn, stack_name)

@@ -1,5 +1,5 @@
 """moto's server (DynamoDB, DynamoDB Streams, Cognito on one loopback port), as a child process
-running lib/local/moto_server.py, moto corrected to behave as DynamoDB does."""
+running devstack/moto_server.py, moto corrected to behave as DynamoDB does."""
 from __future__ import annotations
 
 import os
@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lib.local import harsh, moto_state
-from lib.local.processes import answers_200, ensure_port_free, stop_process, wait_until_ready
+from devstack import harsh, moto_state
+from devstack.processes import answers_200, ensure_port_free, stop_process, wait_until_ready
 
 # The local stack's PostgreSQL, for the sign-up Lambda's pre-sign-up check in moto's process
-# (lib/local/moto_server.py, correction 9).
+# (devstack/moto_server.py, correction 9).
 SIGN_UP_DATABASE_ENV = "LOCAL_SIGN_UP_DATABASE"
 
 # Moto keeps Cognito pool and client ids stable across restarts with these, so a frontend build
@@ -23,8 +23,8 @@ MOTO_ENV = {
 
 
 class LocalMoto:
-    """moto in server mode (see lib/local/moto_server.py): DynamoDB, DynamoDB Streams and Cognito on
-    one loopback port. Harsh as `harshness` says (lib/local/harsh.py); by default as the
+    """moto in server mode (see devstack/moto_server.py): DynamoDB, DynamoDB Streams and Cognito on
+    one loopback port. Harsh as `harshness` says (devstack/harsh.py); by default as the
     environment's LOCAL_HARSH* variables say."""
 
     def __init__(self, port: int, log_file: Path | None = None,
@@ -35,7 +35,7 @@ class LocalMoto:
         self.sign_up_database = sign_up_database
         self.log_file = log_file
         self.harshness = harshness
-        # where its data is kept across restarts (lib/local/moto_state.py); None: in memory only
+        # where its data is kept across restarts (devstack/moto_state.py); None: in memory only
         self.state_file = state_file
         # where that file went when this start could not read it (and started empty)
         self.state_set_aside: Path | None = None
@@ -49,7 +49,7 @@ class LocalMoto:
         ensure_port_free(self.port, "moto")
         aside = moto_state.set_aside(self.state_file) if self.state_file is not None else None
         aside_before = _identity(aside)
-        root = str(Path(__file__).resolve().parents[2])
+        root = str(Path(__file__).resolve().parents[1])
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, **MOTO_ENV, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
         env.pop(moto_state.STATE_ENV, None)
@@ -67,7 +67,7 @@ class LocalMoto:
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "lib.local.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
         finally:

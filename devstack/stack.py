@@ -18,12 +18,12 @@ from lib import aws, cognito, db as pg
 from lib.config import ROOT, Settings
 from lib.db import Db
 from lib.ddb import Ddb
-from lib.local import cognito as local_cognito, seed as local_seed
-from lib.local.harsh import Harshness
-from lib.local.moto import LocalMoto
-from lib.local.postgres import LocalPostgres
-from lib.local.processes import Stack, StackError, ensure_port_free, free_port, stop_process, wait_http
-from lib.local.settings import LocalSettings
+from devstack import cognito as local_cognito, seed as local_seed
+from devstack.harsh import Harshness
+from devstack.moto import LocalMoto
+from devstack.postgres import LocalPostgres
+from devstack.processes import Stack, StackError, ensure_port_free, free_port, stop_process, wait_http
+from devstack.settings import LocalSettings
 from services.link_cognito_users import LinkCognitoUsers
 
 log = logging.getLogger(__name__)
@@ -221,4 +221,4 @@ def start_stream_worker(settings: Settings, stack: Stack) -> subprocess.Popen | 
         return None
     env = api_env(settings)
     return stack.supervise("stream", lambda: subprocess.Popen(
-        [sys.executable, "-m", "lib.local.stream_worker"], env=env, start_new_session=True))
+        [sys.executable, "-m", "devstack.stream_worker"], env=env, start_new_session=True))

@@ -9,11 +9,11 @@ import click
 
 from lib import ddb as layout
 from lib import ddb_migrate
-from lib.cli import common
+from cli import common
 from lib.config import Settings
 from lib.ddb import Ddb
-from lib.local import seed as local_seed
-from lib.local import stream_worker
+from devstack import seed as local_seed
+from devstack import stream_worker
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ import time
 import click
 
 from lib import config
-from lib.cli import common
+from cli import common
 from lib.config import ROOT, Settings
-from lib.local import harsh
-from lib.local import (LocalSettings, Stack, StackError, database_url, ensure_port_free,
+from devstack import harsh
+from devstack import (LocalSettings, Stack, StackError, database_url, ensure_port_free,
                        load_data, sigterm_as_keyboard_interrupt, start_api, start_moto,
                        start_postgres, start_stream_worker)
 

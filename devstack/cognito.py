@@ -7,7 +7,7 @@ from typing import Any
 from lib import aws, cognito
 from lib.config import Settings
 from lib.db import Db, template
-from lib.local.settings import LocalSettings
+from devstack.settings import LocalSettings
 
 
 class PoolMissing(LookupError):

@@ -19,10 +19,10 @@ import click
 
 from lib import aws, config
 from lib.config import Settings
-from lib.local import LocalSettings, PoolMissing
-from lib.local import cognito as local_cognito
-from lib.local import settings as local_settings
-from lib.local.seed import SeedError
+from devstack import LocalSettings, PoolMissing
+from devstack import cognito as local_cognito
+from devstack import settings as local_settings
+from devstack.seed import SeedError
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -37,7 +37,7 @@ def setup_logging(level: int = logging.INFO) -> None:
 def run(group: click.Group) -> None:
     """Entry point of a script module. Each wrapper in bin/ runs one command of the group and
     names itself in CRUDDUR_SCRIPT, so that usage lines and errors show the path the user typed
-    rather than `python -m lib.cli...`."""
+    rather than `python -m cli...`."""
     script = os.environ.pop("CRUDDUR_SCRIPT", None)
     args = sys.argv[1:]
     command = group.commands.get(args[0]) if script and args else None

@@ -1,20 +1,20 @@
 """The local stack: the real services, embedded, on loopback, for ./bin/dev, the scripts, the
 tests and the benchmark. Embedded PostgreSQL (postgres.py); moto's server with its corrections
 (moto.py, moto_server.py); the stream worker that plays Lambda's event source mapping
-(stream_worker.py), with the mapping's own filter (event_filter.py); the local Cognito pool and seed data (cognito.py, seed.py); starting it all
-(stack.py); its own settings (settings.py).
+(stream_worker.py), with the mapping's own filter (event_filter.py); the local Cognito pool and
+seed data (cognito.py, seed.py); starting it all (stack.py); its own settings (settings.py).
 
 It sits beside the app: nothing in the app, services/ or the adapters of lib/ imports it. From
 outside, use what this module exports (and the public names of its modules, for the tests of
 those modules); never a name that starts with an underscore.
 """
-from lib.local.cognito import PoolMissing, access_token, add_user
-from lib.local.moto import LocalMoto
-from lib.local.postgres import LocalPostgres, postgres_bin_path
-from lib.local.processes import (Stack, StackError, children_of, ensure_port_free, free_port,
+from devstack.cognito import PoolMissing, access_token, add_user
+from devstack.moto import LocalMoto
+from devstack.postgres import LocalPostgres, postgres_bin_path
+from devstack.processes import (Stack, StackError, children_of, ensure_port_free, free_port,
                                  sigterm_as_keyboard_interrupt, stop_process, wait_http)
-from lib.local.settings import DATABASE, LocalSettings
-from lib.local.stack import (api_env, database_url, gunicorn_command, load_data, start_api,
+from devstack.settings import DATABASE, LocalSettings
+from devstack.stack import (api_env, database_url, gunicorn_command, load_data, start_api,
                              start_moto, start_postgres, start_stores, start_stream_worker)
 
 __all__ = [

@@ -8,9 +8,9 @@ from typing import Mapping
 import click
 
 from lib import cognito, db as pg
-from lib.cli import common
+from cli import common
 from lib.config import Settings
-from lib.local import postgres_bin_path
+from devstack import postgres_bin_path
 from services.link_cognito_users import LinkCognitoUsers, LinkReport
 
 

@@ -7,7 +7,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from lib.local.processes import ensure_port_free, stop_process, wait_until_ready
+from devstack.processes import ensure_port_free, stop_process, wait_until_ready
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """moto's server as the local stack runs it, corrected to behave as DynamoDB does under load.
 
-`python -m lib.local.moto_server -H 127.0.0.1 -p PORT` takes moto.server's own arguments. Its
+`python -m devstack.moto_server -H 127.0.0.1 -p PORT` takes moto.server's own arguments. Its
 corrections to moto are all local-only (nothing here runs against AWS):
 
 1. Concurrency. moto's server is threaded, but its DynamoDB backend is not thread-safe: a
@@ -20,7 +20,7 @@ corrections to moto are all local-only (nothing here runs against AWS):
    PointInTimeRecoverySpecification, as in AWS; moto's CloudFormation drops them.
 5. Cognito: confirming a sign-up in a pool that auto-verifies email marks the email verified, as
    AWS does (the code sent to that email proved it); moto only sets the status.
-6. Harshness, on demand (lib/local/harsh.py): a lagging index, lost responses, throttling and
+6. Harshness, on demand (devstack/harsh.py): a lagging index, lost responses, throttling and
    duplicated stream records, as DynamoDB shows them; off unless switched on.
 7. Pauses. The process holds the table and its stream as millions of Python objects at bench
    sizes; a full garbage collection over all of them held every request up for half a second.
@@ -74,15 +74,15 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import StreamShard, Table
 from werkzeug.serving import run_simple
 
-from lib.local import harsh, moto_state
-from lib.local.moto import SIGN_UP_DATABASE_ENV
+from devstack import harsh, moto_state
+from devstack.moto import SIGN_UP_DATABASE_ENV
 
 _dynamodb_lock = threading.RLock()
 # The harshness in force (off unless LOCAL_HARSH* says otherwise); set by install().
 _harsh = harsh.State(harsh.Harshness())
 
 
-# Requests that change nothing kept across restarts (lib/local/moto_state.py).
+# Requests that change nothing kept across restarts (devstack/moto_state.py).
 READS = {f"DynamoDB_20120810.{name}" for name in (
     "GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan", "DescribeTable", "ListTables",
     "DescribeTimeToLive", "DescribeContinuousBackups", "ListTagsOfResource")}
@@ -437,7 +437,7 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
     if "transact_items" not in inspect.signature(_moto_transact_write_items).parameters:
         missing.append("DynamoDBBackend.transact_write_items argument 'transact_items'")
     if missing:
-        raise RuntimeError("lib/local/moto_server.py no longer fits this moto "
+        raise RuntimeError("devstack/moto_server.py no longer fits this moto "
                            f"({getattr(moto, '__version__', '?')}): {', '.join(missing)} changed")
 
 

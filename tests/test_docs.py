@@ -1,0 +1,48 @@
+"""The README stays short enough to read in minutes, with the depth in docs/, and every link
+between them leads somewhere: a file that exists, a heading that is there."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lib.config import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README_MAX_LINES = 150
+
+
+def slug(heading: str) -> str:
+    """The anchor a Markdown heading gets (GitHub's rule)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    found, fence = set(), False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fence = not fence
+        heading = re.match(r"^#{1,6} (.*)$", line)
+        if heading and not fence:
+            found.add(slug(heading.group(1)))
+    return found
+
+
+def test_the_readme_is_short():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= README_MAX_LINES
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_leads_somewhere(page: Path):
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if target.startswith(("http://", "https://")) or "shared/CONTRACT.md" in target:
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if not resolved.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
+            broken.append(f"{target}: no such heading")
+    assert not broken, broken
