@@ -66,22 +66,22 @@ def take_reads_as_json(made: Any) -> None:
         made.meta.events.register(f"before-parse.dynamodb.{operation}", as_json)
 
 
-# For a health probe: one attempt that gives up within seconds, so that a store that stopped
-# answering is reported as such before the prober's own timeout, instead of after retries.
-PROBE = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1,
+# For a call a request must not wait long on (the readiness probe, the recheck of a token): one
+# attempt that gives up within seconds, instead of three that could take fifteen.
+QUICK = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1,
                read_timeout=2)
 
 
-def client(settings: Settings, service: str, lean: bool = False, probe: bool = False) -> Any:
+def client(settings: Settings, service: str, lean: bool = False, quick: bool = False) -> Any:
     """A boto3 client for `service`: moto's endpoint locally, AWS when no override is set.
     `lean` (the API's DynamoDB client): no client-side parameter validation (UNCHECKED), reads
-    taken as JSON (`take_reads_as_json`). `probe`: one quick attempt (PROBE)."""
+    taken as JSON (`take_reads_as_json`). `quick`: one quick attempt (QUICK)."""
     endpoint = settings.endpoint_for(service)
     config = RETRY_CONFIG if endpoint else AWS_CONFIG
     if lean:
         config = config.merge(UNCHECKED)
-    if probe:
-        config = config.merge(PROBE)
+    if quick:
+        config = config.merge(QUICK)
     kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
     if endpoint:
         kwargs["endpoint_url"] = endpoint

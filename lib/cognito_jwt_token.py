@@ -61,6 +61,7 @@ class _Verified:
     claims: dict[str, Any]
     kid: str
     checked_at: float  # when the pool last said its user may act (at first: the token's issue)
+    next_ask: float = 0.0  # not before: the pool could not be asked a moment ago
 
 
 def issuer_url(settings: Settings) -> str:
@@ -167,6 +168,12 @@ class CognitoJwtToken:
         now = self._clock()
         if now - known.checked_at < self._recheck:
             return
+        trusted_still = now - known.checked_at < 2 * self._recheck
+        if now < known.next_ask:  # the pool did not answer a moment ago: no request waits on it
+            if trusted_still:
+                return
+            raise Unavailable("auth_unavailable", detail="the user pool cannot be asked",
+                              retry_after=int(RETRY_AFTER_FAILURE_SECONDS))
         metrics.count("token_rechecks")
         try:
             self._still_valid(token)
@@ -174,7 +181,8 @@ class CognitoJwtToken:
             self._verified.pop(token)
             raise TokenError("token_revoked", detail="the user was disabled, deleted or signed out") from None
         except Unavailable:
-            if now - known.checked_at < 2 * self._recheck:
+            known.next_ask = now + RETRY_AFTER_FAILURE_SECONDS
+            if trusted_still:
                 log.warning("the user pool cannot be asked about a token; trusted a while longer")
                 return
             raise

@@ -48,8 +48,9 @@ class Backend:
 
     @staticmethod
     def pool_asker(settings: Settings) -> Callable[[str], Any]:
-        """GetUser with a token: refused by Cognito for a disabled, deleted or signed-out user."""
-        client = aws.client(settings, "cognito-idp")
+        """GetUser with a token: refused by Cognito for a disabled, deleted or signed-out user.
+        One quick attempt: a request must not wait seconds on it (a failure is retried later)."""
+        client = aws.client(settings, "cognito-idp", quick=True)
         return lambda token: cognito.own_attributes(client, token)
 
     @classmethod
@@ -68,6 +69,6 @@ class Backend:
             membership=Cache(max_size=100_000),
             pairs=Cache(max_size=100_000),
             layout=Cache(max_size=1, ttl=LAYOUT_RECHECK_SECONDS),
-            store_probe=Ddb(settings, aws.client(settings, "dynamodb", probe=True)),
+            store_probe=Ddb(settings, aws.client(settings, "dynamodb", quick=True)),
             readiness=Cache(max_size=1, ttl=READINESS_SECONDS),
         )

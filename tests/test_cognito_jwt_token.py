@@ -372,10 +372,18 @@ def test_an_unreachable_pool_trusts_a_recent_check_then_is_503(jwks):
     pool.down = True
     clock.now += RECHECK
     verifier.verify(good)  # checked (at issue) less than twice the period ago
+    verifier.verify(good)  # and the pool is not asked again at once: no request waits on it
+    assert len(pool.asked) == 1
+    clock.now += RETRY_AFTER_FAILURE_SECONDS
+    verifier.verify(good)
+    assert len(pool.asked) == 2
     clock.now += RECHECK
     with pytest.raises(Unavailable):
         verifier.verify(good)
     pool.down = False
+    with pytest.raises(Unavailable):  # not asked again for a few seconds after a failure
+        verifier.verify(good)
+    clock.now += RETRY_AFTER_FAILURE_SECONDS
     verifier.verify(good)
 
 
