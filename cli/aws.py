@@ -32,10 +32,11 @@ STREAM_LAMBDA = lambda_files.LAMBDAS / "cruddur-messaging-stream.py"
 POST_CONFIRMATION_LAMBDA = lambda_files.LAMBDAS / "cruddur-post-confirmation.py"
 # What the post-confirmation Lambda needs beside its file, for Lambda's Python and platform.
 POST_CONFIRMATION_REQUIREMENTS = ["psycopg[binary]==3.3.9"]
-# The project's own modules the post-confirmation Lambda runs (the API runs the same): packaged
-# under their paths, so the handler's `from lib import identity` finds them.
+# The project's own modules each Lambda runs (the API runs the same): packaged under their paths,
+# so the handler's `from lib import identity` (or `from lib.layout import ...`) finds them.
 POST_CONFIRMATION_MODULES = [ROOT / "lib" / "__init__.py", ROOT / "lib" / "identity.py",
                              ROOT / "lib" / "text.py"]
+STREAM_MODULES = [ROOT / "lib" / "__init__.py", ROOT / "lib" / "layout.py"]
 LAMBDA_PYTHON = "3.12"
 SETTLED_FAILURES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
                     "UPDATE_ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_FAILED")
@@ -140,7 +141,7 @@ def upload(settings: Settings, stack: str, prod: bool) -> dict[str, str]:
     bucket = artifacts_bucket(s3, stack, account, settings.aws_region)
     keys = {}
     for parameter, path, requirements, modules in (
-            ("StreamFunctionKey", STREAM_LAMBDA, None, None),
+            ("StreamFunctionKey", STREAM_LAMBDA, None, STREAM_MODULES),
             # locally no Lambda runs the code: its dependencies need not come from the index
             ("PostConfirmationFunctionKey", POST_CONFIRMATION_LAMBDA,
              POST_CONFIRMATION_REQUIREMENTS if prod else None, POST_CONFIRMATION_MODULES)):

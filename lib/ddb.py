@@ -1,35 +1,8 @@
 """The DynamoDB adapter: the single-table layout, a thin boto3 helper over it, and the one place
 where DynamoDB's errors become the domain's (`KeyTaken`, `WriteConflict`, `StoreUnavailable`).
 
-The key layout lives here and nowhere else in the app (the stream Lambda ships alone, so it
-carries its own copy of the few names it needs):
-
-  group row    pk GRP#<owner user uuid>     sk <time of last message>
-               message_group_uuid, message, and user_uuid/user_display_name/user_handle of the
-               OTHER participant; read_up_to (the owner's read marker, a message's sk) and
-               unread_count (the other's messages after it, up to this row's sk; absent: 0).
-               The only items with `message_group_uuid`, so the GSI
-               `message-group-sk-index` holds exactly the two rows of each group.
-  message      pk MSG#<message_group_uuid>  sk <created time>
-               message_uuid, message, and user_uuid/user_display_name/user_handle of the sender.
-  group header pk GROUP#<message_group_uuid> sk GROUP
-               participants: the two user uuids; profiles: each one's display_name and handle;
-               first_message_uuid.
-               Written once, first of a group's items: its conditional put is what makes two
-               concurrent first messages create one group, and a consistent GetItem of it answers
-               "who may read or post here".
-  idempotency  pk IDEM#<user uuid>           sk <Idempotency-Key>
-               fingerprint of the request, and the message it made (group, uuid, created time),
-               written before that message; kept for a day (attribute expires_at, TTL).
-  layout       pk META#layout                sk META
-               version: 2 on a table whose every group has its header (made by this code, or
-               brought there by bin/ddb/migrate).
-
-Tables written by the bootcamp's week-5 backend hold groups without a header: a random uuid4
-message_group_uuid, its two GRP# rows and its MSG# items. Until bin/ddb/migrate gives each its
-header (and the pair's derived uuid an alias header, GROUP#<derived uuid> with
-message_group_uuid = the old group), such a group's participants are its rows' owners, and a
-first message to a user looks for an old group of the pair before creating one.
+The key layout's names are in lib/layout.py (the stream Lambda ships that file too), and every
+call that reads or writes them is here.
 
 Times are UTC ISO-8601 with microseconds and +00:00 so that string order is time order.
 A group's uuid is derived from its two participants, so "do these two already share a group?"
@@ -51,19 +24,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lib import aws
 from lib.config import Settings
 from lib.errors import Unavailable
+# the layout's names, also read as ddb.GROUP_PREFIX and so on where the table is used
+from lib.layout import (GROUP_PREFIX, GSI_NAME, HEADER_PREFIX, HEADER_SK, IDEMPOTENCY_PREFIX,  # noqa: F401
+                        LAYOUT_KEY, LAYOUT_VERSION, MESSAGE_PREFIX)
 
 log = logging.getLogger(__name__)
 
-GSI_NAME = "message-group-sk-index"
-GROUP_PREFIX = "GRP#"
-MESSAGE_PREFIX = "MSG#"
-HEADER_PREFIX = "GROUP#"
-HEADER_SK = "GROUP"
-IDEMPOTENCY_PREFIX = "IDEM#"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 BATCH_SIZE = 25  # BatchWriteItem's limit
-LAYOUT_KEY = {"pk": "META#layout", "sk": "META"}
-LAYOUT_VERSION = 2
 
 # Fixed namespace for deriving a group's uuid from its participants (uuid5).
 GROUP_NAMESPACE = uuid.UUID("6f1c3c55-8d3e-4a53-9d0b-6f8f3b1a2c4d")
@@ -497,7 +465,7 @@ class Ddb:
                      cap: int) -> int:
         """The messages of the group not sent by `reader` with after < sk <= up_to, counted up
         to `cap` (a consistent Query, oldest first, that stops there). The stream Lambda keeps
-        the same count in each row (it ships alone, with its own copy of this)."""
+        the same count in each row (with its own copy of this loop)."""
         if after >= up_to:
             return 0
         kwargs: dict[str, Any] = {

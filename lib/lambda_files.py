@@ -1,7 +1,6 @@
-"""The Lambdas of aws/lambdas/, loaded from their files: each ships alone and is named as deployed
-(with hyphens), so none can be imported by name. Used where the same code runs outside Lambda:
-the API makes users with the post-confirmation trigger's code, the local stream worker calls the
-stream Lambda."""
+"""The Lambdas of aws/lambdas/, loaded from their files: each is named as deployed (with hyphens),
+so none can be imported by name. Used where the same code runs outside Lambda: the local stream
+worker calls the stream Lambda, the local pool the sign-up Lambda's pre-sign-up check."""
 from __future__ import annotations
 
 import importlib.util

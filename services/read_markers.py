@@ -16,7 +16,8 @@ from services import validation
 from services.backend import Backend
 from services.membership import require_participant
 from services.message_groups import newest_row_per_group
-from services.shapes import UNREAD_CAP, unread
+from lib.layout import UNREAD_CAP
+from services.shapes import unread
 
 # Attempts of a mark when the row moves or is marked meanwhile.
 ATTEMPTS = 4

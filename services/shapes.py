@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from lib.layout import UNREAD_CAP
+
 MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_display_name", "user_handle")
 GROUP_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_display_name", "user_handle",
                     "unread_count")
-# Unread counts are shown up to this (exact below it).
-UNREAD_CAP = 99
 
 
 def unread(row: Mapping[str, Any]) -> int:

@@ -298,3 +298,26 @@ def test_a_second_deploy_changes_nothing_and_destroy_keeps_the_table(deployed, s
     gone = script("destroy", "--stack-name", stack, env=env)
     assert gone.returncode == 0 and "DELETE_COMPLETE" in gone.stdout, gone.stdout + gone.stderr
     assert deployed_settings.ddb_table in aws.client(settings, "dynamodb").list_tables()["TableNames"]
+
+
+def test_the_stream_package_holds_the_layout_it_runs(tmp_path):
+    """The stream Lambda's zip carries lib/layout.py (the table's names, the unread cap) beside its
+    handler and loads from the zip alone, boto3 aside (Lambda's own)."""
+    import io
+    import sys
+    import zipfile
+
+    from cli.aws import STREAM_LAMBDA, STREAM_MODULES, package
+
+    with zipfile.ZipFile(io.BytesIO(package(STREAM_LAMBDA, None, STREAM_MODULES))) as archive:
+        assert set(archive.namelist()) == {"cruddur-messaging-stream.py", "lib/__init__.py", "lib/layout.py"}
+        archive.extractall(tmp_path)
+    code = ("import importlib.util; "
+            "spec = importlib.util.spec_from_file_location('handler', 'cruddur-messaging-stream.py'); "
+            "handler = sys.modules['handler'] = importlib.util.module_from_spec(spec); "
+            "spec.loader.exec_module(handler); "
+            "print(sys.modules['lib.layout'].__file__, handler.UNREAD_CAP, handler.GROUP_PREFIX)")
+    result = subprocess.run([sys.executable, "-c", "import sys; " + code], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(tmp_path / "lib" / "layout.py"), "99", "GRP#"]

@@ -1,8 +1,7 @@
 """cruddur-messaging-stream: keeps each group's two rows pointing at its newest message.
 
-Triggered by the messages table's stream (view type NEW_IMAGE). This file ships alone, with only
-boto3 and the standard library, so it carries its own copy of the few layout names it needs
-(the layout itself is documented in lib/ddb.py):
+Triggered by the messages table's stream (view type NEW_IMAGE). It ships with lib/layout.py beside
+it (bin/aws/deploy packages both; boto3 is Lambda's), whose names it uses, as the API does:
 
   message    pk MSG#<message_group_uuid>  sk <created time>  message_uuid, message, sender ...
   group row  pk GRP#<owner uuid>          sk <time of last message>  message_group_uuid, message,
@@ -79,10 +78,8 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-MESSAGE_PREFIX = "MSG#"
-GROUP_PREFIX = "GRP#"
-HEADER_PREFIX = "GROUP#"
-HEADER_SK = "GROUP"
+from lib.layout import GROUP_PREFIX, GSI_NAME, HEADER_PREFIX, HEADER_SK, MESSAGE_PREFIX, UNREAD_CAP
+
 # How many groups' headers a container remembers (they never change).
 HEADER_CACHE_SIZE = 10_000
 # The time one group may take at worst (its reads and writes, each retried by botocore with
@@ -126,7 +123,7 @@ def _log(level: int, message: str, exc_info: bool = False, **fields: Any) -> Non
 @dataclass(frozen=True)
 class Config:
     table: str = "cruddur-messages"
-    index: str = "message-group-sk-index"
+    index: str = GSI_NAME
     # Attempts of one group's move when concurrent movers keep cancelling it.
     move_attempts: int = 4
 
@@ -407,9 +404,6 @@ def bring_up(client: Any, config: Config, message: NewMessage, owner: str,
         wrote = True
     return wrote
 
-
-# What a row's unread count counts up to, exactly; shown as at most this by the API.
-UNREAD_CAP = 99
 
 
 def unread(row: Mapping[str, Any] | None, batch: list[NewMessage], me: str) -> tuple[str, int | None]:
