@@ -13,6 +13,7 @@ aside (renamed `.unreadable`) and the server starts empty.
 from __future__ import annotations
 
 import copyreg
+import io
 import logging
 import os
 import pickle
@@ -61,10 +62,24 @@ def snapshot() -> bytes:
     return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+class _Unpickler(pickle.Unpickler):
+    """Reads a snapshot; one written before the local stack moved from lib/local/ to devstack/
+    names this package's classes (the harsh index's change log) by their old module."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("lib.local."):
+            module = "devstack." + module[len("lib.local."):]
+        return super().find_class(module, name)
+
+
+def loads(data: bytes) -> Any:
+    return _Unpickler(io.BytesIO(data)).load()  # noqa: S301 - this machine's own file
+
+
 def restore(data: bytes) -> int:
     """Put a snapshot's data into moto's backends; returns the number of region backends."""
     _register_reducers()
-    state = pickle.loads(data)  # noqa: S301 - this machine's own file, written by snapshot()
+    state = loads(data)
     restored = 0
     for service, backends in _backend_dicts().items():
         for account, regions in state.get(service, {}).items():

@@ -503,3 +503,20 @@ def test_a_tables_writes_never_depend_on_a_lambda_mapped_to_its_stream(fresh_tab
     records = streams.get_records(ShardIterator=iterator)["Records"]
     # the write's record is still there for the stream's reader (after the table's layout mark)
     assert [r["dynamodb"]["Keys"] for r in records][-1:] == [{"pk": item["pk"], "sk": item["sk"]}]
+
+
+def test_a_state_saved_before_the_local_stack_moved_to_devstack_is_still_read(monkeypatch):
+    """A developer's .local/moto-state.pickle from before the move names the harsh index's change
+    log by its old module (lib.local.harsh); it is read, not set aside with their data."""
+    import pickle
+    import sys
+
+    from devstack import harsh, moto_state
+
+    log = harsh.ChangeLog()
+    monkeypatch.setattr(harsh.ChangeLog, "__module__", "lib.local.harsh")
+    monkeypatch.setitem(sys.modules, "lib.local.harsh", harsh)
+    old = pickle.dumps({"log": log})
+    monkeypatch.undo()
+    assert b"lib.local.harsh" in old and "lib.local.harsh" not in sys.modules
+    assert isinstance(moto_state.loads(old)["log"], harsh.ChangeLog)
