@@ -33,7 +33,8 @@ from typing import Any, Mapping
 
 from bench.stream import stream_record
 from lib import aws
-from lib import ddb as layout
+from lib import ddb
+from lib.conversations import ConversationStore, layout
 from devstack.stream_worker import lambda_event, load_lambda
 from services.backend import Backend
 from services.create_message import CreateMessage
@@ -235,12 +236,12 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
     stream Lambda given that one record (one message per batch, the normal case at low traffic),
     through another. `users` (at least 23) are PostgreSQL users {uuid, display_name, handle}."""
     own = settings.with_(ddb_table=f"bench-capacity-{os.getpid()}")
-    table = layout.Ddb(own)
-    table.create_table()
+    table = ddb.Ddb(own)
+    ConversationStore(table).create_table()
     backend = Backend.from_settings(own)
     try:
         peek = aws.client(own, "dynamodb")
-        api = Meter(backend.ddb.client, peek)
+        api = Meter(backend.conversations.table.client, peek)
         stream = load_lambda()
         stream.log.setLevel(logging.WARNING)  # its line per batch is not a figure
         stream_client = aws.client(own, "dynamodb")
@@ -248,7 +249,7 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
         config = stream.Config(table=own.ddb_table)
         arn = f"arn:aws:dynamodb:{own.aws_region}:123456789012:table/{own.ddb_table}/stream/capacity"
         sequence = iter(range(1, 1_000_000))
-        backend.layout_current()  # read once per few minutes: not part of any operation
+        backend.conversations.layout_current()  # read once per few minutes: not part of any operation
 
         def send(caller: dict[str, Any], body: dict[str, Any], key: str | None = None) -> tuple[Usage, Usage]:
             api.take()

@@ -10,7 +10,7 @@
            more group each, with a user of the top of the range.
 
 The stream Lambda and the seed are measured on tables of their own (bench/stream.py, run.py).
-Items are built with lib.ddb's own builders and written with Ddb.batch_write, 25 at a time.
+Items are built with lib.conversations.layout's builders and written with Ddb.batch_write, 25 at a time.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from lib import aws, cognito
-from lib import ddb as layout
+from lib import ddb
+from lib.conversations import layout
 from lib.config import Settings
 from lib.db import Db, template
 from devstack import LocalSettings, access_token, add_user
@@ -172,10 +173,10 @@ def build_items(users: dict[str, dict[str, Any]], sizes: Sizes,
 
 def write_items(settings: Settings, items: list[dict[str, Any]], threads: int = 4) -> int:
     """Ddb.batch_write over a few threads (each its own client). Returns the calls made."""
-    chunk = max(layout.BATCH_SIZE, -(-len(items) // threads // layout.BATCH_SIZE) * layout.BATCH_SIZE)
+    chunk = max(ddb.BATCH_SIZE, -(-len(items) // threads // ddb.BATCH_SIZE) * ddb.BATCH_SIZE)
     parts = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     with ThreadPoolExecutor(threads) as pool:
-        return sum(pool.map(lambda part: layout.Ddb(settings).batch_write(part), parts))
+        return sum(pool.map(lambda part: ddb.Ddb(settings).batch_write(part), parts))
 
 
 def prepare_users(settings: Settings, sizes: Sizes) -> DataSet:

@@ -14,7 +14,8 @@ from typing import Any
 from flask import Flask, jsonify, request
 
 from lib import aws, config
-from lib import ddb as layout
+from lib import ddb
+from lib.conversations import layout
 
 PAGE = 21  # a page of 20 and one more, to know whether there is a next page (as the API reads)
 
@@ -28,7 +29,7 @@ def latest_query(table: str, pk: str) -> dict[str, Any]:
 
 def put_new(table: str, wire_item: dict[str, Any]) -> dict[str, Any]:
     """Patterns C and D at the store: a message put unless its key exists."""
-    return {"TableName": table, "Item": wire_item, "ConditionExpression": layout.NOT_EXISTS}
+    return {"TableName": table, "Item": wire_item, "ConditionExpression": "attribute_not_exists(pk)"}
 
 
 def create_app() -> Flask:

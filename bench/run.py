@@ -46,7 +46,8 @@ from urllib.parse import urlencode
 import urllib3
 
 from lib import aws, metrics
-from lib import ddb as layout
+from lib import ddb
+from lib.conversations import ConversationStore, layout
 from devstack import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
@@ -220,7 +221,7 @@ class Ops:
 
         def item(i: int) -> dict[str, Any]:
             sender = ds.senders[i % len(ds.senders)]
-            return layout.serialize(layout.message_item(
+            return ddb.serialize(layout.message_item(
                 groups[sender], ds.users[sender], f"bench store {pattern} {i}", layout.now_iso()))
         return item
 
@@ -470,8 +471,8 @@ def seed_cost(settings: Settings, messages: int) -> dict[str, Any]:
     """Ddb.batch_write of `messages` messages into a table of their own (so that the measured
     table does not grow); calls counted by batch_write and, independently, by botocore."""
     seeded = settings.with_(ddb_table=f"bench-seed-{os.getpid()}")
-    table = layout.Ddb(seeded)
-    table.create_table()
+    table = ddb.Ddb(seeded)
+    ConversationStore(table).create_table()
     try:
         seen: list[str] = []
         table.client.meta.events.register("before-call.dynamodb", lambda model, **_: seen.append(model.name))

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from bench.data import conversation
-from lib import ddb as layout
+from lib import ddb
+from lib.conversations import ConversationStore, layout
 from lib.config import Settings
 from devstack.stream_worker import lambda_environment, lambda_event, load_lambda
 
@@ -32,7 +33,7 @@ def environment(values: dict[str, str]) -> Iterator[None]:
 
 def stream_record(item: dict[str, Any], sequence: int) -> dict[str, Any]:
     """A record as GetRecords returns it for the INSERT of `item` (NEW_IMAGE view)."""
-    image = layout.serialize(item)
+    image = ddb.serialize(item)
     return {
         "eventID": f"bench-{sequence}",
         "eventName": "INSERT",
@@ -54,15 +55,15 @@ def measure(settings: Settings, a: dict[str, Any], b: dict[str, Any], count: int
     as one batch; counts the DynamoDB calls it makes and checks that both group rows now point at
     the newest message."""
     own = settings.with_(ddb_table=f"bench-stream-{os.getpid()}")
-    table = layout.Ddb(own)
-    table.create_table()
+    table = ddb.Ddb(own)
+    ConversationStore(table).create_table()
     try:
         return _measure(own, table, a, b, count)
     finally:
         table.delete_table()
 
 
-def _measure(settings: Settings, table: layout.Ddb, a: dict[str, Any], b: dict[str, Any],
+def _measure(settings: Settings, table: ddb.Ddb, a: dict[str, Any], b: dict[str, Any],
              count: int) -> dict[str, Any]:
     start = datetime.now(timezone.utc)
     existing = conversation(a, b, 2, start - timedelta(hours=1), timedelta(minutes=1))
@@ -89,7 +90,7 @@ def _measure(settings: Settings, table: layout.Ddb, a: dict[str, Any], b: dict[s
         calls.clear()
         answer = module.lambda_handler(event, None)
 
-    rows = table.group_rows(group)
+    rows = table.query_index(layout.GSI_NAME, "message_group_uuid", group)
     newest = items[-1]["sk"]
     return {
         "messages": count,

@@ -33,10 +33,11 @@ POST_CONFIRMATION_LAMBDA = lambda_files.LAMBDAS / "cruddur-post-confirmation.py"
 # What the post-confirmation Lambda needs beside its file, for Lambda's Python and platform.
 POST_CONFIRMATION_REQUIREMENTS = ["psycopg[binary]==3.3.9"]
 # The project's own modules each Lambda runs (the API runs the same): packaged under their paths,
-# so the handler's `from lib import identity` (or `from lib.layout import ...`) finds them.
+# so the handler's `from lib import identity` (or `from lib.conversations import stream`) finds them.
 POST_CONFIRMATION_MODULES = [ROOT / "lib" / "__init__.py", ROOT / "lib" / "identity.py",
                              ROOT / "lib" / "text.py"]
-STREAM_MODULES = [ROOT / "lib" / "__init__.py", ROOT / "lib" / "layout.py"]
+STREAM_MODULES = ([ROOT / "lib" / name for name in ("__init__.py", "ddb.py", "errors.py", "cache.py")]
+                  + sorted((ROOT / "lib" / "conversations").glob("*.py")))
 LAMBDA_PYTHON = "3.12"
 SETTLED_FAILURES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
                     "UPDATE_ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_FAILED")

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import click
 
-from lib import ddb as layout
-from lib import ddb_migrate
+from lib.conversations import ConversationStore, layout, week5
 from cli import common
 from lib.config import Settings
-from lib.ddb import Ddb
+from lib.ddb import Ddb, Page
 from devstack import seed as local_seed
 from devstack import stream_worker
 
 log = logging.getLogger(__name__)
 
 
-def print_page(page: layout.Page) -> None:
+def print_page(page: Page) -> None:
     for item in page.items:
         click.echo(json.dumps(item, default=str))
     click.echo(f"consumed capacity: {json.dumps(page.consumed)}")
@@ -36,7 +35,7 @@ def cli() -> None:
 @common.target_option
 def schema_load(settings: Settings, prod: bool, provisioned: bool, rcu: int, wcu: int) -> None:
     """Create the table, its GSI and its stream (new images). On-demand unless --provisioned."""
-    table = Ddb(settings)
+    table = ConversationStore(Ddb(settings))
     created = table.create_table(provisioned, rcu, wcu)
     click.echo(f"table {settings.ddb_table} {'created' if created else 'already exists'}")
     click.echo(f"time to live (idempotency records expire): {table.ensure_ttl().lower()}")
@@ -83,7 +82,7 @@ def migrate(settings: Settings, prod: bool, dry_run: bool, yes: bool) -> None:
     total = ddb.client.describe_table(TableName=ddb.table)["Table"].get("ItemCount", 0)
     err = click.get_text_stream("stderr")
     with click.progressbar(length=max(total, 1), label="reading the table", file=err) as bar:
-        migration = ddb_migrate.plan(ddb.scan_all(on_page=bar.update))
+        migration = week5.plan(ddb.scan_all(on_page=bar.update))
     click.echo(f"read {migration.scanned} items: {len(migration.headers)} headers, "
                f"{len(migration.aliases)} pair aliases and {len(migration.rekeyed)} re-keyed items "
                f"to write{'' if migration.marked else ', and the layout mark'}")
@@ -95,7 +94,7 @@ def migrate(settings: Settings, prod: bool, dry_run: bool, yes: bool) -> None:
     common.confirm_destructive(prod, f"migrate the table {ddb.table}", yes)
     writes = len(migration.headers) + len(migration.aliases) + len(migration.rekeyed)
     with click.progressbar(length=max(writes, 1), label="writing", file=err) as bar:
-        done = ddb_migrate.apply(ddb, migration, on_progress=bar.update)
+        done = week5.apply(ddb, migration, on_progress=bar.update)
     click.echo(f"wrote {done['headers']} headers, {done['aliases']} pair aliases, re-keyed "
                f"{done['rekeyed']} items in {done['calls']} calls; the table is current")
 
@@ -127,8 +126,8 @@ def get_conversation(settings: Settings, prod: bool, message_group_uuid: str | N
     """Pattern A: a group's latest messages (default: the seeded conversation)."""
     if not message_group_uuid:
         message_group_uuid = local_seed.seed_group(common.open_db(settings))
-    page = Ddb(settings).messages_page(message_group_uuid, limit,
-                                             ReturnConsumedCapacity="TOTAL")
+    page = Ddb(settings).query(layout.message_pk(message_group_uuid), limit=limit,
+                               newest_first=True, ReturnConsumedCapacity="TOTAL")
     print_page(page)
 
 
@@ -139,7 +138,8 @@ def get_conversation(settings: Settings, prod: bool, message_group_uuid: str | N
 def list_conversations(settings: Settings, prod: bool, handle: str, limit: int) -> None:
     """Pattern B: a user's conversations, most recent first."""
     user = local_seed.user_by_handle(common.open_db(settings), handle)
-    page = Ddb(settings).groups_page(user["uuid"], limit, ReturnConsumedCapacity="TOTAL")
+    page = Ddb(settings).query(layout.group_pk(user["uuid"]), limit=limit, newest_first=True,
+                               ReturnConsumedCapacity="TOTAL")
     print_page(page)
 
 

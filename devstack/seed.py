@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from lib import ddb as layout
+from lib.conversations import layout
 from lib.config import ROOT
 from lib.db import Db, template
 from lib.ddb import Ddb
@@ -100,7 +100,7 @@ def seed(ddb: Ddb, db: Db, force: bool = False, on_progress: Callable[[int], Non
     end = _end_of(present, group, conversation) or datetime.now(timezone.utc) - timedelta(hours=1)
     header, *rows_and_messages = seed_items(users, conversation, end)
     rows, messages = rows_and_messages[:2], rows_and_messages[2:]
-    with_rows = {row["pk"] for row in ddb.group_rows(group)}
+    with_rows = {row["pk"] for row in ddb.query_index(layout.GSI_NAME, "message_group_uuid", group)}
     missing = [m for m in messages if m["message_uuid"] not in present]
     missing += [row for row in rows if row["pk"] not in with_rows]
     calls = ddb.batch_write(missing, on_progress=on_progress) if missing else 0
@@ -118,7 +118,7 @@ def existing_messages(ddb: Ddb, group: str) -> dict[str, str]:
     found: dict[str, str] = {}
     after = None
     while True:
-        page = ddb.messages_page(group, 100, after)
+        page = ddb.query(layout.message_pk(group), limit=100, newest_first=True, after_sk=after)
         found.update({m["message_uuid"]: m["sk"] for m in page.items})
         if page.next_sk is None:
             return found

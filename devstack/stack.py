@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lib import aws, cognito, db as pg
 from lib.config import ROOT, Settings
 from lib.db import Db
+from lib.conversations import ConversationStore
 from lib.ddb import Ddb
 from devstack import cognito as local_cognito, seed as local_seed
 from devstack.harsh import Harshness
@@ -88,7 +89,7 @@ def load_data(settings: Settings, local: LocalSettings, cognito_optional: bool =
             log.warning("no Cognito at %s: %s", settings.aws_endpoint_url, error)
             report("cognito", f"none at {settings.aws_endpoint_url}: signed-in routes answer 401")
         ddb = Ddb(settings)
-        ddb.create_table()
+        ConversationStore(ddb).create_table()
         items, _ = local_seed.seed(ddb, db)
     finally:
         db.close()

@@ -1,40 +1,32 @@
-"""The DynamoDB adapter: the single-table layout, a thin boto3 helper over it, and the one place
-where DynamoDB's errors become the domain's (`KeyTaken`, `WriteConflict`, `StoreUnavailable`).
+"""A thin boto3 helper for one DynamoDB table, and the one place where DynamoDB's errors become
+the domain's (`KeyTaken`, `WriteConflict`, `StoreUnavailable`, `StoreError`).
 
-The key layout's names are in lib/layout.py (the stream Lambda ships that file too), and every
-call that reads or writes them is here.
+It knows DynamoDB, not Cruddur: keys are `pk` and `sk`, items are plain dicts, and each call says
+what it wants (a condition as "unless the key exists", "only if these attributes still hold",
+a key range, a projection) in Python terms. What the items mean, which keys they live under and
+in what order they are written is the conversation store's (lib/conversations/). The tests hold
+an in-memory twin of this class (tests/memory_table.py) to the same contract.
 
-Times are UTC ISO-8601 with microseconds and +00:00 so that string order is time order.
-A group's uuid is derived from its two participants, so "do these two already share a group?"
-needs no lookup.
+It needs boto3 only (and lib/errors.py): the stream Lambda ships it beside its handler.
 """
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator, Mapping
-
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lib import aws
-from lib.config import Settings
 from lib.errors import Unavailable
-# the layout's names, also read as ddb.GROUP_PREFIX and so on where the table is used
-from lib.layout import (GROUP_PREFIX, GSI_NAME, HEADER_PREFIX, HEADER_SK, IDEMPOTENCY_PREFIX,  # noqa: F401
-                        LAYOUT_KEY, LAYOUT_VERSION, MESSAGE_PREFIX)
+
+if TYPE_CHECKING:
+    from lib.config import Settings
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 BATCH_SIZE = 25  # BatchWriteItem's limit
-
-# Fixed namespace for deriving a group's uuid from its participants (uuid5).
-GROUP_NAMESPACE = uuid.UUID("6f1c3c55-8d3e-4a53-9d0b-6f8f3b1a2c4d")
 
 # DynamoDB errors that mean "not now" rather than "never": botocore has already retried them.
 RETRYABLE_CODES = frozenset({
@@ -44,144 +36,14 @@ RETRYABLE_CODES = frozenset({
 })
 # The same, as a cancelled transaction gives them per operation.
 RETRYABLE_CANCELLATION_CODES = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
-# "Unless its key exists". Only idempotency records carry expires_at, and a key only ever holds
-# items of one kind: a record's key asks for the first condition, where a record past its
-# expires_at (DynamoDB's TTL deletes it up to days late) counts as absent; every other key asks
-# for the second, which costs the store less to evaluate (no comparison, no value to send).
-NOT_EXISTS_OR_EXPIRED = "attribute_not_exists(pk) OR expires_at < :now"
-NOT_EXISTS = "attribute_not_exists(pk)"
-TTL_ATTRIBUTE = "expires_at"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def now_iso() -> str:
-    return iso(datetime.now(timezone.utc))
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def group_uuid_for(user_a: str, user_b: str) -> str:
-    """The one message_group_uuid two users share, whoever writes first."""
-    low, high = sorted([str(user_a), str(user_b)])
-    return str(uuid.uuid5(GROUP_NAMESPACE, f"{low}:{high}"))
-
-
-def group_pk(user_uuid: str) -> str:
-    return f"{GROUP_PREFIX}{user_uuid}"
-
-
-def message_pk(message_group_uuid: str) -> str:
-    return f"{MESSAGE_PREFIX}{message_group_uuid}"
-
-
-def header_key(message_group_uuid: str) -> dict[str, str]:
-    return {"pk": f"{HEADER_PREFIX}{message_group_uuid}", "sk": HEADER_SK}
-
-
-def idempotency_key(user_uuid: str, key: str) -> dict[str, str]:
-    return {"pk": f"{IDEMPOTENCY_PREFIX}{user_uuid}", "sk": key}
-
-
-def group_row(owner_uuid: str, other: Mapping[str, str], message_group_uuid: str,
-              message: str, sk: str, unread_count: int | None = None,
-              read_up_to: str | None = None) -> dict[str, Any]:
-    """The group row `owner` sees: it names the other participant, and (when given) how many of
-    the other's messages after the owner's read marker it counts, up to its own sk."""
-    row: dict[str, Any] = {
-        "pk": group_pk(owner_uuid),
-        "sk": sk,
-        "message_group_uuid": message_group_uuid,
-        "message": message,
-        "user_uuid": str(other["uuid"]),
-        "user_display_name": other["display_name"],
-        "user_handle": other["handle"],
-    }
-    if unread_count is not None:
-        row["unread_count"] = unread_count
-    if read_up_to:
-        row["read_up_to"] = read_up_to
-    return row
-
-
-def message_rows(sender: Mapping[str, str], recipient: Mapping[str, str], message_group_uuid: str,
-               message: str, sk: str) -> list[dict[str, Any]]:
-    """Both rows of a conversation whose last message is `message`, by `sender`, as a first
-    message leaves them: read by its sender (sending marks read), one unread message for the
-    recipient (who had read everything before it)."""
-    return [group_row(sender["uuid"], recipient, message_group_uuid, message, sk, 0, sk),
-            group_row(recipient["uuid"], sender, message_group_uuid, message, sk, 1)]
-
-
-def message_item(message_group_uuid: str, sender: Mapping[str, str], message: str,
-                 created_at: str, message_uuid: str | None = None) -> dict[str, str]:
-    return {
-        "pk": message_pk(message_group_uuid),
-        "sk": created_at,
-        "message_uuid": message_uuid or str(uuid.uuid4()),
-        "message": message,
-        "user_uuid": str(sender["uuid"]),
-        "user_display_name": sender["display_name"],
-        "user_handle": sender["handle"],
-    }
-
-
-def header_item(message_group_uuid: str, participants: Iterable[str], created_at: str,
-                profiles: Mapping[str, Mapping[str, str]] | None = None,
-                first_message_uuid: str | None = None) -> dict:
-    """The group's header. `profiles` (user uuid -> display_name and handle) lets the stream
-    Lambda make a participant's row should the API stop before writing it; `first_message_uuid`
-    lets the request that creates the group tell its own header (found by the SDK's retry of a
-    put whose response was lost) from a concurrent creator's."""
-    item = {**header_key(message_group_uuid), "participants": sorted(str(p) for p in participants),
-            "created_at": created_at}
-    if first_message_uuid:
-        item["first_message_uuid"] = first_message_uuid
-    if profiles:
-        item["profiles"] = {str(u): {"display_name": p["display_name"], "handle": p["handle"]}
-                            for u, p in profiles.items()}
-    return item
-
-
-def profiles_of(*users: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """header_item's `profiles` of users as the API holds them (uuid, display_name, handle)."""
-    return {str(u["uuid"]): {"display_name": u["display_name"], "handle": u["handle"]} for u in users}
-
-
-def _epoch_now() -> int:
+def epoch_now() -> int:
     """The clock TTL reads: whole seconds since the epoch."""
     return int(time.time())
-
-
-def _now() -> dict[str, dict[str, str]]:
-    return {":now": {"N": str(_epoch_now())}}
-
-
-def expired(item: Mapping[str, Any]) -> bool:
-    """Whether TTL may delete the item by now: NOT_EXISTS_OR_EXPIRED's rule, read on an item in
-    hand (an item without expires_at never expires)."""
-    return TTL_ATTRIBUTE in item and int(item[TTL_ATTRIBUTE]) < _epoch_now()
-
-
-def layout_item() -> dict[str, Any]:
-    """The mark of a table in the current layout (every group has its header)."""
-    return {**LAYOUT_KEY, "version": LAYOUT_VERSION, "written_at": now_iso()}
-
-
-def message_group_uuid_of(item: Mapping[str, Any]) -> str:
-    """The group a message item belongs to (messages carry it in their key only)."""
-    return item["pk"][len(MESSAGE_PREFIX):]
-
-
-def projection(attributes: Iterable[str]) -> dict[str, Any]:
-    """Query/GetItem arguments that read only these attributes (with placeholders, so that no name
-    can clash with a reserved word). The capacity is the whole item's either way; what it saves is
-    the client's work parsing attributes nobody uses."""
-    names = {f"#a{i}": name for i, name in enumerate(attributes)}
-    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,38 +56,8 @@ def deserialize(image: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v["S"] if "S" in v else _deserializer.deserialize(v) for k, v in image.items()}
 
 
-def table_definition(name: str, provisioned: bool = False, read_capacity: int = 5,
-                     write_capacity: int = 5) -> dict[str, Any]:
-    """CreateTable arguments for the messages table, its GSI and its stream."""
-    definition: dict[str, Any] = {
-        "TableName": name,
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-            {"AttributeName": "message_group_uuid", "AttributeType": "S"},
-        ],
-        "KeySchema": [
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        "GlobalSecondaryIndexes": [{
-            "IndexName": GSI_NAME,
-            "KeySchema": [
-                {"AttributeName": "message_group_uuid", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-    }
-    if provisioned:
-        throughput = {"ReadCapacityUnits": read_capacity, "WriteCapacityUnits": write_capacity}
-        definition["BillingMode"] = "PROVISIONED"
-        definition["ProvisionedThroughput"] = throughput
-        definition["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"] = dict(throughput)
-    else:
-        definition["BillingMode"] = "PAY_PER_REQUEST"
-    return definition
+def key_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {"pk": item["pk"], "sk": item["sk"]}
 
 
 class KeyTaken(Exception):
@@ -307,13 +139,54 @@ class Page:
     consumed: dict[str, Any] | None = None
 
 
+class _Expression:
+    """Names and values of one request's expressions, as placeholders (#n0, :v0), so that no
+    attribute name can clash with one of DynamoDB's reserved words."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = _serializer.serialize(value)
+        return placeholder
+
+    def still(self, expect: Mapping[str, Any]) -> str:
+        """"The item exists and each attribute of `expect` holds its value (None: is absent)"."""
+        parts = ["attribute_exists(pk)"]
+        for attribute, value in expect.items():
+            name = self.name(attribute)
+            parts.append(f"attribute_not_exists({name})" if value is None
+                         else f"{name} = {self.value(value)}")
+        return " AND ".join(parts)
+
+    def arguments(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.names:
+            out["ExpressionAttributeNames"] = self.names
+        if self.values:
+            out["ExpressionAttributeValues"] = self.values
+        return out
+
+
 class Ddb:
-    """The messages table through one boto3 client. Holds no state beyond the client and names.
+    """One table through one boto3 client. Holds no state beyond the client and the table's name.
     Every call's errors come out translated (see `translate`)."""
 
-    def __init__(self, settings: Settings, client: Any | None = None):
-        self.table = settings.ddb_table
-        self.client = client or aws.client(settings, "dynamodb")
+    def __init__(self, settings: "Settings | Any", client: Any | None = None):
+        self.table: str = settings.ddb_table
+        if client is None:
+            # here rather than at the top: the stream Lambda ships this file without lib/aws.py
+            # (it always gives its client)
+            from lib import aws
+            client = aws.client(settings, "dynamodb")
+        self.client = client
 
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -339,44 +212,33 @@ class Ddb:
             return False
         return status in ("ACTIVE", "UPDATING")
 
-    def create_table(self, provisioned: bool = False, read_capacity: int = 5,
-                     write_capacity: int = 5) -> bool:
-        """Create the table with its GSI and stream, and TTL on expires_at; False when it already
-        exists (its TTL is then turned on if it is off, as on a table the bootcamp created)."""
+    def create_table(self, definition: Mapping[str, Any]) -> bool:
+        """Create the table from CreateTable arguments (TableName is this table's) and wait until
+        it is ACTIVE; False when it already exists."""
         if self.table_exists():
-            self.ensure_ttl()
             return False
-        self._call("create_table", **table_definition(self.table, provisioned, read_capacity,
-                                                      write_capacity))
+        self._call("create_table", **{**definition, "TableName": self.table})
         self.client.get_waiter("table_exists").wait(TableName=self.table,
                                                     WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-        self.ensure_ttl()
-        self.put(layout_item())  # a new table holds no group without a header
         return True
 
-    def ensure_ttl(self) -> str:
-        """TTL on expires_at, so that DynamoDB deletes idempotency records once expired: the
-        table's TTL status afterwards. Left alone when already on (DynamoDB refuses to enable it
-        twice) or on another attribute (that is the operator's choice; we only warn)."""
+    def ensure_ttl(self, attribute: str) -> str:
+        """TTL on `attribute`, so that DynamoDB deletes items once past it: the table's TTL status
+        afterwards. Left alone when already on (DynamoDB refuses to enable it twice) or on another
+        attribute (that is the operator's choice; we only warn)."""
         described = self._call("describe_time_to_live", TableName=self.table)["TimeToLiveDescription"]
         status = described.get("TimeToLiveStatus", "DISABLED")
         if status in ("ENABLED", "ENABLING"):
-            if described.get("AttributeName") != TTL_ATTRIBUTE:
-                log.warning("table %s has TTL on %s, not %s: idempotency records will not be deleted",
-                            self.table, described.get("AttributeName"), TTL_ATTRIBUTE)
+            if described.get("AttributeName") != attribute:
+                log.warning("table %s has TTL on %s, not %s: expired items will not be deleted",
+                            self.table, described.get("AttributeName"), attribute)
             return status
         if status == "DISABLING":  # DynamoDB refuses a change until this ends (up to an hour)
-            log.warning("table %s is disabling TTL: enable it on %s later", self.table, TTL_ATTRIBUTE)
+            log.warning("table %s is disabling TTL: enable it on %s later", self.table, attribute)
             return status
         answer = self._call("update_time_to_live", TableName=self.table,
-                            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+                            TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
         return "ENABLED" if answer["TimeToLiveSpecification"]["Enabled"] else status
-
-    def layout_version(self) -> int:
-        """LAYOUT_VERSION once the table is in the current layout; 1 for a table that may hold
-        the week-5 backend's groups without headers."""
-        item = self.get(LAYOUT_KEY, consistent=False)
-        return int(item["version"]) if item else 1
 
     def delete_table(self) -> bool:
         """Delete the table; False when it did not exist."""
@@ -386,152 +248,132 @@ class Ddb:
         return True
 
     # -- reads ---------------------------------------------------------------------------------
-    def query_partition(self, pk: str, limit: int, newest_first: bool = True,
-                        after_sk: str | None = None, **extra: Any) -> Page:
-        """One page of a partition in sk order."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
-            "ScanIndexForward": not newest_first,
-            "Limit": limit,
-            **extra,
-        }
+    def get(self, key: Mapping[str, str], consistent: bool = True,
+            attributes: Iterable[str] | None = None) -> dict[str, Any] | None:
+        expression = _Expression()
+        extra: dict[str, Any] = {}
+        if attributes:
+            extra["ProjectionExpression"] = ", ".join(expression.name(a) for a in attributes)
+        response = self._call("get_item", TableName=self.table, Key=serialize(key),
+                              ConsistentRead=consistent, **extra, **expression.arguments())
+        item = response.get("Item")
+        return deserialize(item) if item else None
+
+    def _query_arguments(self, pk: str, *, limit: int | None, newest_first: bool,
+                         after_sk: str | None, sk_from: str | None, sk_to: str | None,
+                         consistent: bool, attributes: Iterable[str] | None,
+                         where: Mapping[str, Any] | None, **extra: Any) -> dict[str, Any]:
+        expression = _Expression()
+        condition = f"pk = {expression.value(pk)}"
+        if sk_from is not None and sk_to is not None:
+            condition += f" AND sk BETWEEN {expression.value(sk_from)} AND {expression.value(sk_to)}"
+        elif sk_from is not None:
+            condition += f" AND sk >= {expression.value(sk_from)}"
+        elif sk_to is not None:
+            condition += f" AND sk <= {expression.value(sk_to)}"
+        kwargs: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": condition,
+                                  "ScanIndexForward": not newest_first, **extra}
+        if consistent:
+            kwargs["ConsistentRead"] = True
+        if limit is not None:
+            kwargs["Limit"] = limit
         if after_sk is not None:
-            kwargs["ExclusiveStartKey"] = {"pk": {"S": pk}, "sk": {"S": after_sk}}
-        response = self._call("query", **kwargs)
+            kwargs["ExclusiveStartKey"] = serialize({"pk": pk, "sk": after_sk})
+        if where:
+            kwargs["FilterExpression"] = " AND ".join(
+                f"{expression.name(a)} = {expression.value(v)}" for a, v in where.items())
+        if attributes:
+            kwargs["ProjectionExpression"] = ", ".join(expression.name(a) for a in attributes)
+        return {**kwargs, **expression.arguments()}
+
+    def query(self, pk: str, *, limit: int | None = None, newest_first: bool = False,
+              after_sk: str | None = None, sk_from: str | None = None, sk_to: str | None = None,
+              consistent: bool = False, attributes: Iterable[str] | None = None,
+              where: Mapping[str, Any] | None = None, **extra: Any) -> Page:
+        """One page of a partition in sk order (newest first when asked): at most `limit` items,
+        after `after_sk`, with sk_from <= sk <= sk_to, of those only the ones whose attributes
+        equal `where`'s (a filter: the items it drops are read and paid for too), with only
+        `attributes`. `extra` goes to DynamoDB as it is (the benchmark's ReturnConsumedCapacity)."""
+        response = self._call("query", **self._query_arguments(
+            pk, limit=limit, newest_first=newest_first, after_sk=after_sk, sk_from=sk_from,
+            sk_to=sk_to, consistent=consistent, attributes=attributes, where=where, **extra))
         last = response.get("LastEvaluatedKey")
         return Page([deserialize(i) for i in response.get("Items", [])],
                     last["sk"]["S"] if last else None, response.get("ConsumedCapacity"))
 
-    def messages_page(self, message_group_uuid: str, limit: int,
-                      after_sk: str | None = None, **extra: Any) -> Page:
-        """Pattern A: a group's messages, newest first."""
-        return self.query_partition(message_pk(message_group_uuid), limit, True, after_sk, **extra)
-
-    def groups_page(self, user_uuid: str, limit: int,
-                    after_sk: str | None = None, **extra: Any) -> Page:
-        """Pattern B: a user's group rows, most recent conversation first."""
-        return self.query_partition(group_pk(user_uuid), limit, True, after_sk, **extra)
-
-    def group_rows(self, message_group_uuid: str) -> list[dict]:
-        """Both participants' rows of a group, through the GSI."""
-        response = self._call(
-            "query", TableName=self.table, IndexName=GSI_NAME,
-            KeyConditionExpression="message_group_uuid = :g",
-            ExpressionAttributeValues={":g": {"S": message_group_uuid}},
-        )
-        return [deserialize(i) for i in response.get("Items", [])]
-
-    def conversation_between(self, owner_uuid: str, other_uuid: str) -> str | None:
-        """The most recent group of `owner`'s rows that names `other`, read from the table
-        (consistently): how a week-5 group, whose uuid is not derived from its pair, is found.
-        Reads the owner's whole partition: only for tables not yet migrated."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "ConsistentRead": True, "ScanIndexForward": False,
-            "KeyConditionExpression": "pk = :pk", "FilterExpression": "user_uuid = :other",
-            "ExpressionAttributeValues": {":pk": {"S": group_pk(owner_uuid)}, ":other": {"S": str(other_uuid)}},
-            "ProjectionExpression": "message_group_uuid",
-        }
-        first = next(self._query_items(kwargs), None)
-        return first["message_group_uuid"]["S"] if first else None
-
-    def rows_of(self, owner_uuid: str, message_group_uuid: str) -> list[dict[str, Any]]:
-        """`owner`'s rows of the group, oldest first, read from the table itself (consistently):
-        what the index does not show yet. Reads the owner's whole partition: the rare case."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "ConsistentRead": True,
-            "KeyConditionExpression": "pk = :pk", "FilterExpression": "message_group_uuid = :g",
-            "ExpressionAttributeValues": {":pk": {"S": group_pk(owner_uuid)},
-                                          ":g": {"S": message_group_uuid}},
-        }
-        return self._query_all(kwargs)
-
-    def _query_all(self, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every item of a Query, page after page, deserialized."""
-        return [deserialize(i) for i in self._query_items(kwargs)]
-
-    def _query_items(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """A Query's items as the wire gives them, page after page; the next page is asked for
-        only when the caller goes on past this one's last item."""
+    def query_items(self, pk: str, *, newest_first: bool = False, sk_from: str | None = None,
+                    sk_to: str | None = None, consistent: bool = False,
+                    attributes: Iterable[str] | None = None,
+                    where: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item `query` would give, page after page; the next page is asked for only when
+        the caller goes on past this one's last item."""
+        kwargs = self._query_arguments(pk, limit=None, newest_first=newest_first, after_sk=None,
+                                       sk_from=sk_from, sk_to=sk_to, consistent=consistent,
+                                       attributes=attributes, where=where)
         while True:
             response = self._call("query", **kwargs)
-            yield from response.get("Items", [])
+            yield from (deserialize(i) for i in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 return
             kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
-    def count_unread(self, message_group_uuid: str, reader_uuid: str, after: str, up_to: str,
-                     cap: int) -> int:
-        """The messages of the group not sent by `reader` with after < sk <= up_to, counted up
-        to `cap` (a consistent Query, oldest first, that stops there). The stream Lambda keeps
-        the same count in each row (with its own copy of this loop)."""
-        if after >= up_to:
-            return 0
+    def query_index(self, index: str, attribute: str, value: str) -> list[dict[str, Any]]:
+        """Every item of a global secondary index whose hash key `attribute` is `value`. An index
+        is eventually consistent: it may not show a write yet, or still show what has changed."""
+        expression = _Expression()
         kwargs: dict[str, Any] = {
-            "TableName": self.table, "ConsistentRead": True,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :after AND :up_to",
-            "ExpressionAttributeValues": {":pk": {"S": message_pk(message_group_uuid)},
-                                          ":after": {"S": after or " "}, ":up_to": {"S": up_to}},
-            **projection(("sk", "user_uuid")),
-        }
-        count = 0
-        for item in self._query_items(kwargs):
-            if item["sk"]["S"] > after and item.get("user_uuid", {}).get("S") != str(reader_uuid):
-                count += 1
-                if count >= cap:
-                    break
-        return count
-
-    def mark_read(self, row: Mapping[str, Any], up_to: str, unread_count: int) -> None:
-        """Set the row's read marker and count, if the row is still there, this group's, and
-        still carries the marker it was read with; else KeyTaken (holding the row as it is now,
-        when it is there)."""
-        seen = row.get("read_up_to")
-        values: dict[str, Any] = {":up_to": {"S": up_to}, ":count": {"N": str(unread_count)},
-                                  ":g": {"S": row["message_group_uuid"]}}
-        condition = "attribute_exists(pk) AND message_group_uuid = :g AND "
-        if seen:
-            condition += "read_up_to = :seen"
-            values[":seen"] = {"S": seen}
-        else:
-            condition += "attribute_not_exists(read_up_to)"
-        self._call("update_item", TableName=self.table,
-                   Key=serialize({"pk": row["pk"], "sk": row["sk"]}),
-                   UpdateExpression="SET read_up_to = :up_to, unread_count = :count",
-                   ConditionExpression=condition, ExpressionAttributeValues=values,
-                   ReturnValuesOnConditionCheckFailure="ALL_OLD")
-
-    def unread_rows(self, user_uuid: str) -> list[dict[str, Any]]:
-        """The user's group rows that count unread messages, newest first: one Query of their
-        partition (filtered; further pages only past 1 MB of rows)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "ScanIndexForward": False,
-            "KeyConditionExpression": "pk = :pk", "FilterExpression": "unread_count > :zero",
-            "ExpressionAttributeValues": {":pk": {"S": group_pk(user_uuid)}, ":zero": {"N": "0"}},
-            **projection(("sk", "message_group_uuid", "unread_count")),
-        }
-        return self._query_all(kwargs)
-
-    def get(self, key: Mapping[str, str], consistent: bool = True) -> dict | None:
-        response = self._call("get_item", TableName=self.table, Key=serialize(key),
-                              ConsistentRead=consistent)
-        item = response.get("Item")
-        return deserialize(item) if item else None
+            "TableName": self.table, "IndexName": index,
+            "KeyConditionExpression": f"{expression.name(attribute)} = {expression.value(value)}",
+            **expression.arguments()}
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._call("query", **kwargs)
+            items.extend(deserialize(i) for i in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     # -- writes --------------------------------------------------------------------------------
     def put(self, item: Mapping[str, Any]) -> None:
         """Put (or replace) one item."""
         self._call("put_item", TableName=self.table, Item=serialize(item))
 
-    def put_new(self, item: Mapping[str, Any]) -> None:
-        """Put one item unless its key exists: else KeyTaken, holding what holds the key. An item
-        that expires (it carries expires_at) replaces one of its kind past its expires_at."""
-        condition: dict[str, Any] = (
-            {"ConditionExpression": NOT_EXISTS_OR_EXPIRED, "ExpressionAttributeValues": _now()}
-            if TTL_ATTRIBUTE in item else {"ConditionExpression": NOT_EXISTS})
+    def put_new(self, item: Mapping[str, Any], expires: str | None = None) -> None:
+        """Put one item unless its key exists: else KeyTaken, holding what holds the key. With
+        `expires` (the table's TTL attribute), an item held past that time counts as absent:
+        DynamoDB's TTL deletes it up to days late."""
+        if expires is None:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            expression = _Expression()
+            condition = {"ConditionExpression": f"attribute_not_exists(pk) OR "
+                                                f"{expression.name(expires)} < {expression.value(epoch_now())}",
+                         **expression.arguments()}
         self._call("put_item", TableName=self.table, Item=serialize(item),
                    ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
+
+    def update_if(self, key: Mapping[str, str], values: Mapping[str, Any],
+                  expect: Mapping[str, Any]) -> None:
+        """Set `values` on the item at `key` only if it exists and each attribute of `expect`
+        still holds its value (None: is still absent); else KeyTaken, holding the item as it is
+        now when there is one."""
+        expression = _Expression()
+        condition = expression.still(expect)
+        assignments = ", ".join(f"{expression.name(a)} = {expression.value(v)}" for a, v in values.items())
+        self._call("update_item", TableName=self.table, Key=serialize(key),
+                   UpdateExpression=f"SET {assignments}", ConditionExpression=condition,
+                   ReturnValuesOnConditionCheckFailure="ALL_OLD", **expression.arguments())
+
+    def delete_if(self, key: Mapping[str, str], expect: Mapping[str, Any]) -> bool:
+        """Delete the item at `key` only if it exists and each attribute of `expect` still holds
+        its value (None: is still absent); False when it did not."""
+        expression = _Expression()
+        try:
+            self._call("delete_item", TableName=self.table, Key=serialize(key),
+                       ConditionExpression=expression.still(expect), **expression.arguments())
+            return True
+        except KeyTaken:
+            return False
 
     def batch_write(self, items: Iterable[Mapping[str, Any]],
                     on_progress: Callable[[int], None] | None = None,

@@ -10,12 +10,12 @@ from lib import aws, cognito
 from lib.cache import Cache
 from lib.cognito_jwt_token import CognitoJwtToken
 from lib.config import Settings
+from lib.conversations import ConversationStore
 from lib.cursor import Cursors
 from lib.db import Db
-from lib.ddb import LAYOUT_VERSION, Ddb
+from lib.ddb import Ddb
 
 log = logging.getLogger(__name__)
-LAYOUT_RECHECK_SECONDS = 300.0
 # How long a readiness answer is reused: probes every few seconds from several load balancers
 # cost the stores one check per process in that time.
 READINESS_SECONDS = 5.0
@@ -25,26 +25,17 @@ READINESS_SECONDS = 5.0
 class Backend:
     settings: Settings
     db: Db
-    ddb: Ddb
+    # the messages table, as conversations (it holds its own caches: who takes part in a group,
+    # which conversation a pair has, the table's layout version)
+    conversations: ConversationStore
     tokens: CognitoJwtToken
     cursors: Cursors
     # Cognito sub -> user row, for a short time: users rarely change.
     users: Cache[dict[str, Any]]
-    # message_group_uuid -> its two participants: fixed when the group is created, so kept for good.
-    membership: Cache[tuple[str, ...]]
-    # a pair's derived group uuid -> the pair's conversation, where that is another (a week-5
-    # group, with a random uuid): kept for good too.
-    pairs: Cache[str]
-    # the table's layout version (lib/ddb.py), re-read every few minutes: a migration may end.
-    layout: Cache[int]
     # the table through a client that tries once and gives up within seconds, for the readiness
     # check; and that check's last answer, for a few seconds (services/readiness.py)
     store_probe: Ddb
     readiness: Cache[dict[str, bool]]
-
-    def layout_current(self) -> bool:
-        """Whether every group of the table has its header (no week-5 group left to look for)."""
-        return self.layout.get_or_load("version", self.ddb.layout_version) >= LAYOUT_VERSION
 
     @staticmethod
     def pool_asker(settings: Settings) -> Callable[[str], Any]:
@@ -62,13 +53,10 @@ class Backend:
         return cls(
             settings=settings,
             db=db or Db(settings),
-            ddb=ddb or Ddb(settings, aws.client(settings, "dynamodb", lean=True)),
+            conversations=ConversationStore(ddb or Ddb(settings, aws.client(settings, "dynamodb", lean=True))),
             tokens=CognitoJwtToken(settings, still_valid=cls.pool_asker(settings)),
             cursors=Cursors(secret.encode()),
             users=Cache(max_size=10_000, ttl=settings.user_cache_seconds),
-            membership=Cache(max_size=100_000),
-            pairs=Cache(max_size=100_000),
-            layout=Cache(max_size=1, ttl=LAYOUT_RECHECK_SECONDS),
             store_probe=Ddb(settings, aws.client(settings, "dynamodb", quick=True)),
             readiness=Cache(max_size=1, ttl=READINESS_SECONDS),
         )

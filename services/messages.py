@@ -7,10 +7,7 @@ from services import validation
 from services.backend import Backend
 from services.membership import require_participant
 from services.pages import page_of
-from lib.ddb import projection
-from services.shapes import MESSAGE_ATTRIBUTES, message_json
-
-READ = projection(MESSAGE_ATTRIBUTES)
+from services.shapes import message_json
 
 
 class Messages:
@@ -19,8 +16,8 @@ class Messages:
             cursor: str | None = None) -> tuple[list[dict[str, str]], str | None]:
         group = validation.canonical_uuid(message_group_uuid, not_found=True)
         require_participant(backend, group, caller["uuid"])
-        items, next_cursor = page_of(
-            backend, f"A:{caller['uuid']}:{group}", limit, cursor,
-            lambda n, after: backend.ddb.messages_page(group, n, after, **READ))
+        messages, next_cursor = page_of(
+            backend, f"A:{caller['uuid']}:{group}", cursor,
+            lambda after: backend.conversations.messages(group, limit, after))
         # Read newest first (so the page is the latest), shown oldest first.
-        return [message_json(i) for i in reversed(items)], next_cursor
+        return [message_json(m) for m in reversed(messages)], next_cursor

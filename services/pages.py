@@ -1,20 +1,18 @@
-"""Cursor pagination shared by patterns A and B."""
+"""Cursor pagination shared by patterns A and B: the store's page positions, signed and bound to
+who asked for what (lib/cursor.py), so a cursor cannot be forged or replayed elsewhere."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable, TypeVar
 
-from lib.ddb import Page
+from lib.conversations import Page
 from services.backend import Backend
 
+T = TypeVar("T")
 
-def page_of(backend: Backend, scope: str, limit: int, cursor: str | None,
-            query: Callable[..., Page]) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of `query` (newest first) and the cursor of the next page, None on the last.
 
-    One item more than asked for is read, so that a next cursor is given only when something
-    really follows."""
+def page_of(backend: Backend, scope: str, cursor: str | None,
+            read: Callable[[str | None], Page[T]]) -> tuple[list[T], str | None]:
+    """One page of `read` and the cursor of the next page, None on the last."""
     after = backend.cursors.decode(scope, cursor) if cursor is not None else None
-    page = query(limit + 1, after)
-    items = page.items[:limit]
-    more = len(page.items) > limit
-    return items, (backend.cursors.encode(scope, items[-1]["sk"]) if more else None)
+    page = read(after)
+    return page.items, (backend.cursors.encode(scope, page.next_after) if page.next_after else None)

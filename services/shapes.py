@@ -1,40 +1,29 @@
-"""Stored items as the HTTP contract gives them (../shared/CONTRACT.md), and the attributes each
-shape reads (a list asks DynamoDB for those only)."""
+"""The store's values as the HTTP contract gives them (../shared/CONTRACT.md)."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-from lib.layout import UNREAD_CAP
-
-MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_display_name", "user_handle")
-GROUP_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_display_name", "user_handle",
-                    "unread_count")
+from lib.conversations import Conversation, Message
 
 
-def unread(row: Mapping[str, Any]) -> int:
-    """A group row's unread count as shown: 0 for a row without one (written before there were
-    counts), at most UNREAD_CAP."""
-    return min(int(row.get("unread_count") or 0), UNREAD_CAP)
-
-
-def message_json(item: Mapping[str, Any]) -> dict[str, str]:
-    """A message item as pattern A and the POST reply give it."""
+def message_json(message: Message) -> dict[str, str]:
+    """A message as pattern A and the POST reply give it."""
     return {
-        "uuid": item["message_uuid"],
-        "display_name": item["user_display_name"],
-        "handle": item["user_handle"],
-        "message": item["message"],
-        "created_at": item["sk"],
+        "uuid": message.uuid,
+        "display_name": message.display_name,
+        "handle": message.handle,
+        "message": message.text,
+        "created_at": message.created_at,
     }
 
 
-def group_json(item: Mapping[str, Any]) -> dict[str, str]:
-    """A group row as pattern B gives it."""
+def group_json(conversation: Conversation) -> dict[str, Any]:
+    """A conversation as pattern B gives it."""
     return {
-        "uuid": item["message_group_uuid"],
-        "display_name": item["user_display_name"],
-        "handle": item["user_handle"],
-        "message": item["message"],
-        "created_at": item["sk"],
-        "unread_count": unread(item),
+        "uuid": conversation.message_group_uuid,
+        "display_name": conversation.display_name,
+        "handle": conversation.handle,
+        "message": conversation.last_message,
+        "created_at": conversation.last_message_at,
+        "unread_count": conversation.unread_count,
     }

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from lib import ddb as layout
 from lib import identity
 from lib.text import is_blank
 from lib.errors import MalformedRequest, NotFound, InvalidInput
@@ -86,9 +85,9 @@ def idempotency_key(value: str | None) -> str | None:
     return value
 
 
-def message_time(value: Any, code: str = "up_to_invalid") -> str:
-    """A message's created_at as the API gives it (ISO-8601 with a time zone), in the table's own
-    form (UTC, microseconds, +00:00), so that it compares with stored times as strings do."""
+def message_time(value: Any, code: str = "up_to_invalid") -> datetime:
+    """A message's created_at as the API gives it (ISO-8601 with a time zone), as a moment in UTC
+    (years 1 to 9999 there)."""
     if isinstance(value, str) and len(value) <= 40:
         try:
             moment = datetime.fromisoformat(value)
@@ -96,7 +95,7 @@ def message_time(value: Any, code: str = "up_to_invalid") -> str:
             moment = None
         if moment is not None and moment.tzinfo is not None:
             try:
-                return layout.iso(moment)
+                return moment.astimezone(timezone.utc)
             except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 is before year 1 in UTC
                 raise InvalidInput(code, detail="a time out of range") from None
     raise InvalidInput(code, detail="the created_at of a message, e.g. 2026-01-01T00:00:00.000000+00:00")

@@ -15,6 +15,7 @@ from lib import config
 from lib.config import Settings
 from lib.ddb import Ddb
 from devstack import LocalSettings, Stack, access_token, free_port, start_api, start_stores
+from tests import tables
 
 
 def private_temp_dir(prefix: str) -> Path:
@@ -30,6 +31,17 @@ def pg_data_dir() -> Path:
     path = private_temp_dir("cruddur-test-pg-") / "data"
     yield path
     shutil.rmtree(path.parent, ignore_errors=True)
+
+
+# The fixtures that start the local stores (and those that need them).
+STORE_FIXTURES = {"settings", "fresh_table", "pg_data_dir"}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked fast (`./bin/test -m fast`) may not start PostgreSQL or moto."""
+    used = STORE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if item.get_closest_marker("fast") and used:
+        pytest.fail(f"a fast test may not use {sorted(used)}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +99,7 @@ def harsh(settings: Settings):
 def fresh_table(settings: Settings) -> Settings:
     """Settings pointing at a new, empty messages table of the same shape, for tests that write."""
     fresh = settings.with_(ddb_table=f"test-{uuid.uuid4().hex[:12]}")
-    Ddb(fresh).create_table()
+    tables.create_table(Ddb(fresh))
     yield fresh
     Ddb(fresh).delete_table()
 

@@ -31,7 +31,8 @@ from jose import jwt as jose_jwt
 from openapi_schema_validator import OAS30Validator
 
 from lib import aws, config
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
 from lib.config import Settings
 from devstack import LocalSettings
 
@@ -563,7 +564,7 @@ def test_pagination_through_130_messages_misses_and_repeats_nothing(api, pair, s
                                            "handle": s.handle},
                                    f"message {i}", layout.iso(base + timedelta(seconds=i)))
                for i, s in zip(range(130), [a, b] * 65)]
-    layout.Ddb(settings).batch_write(written)
+    dynamo.Ddb(settings).batch_write(written)
     expected = {m["message_uuid"] for m in written} | {m["uuid"] for m in first}
     assert len(expected) == 131
 
@@ -997,7 +998,7 @@ def test_an_idempotency_key_past_its_expiry_counts_as_unused(api, users: Users, 
     a, b = users.make("ea"), users.make("eb")
     key = f"expiring-{uuid.uuid4()}"
     first = send(api, a, "first use", to=b, key=key)
-    table = layout.Ddb(settings)
+    table = dynamo.Ddb(settings)
     record = table.get(layout.idempotency_key(a.uuid, key))
     table.put({**record, "expires_at": int(time.time()) - 60})  # as if a day had passed
     again = send(api, a, "a different message", group=first["message_group_uuid"], key=key)

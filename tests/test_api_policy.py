@@ -6,7 +6,8 @@ import json
 import uuid
 
 from app import create_app
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
 from lib.config import ROOT
 from devstack import access_token
 from test_stream_lambda import PolicyRecorder, allowed
@@ -17,10 +18,10 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
     # a table as the week-5 backend left it, so that the header-less paths run too
     app = create_app(fresh_table.with_(cursor_secret="policy"))
     backend = app.extensions["backend"]
-    backend.ddb.client.delete_item(TableName=fresh_table.ddb_table, Key=layout.serialize(layout.LAYOUT_KEY))
-    recorder = PolicyRecorder(backend.ddb.client)
+    backend.conversations.table.client.delete_item(TableName=fresh_table.ddb_table, Key=dynamo.serialize(layout.LAYOUT_KEY))
+    recorder = PolicyRecorder(backend.conversations.table.client)
     for operation in ("put_item", "batch_write_item"):  # the API's own single writes
-        real = getattr(backend.ddb.client, operation)
+        real = getattr(backend.conversations.table.client, operation)
 
         def noted(real=real, operation=operation, **params):
             if operation == "put_item":
@@ -28,7 +29,7 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
             return real(**params)
 
         setattr(recorder, operation, noted)
-    backend.ddb.client = recorder
+    backend.conversations.table.client = recorder
     real_probe = backend.store_probe.client  # the readiness check's own client
     probe = PolicyRecorder(real_probe)
     probe.describe_table = lambda **params: probe.needed.add(("DescribeTable", "table", None)) or \

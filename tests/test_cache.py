@@ -8,6 +8,8 @@ import pytest
 
 from lib.cache import Cache
 
+pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
+
 
 class Clock:
     def __init__(self) -> None:

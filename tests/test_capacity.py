@@ -1,8 +1,13 @@
 """bench/capacity.py: DynamoDB's published capacity rules, applied to items in wire format."""
 from __future__ import annotations
 
+import pytest
+
 from bench import capacity
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
+
+pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 
 ANA = {"uuid": "0b3c5f52-7d5e-4d43-9d6b-0ab3c4f1a001", "display_name": "Ana", "handle": "ana"}
 BO = {"uuid": "0b3c5f52-7d5e-4d43-9d6b-0ab3c4f1a002", "display_name": "Bo", "handle": "bo"}
@@ -26,23 +31,23 @@ def test_units_round_up_per_kilobyte_written_and_four_read():
 
 
 def test_a_group_row_costs_an_index_write_a_message_does_not():
-    row = layout.serialize(layout.group_row(ANA["uuid"], BO, "g", "hi", "2030-01-01T00:00:00.000000+00:00"))
-    message = layout.serialize(layout.message_item("g", ANA, "hi", "2030-01-01T00:00:00.000000+00:00"))
+    row = dynamo.serialize(layout.group_row(ANA["uuid"], BO, "g", "hi", "2030-01-01T00:00:00.000000+00:00"))
+    message = dynamo.serialize(layout.message_item("g", ANA, "hi", "2030-01-01T00:00:00.000000+00:00"))
     assert capacity.write_cost(row, None, done=True) == (1, 1)
     assert capacity.write_cost(message, None, done=True) == (1, 0)
     assert capacity.write_cost(None, row, done=True) == (1, 1)        # a delete leaves the index
     assert capacity.write_cost(row, row, done=False) == (1, 0)        # refused: the table's only
     assert capacity.write_cost(row, None, done=True, transactional=True) == (2, 1)
-    big = layout.serialize(layout.message_item("g", ANA, "x" * 1500, "t"))
+    big = dynamo.serialize(layout.message_item("g", ANA, "x" * 1500, "t"))
     assert capacity.write_cost(big, None, done=True) == (2, 0)
 
 
 def test_a_move_without_a_transaction_costs_what_the_issue_allows():
     """A message end to end at one message per batch: its put, then per participant a put of
     the new row and the delete of the old one: 9 write units, against 13 in one transaction."""
-    message = layout.serialize(layout.message_item("g", ANA, "hi", "t1"))
-    old = [layout.serialize(layout.group_row(a["uuid"], b, "g", "hi", "t0")) for a, b in ((ANA, BO), (BO, ANA))]
-    new = [layout.serialize(layout.group_row(a["uuid"], b, "g", "hi", "t1")) for a, b in ((ANA, BO), (BO, ANA))]
+    message = dynamo.serialize(layout.message_item("g", ANA, "hi", "t1"))
+    old = [dynamo.serialize(layout.group_row(a["uuid"], b, "g", "hi", "t0")) for a, b in ((ANA, BO), (BO, ANA))]
+    new = [dynamo.serialize(layout.group_row(a["uuid"], b, "g", "hi", "t1")) for a, b in ((ANA, BO), (BO, ANA))]
     api = capacity.Usage(*capacity.write_cost(message, None, done=True))
     moves = capacity.Usage()
     for before, after in zip(old, new):

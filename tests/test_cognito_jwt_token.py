@@ -23,6 +23,8 @@ from lib.cognito_jwt_token import (KEYS_MAX_AGE_SECONDS, REFETCH_INTERVAL_SECOND
 from lib.config import Settings
 from lib.errors import Unauthenticated, Unavailable
 
+pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
+
 POOL = "us-east-1_TestPool"
 CLIENT = "test-client-id"
 SETTINGS = Settings(aws_region="us-east-1", cognito_user_pool_id=POOL, cognito_client_id=CLIENT,

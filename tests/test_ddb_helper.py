@@ -11,11 +11,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lib import aws
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import ConversationStore, layout
 from lib.db import Db
 from lib.ddb import Ddb, KeyTaken
 from devstack import seed as local_seed
-from services.shapes import message_json
+from tests import tables
 
 ALICE = {"uuid": "11111111-1111-4111-8111-111111111111", "display_name": "Alice A", "handle": "alice"}
 BOB = {"uuid": "22222222-2222-4222-8222-222222222222", "display_name": "Bob B", "handle": "bob"}
@@ -30,7 +31,7 @@ def scan_all(settings) -> list[dict]:
     client = Ddb(settings).client
     items = []
     for page in client.get_paginator("scan").paginate(TableName=settings.ddb_table):
-        items += [layout.deserialize(i) for i in page["Items"]]
+        items += [dynamo.deserialize(i) for i in page["Items"]]
     return [i for i in items if i["pk"] != layout.LAYOUT_KEY["pk"]]
 
 
@@ -56,7 +57,7 @@ def test_table_is_on_demand_by_default(settings):
 
 def test_table_is_provisioned_with_the_flag(settings):
     provisioned = settings.with_(ddb_table=f"test-prov-{uuid.uuid4().hex[:8]}")
-    assert Ddb(provisioned).create_table(provisioned=True, read_capacity=3, write_capacity=4) is True
+    assert tables.create_table(Ddb(provisioned), provisioned=True, read_capacity=3, write_capacity=4) is True
     try:
         table = describe(provisioned)
         assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
@@ -64,7 +65,7 @@ def test_table_is_provisioned_with_the_flag(settings):
         assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
         assert table["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
         # a second schema-load leaves the existing table alone
-        assert Ddb(provisioned).create_table() is False
+        assert tables.create_table(Ddb(provisioned)) is False
     finally:
         assert Ddb(provisioned).delete_table() is True
     assert Ddb(provisioned).delete_table() is False
@@ -84,9 +85,9 @@ def test_schema_load_turns_ttl_on_for_a_table_made_without_it(settings):
     table.client.create_table(**layout.table_definition(old.ddb_table))
     try:
         assert ttl_of(old) == ("DISABLED", None)
-        assert table.create_table() is False
+        assert tables.create_table(table) is False
         assert ttl_of(old) == ("ENABLED", "expires_at")
-        assert table.create_table() is False and table.ensure_ttl() == "ENABLED"
+        assert tables.create_table(table) is False and ConversationStore(table).ensure_ttl() == "ENABLED"
     finally:
         table.delete_table()
 
@@ -98,7 +99,7 @@ def test_ttl_on_another_attribute_is_left_alone_with_a_warning(settings, caplog)
     table.client.update_time_to_live(TableName=other.ddb_table, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "purge_at"})
     try:
-        assert table.ensure_ttl() == "ENABLED"
+        assert ConversationStore(table).ensure_ttl() == "ENABLED"
         assert ttl_of(other) == ("ENABLED", "purge_at")
         assert "not expires_at" in caplog.text
     finally:
@@ -136,8 +137,6 @@ def test_message_item_names_the_sender_and_round_trips():
     uuid.UUID(item["message_uuid"])
     assert layout.message_group_uuid_of(item) == "g1"
     assert layout.message_item("g1", ALICE, "hi", "t", message_uuid="m1")["message_uuid"] == "m1"
-    assert message_json(item) == {"uuid": item["message_uuid"], "display_name": "Alice A",
-                                         "handle": "alice", "message": "hi", "created_at": item["sk"]}
 
 
 def test_header_item_sorts_participants():
@@ -148,8 +147,8 @@ def test_header_item_sorts_participants():
 
 def test_serialize_round_trip():
     item = {"pk": "a", "n": 3, "participants": ["x", "y"], "flag": True}
-    assert layout.serialize(item)["pk"] == {"S": "a"}
-    assert layout.deserialize(layout.serialize(item)) == item
+    assert dynamo.serialize(item)["pk"] == {"S": "a"}
+    assert dynamo.deserialize(dynamo.serialize(item)) == item
 
 
 def test_group_uuid_is_symmetric_and_deterministic():
@@ -198,12 +197,12 @@ def test_messages_page_paginates_newest_first(fresh_table):
              for i in range(7)]
     # another group's messages must not leak in
     ddb.batch_write(items + [layout.message_item("other", ALICE, "x", layout.iso(start))])
-    seen, pages = collect(lambda limit, after: ddb.messages_page(g, limit, after), 3)
+    seen, pages = collect(lambda limit, after: tables.messages_page(ddb, g, limit, after), 3)
     assert [m["message"] for m in seen] == [f"m{i}" for i in reversed(range(7))]
     assert pages == 3
-    first = ddb.messages_page(g, 3)
+    first = tables.messages_page(ddb, g, 3)
     assert first.next_sk == first.items[-1]["sk"]
-    assert ddb.messages_page(g, 10).next_sk is None
+    assert tables.messages_page(ddb, g, 10).next_sk is None
 
 
 def test_groups_page_paginates_most_recent_first(fresh_table):
@@ -214,9 +213,9 @@ def test_groups_page_paginates_most_recent_first(fresh_table):
                              f"last {i}", layout.iso(start + timedelta(days=i)))
             for i, o in enumerate(others)]
     ddb.batch_write(rows)
-    seen, _ = collect(lambda limit, after: ddb.groups_page(ALICE["uuid"], limit, after), 2)
+    seen, _ = collect(lambda limit, after: tables.groups_page(ddb, ALICE["uuid"], limit, after), 2)
     assert [r["user_handle"] for r in seen] == ["u4", "u3", "u2", "u1", "u0"]
-    assert ddb.groups_page(BOB["uuid"], 2).items == []
+    assert tables.groups_page(ddb, BOB["uuid"], 2).items == []
 
 
 def test_group_rows_through_the_gsi(fresh_table):
@@ -227,7 +226,7 @@ def test_group_rows_through_the_gsi(fresh_table):
                      layout.group_row(BOB["uuid"], ALICE, g, "hi", sk),
                      layout.message_item(g, ALICE, "hi", sk),
                      layout.header_item(g, [ALICE["uuid"], BOB["uuid"]], sk)])
-    rows = ddb.group_rows(g)
+    rows = tables.group_rows(ddb, g)
     assert sorted(r["pk"] for r in rows) == sorted([layout.group_pk(ALICE["uuid"]), layout.group_pk(BOB["uuid"])])
 
 
@@ -251,12 +250,12 @@ def test_a_cancelled_transaction_is_key_taken_naming_the_refused_positions(fresh
     ddb.put(b)
 
     def put(item):
-        return {"Put": {"TableName": ddb.table, "Item": layout.serialize(item),
+        return {"Put": {"TableName": ddb.table, "Item": dynamo.serialize(item),
                         "ConditionExpression": "attribute_not_exists(pk)",
                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
     with pytest.raises(ClientError) as cancelled:
         ddb.client.transact_write_items(TransactItems=[put(c), put(b)])
-    taken = layout.translate(cancelled.value)
+    taken = dynamo.translate(cancelled.value)
     assert isinstance(taken, KeyTaken)
     assert (taken.positions, taken.held) == ({1}, {1: b})
     assert ddb.get({"pk": "X#1", "sk": "c"}) is None, "nothing of a refused transaction is written"
@@ -381,9 +380,9 @@ def test_seeding_again_writes_nothing_twice_and_finishes_an_interrupted_seed(fre
         # cut short: the header and the last five messages never written
         group = next(i["message_group_uuid"] for i in scan_all(fresh_table) if i["pk"].startswith("GRP#"))
         client = ddb.client
-        client.delete_item(TableName=ddb.table, Key=layout.serialize(layout.header_key(group)))
-        for message in ddb.messages_page(group, 5).items:
-            client.delete_item(TableName=ddb.table, Key=layout.serialize({"pk": message["pk"], "sk": message["sk"]}))
+        client.delete_item(TableName=ddb.table, Key=dynamo.serialize(layout.header_key(group)))
+        for message in tables.messages_page(ddb, group, 5).items:
+            client.delete_item(TableName=ddb.table, Key=dynamo.serialize({"pk": message["pk"], "sk": message["sk"]}))
         written, _ = local_seed.seed(ddb, db)
         assert written == 6  # the five messages and the header
         assert sorted((i["pk"], i["sk"], i.get("message_uuid", "")) for i in scan_all(fresh_table)) == complete
@@ -415,11 +414,11 @@ def test_expiry_is_read_as_the_put_condition_reads_it(settings):
         table.put({**key, **held, "v": "old"})
         assert layout.expired({**key, **held}) is free
         if free:
-            table.put_new(record)
+            table.put_new(record, expires=layout.TTL_ATTRIBUTE)
             assert table.get(key)["v"] == "new"
         else:
             with pytest.raises(KeyTaken):
-                table.put_new(record)
+                table.put_new(record, expires=layout.TTL_ATTRIBUTE)
 
 
 def test_only_a_record_that_expires_asks_the_store_to_compare_expiry(settings):
@@ -440,15 +439,20 @@ def test_only_a_record_that_expires_asks_the_store_to_compare_expiry(settings):
              layout.group_row(ana["uuid"], bo, group, "hi", layout.now_iso())]
     record = {**layout.idempotency_key(ana["uuid"], "k"), "fingerprint": "f",
               "expires_at": int(time.time()) + 60}
-    for item in [*never, record]:
+    for item in never:
         table.put_new(item)
         with pytest.raises(KeyTaken):
             table.put_new(item)
+    for _ in range(2):
+        try:
+            table.put_new(record, expires=layout.TTL_ATTRIBUTE)
+        except KeyTaken:
+            pass
     plain = {"TableName": table.table, "ConditionExpression": "attribute_not_exists(pk)",
              "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
     assert asked[:6] == [plain] * 6
-    assert [a["ConditionExpression"] for a in asked[6:]] == [layout.NOT_EXISTS_OR_EXPIRED] * 2
-    assert all(":now" in a["ExpressionAttributeValues"] for a in asked[6:])
+    assert [a["ConditionExpression"] for a in asked[6:]] == ["attribute_not_exists(pk) OR #n0 < :v0"] * 2
+    assert all(a["ExpressionAttributeNames"] == {"#n0": "expires_at"} for a in asked[6:])
 
 
 def test_the_lean_clients_reads_equal_botocores_own_parse(fresh_table):
@@ -470,14 +474,14 @@ def test_the_lean_clients_reads_equal_botocores_own_parse(fresh_table):
         return {k: v for k, v in answer.items() if k != "ResponseMetadata"}
 
     for item in items:
-        key = layout.serialize({"pk": item["pk"], "sk": item["sk"]})
+        key = dynamo.serialize({"pk": item["pk"], "sk": item["sk"]})
         args = {"TableName": careful.table, "Key": key, "ReturnConsumedCapacity": "TOTAL"}
         assert strip(lean.client.get_item(**args)) == strip(careful.client.get_item(**args))
     query = {"TableName": careful.table, "KeyConditionExpression": "pk = :pk", "Limit": 2,
              "ExpressionAttributeValues": {":pk": {"S": layout.message_pk(group)}}}
     assert strip(lean.client.query(**query)) == strip(careful.client.query(**query))
     assert "LastEvaluatedKey" in lean.client.query(**query)
-    assert lean.messages_page(group, 3) == careful.messages_page(group, 3)
+    assert tables.messages_page(lean, group, 3) == tables.messages_page(careful, group, 3)
     # errors are parsed as usual
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         lean.client.get_item(TableName="no-such-table", Key=key)

@@ -202,8 +202,10 @@ def test_a_new_stack_over_a_table_that_exists_is_refused_before_anything_is_crea
 def test_failures_in_the_queue_are_replayed_from_the_stream(deployed):
     """Issue 24, item 10: a batch the stream Lambda gave up on (its failure message in the queue, as
     Lambda writes it) is applied again by bin/aws/replay-failures, and its message deleted."""
-    from lib import ddb as layout
+    from lib import ddb as dynamo
+    from lib.conversations import layout
     from lib.ddb import Ddb
+    from tests import tables
 
     stack, settings, env, _ = deployed
     cfn, sqs = aws.client(settings, "cloudformation"), aws.client(settings, "sqs")
@@ -225,12 +227,12 @@ def test_failures_in_the_queue_are_replayed_from_the_stream(deployed):
              "batchSize": 2, "streamArn": arn}
     sqs.send_message(QueueUrl=queue,
                      MessageBody=json.dumps({"version": "1.0", "DDBStreamBatchInfo": batch}))
-    assert table.groups_page(a["uuid"], 10).items == []
+    assert tables.groups_page(table, a["uuid"], 10).items == []
     replayed = script("replay-failures", "--stack-name", stack, env=env)
     assert replayed.returncode == 0 and "replayed 1, failed again 0" in replayed.stdout, \
         replayed.stdout + replayed.stderr
     for person in (a, b):
-        [row] = table.groups_page(person["uuid"], 10).items
+        [row] = tables.groups_page(table, person["uuid"], 10).items
         assert (row["message_group_uuid"], row["message"]) == (group, "lost and found")
     assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
 
@@ -300,9 +302,10 @@ def test_a_second_deploy_changes_nothing_and_destroy_keeps_the_table(deployed, s
     assert deployed_settings.ddb_table in aws.client(settings, "dynamodb").list_tables()["TableNames"]
 
 
-def test_the_stream_package_holds_the_layout_it_runs(tmp_path):
-    """The stream Lambda's zip carries lib/layout.py (the table's names, the unread cap) beside its
-    handler and loads from the zip alone, boto3 aside (Lambda's own)."""
+def test_the_stream_package_holds_the_store_code_it_runs(tmp_path):
+    """The stream Lambda's zip carries the conversation store's code (lib/conversations/, the
+    DynamoDB helper, the errors) beside its handler and runs from the zip alone, boto3 aside
+    (Lambda's own): every project module it loads comes from the zip."""
     import io
     import sys
     import zipfile
@@ -310,14 +313,20 @@ def test_the_stream_package_holds_the_layout_it_runs(tmp_path):
     from cli.aws import STREAM_LAMBDA, STREAM_MODULES, package
 
     with zipfile.ZipFile(io.BytesIO(package(STREAM_LAMBDA, None, STREAM_MODULES))) as archive:
-        assert set(archive.namelist()) == {"cruddur-messaging-stream.py", "lib/__init__.py", "lib/layout.py"}
+        names = set(archive.namelist())
         archive.extractall(tmp_path)
+    assert {"cruddur-messaging-stream.py", "lib/ddb.py", "lib/conversations/stream.py",
+            "lib/conversations/read_markers.py", "lib/conversations/layout.py"} <= names
     code = ("import importlib.util; "
             "spec = importlib.util.spec_from_file_location('handler', 'cruddur-messaging-stream.py'); "
             "handler = sys.modules['handler'] = importlib.util.module_from_spec(spec); "
             "spec.loader.exec_module(handler); "
-            "print(sys.modules['lib.layout'].__file__, handler.UNREAD_CAP, handler.GROUP_PREFIX)")
+            "answer = handler.handle_event({'Records': [{'eventName': 'REMOVE'}]}, handler.make_client({'AWS_DEFAULT_REGION': 'us-east-1'}), handler.Config()); "
+            "mods = sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('lib', 'services')); "
+            "print(answer); print(*mods, sep='\\n'); print(sys.modules['lib.conversations.layout'].UNREAD_CAP)")
     result = subprocess.run([sys.executable, "-c", "import sys; " + code], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [str(tmp_path / "lib" / "layout.py"), "99", "GRP#"]
+    answer, *files, cap = result.stdout.split("\n")[:-1]
+    assert answer == "{'batchItemFailures': []}" and cap == "99"
+    assert files and all(f.startswith(str(tmp_path)) for f in files), files

@@ -22,6 +22,7 @@ import pytest
 
 from lib import config
 from devstack import free_port
+from tests import tables
 
 ROOT = config.ROOT
 START_TIMEOUT = 120  # the first start runs initdb; later ones take a few seconds
@@ -193,7 +194,8 @@ def test_dev_serves_the_seeded_stack_and_stops_everything(pg_data, tmp_path):
         subs = pool_subs(dev)
         assert all(users[h] == subs[h] for h in ("andrewbrown", "bayko", "londo"))
 
-        from lib.ddb import Ddb, group_uuid_for
+        from lib.conversations.layout import group_uuid_for
+        from lib.ddb import Ddb
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{dev.env['LOCAL_PG_PORT']}/cruddur") as conn:
             a, b = (str(conn.execute("SELECT uuid FROM public.users WHERE handle = %s", [h]).fetchone()[0])
                     for h in ("andrewbrown", "bayko"))
@@ -201,7 +203,7 @@ def test_dev_serves_the_seeded_stack_and_stops_everything(pg_data, tmp_path):
             conn.execute("INSERT INTO public.users (display_name, handle, email) VALUES "
                          "('Kept', 'kept_across_restarts', 'kept@example.com') ON CONFLICT DO NOTHING")
         ddb = Ddb(config.load({}).with_(aws_endpoint_url=f"http://127.0.0.1:{dev.env['LOCAL_AWS_PORT']}"))
-        assert len(ddb.messages_page(group_uuid_for(a, b), 100).items) >= 20
+        assert len(tables.messages_page(ddb, group_uuid_for(a, b), 100).items) >= 20
 
         # for the restart test: a signed-in user's token, and a message sent with it
         from devstack import access_token

@@ -8,10 +8,12 @@ import pytest
 
 from app import create_app
 from lib import db as pg_admin
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
 from cli import db as db_cli
 from devstack import DATABASE, LocalPostgres, access_token, children_of, free_port
 from services.backend import Backend
+from tests import tables
 
 
 @pytest.fixture
@@ -111,7 +113,7 @@ def faulty(fresh_table):
     """An app over a fresh table, with its backend at hand for injecting faults (the table's
     layout already read, so that the faults fall on the requests' own calls)."""
     backend = Backend.from_settings(fresh_table.with_(cursor_secret="faults"))
-    assert backend.layout_current()
+    assert backend.conversations.layout_current()
     app = create_app(fresh_table, backend)
     yield app, backend
     backend.db.close()
@@ -124,7 +126,7 @@ def faulty(fresh_table):
 ])
 def test_transient_dynamodb_errors_are_retried(faulty, settings, status, code):
     app, backend = faulty
-    sent = inject_dynamodb_errors(backend.ddb.client, status, code, times=2)
+    sent = inject_dynamodb_errors(backend.conversations.table.client, status, code, times=2)
     auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}"}
     response = app.test_client().post("/api/messages", headers=auth,
                                       json={"message": "through the storm", "handle": "londo"})
@@ -133,15 +135,15 @@ def test_transient_dynamodb_errors_are_retried(faulty, settings, status, code):
     # the two group rows
     assert len(sent) == 6 and set(sent) == {"DynamoDB_20120810.PutItem"}
     group = response.json["message_group_uuid"]
-    assert [m["message"] for m in backend.ddb.messages_page(group, 10).items] == ["through the storm"]
+    assert [m["message"] for m in tables.messages_page(backend.conversations.table, group, 10).items] == ["through the storm"]
 
 
 def _items(backend: Backend) -> list[dict]:
     """Everything in the backend's table but its layout mark, read through a client of its own
     (no injected faults)."""
-    client = layout.Ddb(backend.settings).client
-    pages = client.get_paginator("scan").paginate(TableName=backend.ddb.table)
-    items = [layout.deserialize(i) for page in pages for i in page["Items"]]
+    client = dynamo.Ddb(backend.settings).client
+    pages = client.get_paginator("scan").paginate(TableName=backend.conversations.table.table)
+    items = [dynamo.deserialize(i) for page in pages for i in page["Items"]]
     return [i for i in items if i["pk"] != layout.LAYOUT_KEY["pk"]]
 
 
@@ -153,7 +155,7 @@ def test_persistent_dynamodb_errors_are_503_and_leave_nothing(faulty, settings, 
     app, backend = faulty
     client = app.test_client()
     auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}"}
-    sent = inject_dynamodb_errors(backend.ddb.client, status, code, times=None)
+    sent = inject_dynamodb_errors(backend.conversations.table.client, status, code, times=None)
 
     created = client.post("/api/messages", headers=auth, json={"message": "first", "handle": "londo"})
     assert created.status_code == 503
@@ -198,19 +200,19 @@ def test_a_retry_after_the_idempotency_record_writes_the_recorded_message(faulty
     headers = {**auth, "Idempotency-Key": "cut-short"}
     body = {"message": "once", "message_group_uuid": group}
 
-    throttle_puts(backend.ddb.client, lambda pk: pk.startswith(layout.MESSAGE_PREFIX))
+    throttle_puts(backend.conversations.table.client, lambda pk: pk.startswith(layout.MESSAGE_PREFIX))
     assert client.post("/api/messages", headers=headers, json=body).status_code == 503
-    backend.ddb.client.meta.events.unregister("before-send.dynamodb", unique_id="throttle_puts")
+    backend.conversations.table.client.meta.events.unregister("before-send.dynamodb", unique_id="throttle_puts")
     [record] = [i for i in _items(backend) if i["pk"].startswith(layout.IDEMPOTENCY_PREFIX)]
 
     retried = client.post("/api/messages", headers=headers, json=body)
     assert retried.status_code == 200
     assert (retried.json["uuid"], retried.json["created_at"]) == (record["message_uuid"], record["created_at"])
     assert client.post("/api/messages", headers=headers, json=body).json == retried.json
-    stored = [m["message"] for m in backend.ddb.messages_page(group, 10).items]
+    stored = [m["message"] for m in tables.messages_page(backend.conversations.table, group, 10).items]
     assert stored == ["once", "hi"]
-    assert backend.ddb.group_rows(group) and all(
-        "message" in row for row in backend.ddb.group_rows(group)), "only group rows are in the index"
+    assert tables.group_rows(backend.conversations.table, group) and all(
+        "message" in row for row in tables.group_rows(backend.conversations.table, group)), "only group rows are in the index"
 
 
 def test_a_first_message_cut_short_after_its_header_is_503_and_its_retry_completes_it(faulty, settings):
@@ -222,25 +224,25 @@ def test_a_first_message_cut_short_after_its_header_is_503_and_its_retry_complet
     client = app.test_client()
     auth = {"Authorization": f"Bearer {access_token(settings, 'andrewbrown')}"}
     body = {"message": "hello", "handle": "londo"}
-    throttle_puts(backend.ddb.client, lambda pk: not pk.startswith(layout.HEADER_PREFIX))
+    throttle_puts(backend.conversations.table.client, lambda pk: not pk.startswith(layout.HEADER_PREFIX))
     response = client.post("/api/messages", headers=auth, json=body)
     assert response.status_code == 503 and response.json == ["store_unavailable"]
     assert [i["pk"][:6] for i in _items(backend)] == [layout.HEADER_PREFIX]
     assert client.get("/api/message_groups", headers=auth).json == []
 
-    backend.ddb.client.meta.events.unregister("before-send.dynamodb", unique_id="throttle_puts")
+    backend.conversations.table.client.meta.events.unregister("before-send.dynamodb", unique_id="throttle_puts")
     retried = client.post("/api/messages", headers=auth, json=body)
     assert retried.status_code == 200, retried.json
     group = retried.json["message_group_uuid"]
-    assert [m["message"] for m in backend.ddb.messages_page(group, 10).items] == ["hello"]
+    assert [m["message"] for m in tables.messages_page(backend.conversations.table, group, 10).items] == ["hello"]
     # the retry found the header taken: a message into the group, whose rows the stream Lambda
     # makes from the header (the API does not look for them)
     from devstack.stream_worker import load_lambda
     stream = load_lambda()
     stream.reset()
-    message = backend.ddb.messages_page(group, 1).items[0]
-    config = stream.Config(table=backend.ddb.table, move_attempts=2)
-    own = layout.Ddb(backend.settings).client
+    message = tables.messages_page(backend.conversations.table, group, 1).items[0]
+    config = stream.Config(table=backend.conversations.table.table, move_attempts=2)
+    own = dynamo.Ddb(backend.settings).client
     assert stream.apply_message(own, config, stream.NewMessage(
         group=group, sk=message["sk"], text=message["message"], message_uuid=message["message_uuid"],
         sender=message["user_uuid"])) == "moved"

@@ -17,10 +17,12 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
 from lib.db import Db
 from devstack import access_token, api_env, free_port, gunicorn_command, stop_process, wait_http
 from devstack.seed import user_by_handle
+from tests import tables
 
 CLIENTS = 16
 MESSAGES_PER_CLIENT = 50
@@ -109,12 +111,12 @@ def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_pat
         for reply in sent:
             by_group.setdefault(reply["message_group_uuid"], set()).add(reply["uuid"])
         assert len({r["uuid"] for r in sent}) == len(sent)
-        ddb = layout.Ddb(settings)
+        ddb = dynamo.Ddb(settings)
         for group, uuids in by_group.items():
             stored = []
             after = None
             while True:
-                page = ddb.messages_page(group, 100, after)
+                page = tables.messages_page(ddb, group, 100, after)
                 stored += [i["message_uuid"] for i in page.items]
                 if not page.next_sk:
                     break
@@ -147,7 +149,7 @@ def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_pat
             """The groups whose rows are not exactly two at the newest message."""
             wrong = {}
             for group, last in newest.items():
-                rows = ddb.group_rows(group)
+                rows = tables.group_rows(ddb, group)
                 if len(rows) != 2 or any(r["sk"] != last["created_at"] or r["message"] != last["message"]
                                          for r in rows):
                     wrong[group] = (last, rows)
@@ -162,7 +164,7 @@ def test_concurrent_clients_lose_nothing_and_double_nothing(fresh_table, tmp_pat
             f"{[(r['pk'][:12], r['sk'], r['message']) for r in rows]}"
             for group, (last, rows) in wrong.items())
         for h in HANDLES:
-            rows = ddb.groups_page(users[h]["uuid"], 100).items
+            rows = tables.groups_page(ddb, users[h]["uuid"], 100).items
             assert len(rows) == len({r["message_group_uuid"] for r in rows})
     finally:
         stop_process(worker)

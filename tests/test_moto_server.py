@@ -9,24 +9,27 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from lib import ddb as layout
+from lib import aws
+from lib import ddb as dynamo
+from lib.conversations import layout
+from tests import tables
 
 PERSON = {"uuid": "u-1", "display_name": "Someone", "handle": "someone"}
 
 
-def put(table: layout.Ddb, item: dict, condition: str | None = None) -> dict:
+def put(table: dynamo.Ddb, item: dict, condition: str | None = None) -> dict:
     """A raw Put of TransactWriteItems (these tests drive moto itself, not the adapter)."""
-    op = {"TableName": table.table, "Item": layout.serialize(item)}
+    op = {"TableName": table.table, "Item": dynamo.serialize(item)}
     if condition:
         op["ConditionExpression"] = condition
     return {"Put": op}
 
 
 def test_cancelled_transaction_restores_what_it_touched(fresh_table):
-    table = layout.Ddb(fresh_table)
+    table = dynamo.Ddb(fresh_table)
     kept = layout.message_item("g", PERSON, "kept", "2025-01-01T00:00:00.000000+00:00")
     table.put(kept)
-    streams = layout.aws.client(fresh_table, "dynamodbstreams")
+    streams = aws.client(fresh_table, "dynamodbstreams")
     arn = table.client.describe_table(TableName=table.table)["Table"]["LatestStreamArn"]
 
     def records() -> int:
@@ -52,14 +55,14 @@ def test_cancelled_transaction_restores_what_it_touched(fresh_table):
 
 
 def test_concurrent_writes_survive_cancelled_transactions(fresh_table):
-    table = layout.Ddb(fresh_table)
+    table = dynamo.Ddb(fresh_table)
     header = layout.header_item("g", ["a", "b"], "2025-01-01T00:00:00.000000+00:00")
     table.put(header)
     written: list[dict] = []
     lock = threading.Lock()
 
     def writer(n: int) -> None:
-        own = layout.Ddb(fresh_table)
+        own = dynamo.Ddb(fresh_table)
         for i in range(25):
             item = layout.message_item("g", PERSON, f"{n}-{i}", layout.now_iso())
             own.put(item)
@@ -67,7 +70,7 @@ def test_concurrent_writes_survive_cancelled_transactions(fresh_table):
                 written.append(item)
 
     def canceller() -> None:
-        own = layout.Ddb(fresh_table)
+        own = dynamo.Ddb(fresh_table)
         for _ in range(25):
             with pytest.raises(ClientError):
                 own.client.transact_write_items(TransactItems=[put(own, header, "attribute_not_exists(pk)")])
@@ -78,13 +81,13 @@ def test_concurrent_writes_survive_cancelled_transactions(fresh_table):
         t.start()
     for t in threads:
         t.join(timeout=120)
-    stored = table.messages_page("g", 1000).items
+    stored = tables.messages_page(table, "g", 1000).items
     assert sorted(i["message"] for i in stored) == sorted(i["message"] for i in written)
 
 
 def test_query_pages_match_moto_and_dynamodb_order(fresh_table):
     """The narrowed Query gives what a full one gives: every page, both directions, no gaps."""
-    table = layout.Ddb(fresh_table)
+    table = dynamo.Ddb(fresh_table)
     # written out of order, with a neighbouring partition that must not leak in
     times = [f"2025-01-01T00:00:{s:02d}.{us:06d}+00:00" for s in range(0, 60, 7) for us in (5, 1, 3)]
     table.batch_write([layout.message_item("g", PERSON, t, t) for t in reversed(times)]
@@ -93,7 +96,7 @@ def test_query_pages_match_moto_and_dynamodb_order(fresh_table):
         for limit in (1, 4, 100):
             seen, after = [], None
             while True:
-                page = table.query_partition(layout.message_pk("g"), limit, newest_first, after)
+                page = table.query(layout.message_pk("g"), limit=limit, newest_first=newest_first, after_sk=after)
                 assert len(page.items) <= limit
                 seen += [i["sk"] for i in page.items]
                 if page.next_sk is None:
@@ -108,14 +111,14 @@ def test_query_pages_match_moto_and_dynamodb_order(fresh_table):
 
 
 def test_index_query_finds_exactly_the_rows_of_its_group(fresh_table):
-    table = layout.Ddb(fresh_table)
+    table = dynamo.Ddb(fresh_table)
     people = [{"uuid": f"u-{n}", "display_name": f"P{n}", "handle": f"p{n}"} for n in range(3)]
     rows = [layout.group_row(people[a]["uuid"], people[b], layout.group_uuid_for(people[a]["uuid"], people[b]["uuid"]),
                              "hi", f"2025-01-0{a + 1}T00:00:0{b}.000000+00:00")
             for a in range(3) for b in range(3) if a != b]
     table.batch_write(rows)
     group = layout.group_uuid_for("u-0", "u-1")
-    assert sorted(r["pk"] for r in table.group_rows(group)) == ["GRP#u-0", "GRP#u-1"]
+    assert sorted(r["pk"] for r in tables.group_rows(table, group)) == ["GRP#u-0", "GRP#u-1"]
 
 
 def test_index_query_follows_every_kind_of_change(fresh_table):
@@ -123,7 +126,7 @@ def test_index_query_follows_every_kind_of_change(fresh_table):
     from the table's changes: after puts, overwrites that move an item to another group, updates
     of the key attribute, deletes, batch writes and a cancelled transaction, every group's index
     Query answers what a Scan of the table says it holds."""
-    table = layout.Ddb(fresh_table)
+    table = dynamo.Ddb(fresh_table)
     client, index = table.client, layout.GSI_NAME
     groups = ["g-a", "g-b", "g-c"]
 
@@ -138,7 +141,7 @@ def test_index_query_follows_every_kind_of_change(fresh_table):
         return sorted((i["pk"]["S"], i["sk"]["S"]) for i in found)
 
     def by_scan(group: str) -> list[tuple[str, str]]:
-        return sorted((i["pk"], i["sk"]) for i in map(layout.deserialize, client.scan(
+        return sorted((i["pk"], i["sk"]) for i in map(dynamo.deserialize, client.scan(
             TableName=table.table)["Items"]) if i.get("message_group_uuid") == group)
 
     def agree() -> None:
@@ -151,14 +154,14 @@ def test_index_query_follows_every_kind_of_change(fresh_table):
     agree()
     moved = item("g-a", 0)
     table.put({**moved, "message_group_uuid": "g-b"})  # overwritten into another group
-    client.update_item(TableName=table.table, Key=layout.serialize({"pk": item("g-a", 1)["pk"],
+    client.update_item(TableName=table.table, Key=dynamo.serialize({"pk": item("g-a", 1)["pk"],
                                                                      "sk": item("g-a", 1)["sk"]}),
                        UpdateExpression="SET message_group_uuid = :g",
                        ExpressionAttributeValues={":g": {"S": "g-c"}})
-    client.update_item(TableName=table.table, Key=layout.serialize({"pk": item("g-b", 2)["pk"],
+    client.update_item(TableName=table.table, Key=dynamo.serialize({"pk": item("g-b", 2)["pk"],
                                                                      "sk": item("g-b", 2)["sk"]}),
                        UpdateExpression="REMOVE message_group_uuid")
-    client.delete_item(TableName=table.table, Key=layout.serialize({"pk": item("g-c", 3)["pk"],
+    client.delete_item(TableName=table.table, Key=dynamo.serialize({"pk": item("g-c", 3)["pk"],
                                                                      "sk": item("g-c", 3)["sk"]}))
     agree()
     assert [len(by_query(g)) for g in groups] == [2, 4, 4]
@@ -302,40 +305,40 @@ def test_throttling_refuses_before_anything_is_written(fresh_table, harsh):
         config=Config(retries={"max_attempts": 1, "mode": "standard"}))
     item = layout.message_item("g", PERSON, "throttled", "2025-01-01T00:00:00.000000+00:00")
     with pytest.raises(ClientError) as refused:
-        plain.put_item(TableName=fresh_table.ddb_table, Item=layout.serialize(item))
+        plain.put_item(TableName=fresh_table.ddb_table, Item=dynamo.serialize(item))
     assert refused.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
     harsh(throttle=0)
-    assert layout.Ddb(fresh_table).get({"pk": item["pk"], "sk": item["sk"]}) is None
+    assert dynamo.Ddb(fresh_table).get({"pk": item["pk"], "sk": item["sk"]}) is None
 
 
 def test_a_lagging_index_shows_items_as_they_were(fresh_table, harsh):
     harsh(gsi_lag_ms=0, throttle=0, lost_responses=0, duplicate_records=0)
-    table = layout.Ddb(fresh_table)
+    table = dynamo.Ddb(fresh_table)
     other = {"uuid": "u-2", "display_name": "U", "handle": "u"}
     row = layout.group_row("u-1", other, "g-lag", "hi", "2025-01-01T00:00:00.000000+00:00")
     table.put(row)
-    assert table.group_rows("g-lag") == [row]
+    assert tables.group_rows(table, "g-lag") == [row]
 
     harsh(gsi_lag_ms=60_000)
     young = layout.group_row("u-1", other, "g-young", "hi", "2025-01-01T00:00:01.000000+00:00")
     table.put(young)
-    assert table.group_rows("g-young") == [], "too young for the index"
+    assert tables.group_rows(table, "g-young") == [], "too young for the index"
     assert table.get({"pk": young["pk"], "sk": young["sk"]}) == young, "the table has it at once"
     # moved (put later, then deleted) while the index lags: it still shows the old one
     moved = {**row, "sk": "2025-01-02T00:00:00.000000+00:00"}
     table.put_new(moved)
-    table.client.delete_item(TableName=table.table, Key=layout.serialize({"pk": row["pk"], "sk": row["sk"]}))
-    assert table.group_rows("g-lag") == [row]
+    table.client.delete_item(TableName=table.table, Key=dynamo.serialize({"pk": row["pk"], "sk": row["sk"]}))
+    assert tables.group_rows(table, "g-lag") == [row]
     harsh(gsi_lag_ms=0)
-    assert table.group_rows("g-lag") == [moved]
-    assert table.group_rows("g-young") == [young]
+    assert tables.group_rows(table, "g-lag") == [moved]
+    assert tables.group_rows(table, "g-young") == [young]
 
 
 def test_duplicated_stream_records_keep_their_sequence_numbers(fresh_table, harsh):
     harsh(duplicate_records=1.0, throttle=0, lost_responses=0, gsi_lag_ms=0)
-    table = layout.Ddb(fresh_table)
+    table = dynamo.Ddb(fresh_table)
     table.put(layout.message_item("g", PERSON, "twice", "2025-01-01T00:00:00.000000+00:00"))
-    streams = layout.aws.client(fresh_table, "dynamodbstreams")
+    streams = aws.client(fresh_table, "dynamodbstreams")
     arn = table.client.describe_table(TableName=table.table)["Table"]["LatestStreamArn"]
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
@@ -371,11 +374,11 @@ def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
     moto = LocalMoto(port, tmp_path / "moto.log", state_file=state).start()
     try:
         settings = Settings(aws_endpoint_url=moto.url)
-        table = layout.Ddb(settings)
-        table.create_table()
+        table = dynamo.Ddb(settings)
+        tables.create_table(table)
         kept = layout.message_item("g", PERSON, "kept", "2025-01-01T00:00:00.000000+00:00")
         table.put(kept)
-        cognito = layout.aws.client(settings, "cognito-idp")
+        cognito = aws.client(settings, "cognito-idp")
         pool = cognito.create_user_pool(PoolName="kept-pool")["UserPool"]["Id"]
         user = cognito.admin_create_user(UserPoolId=pool, Username="kept@example.test")["User"]
         sub = {a["Name"]: a["Value"] for a in user["Attributes"]}["sub"]
@@ -383,8 +386,8 @@ def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
         moto.stop()
     again = LocalMoto(port, tmp_path / "moto.log", state_file=state).start()
     try:
-        assert layout.Ddb(settings).get({"pk": kept["pk"], "sk": kept["sk"]}) == kept
-        found = layout.aws.client(settings, "cognito-idp").admin_get_user(UserPoolId=pool, Username="kept@example.test")
+        assert dynamo.Ddb(settings).get({"pk": kept["pk"], "sk": kept["sk"]}) == kept
+        found = aws.client(settings, "cognito-idp").admin_get_user(UserPoolId=pool, Username="kept@example.test")
         assert {a["Name"]: a["Value"] for a in found["UserAttributes"]}["sub"] == sub
     finally:
         again.stop()
@@ -403,7 +406,7 @@ def test_a_saved_state_that_cannot_be_read_is_set_aside_and_said(tmp_path):
     try:
         assert moto.state_set_aside == tmp_path / "moto-state.pickle.unreadable"
         assert moto.state_set_aside.read_bytes() == b"\x80\x05 cut short"
-        assert layout.aws.client(Settings(aws_endpoint_url=moto.url), "dynamodb").list_tables()["TableNames"] == []
+        assert aws.client(Settings(aws_endpoint_url=moto.url), "dynamodb").list_tables()["TableNames"] == []
     finally:
         moto.stop()
     again = LocalMoto(moto.port, tmp_path / "moto.log", state_file=state).start()
@@ -418,17 +421,17 @@ def test_a_client_keeps_one_connection_for_its_calls(fresh_table, caplog):
     of opening one each (what werkzeug's HTTP/1.0 default made every call pay)."""
     import logging
 
-    table = layout.Ddb(fresh_table)
+    table = dynamo.Ddb(fresh_table)
     with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
         for i in range(10):
             table.put_new({"pk": "KEEP#1", "sk": str(i)})
             table.get({"pk": "KEEP#1", "sk": str(i)})
-        table.query_partition("KEEP#1", 20)
+        table.query("KEEP#1", limit=20, newest_first=True)
     # urllib3 says "Resetting dropped connection" when it reopens one the server closed
     opened = [r for r in caplog.records
               if "Starting new HTTP connection" in r.getMessage() or "dropped" in r.getMessage()]
     assert len(opened) == 1, [r.getMessage() for r in opened]
-    assert len(table.query_partition("KEEP#1", 20).items) == 10
+    assert len(table.query("KEEP#1", limit=20, newest_first=True).items) == 10
 
 
 def test_requests_sent_back_to_back_on_one_connection_are_each_answered(fresh_table):
@@ -494,7 +497,7 @@ def test_a_tables_writes_never_depend_on_a_lambda_mapped_to_its_stream(fresh_tab
         lam.delete_event_source_mapping(UUID=mapping)
     if removed.endswith("function"):
         lam.delete_function(FunctionName=function)
-    item = layout.serialize({"pk": "MSG#after", "sk": "2026-01-01T00:00:00.000000+00:00"})
+    item = dynamo.serialize({"pk": "MSG#after", "sk": "2026-01-01T00:00:00.000000+00:00"})
     ddb.put_item(TableName=fresh_table.ddb_table, Item=item)
     assert ddb.get_item(TableName=fresh_table.ddb_table, Key=item)["Item"] == item
     shard = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"][0]

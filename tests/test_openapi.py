@@ -21,7 +21,7 @@ from devstack import LocalSettings
 
 SPEC_PATH = config.ROOT / "openapi.yml"
 SOURCES = [config.ROOT / "app.py", *sorted((config.ROOT / "routes").glob("*.py")),
-           *sorted((config.ROOT / "services").glob("*.py")), *sorted((config.ROOT / "lib").glob("*.py")),
+           *sorted((config.ROOT / "services").glob("*.py")), *sorted((config.ROOT / "lib").rglob("*.py")),
            config.ROOT / "aws" / "lambdas" / "cruddur-post-confirmation.py"]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 # Flask adds these to every rule; the spec describes CORS preflight in its description instead.

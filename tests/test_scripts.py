@@ -14,8 +14,10 @@ from lib import config
 from lib import db as pg_admin
 from devstack import seed as local_seed
 from lib.db import Db, template
-from lib.ddb import Ddb, group_uuid_for
+from lib.conversations.layout import group_uuid_for
+from lib.ddb import Ddb
 from devstack import free_port
+from tests import tables
 
 ROOT = config.ROOT
 SCRIPTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bin").rglob("*")
@@ -76,7 +78,7 @@ def seeded_env(settings):
     """The environment of a table of its own holding only the seeded conversation: other tests
     send messages through the shared one."""
     seeded = settings.with_(ddb_table=f"test-seeded-{uuid.uuid4().hex[:8]}")
-    Ddb(seeded).create_table()
+    tables.create_table(Ddb(seeded))
     db = Db(seeded)
     try:
         local_seed.seed(Ddb(seeded), db)

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from app import status_of
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
 from lib.ddb import Ddb
 from lib.errors import CruddurError
 from devstack.seed import user_by_handle
@@ -16,6 +17,7 @@ from services.create_message import CreateMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
 from services.users_short import UsersShort
+from tests import tables
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +26,11 @@ def fuzz_backend(settings):
     import uuid
 
     own = settings.with_(ddb_table=f"fuzz-{uuid.uuid4().hex[:12]}", cursor_secret="fuzz")
-    Ddb(own).create_table()
+    tables.create_table(Ddb(own))
     backend = Backend.from_settings(own)
     yield backend
     backend.db.close()
-    backend.ddb.delete_table()
+    backend.conversations.table.delete_table()
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +122,9 @@ def test_users_short_answers_or_refuses(fuzz_backend, handle):
 
 def assert_stored_no_junk(fuzz_backend, people):
     """Every item of the fuzzer's table is well formed."""
-    client = fuzz_backend.ddb.client
-    pages = client.get_paginator("scan").paginate(TableName=fuzz_backend.ddb.table)
-    items = [layout.deserialize(i) for page in pages for i in page["Items"]]
+    client = fuzz_backend.conversations.table.client
+    pages = client.get_paginator("scan").paginate(TableName=fuzz_backend.conversations.table.table)
+    items = [dynamo.deserialize(i) for page in pages for i in page["Items"]]
     assert items, "the fuzzers stored nothing: the test would prove nothing"
     uuids = {p["uuid"] for p in people.values()}
     headers = {i["pk"][len(layout.HEADER_PREFIX):]: i for i in items if i["pk"].startswith(layout.HEADER_PREFIX)}

@@ -2,6 +2,8 @@
 table. Events are built from the table's real stream records, in Lambda's shape."""
 from __future__ import annotations
 
+import re
+
 import random
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -11,9 +13,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lib import aws
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
 from lib.ddb import Ddb
 from devstack.stream_worker import lambda_event, load_lambda
+from tests import tables
 
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
@@ -43,15 +47,16 @@ class Calls:
 
     @staticmethod
     def group_of(operation: str, params: dict[str, Any]) -> str | None:
-        if operation == "Query":  # the group's rows, or the count of its messages
-            values = params["ExpressionAttributeValues"]
-            return values[":g"]["S"] if ":g" in values else values[":pk"]["S"][len(layout.MESSAGE_PREFIX):]
-        if operation == "UpdateItem":
-            return params["ExpressionAttributeValues"][":g"]["S"]
+        names, values = params.get("ExpressionAttributeNames", {}), params.get("ExpressionAttributeValues", {})
+        for expression in ("KeyConditionExpression", "FilterExpression", "ConditionExpression"):
+            # the group's rows (through the index or a partition), a move's conditions
+            for name, value in re.findall(r"(#n\d+) = (:v\d+)", params.get(expression, "")):
+                if names.get(name) == "message_group_uuid":
+                    return values[value]["S"]
+        if operation == "Query":  # the count of its messages: pk = MSG#<group>
+            return values[":v0"]["S"][len(layout.MESSAGE_PREFIX):]
         if operation == "PutItem":
             return params["Item"]["message_group_uuid"]["S"]
-        if operation == "DeleteItem":
-            return params["ExpressionAttributeValues"][":g"]["S"]
         if operation == "GetItem":  # the group's header
             return params["Key"]["pk"]["S"][len(layout.HEADER_PREFIX):]
         return None
@@ -132,7 +137,7 @@ class Env:
         return self.mod.handle_event({"Records": records}, client or self.client, self.config)
 
     def rows(self, user: dict) -> list[dict]:
-        return self.table.groups_page(user["uuid"], 100).items
+        return tables.groups_page(self.table, user["uuid"], 100).items
 
     def assert_last(self, group: str, users: list[dict], message: dict) -> None:
         """Each participant has exactly one row for the group, at `message`."""
@@ -251,7 +256,7 @@ def test_remove_modify_and_other_items_are_skipped(env, people):
     env.table.put(later)                                      # INSERT (of a message)...
     env.send(group, bo, "edited again", at(5))                # ...MODIFY of the same message
     env.table.client.delete_item(TableName=env.settings.ddb_table,  # REMOVE
-                                 Key=layout.serialize({"pk": later["pk"], "sk": later["sk"]}))
+                                 Key=dynamo.serialize({"pk": later["pk"], "sk": later["sk"]}))
     env.table.put(layout.idempotency_key(ana["uuid"], "key-1") | {"response": "{}"})
     env.table.put({"pk": layout.message_pk(group), "sk": at(9), "message": "no message_uuid"})
     records = env.new_records()
@@ -446,7 +451,7 @@ def test_rows_the_api_never_wrote_are_made_from_the_header(env, people):
         "bo", "Bo", bo["uuid"])
     assert (bo_row["user_handle"], bo_row["user_uuid"]) == ("ana", ana["uuid"])
     # the API's own puts, should they land afterwards, find their keys taken by the same rows
-    with pytest.raises(layout.KeyTaken):
+    with pytest.raises(dynamo.KeyTaken):
         env.table.put_new(layout.group_row(ana["uuid"], bo, group, first["message"], first["sk"]))
     assert env.handle(records) == {"batchItemFailures": []}  # and a replay changes nothing
     env.assert_last(group, [ana, bo], first)
@@ -479,7 +484,7 @@ def test_a_move_cut_short_after_its_put_leaves_a_row_readers_skip_and_the_retry_
     """The put of a participant's new row landed, the delete of the old one failed: the record is
     reported failed, the participant has two rows of the group for the moment (pattern B shows
     the newest only), and Lambda's retry deletes the old one."""
-    from services.message_groups import newest_row_per_group
+    from lib.conversations.read_markers import newest_row_per_group
 
     ana, bo = people["ana"], people["bo"]
     group = env.conversation(ana, bo, "hi", at(0))
@@ -537,7 +542,7 @@ class StaleIndexClient:
         return getattr(self.client, name)
 
     def query(self, **params: Any) -> Any:
-        group = params.get("ExpressionAttributeValues", {}).get(":g", {}).get("S")
+        group = params.get("ExpressionAttributeValues", {}).get(":v0", {}).get("S")
         if params.get("IndexName") and group == self.group and self.stale is not None:
             items, self.stale = self.stale, None
             return {"Items": items, "Count": len(items), "ScannedCount": len(items)}
@@ -551,16 +556,16 @@ def test_a_stale_index_never_deletes_another_conversations_row(env, people):
     leave bo two rows of the first."""
     ana, bo, cy = people["ana"], people["bo"], people["cy"]
     g1 = env.conversation(ana, bo, "hello", at(0))
-    stale_bo = next(r for r in env.table.group_rows(g1) if r["pk"] == layout.group_pk(bo["uuid"]))
+    stale_bo = next(r for r in tables.group_rows(env.table, g1) if r["pk"] == layout.group_pk(bo["uuid"]))
     env.send(g1, ana, "moved on", at(5))
     assert env.handle(env.new_records()) == {"batchItemFailures": []}
     g2 = env.conversation(cy, bo, "other conversation", at(0))  # bo's g2 row: GRP#bo, at(0)
     assert env.handle(env.new_records()) == {"batchItemFailures": []}
-    current_ana = next(r for r in env.table.group_rows(g1) if r["pk"] == layout.group_pk(ana["uuid"]))
+    current_ana = next(r for r in tables.group_rows(env.table, g1) if r["pk"] == layout.group_pk(ana["uuid"]))
     last = env.send(g1, ana, "newest", at(9))
     records = env.new_records()
 
-    stale = [layout.serialize(stale_bo), layout.serialize(current_ana)]
+    stale = [dynamo.serialize(stale_bo), dynamo.serialize(current_ana)]
     assert env.handle(records, StaleIndexClient(env.client, g1, stale)) == {"batchItemFailures": []}
     env.assert_last(g1, [ana, bo], last)
     env.assert_last(g2, [bo, cy], {"sk": at(0), "message": "other conversation"})
@@ -671,7 +676,7 @@ class PolicyRecorder:
         if "IndexName" in params:
             self.needed.add(("Query", f"index/{params['IndexName']}", None))
         else:
-            self.needed.add(("Query", "table", params["ExpressionAttributeValues"][":pk"]["S"]))
+            self.needed.add(("Query", "table", params["ExpressionAttributeValues"][":v0"]["S"]))
         return self.client.query(**params)
 
     def put_item(self, **params: Any) -> Any:

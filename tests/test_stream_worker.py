@@ -15,11 +15,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lib import aws
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
 from lib.ddb import Ddb
 from devstack import Stack, event_filter, start_stream_worker
 from devstack.stream_worker import (SHARD_END, Checkpoints, StreamWorker, failed_position,
                                      lambda_environment, lambda_event, load_lambda)
+from tests import tables
 
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
 WAIT_SECONDS = 10
@@ -90,7 +92,7 @@ class Chat:
         return item
 
     def rows(self) -> list[list[dict]]:
-        return [[r for r in self.table.groups_page(u["uuid"], 10).items
+        return [[r for r in tables.groups_page(self.table, u["uuid"], 10).items
                  if r["message_group_uuid"] == self.group] for u in (self.a, self.b)]
 
     def shows(self, message: dict) -> bool:
@@ -175,7 +177,7 @@ def test_records_after_a_cancelled_transaction_are_not_missed(fresh_table, chat,
     worker = StreamWorker(fresh_table, recorder, tmp_path / "cp.json", batch_size=2)
     worker.poll_once()
     assert worker.shards and next(iter(worker.shards.values())).iterator, "holds an iterator"
-    header = layout.serialize(layout.header_item(chat.group, [chat.a["uuid"], chat.b["uuid"]], at(0)))
+    header = dynamo.serialize(layout.header_item(chat.group, [chat.a["uuid"], chat.b["uuid"]], at(0)))
     with pytest.raises(ClientError, match="TransactionCanceled"):  # the header exists
         chat.table.client.transact_write_items(TransactItems=[{"Put": {
             "TableName": chat.table.table, "Item": header, "ConditionExpression": "attribute_not_exists(pk)"}}])

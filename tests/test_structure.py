@@ -12,12 +12,14 @@ import pytest
 
 from lib import config
 
+pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
+
 ROOT = config.ROOT
 
 
 def modules(folder: str) -> list[Path]:
     base = ROOT / folder
-    return sorted(base.glob("*.py")) if base.is_dir() else [ROOT / folder]
+    return sorted(base.rglob("*.py")) if base.is_dir() else [ROOT / folder]
 
 
 def imports_of(path: Path) -> list[tuple[str, list[str]]]:
@@ -118,3 +120,43 @@ def test_the_app_runs_on_the_runtime_dependencies_alone():
                             timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# What only the conversation store may know: the table's attribute names, key prefixes and
+# DynamoDB's own options and errors (message_group_uuid and unread_count are
+# the HTTP contract's names too).
+STORAGE_WORDS = ("pk", "sk", "GRP#", "MSG#", "GROUP#", "IDEM#", "user_handle", "user_display_name",
+                 "read_up_to", "expires_at", "ConsistentRead", "ProjectionExpression",
+                 "ConditionExpression", "KeyTaken", "ClientError")
+
+
+def test_the_services_speak_the_domain_not_the_table():
+    """Issue 25: services/ name no attribute, key prefix or DynamoDB option, and reach the table
+    only through the conversation store's public names (lib.conversations)."""
+    wrong = []
+    for path in modules("services"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and any(
+                    node.value == w or (w.endswith("#") and w in node.value) for w in STORAGE_WORDS):
+                wrong.append(f"{path.name}:{node.lineno}: {node.value!r}")
+            if isinstance(node, (ast.Name, ast.Attribute)) and (getattr(node, "id", None) or node.attr) in STORAGE_WORDS:
+                wrong.append(f"{path.name}:{node.lineno}: {getattr(node, 'id', None) or node.attr}")
+        wrong += [f"{path.name} imports {name}" for name in project_imports(path)
+                  if under(name, "lib.conversations") and name not in
+                  ("lib.conversations", *(f"lib.conversations.{n}" for n in __import__("lib.conversations").conversations.__all__))]
+        if path.name != "backend.py":  # which adapters to build is the backend's job
+            wrong += [f"{path.name} imports {name}" for name in project_imports(path) if under(name, "lib.ddb")]
+    assert not wrong, wrong
+
+
+def test_the_lambdas_are_thin_handlers_over_the_shared_code():
+    """Issue 25: neither Lambda holds a rule of its own: no key prefix, no unread cap, no query of
+    its own; each calls the code the API runs (lib/conversations, lib/identity)."""
+    for name, shared in (("cruddur-messaging-stream.py", "lib.conversations"),
+                         ("cruddur-post-confirmation.py", "lib.identity")):
+        path = ROOT / "aws" / "lambdas" / name
+        source = path.read_text()
+        assert any(under(n, shared) for n in project_imports(path)), name
+        for word in ("GRP#", "MSG#", "UNREAD_CAP", "KeyConditionExpression", "INSERT INTO", "query("):
+            assert word not in source, f"{name} has {word}"

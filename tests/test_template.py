@@ -14,6 +14,8 @@ import yaml
 
 from lib.config import ROOT
 
+pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
+
 TEMPLATE = ROOT / "aws" / "template.yaml"
 
 

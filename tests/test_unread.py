@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 
 from bench.stream import stream_record
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
+from lib.conversations.read_markers import rows_of
 from devstack.stream_worker import lambda_event, load_lambda
 from tests.test_api_e2e import Users, conforms, error, get, groups, post, send
+from tests import tables
 
 CAP = 99
 
@@ -52,7 +55,7 @@ class Stream:
     """The stream Lambda, handed records of the given message items."""
 
     def __init__(self, settings):
-        self.table = layout.Ddb(settings)
+        self.table = dynamo.Ddb(settings)
         self.mod = load_lambda()
         self.config = self.mod.Config(table=settings.ddb_table)
         self.region = settings.aws_region
@@ -110,7 +113,7 @@ def test_two_users_counts_and_markers_follow_the_model(api, users, settings, har
             counted = model.unread(user.uuid)
             assert summary(api, user) == {"conversations": int(counted > 0), "messages": counted}
             # and the marker the row keeps (one row per participant)
-            [row] = [r for r in stream.table.groups_page(user.uuid, 10).items if r["message_group_uuid"] == group]
+            [row] = [r for r in tables.groups_page(stream.table, user.uuid, 10).items if r["message_group_uuid"] == group]
             assert row.get("read_up_to", "") == model.marker[user.uuid], user.handle
 
     # the first message: the API writes both rows, read for its sender, one unread for the other
@@ -195,7 +198,7 @@ def test_a_read_marked_while_a_move_is_in_flight_is_kept(api, users, settings):
 
     event = lambda_event([stream_record(item, 1)], stream.arn, stream.region)
     assert stream.mod.handle_event(event, MarkDuringMove(), stream.config) == {"batchItemFailures": []}
-    rows = [r for r in stream.table.groups_page(b.uuid, 10).items if r["message_group_uuid"] == group]
+    rows = [r for r in tables.groups_page(stream.table, b.uuid, 10).items if r["message_group_uuid"] == group]
     assert [(r["sk"], r.get("read_up_to"), int(r.get("unread_count", 0))) for r in rows] == [
         (second["created_at"], second["created_at"], 0)]
     assert unread_of(api, b, group) == 0
@@ -207,8 +210,8 @@ def test_rows_written_before_counts_read_as_zero(api, users, settings):
     a, b = users.make("za"), users.make("zb")
     first = send(api, a, "one", to=b)
     group = first["message_group_uuid"]
-    table = layout.Ddb(settings)
-    for row in table.group_rows(group):
+    table = dynamo.Ddb(settings)
+    for row in tables.group_rows(table, group):
         table.put({k: v for k, v in row.items() if k not in ("unread_count", "read_up_to")})
     assert unread_of(api, b, group) == 0
     assert summary(api, b) == {"conversations": 0, "messages": 0}
@@ -245,5 +248,5 @@ def test_a_marker_out_of_range_is_422_and_one_past_the_newest_message_is_clamped
         error(post(api, f"/api/messages/{group}/read", b, json={"up_to": out_of_range}), 422,
               "up_to_invalid")
     assert mark(api, b, group, "9000-01-01T00:00:00+00:00") == 0
-    [row] = [r for r in layout.Ddb(settings).rows_of(b.uuid, group)]
+    [row] = rows_of(dynamo.Ddb(settings), b.uuid, group)
     assert row["read_up_to"] == hi["created_at"], "clamped to the newest message"

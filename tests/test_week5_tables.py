@@ -15,12 +15,15 @@ import pytest
 
 from app import create_app
 from lib import aws, cognito
-from lib import ddb as layout
+from lib import ddb as dynamo
+from lib.conversations import layout
+from lib.conversations import week5 as week5_module
 from lib.config import ROOT, Settings
 from lib.db import Db
 from lib.ddb import Ddb
 from devstack import LocalSettings, access_token, add_user
 from services.link_cognito_users import LinkCognitoUsers
+from tests import tables
 
 
 def week5_time(offset_hours: int = 0, at: datetime | None = None) -> str:
@@ -55,7 +58,7 @@ def week5_message(group: str, me: dict, text: str, when: str) -> dict:
 def week5(fresh_table: Settings):
     """A table as the week-5 backend left it: no layout mark (a fresh table has one)."""
     Ddb(fresh_table).client.delete_item(TableName=fresh_table.ddb_table,
-                                        Key=layout.serialize(layout.LAYOUT_KEY))
+                                        Key=dynamo.serialize(layout.LAYOUT_KEY))
     return fresh_table
 
 
@@ -145,7 +148,7 @@ def test_an_unmigrated_week5_table_works_and_never_gets_a_second_conversation(we
         assert (sent.status_code, sent.json["message_group_uuid"]) == (200, group)
     derived = layout.group_uuid_for(ann["uuid"], ben["uuid"])
     assert Ddb(week5).get(layout.header_key(derived)) is None, "no second conversation"
-    assert Ddb(week5).messages_page(derived, 10).items == []
+    assert tables.messages_page(Ddb(week5), derived, 10).items == []
     assert len(api.get(f"/api/messages/{group}", ann).json) == 6
     # cat's first message to ann is a new conversation, as ever
     assert api.post(cat, message="hello", handle=ann["handle"]).json["message_group_uuid"] == \
@@ -161,13 +164,13 @@ def test_the_stream_lambda_moves_the_rows_of_a_week5_group(week5, people):
     newest = layout.message_item(group, ben, "newest", layout.now_iso())
     Ddb(week5).put(newest)
     lambda_ = load_lambda()
-    record = {"eventName": "INSERT", "dynamodb": {"NewImage": layout.serialize(newest),
+    record = {"eventName": "INSERT", "dynamodb": {"NewImage": dynamo.serialize(newest),
                                                   "SequenceNumber": "1"}}
     answer = lambda_.handle_event({"Records": [record]}, aws.client(week5, "dynamodb"),
                                   lambda_.Config(table=week5.ddb_table))
     assert answer == {"batchItemFailures": []}
     for person in (ann, ben):
-        [row] = [r for r in Ddb(week5).groups_page(person["uuid"], 10).items]
+        [row] = [r for r in tables.groups_page(Ddb(week5), person["uuid"], 10).items]
         assert (row["sk"], row["message"]) == (newest["sk"], "newest")
 
 
@@ -204,8 +207,8 @@ def test_bin_ddb_migrate_brings_a_week5_table_to_the_current_layout(week5, peopl
     assert table.get(layout.header_key(group))["participants"] == sorted([ann["uuid"], ben["uuid"]])
     derived = layout.group_uuid_for(ann["uuid"], ben["uuid"])
     assert table.get(layout.header_key(derived))["message_group_uuid"] == group
-    assert table.layout_version() == layout.LAYOUT_VERSION
-    messages = table.query_partition(layout.message_pk(group), 10, newest_first=False).items
+    assert week5_module.layout_version(table) == layout.LAYOUT_VERSION
+    messages = table.query(layout.message_pk(group), limit=10).items
     # the same messages (same uuids, same order), at canonical UTC times
     assert [m["message"] for m in messages] == ["m0", "m1", "m2", "m3"]
     assert {m["message_uuid"] for m in messages} == {i["message_uuid"] for i in before if "message_uuid" in i}
@@ -217,7 +220,7 @@ def test_bin_ddb_migrate_brings_a_week5_table_to_the_current_layout(week5, peopl
 
     # after it, the steady-state costs are those of a table made by this code
     api = api_over(week5)
-    api.backend.layout_current()
+    api.backend.conversations.layout_current()
     calls = aws_calls(api.backend)
     assert api.post(ann, message="by handle", handle=ben["handle"]).json["message_group_uuid"] == group
     assert calls() == 2  # the header's put finds the alias, then the message into the old group
@@ -232,7 +235,7 @@ def test_bin_ddb_migrate_brings_a_week5_table_to_the_current_layout(week5, peopl
 def aws_calls(backend) -> Any:
     """A function returning how many DynamoDB calls the backend made since it was last called."""
     seen: list[str] = []
-    backend.ddb.client.meta.events.register("before-call.dynamodb", lambda model, **_: seen.append(model.name))
+    backend.conversations.table.client.meta.events.register("before-call.dynamodb", lambda model, **_: seen.append(model.name))
 
     def since() -> int:
         count = len(seen)

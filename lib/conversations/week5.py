@@ -1,5 +1,12 @@
-"""Bringing a messages table written by the bootcamp's week-5 backend to the current layout
-(bin/ddb/migrate).
+"""Everything about tables the bootcamp's week-5 backend wrote, in one place: how the store reads
+their groups until they are migrated, and the migration itself (bin/ddb/migrate).
+
+Until the table carries the current layout's mark (META#layout), the store asks this module, and
+only on a cache miss: who a group's participants are (its rows' owners, through the GSI), and
+whether a pair already has a conversation under a random uuid (a Query of one participant's
+rows). Once migrated, none of this runs.
+
+The migration:
 
 Such a table holds, per conversation, a random uuid4 message_group_uuid, its two GRP# rows (sk =
 time of the last message, `datetime.now(timezone.utc).astimezone().isoformat()`, so in the
@@ -26,10 +33,34 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from lib import ddb as layout
+from lib.conversations import layout
 from lib.ddb import Ddb, KeyTaken
 
 log = logging.getLogger(__name__)
+
+
+def participants(table: Ddb, index: str, message_group_uuid: str) -> tuple[str, ...]:
+    """The owners of a headerless group's rows as the GSI shows them (both, once it has caught
+    up: a week-5 group has exactly two)."""
+    rows = table.query_index(index, "message_group_uuid", message_group_uuid)
+    return tuple(sorted({layout.owner_of(row) for row in rows}))
+
+
+def conversation_between(table: Ddb, owner_uuid: str, other_uuid: str) -> str | None:
+    """The most recent group of `owner`'s rows that names `other`, read from the table
+    (consistently): how a week-5 group, whose uuid is not derived from its pair, is found. Reads
+    the owner's whole partition: only for tables not yet migrated."""
+    first = next(table.query_items(layout.group_pk(owner_uuid), newest_first=True, consistent=True,
+                                   where={"user_uuid": str(other_uuid)},
+                                   attributes=("message_group_uuid",)), None)
+    return first["message_group_uuid"] if first else None
+
+
+def layout_version(table: Ddb) -> int:
+    """LAYOUT_VERSION once the table is in the current layout; 1 for a table that may hold the
+    week-5 backend's groups without headers."""
+    item = table.get(layout.LAYOUT_KEY, consistent=False)
+    return int(item["version"]) if item else 1
 
 
 @dataclass

@@ -1,0 +1,54 @@
+"""What the conversation store gives back: domain values, never the table's items."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Mapping, TypeVar
+
+T = TypeVar("T")
+
+# A person as the store is given one: {"uuid", "display_name", "handle"} (a user row of PostgreSQL).
+Person = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Message:
+    uuid: str
+    message_group_uuid: str
+    display_name: str  # the sender's, as it was when they sent it
+    handle: str
+    text: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One conversation as one participant sees it in their list."""
+    message_group_uuid: str
+    display_name: str  # the other participant's
+    handle: str
+    last_message: str
+    last_message_at: str
+    unread_count: int
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message the store holds now: sent by this request, or (a retry with the same
+    Idempotency-Key) by the first one. `named`: it was sent to a user by handle (pattern C), and
+    the answer names its conversation."""
+    message: Message
+    named: bool
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """Newest first. `next_after`: where the next page starts, None on the last page."""
+    items: list[T]
+    next_after: str | None
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A request's Idempotency-Key, and the fingerprint of what it asks (a retry must ask the same)."""
+    key: str
+    fingerprint: str

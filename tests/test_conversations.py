@@ -1,0 +1,270 @@
+"""The conversation store's use cases, fast: over the in-memory table (tests/memory_table.py, held
+to moto's behaviour by tests/test_table_contract.py), made as unkind as AWS one step at a time.
+The same behaviours are tested end to end through HTTP over moto in test_api_e2e.py and
+test_unread.py; these say exactly which step each one survives."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from lib.conversations import ConversationStore, Idempotency, layout, week5
+from lib.conversations.stream import RowMover, apply_batch
+from lib.ddb import StoreUnavailable
+from lib.errors import InvalidInput, Unavailable
+from tests.memory_table import MemoryTable
+
+pytestmark = pytest.mark.fast
+
+
+def person(handle: str) -> dict[str, str]:
+    return {"uuid": str(uuid.uuid4()), "display_name": handle.title(), "handle": handle}
+
+
+@pytest.fixture
+def table() -> MemoryTable:
+    table = MemoryTable(exists=False)
+    assert ConversationStore(table).create_table()
+    return table
+
+
+@pytest.fixture
+def store(table) -> ConversationStore:
+    return ConversationStore(table)
+
+
+def deliver(table: MemoryTable, *, twice: bool = False) -> dict:
+    """What the stream Lambda does with what the table's stream holds now (every record twice
+    when `twice`: streams deliver at least once)."""
+    records = table.stream_records()
+    return apply_batch(records + records if twice else records, RowMover(table))
+
+
+def messages(table: MemoryTable, group: str) -> list[dict]:
+    return list(table.query_items(layout.message_pk(group)))
+
+
+def fingerprint(text: str) -> str:
+    return f"fp:{text}"
+
+
+ANA, BO, CY = person("ana"), person("bo"), person("cy")
+
+
+# -- sending ------------------------------------------------------------------------------------
+def test_a_first_message_starts_one_conversation_that_both_see(store, table):
+    sent = store.send_to_user(ANA, BO, "hello")
+    group = sent.message.message_group_uuid
+    assert sent.named and group == layout.group_uuid_for(ANA["uuid"], BO["uuid"])
+    assert table.get(layout.header_key(group))["participants"] == sorted([ANA["uuid"], BO["uuid"]])
+    again = store.send_to_user(BO, ANA, "hi back")
+    assert again.message.message_group_uuid == group, "the pair's one conversation, whoever writes"
+    deliver(table)
+    [for_bo] = store.conversations(BO["uuid"], 10).items
+    assert (for_bo.handle, for_bo.last_message, for_bo.unread_count) == ("ana", "hi back", 0)
+    [for_ana] = store.conversations(ANA["uuid"], 10).items
+    assert (for_ana.handle, for_ana.unread_count) == ("bo", 1)
+    assert [m.text for m in store.messages(group, 10).items] == ["hi back", "hello"]
+
+
+def test_a_lost_response_on_every_write_still_makes_one_message(store, table):
+    """The SDK retries a write whose answer was lost; the retry finds the key taken by its own
+    first attempt, and the store recognises it (header, message and rows alike)."""
+    table.lose_responses(4)  # header, message, both rows
+    sent = store.send_to_user(ANA, BO, "once")
+    group = sent.message.message_group_uuid
+    assert [m["message_uuid"] for m in messages(table, group)] == [sent.message.uuid]
+    assert len(store.conversations(ANA["uuid"], 10).items) == 1
+
+
+def test_two_first_messages_at_once_make_one_conversation(store, table):
+    """Bo's first message lands between Ana's reads and her header's write: Ana's finds the
+    header taken by another first message and goes into that conversation."""
+    other = ConversationStore(table)  # another process
+    table.before_write(lambda: other.send_to_user(BO, ANA, "me first"))
+    sent = store.send_to_user(ANA, BO, "no, me")
+    group = sent.message.message_group_uuid
+    assert sorted(m["message"] for m in messages(table, group)) == ["me first", "no, me"]
+    assert [i for i in table.scan_all() if i["pk"].startswith(layout.HEADER_PREFIX)
+            and i["pk"].endswith(group)].__len__() == 1
+
+
+def test_a_message_at_a_taken_microsecond_takes_a_new_time(store, table, monkeypatch):
+    """Another message of the group holds the microsecond this one picked: it takes a new time."""
+    group = store.send_to_user(ANA, BO, "first").message.message_group_uuid
+    taken, free = "2031-01-01T00:00:00.000000+00:00", "2031-01-01T00:00:00.000001+00:00"
+    table.put(layout.message_item(group, BO, "already here", taken))
+    times = iter([taken, free])
+    monkeypatch.setattr(layout, "now_iso", lambda: next(times))
+    sent = store.send_to_group(ANA, group, "second")
+    assert sent.message.created_at == free
+    assert {m["message"] for m in messages(table, group)} == {"first", "already here", "second"}
+
+
+# -- idempotency --------------------------------------------------------------------------------
+def test_a_retry_with_the_same_key_answers_the_same_message(store, table):
+    key = Idempotency("k-1", fingerprint("hello"))
+    first = store.send_to_user(ANA, BO, "hello", key)
+    second = store.send_to_user(ANA, BO, "hello", key)
+    assert second == first
+    assert len(messages(table, first.message.message_group_uuid)) == 1
+
+
+def test_a_key_used_for_another_request_is_refused(store, table):
+    store.send_to_user(ANA, BO, "hello", Idempotency("k-2", fingerprint("hello")))
+    with pytest.raises(InvalidInput) as refused:
+        store.send_to_user(ANA, BO, "other text", Idempotency("k-2", fingerprint("other text")))
+    assert refused.value.codes == ["idempotency_key_reused"]
+
+
+def test_a_retry_after_a_failure_between_record_and_message_writes_that_message(store, table):
+    """The first attempt wrote its record, then its message's put failed (throttled past the SDK's
+    retries): the retry writes that very message (same uuid and time), once."""
+    group = store.send_to_user(ANA, BO, "start").message.message_group_uuid
+    key = Idempotency("k-3", fingerprint("again"))
+    table.fail_writes(1, when=lambda op, item: str(item.get("pk", "")).startswith(layout.MESSAGE_PREFIX))
+    with pytest.raises(StoreUnavailable):
+        store.send_to_group(ANA, group, "again", key)
+    record = table.get(layout.idempotency_key(ANA["uuid"], "k-3"))
+    sent = store.send_to_group(ANA, group, "again", key)
+    assert (sent.message.uuid, sent.message.created_at) == (record["message_uuid"], record["created_at"])
+    assert [m["message"] for m in messages(table, group)].count("again") == 1
+
+
+def test_an_expired_record_is_claimed_afresh(store, table):
+    key = Idempotency("k-4", fingerprint("x"))
+    table.put({**layout.idempotency_key(ANA["uuid"], "k-4"), "fingerprint": "something else",
+               "expires_at": 1})
+    sent = store.send_to_user(ANA, BO, "x", key)
+    assert table.get(layout.idempotency_key(ANA["uuid"], "k-4"))["message_uuid"] == sent.message.uuid
+
+
+# -- who takes part -----------------------------------------------------------------------------
+def test_only_participants_take_part_and_strangers_cost_the_same_reads(store, table):
+    group = store.send_to_user(ANA, BO, "private").message.message_group_uuid
+    assert store.is_participant(group, ANA["uuid"]) and store.is_participant(group, BO["uuid"])
+    table.calls.clear()
+    assert not store.is_participant(group, CY["uuid"])
+    existing = dict(table.calls)
+    table.calls.clear()
+    assert not store.is_participant(str(uuid.uuid4()), CY["uuid"])
+    assert dict(table.calls) == existing == {"get_item": 1}
+    table.calls.clear()
+    assert store.is_participant(group, ANA["uuid"]) and not table.calls, "a participant: from the cache"
+
+
+# -- read markers -------------------------------------------------------------------------------
+def test_marking_read_moves_forward_only_and_clamps_to_the_newest_message(store, table):
+    group = store.send_to_user(ANA, BO, "one").message.message_group_uuid
+    second = store.send_to_group(ANA, group, "two").message
+    deliver(table)
+    assert store.unread_summary(BO["uuid"]) == (1, 2)
+    assert store.mark_read(group, BO["uuid"], datetime(2999, 1, 1, tzinfo=timezone.utc)) == 0
+    row = store.conversations(BO["uuid"], 10).items[0]
+    assert row.unread_count == 0
+    marker = max(i["read_up_to"] for i in table.query_items(layout.group_pk(BO["uuid"])))
+    assert marker == second.created_at, "a future marker is clamped to the newest message"
+    assert store.mark_read(group, BO["uuid"], datetime(2000, 1, 1, tzinfo=timezone.utc)) == 0, "never back"
+    store.send_to_group(ANA, group, "three")
+    deliver(table)
+    assert store.unread_summary(BO["uuid"]) == (1, 1)
+
+
+def test_marking_read_before_the_rows_exist_says_try_again(store, table):
+    group = store.send_to_user(ANA, BO, "hi").message.message_group_uuid
+    for row in list(table.query_items(layout.group_pk(BO["uuid"]))):
+        table.delete_if(row, {})
+    with pytest.raises(Unavailable) as settling:
+        store.mark_read(group, BO["uuid"])
+    assert settling.value.codes == ["conversation_settling"]
+
+
+def test_a_mark_racing_a_move_ends_on_the_moved_row(store, table):
+    group = store.send_to_user(ANA, BO, "one").message.message_group_uuid
+    deliver(table)
+    store.send_to_group(ANA, group, "two")
+    table.before_write(lambda: deliver(table))  # the stream moves Bo's row under the mark
+    assert store.mark_read(group, BO["uuid"]) == 0
+    [row] = store.conversations(BO["uuid"], 10).items
+    assert (row.last_message, row.unread_count) == ("two", 0)
+
+
+# -- the stream ---------------------------------------------------------------------------------
+def test_duplicated_and_replayed_records_count_each_message_once(store, table):
+    group = store.send_to_user(ANA, BO, "one").message.message_group_uuid
+    for text in ("two", "three"):
+        store.send_to_group(ANA, group, text)
+    records = table.stream_records()
+    assert apply_batch(records + records, RowMover(table)) == {"batchItemFailures": []}
+    assert apply_batch(records, RowMover(table)) == {"batchItemFailures": []}  # replayed later
+    assert store.unread_summary(BO["uuid"]) == (1, 3)
+    assert len(list(table.query_items(layout.group_pk(BO["uuid"])))) == 1, "no leftover row"
+
+
+def test_the_stream_makes_rows_the_api_never_wrote(store, table):
+    """The API stopped after the message, before the rows: the message's record makes them, from
+    the header's copy of both participants' names (the index shows none, so it is asked again)."""
+    table.fail_writes(1, when=lambda op, item: str(item.get("pk", "")).startswith(layout.GROUP_PREFIX))
+    with pytest.raises(StoreUnavailable):  # the request fails: a retry with its key answers the message
+        store.send_to_user(ANA, BO, "hello")
+    group = layout.group_uuid_for(ANA["uuid"], BO["uuid"])
+    assert [m["message"] for m in messages(table, group)] == ["hello"]
+    assert list(table.query_items(layout.group_pk(BO["uuid"]))) == []
+    assert deliver(table) == {"batchItemFailures": []}
+    [row] = store.conversations(BO["uuid"], 10).items
+    assert (row.message_group_uuid, row.handle, row.unread_count) == (group, "ana", 1)
+
+
+def test_an_index_behind_the_table_is_never_trusted_for_a_missing_row(store, table):
+    """The index does not show the rows yet: the mover reads them from the table itself (after a
+    pause), moves them, and leaves no second row behind."""
+    table.freeze_index()  # shows nothing written from here on
+    group = store.send_to_user(ANA, BO, "one").message.message_group_uuid
+    store.send_to_group(BO, group, "two")
+    assert deliver(table) == {"batchItemFailures": []}
+    table.catch_up_index()
+    assert [c.last_message for c in store.conversations(ANA["uuid"], 10).items] == ["two"]
+    assert len(list(table.query_items(layout.group_pk(ANA["uuid"])))) == 1
+    assert store.unread_summary(ANA["uuid"]) == (1, 1)
+
+
+def test_a_failing_group_names_its_first_record_for_the_retry(store, table):
+    g1 = store.send_to_user(ANA, BO, "one").message.message_group_uuid
+    store.send_to_user(ANA, CY, "two")
+    deliver(table)
+    store.send_to_user(ANA, CY, "three")
+    store.send_to_group(ANA, g1, "four")
+    records = table.stream_records()
+    table.fail_writes(10, when=lambda op, item: op == "put_item" and str(item.get("pk", "")) == layout.group_pk(BO["uuid"]))
+    answer = apply_batch(records, RowMover(table))
+    first_of_g1 = next(r for r in records if layout.message_pk(g1) == r["dynamodb"]["NewImage"]["pk"]["S"])
+    assert answer == {"batchItemFailures": [{"itemIdentifier": first_of_g1["dynamodb"]["SequenceNumber"]}]}
+
+
+# -- week-5 tables ------------------------------------------------------------------------------
+def week5_conversation(table: MemoryTable, a: dict, b: dict, text: str) -> str:
+    """A conversation as the bootcamp's week-5 backend left it: a random group, two rows, the
+    messages; no header, and no layout mark on the table."""
+    group, at = str(uuid.uuid4()), "2024-05-01T10:00:00.000000+00:00"
+    table.batch_write([layout.message_item(group, a, text, at),
+                       layout.group_row(a["uuid"], b, group, text, at),
+                       layout.group_row(b["uuid"], a, group, text, at)])
+    return group
+
+
+def test_a_week5_conversation_is_found_and_kept_until_migrated():
+    table = MemoryTable()
+    old = week5_conversation(table, ANA, BO, "from week 5")
+    store = ConversationStore(table)
+    assert not store.layout_current()
+    assert store.is_participant(old, BO["uuid"]) and not store.is_participant(old, CY["uuid"])
+    sent = store.send_to_user(BO, ANA, "still here")
+    assert sent.message.message_group_uuid == old, "never a second conversation beside it"
+    week5.apply(table, week5.plan(table.scan_all()))
+    fresh = ConversationStore(table)
+    assert fresh.layout_current()
+    table.calls.clear()
+    again = fresh.send_to_user(ANA, BO, "after the migration")
+    assert again.message.message_group_uuid == old, "through the pair's alias header"
+    assert table.calls["query"] == 0, "no search of a partition on a migrated table"
