@@ -14,8 +14,6 @@ from typing import Any
 from flask import Flask, jsonify, request
 
 from lib import aws, config
-from lib import ddb
-from lib.conversations import layout
 
 PAGE = 21  # a page of 20 and one more, to know whether there is a next page (as the API reads)
 

@@ -11,9 +11,8 @@ import psycopg
 import pytest
 
 from app import create_app
-from lib import ddb as dynamo
 from lib.conversations import layout
-from lib import aws, identity, lambda_files, metrics, text
+from lib import aws, identity, metrics, text
 from lib.config import Settings
 from lib import db
 from lib.db import template

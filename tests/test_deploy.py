@@ -202,7 +202,6 @@ def test_a_new_stack_over_a_table_that_exists_is_refused_before_anything_is_crea
 def test_failures_in_the_queue_are_replayed_from_the_stream(deployed):
     """Issue 24, item 10: a batch the stream Lambda gave up on (its failure message in the queue, as
     Lambda writes it) is applied again by bin/aws/replay-failures, and its message deleted."""
-    from lib import ddb as dynamo
     from lib.conversations import layout
     from lib.ddb import Ddb
     from tests import tables

@@ -18,7 +18,6 @@ import pytest
 import requests
 
 from lib import ddb as dynamo
-from lib.conversations import layout
 from lib.db import Db
 from devstack import access_token, api_env, free_port, gunicorn_command, stop_process, wait_http
 from devstack.seed import user_by_handle

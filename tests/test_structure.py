@@ -160,3 +160,12 @@ def test_the_lambdas_are_thin_handlers_over_the_shared_code():
         assert any(under(n, shared) for n in project_imports(path)), name
         for word in ("GRP#", "MSG#", "UNREAD_CAP", "KeyConditionExpression", "INSERT INTO", "query("):
             assert word not in source, f"{name} has {word}"
+
+
+def test_the_dynamodb_helper_knows_no_layout():
+    """lib/ddb.py is the thin boto3 helper under the conversation store: it imports nothing of the
+    store (the store imports it), and the stream Lambda can ship it with only lib/errors.py."""
+    path = ROOT / "lib" / "ddb.py"
+    assert project_imports(path) <= {"lib.errors", "lib.errors.Unavailable", "lib.config", "lib.config.Settings",
+                                     "lib", "lib.aws"}, project_imports(path)
+    assert not any(prefix in path.read_text() for prefix in ("GRP#", "MSG#", "GROUP#", "IDEM#"))
