@@ -111,13 +111,15 @@ def service_error(error: Exception, settings: Settings) -> str | None:
     from lib.ddb import StoreError, StoreUnavailable
 
     hint = " (is ./bin/dev running?)" if settings.is_local else ""
-    if isinstance(error, (StoreError, StoreUnavailable)) and error.__cause__ is not None:
+    if isinstance(error, StoreError):
+        return str(error)  # names the operation and what the store said
+    if isinstance(error, StoreUnavailable) and error.__cause__ is not None:
         error = error.__cause__  # the adapter's translation: say what DynamoDB said
     if isinstance(error, (PoolMissing, SeedError)):
         return str(error)
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
-        return f"{details.get('Code', 'error')}: {details.get('Message', '')}".strip()
+        return str(StoreError(details.get("Code", "error"), details.get("Message", ""), error.operation_name))
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
         return f"cannot reach {settings.aws_endpoint_url or 'AWS'}{hint}"
     if isinstance(error, BotoCoreError):

@@ -34,11 +34,13 @@ def cli() -> None:
 @click.option("--wcu", default=5, show_default=True, help="Write capacity with --provisioned.")
 @common.target_option
 def schema_load(settings: Settings, prod: bool, provisioned: bool, rcu: int, wcu: int) -> None:
-    """Create the table, its GSI and its stream (new images). On-demand unless --provisioned."""
-    table = ConversationStore(Ddb(settings))
-    created = table.create_table(provisioned, rcu, wcu)
-    click.echo(f"table {settings.ddb_table} {'created' if created else 'already exists'}")
-    click.echo(f"time to live (idempotency records expire): {table.ensure_ttl().lower()}")
+    """Create the table, its GSI and its stream (new images), on-demand unless --provisioned; on a
+    table that exists, complete whatever is missing (index, stream, TTL, layout mark)."""
+    done = ConversationStore(Ddb(settings)).set_up_table(provisioned, rcu, wcu)
+    for step in done:
+        click.echo(f"table {settings.ddb_table}: {step}")
+    if not done:
+        click.echo(f"table {settings.ddb_table}: already complete (index, stream, time to live, layout mark)")
 
 
 @cli.command()

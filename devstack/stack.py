@@ -89,7 +89,8 @@ def load_data(settings: Settings, local: LocalSettings, cognito_optional: bool =
             log.warning("no Cognito at %s: %s", settings.aws_endpoint_url, error)
             report("cognito", f"none at {settings.aws_endpoint_url}: signed-in routes answer 401")
         ddb = Ddb(settings)
-        ConversationStore(ddb).create_table()
+        for step in ConversationStore(ddb).set_up_table():  # completes a table a run left half-made
+            log.info("table %s: %s", settings.ddb_table, step)
         items, _ = local_seed.seed(ddb, db)
     finally:
         db.close()

@@ -157,13 +157,15 @@ class StreamWorker:
         self.shards: dict[str, _Shard] = {}
         self._next_refresh = 0.0
         self._waiting_logged = False
+        self._no_stream_logged = False
 
     # -- one round -----------------------------------------------------------------------------
     def poll_once(self) -> int:
         """Read each readable shard once; returns how many records were read (the handler is given
-        those the mapping's filter lets through)."""
+        those the mapping's filter lets through). Without a stream, the table is asked again only
+        every `refresh_seconds`."""
         now = time.monotonic()
-        if self.stream_arn is None or now >= self._next_refresh:
+        if now >= self._next_refresh:
             self.refresh()
         if self.stream_arn is None:
             return 0
@@ -196,7 +198,7 @@ class StreamWorker:
                 delivered = 0
                 log.warning("stream poll failed (%s: %s)", type(error).__name__,
                             str(error).splitlines()[0] if str(error) else "")
-                self.stream_arn = None  # find the stream again: the table may have been recreated
+                self.stream_arn, self._next_refresh = None, 0.0  # find the stream again: the table may have been recreated
             if not delivered:
                 stop.wait(min(interval * 2 ** errors, MAX_BACKOFF_SECONDS))
 
@@ -205,6 +207,8 @@ class StreamWorker:
         """Find the table's latest stream and list its shards."""
         self._next_refresh = time.monotonic() + self.refresh_seconds
         arn = self._latest_stream_arn()
+        if arn is None and not self._no_stream_logged:
+            self._next_refresh = 0.0  # no table yet (it is being made): look again next round
         if arn is None:
             if not self._waiting_logged:
                 log.info("waiting for table %s and its stream", self.settings.ddb_table)
@@ -229,8 +233,17 @@ class StreamWorker:
         try:
             table = self.dynamodb.describe_table(TableName=self.settings.ddb_table)["Table"]
         except self.dynamodb.exceptions.ResourceNotFoundException:
+            self._no_stream_logged = False
             return None
-        return table.get("LatestStreamArn")
+        enabled = (table.get("StreamSpecification") or {}).get("StreamEnabled")
+        if not enabled and not self._no_stream_logged:
+            # nothing will move the group rows: say so once, loudly, with what to do
+            log.error("table %s has no stream: conversation lists will not change; turn it on "
+                      "(bin/ddb/schema-load does, with new images)", self.settings.ddb_table)
+            self._no_stream_logged = True
+        elif enabled:
+            self._no_stream_logged = False
+        return table.get("LatestStreamArn") if enabled else None
 
     def _list_shards(self, arn: str) -> dict[str, str | None]:
         shards: dict[str, str | None] = {}

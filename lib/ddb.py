@@ -99,9 +99,11 @@ class StoreError(RuntimeError):
     """DynamoDB refused a request for a reason a retry will not change (a bug, or a table that is
     not as this code expects)."""
 
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}".strip())
-        self.code = code
+    def __init__(self, code: str, message: str, operation: str = ""):
+        # what was asked, and what the store said: "UpdateTable refused: ValidationException: ..."
+        said = f"{code}: {message}" if message else f"{code} (the store gave no message)"
+        super().__init__(f"{operation} refused: {said}" if operation else said)
+        self.code, self.operation = code, operation
 
 
 def cancellation_codes(error: ClientError) -> list[str]:
@@ -127,7 +129,7 @@ def translate(error: ClientError) -> Exception:
         return StoreUnavailable(reason=f"{code} {reasons or ''}".strip())
     if code == "TransactionConflictException" or "TransactionConflict" in reasons:
         return WriteConflict(reason=code)
-    return StoreError(code, details.get("Message", ""))
+    return StoreError(code or "error", details.get("Message", ""), getattr(error, "operation_name", ""))
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,26 @@ class Ddb:
             return False
         return status in ("ACTIVE", "UPDATING")
 
+    def describe(self) -> dict[str, Any] | None:
+        """DescribeTable's description of the table; None when there is no such table."""
+        try:
+            return self._call("describe_table", TableName=self.table)["Table"]
+        except StoreError as error:
+            if error.code == "ResourceNotFoundException":
+                return None
+            raise
+
+    def update_table(self, **changes: Any) -> None:
+        """UpdateTable with `changes` (one kind of change per call, as DynamoDB requires), then
+        wait until the table is ACTIVE again."""
+        self._call("update_table", TableName=self.table, **changes)
+        self.client.get_waiter("table_exists").wait(TableName=self.table,
+                                                    WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+
+    def is_empty(self) -> bool:
+        """Whether the table holds no item (a Scan of one item: cheap on any table)."""
+        return not self._call("scan", TableName=self.table, Limit=1).get("Items")
+
     def create_table(self, definition: Mapping[str, Any]) -> bool:
         """Create the table from CreateTable arguments (TableName is this table's) and wait until
         it is ACTIVE; False when it already exists."""
@@ -226,12 +248,11 @@ class Ddb:
         """TTL on `attribute`, so that DynamoDB deletes items once past it: the table's TTL status
         afterwards. Left alone when already on (DynamoDB refuses to enable it twice) or on another
         attribute (that is the operator's choice; we only warn)."""
-        described = self._call("describe_time_to_live", TableName=self.table)["TimeToLiveDescription"]
-        status = described.get("TimeToLiveStatus", "DISABLED")
+        status, current = self.ttl()
         if status in ("ENABLED", "ENABLING"):
-            if described.get("AttributeName") != attribute:
+            if current != attribute:
                 log.warning("table %s has TTL on %s, not %s: expired items will not be deleted",
-                            self.table, described.get("AttributeName"), attribute)
+                            self.table, current, attribute)
             return status
         if status == "DISABLING":  # DynamoDB refuses a change until this ends (up to an hour)
             log.warning("table %s is disabling TTL: enable it on %s later", self.table, attribute)
@@ -239,6 +260,11 @@ class Ddb:
         answer = self._call("update_time_to_live", TableName=self.table,
                             TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
         return "ENABLED" if answer["TimeToLiveSpecification"]["Enabled"] else status
+
+    def ttl(self) -> tuple[str, str | None]:
+        """The table's TTL status (DISABLED, ENABLING, ENABLED, DISABLING) and attribute."""
+        described = self._call("describe_time_to_live", TableName=self.table)["TimeToLiveDescription"]
+        return described.get("TimeToLiveStatus", "DISABLED"), described.get("AttributeName")
 
     def delete_table(self) -> bool:
         """Delete the table; False when it did not exist."""

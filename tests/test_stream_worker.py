@@ -3,6 +3,7 @@ table's stream to the stream Lambda, resumes where it stopped, and retries faile
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import threading
@@ -470,3 +471,29 @@ def test_groups_left_when_time_runs_out_are_reported_not_timed_out(fresh_table, 
     assert stream_lambda.handle_event({"Records": records[1:]}, lambda_client, config,
                                       Deadline(groups=1)) == {"batchItemFailures": []}
     assert second.shows(late)
+
+
+def test_a_table_without_a_stream_is_reported_once_and_asked_about_rarely(settings, tmp_path, caplog):
+    """Issue 26, item 3: a table whose stream is off (another store, or a table made by hand) is
+    an error that names the table and what to do, logged once; the worker asks about it again
+    only every refresh interval, not on every poll."""
+    from lib.conversations import layout
+    name = f"test-nostream-{uuid.uuid4().hex[:8]}"
+    bare = settings.with_(ddb_table=name)
+    definition = layout.table_definition(name)
+    definition.pop("StreamSpecification")
+    Ddb(bare).create_table(definition)
+    try:
+        worker = StreamWorker(bare, lambda event: {"batchItemFailures": []}, tmp_path / "cp.json",
+                              refresh_seconds=60)
+        asked = []
+        worker.dynamodb.meta.events.register("before-call.dynamodb.DescribeTable", lambda **_: asked.append(1))
+        with caplog.at_level(logging.INFO, logger="stream-worker"):
+            for _ in range(20):
+                assert worker.poll_once() == 0
+        assert len(asked) == 1
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == [f"table {name} has no stream: conversation lists will not change; turn it on "
+                          "(bin/ddb/schema-load does, with new images)"]
+    finally:
+        Ddb(bare).delete_table()

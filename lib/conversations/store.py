@@ -22,6 +22,7 @@ from lib.conversations.model import Conversation, Idempotency, Message, Page, Pe
 from lib.ddb import Ddb
 
 LAYOUT_RECHECK_SECONDS = 300.0
+CREATED = "created the table"
 
 # What each read asks for: DynamoDB charges for the whole item either way; what a projection
 # saves is the client's work parsing attributes nobody uses.
@@ -136,14 +137,48 @@ class ConversationStore:
     # -- the table itself (scripts, the local stack, readiness) ---------------------------------
     def create_table(self, provisioned: bool = False, read_capacity: int = 5,
                      write_capacity: int = 5) -> bool:
-        """Create the table with its GSI and stream, and TTL on expires_at; False when it already
-        exists (its TTL is then turned on if it is off, as on a table the bootcamp created)."""
-        created = self.table.create_table(layout.table_definition(
-            self.table.table, provisioned, read_capacity, write_capacity))
-        self.ensure_ttl()
-        if created:
-            self.table.put(layout.layout_item())  # a new table holds no group without a header
-        return created
+        """set_up_table, for callers that only ask whether the table was made."""
+        done = self.set_up_table(provisioned, read_capacity, write_capacity)
+        return any(step.startswith(CREATED) for step in done)
+
+    def set_up_table(self, provisioned: bool = False, read_capacity: int = 5,
+                     write_capacity: int = 5) -> list[str]:
+        """Make the table, or complete whatever of it is missing: the index, the stream (new
+        images), TTL on expires_at, the layout mark. Each run checks everything, so a run that
+        stopped half-way (Ctrl-C, a missing permission, a wait that timed out) is completed by
+        the next. Returns what it did, in words (empty: nothing was missing)."""
+        done: list[str] = []
+        definition = layout.table_definition(self.table.table, provisioned, read_capacity, write_capacity)
+        described = self.table.describe()
+        if described is None:
+            self.table.create_table(definition)
+            done.append(f"{CREATED}, its index and its stream")
+            described = self.table.describe() or {}
+        indexes = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes") or []}
+        if self.index not in indexes:
+            [index] = definition["GlobalSecondaryIndexes"]
+            self.table.update_table(AttributeDefinitions=definition["AttributeDefinitions"],
+                                    GlobalSecondaryIndexUpdates=[{"Create": index}])
+            done.append(f"added the index {self.index}")
+        stream = described.get("StreamSpecification") or {}
+        if not stream.get("StreamEnabled"):
+            self.table.update_table(StreamSpecification=definition["StreamSpecification"])
+            done.append("turned the stream on (new images): group rows follow messages again")
+        elif stream.get("StreamViewType") not in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
+            done.append(f"left the stream as it is, but its view type {stream.get('StreamViewType')} "
+                        f"carries no new images: the stream Lambda needs NEW_IMAGE")
+        if self.table.ttl()[0] not in ("ENABLED", "ENABLING"):
+            status = self.table.ensure_ttl(layout.TTL_ATTRIBUTE)
+            done.append(f"time to live on {layout.TTL_ATTRIBUTE} (idempotency records expire): {status.lower()}")
+        if week5.layout_version(self.table) < layout.LAYOUT_VERSION:
+            if self.table.is_empty():
+                self.table.put(layout.layout_item())  # an empty table holds no group without a header
+                done.append("wrote the layout mark (the table is in the current layout)")
+            else:
+                done.append("no layout mark, and the table holds items: if the bootcamp's week-5 "
+                            "backend wrote them, bin/ddb/migrate brings them to the current layout "
+                            "(and writes the mark)")
+        return done
 
     def ensure_ttl(self) -> str:
         """TTL on the idempotency records' expires_at: the table's TTL status afterwards."""
