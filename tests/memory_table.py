@@ -32,6 +32,7 @@ class MemoryTable:
         self.calls: Counter[str] = Counter()
         self.ttl_attribute: str | None = None
         self.exists = exists
+        self.definition: dict[str, Any] = {}
         self._index: dict[Key, dict[str, Any]] | None = None  # a frozen copy, else None
         self._stream: list[dict[str, Any]] = []
         self._sequence = 0
@@ -92,8 +93,28 @@ class MemoryTable:
         return self.exists
 
     def create_table(self, definition: Mapping[str, Any]) -> bool:
-        created, self.exists = not self.exists, True
-        return created
+        if self.exists:
+            return False
+        self.exists, self.definition = True, copy.deepcopy(dict(definition))
+        return True
+
+    def describe(self) -> dict[str, Any] | None:
+        """What DescribeTable says of the table as it was created and updated (TableName, key
+        schema, indexes, stream), or None."""
+        return copy.deepcopy({**self.definition, "TableName": self.table}) if self.exists else None
+
+    def update_table(self, **changes: Any) -> None:
+        self.calls["update_table"] += 1
+        for update in changes.get("GlobalSecondaryIndexUpdates", []):
+            self.definition.setdefault("GlobalSecondaryIndexes", []).append(copy.deepcopy(update["Create"]))
+        if "StreamSpecification" in changes:
+            self.definition["StreamSpecification"] = dict(changes["StreamSpecification"])
+
+    def is_empty(self) -> bool:
+        return not self.items
+
+    def ttl(self) -> tuple[str, str | None]:
+        return ("ENABLED", self.ttl_attribute) if self.ttl_attribute else ("DISABLED", None)
 
     def ensure_ttl(self, attribute: str) -> str:
         self.ttl_attribute = self.ttl_attribute or attribute

@@ -268,3 +268,20 @@ def test_a_week5_conversation_is_found_and_kept_until_migrated():
     again = fresh.send_to_user(ANA, BO, "after the migration")
     assert again.message.message_group_uuid == old, "through the pair's alias header"
     assert table.calls["query"] == 0, "no search of a partition on a migrated table"
+
+
+def test_a_conversation_a_week5_writer_starts_after_the_migration_is_served(store, table):
+    """Issue 26, item 5: teams move backends gradually, so the week-5 backend may still write to a
+    migrated table. Its new conversation has no header; the stream Lambda, meeting its first
+    message, gives it one (and the pair its alias), so this API serves it: both participants read
+    it, a first message by handle goes into it, and the API's own hot path reads nothing more."""
+    assert store.layout_current()
+    old = week5_conversation(table, CY, BO, "written by week 5, after the migration")
+    table.calls.clear()
+    assert deliver(table) == {"batchItemFailures": []}
+    assert table.get(layout.header_key(old))["participants"] == sorted([CY["uuid"], BO["uuid"]])
+    fresh = ConversationStore(table)  # another process, knowing nothing yet
+    assert fresh.is_participant(old, BO["uuid"]) and not fresh.is_participant(old, ANA["uuid"])
+    sent = fresh.send_to_user(BO, CY, "this API answers")
+    assert sent.message.message_group_uuid == old, "through the pair's alias: no second conversation"
+    assert [m.text for m in fresh.messages(old, 10).items][0] == "this API answers"

@@ -123,3 +123,40 @@ def test_batches_write_and_delete_many_items(table):
 def test_the_table_reports_itself(table):
     assert table.table_exists() and table.table_active()
     assert table.ensure_ttl(layout.TTL_ATTRIBUTE) in ("ENABLED", "ENABLING")
+    assert table.ttl() in (("ENABLED", "expires_at"), ("ENABLING", "expires_at"))
+    table.delete_if(layout.LAYOUT_KEY, {})  # the mark a new messages table is made with
+    assert table.is_empty()
+    table.put(key("E#1", "s"))
+    assert not table.is_empty()
+
+
+@pytest.fixture(params=[pytest.param("memory", marks=pytest.mark.fast), "moto"])
+def bare(request):
+    """A table with neither its index nor its stream, not yet made."""
+    if request.param == "memory":
+        yield MemoryTable(exists=False)
+        return
+    from lib.ddb import Ddb as Real
+    real = Real(request.getfixturevalue("settings").with_(ddb_table=f"test-bare-{time.time_ns()}"))
+    yield real
+    real.delete_table()
+
+
+def test_a_table_is_described_and_completed_by_updates(bare):
+    full = layout.table_definition(bare.table)
+    definition = {**full, "AttributeDefinitions": full["AttributeDefinitions"][:2]}
+    index = definition.pop("GlobalSecondaryIndexes")[0]
+    stream = definition.pop("StreamSpecification")
+    assert bare.describe() is None
+    assert bare.create_table(definition) is True and bare.create_table(definition) is False
+    described = bare.describe()
+    assert not described.get("GlobalSecondaryIndexes") and not (described.get("StreamSpecification") or {}).get("StreamEnabled")
+    assert bare.ttl() == ("DISABLED", None)
+    bare.update_table(AttributeDefinitions=full["AttributeDefinitions"],
+                      GlobalSecondaryIndexUpdates=[{"Create": index}])
+    bare.update_table(StreamSpecification=stream)
+    described = bare.describe()
+    assert [i["IndexName"] for i in described["GlobalSecondaryIndexes"]] == [layout.GSI_NAME]
+    assert described["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    bare.put({**key("GRP#u", "s"), "message_group_uuid": "g"})
+    assert [i["pk"] for i in bare.query_index(layout.GSI_NAME, "message_group_uuid", "g")] == ["GRP#u"]

@@ -45,7 +45,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from lib.conversations import layout
+from lib.conversations import layout, week5
 from lib.conversations.read_markers import count_unread, rows_of
 from lib.ddb import Ddb, KeyTaken, deserialize, key_of
 
@@ -226,6 +226,8 @@ class RowMover:
             by_owner.setdefault(layout.owner_of(row), []).append(row)
         if header is None:  # a week-5 group: its two rows' owners are its participants
             if len(by_owner) >= 2:
+                if len(by_owner) == 2:  # give it a header: the API serves it as any other group
+                    week5.adopt(self.table, message.group, [r for rows in by_owner.values() for r in rows])
                 return _oldest_first(by_owner)
             if not by_owner and not self.has_row(message.sender, message.group):
                 return None

@@ -63,6 +63,37 @@ def layout_version(table: Ddb) -> int:
     return int(item["version"]) if item else 1
 
 
+def header_from_rows(group: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The header of a group the week-5 backend wrote, from its two rows: participants are the
+    rows' owners, and (each row naming the other) their names."""
+    owners = sorted({layout.owner_of(row) for row in rows})
+    first = min(canonical(row["sk"]) or row["sk"] for row in rows)
+    named = {row["user_uuid"]: row for row in rows
+             if {"user_uuid", "user_display_name", "user_handle"} <= row.keys()}
+    profiles = ({u: {"display_name": r["user_display_name"], "handle": r["user_handle"]}
+                 for u, r in named.items()} if sorted(named) == owners else None)
+    return layout.header_item(group, owners, first, profiles)
+
+
+def adopt(table: Ddb, group: str, rows: list[dict[str, Any]]) -> None:
+    """Give a group the week-5 backend wrote its header, and the pair its alias, as the migration
+    does: the stream Lambda calls this when it meets a headerless group with both rows, so that
+    a conversation a week-5 writer starts on a migrated table (teams move from one backend to the
+    other gradually) is served too, at no cost to the API. Conditional puts: never over a header
+    or an alias that is there already."""
+    header = header_from_rows(group, rows)
+    owners = header["participants"]
+    derived = layout.group_uuid_for(*owners)
+    items = [header] + ([{**layout.header_item(derived, owners, layout.now_iso()), "message_group_uuid": group}]
+                        if derived != group else [])
+    for item in items:
+        try:
+            table.put_new(item)
+            log.info("gave the week-5 group %s its %s", group, "header" if item is header else "pair's alias")
+        except KeyTaken:
+            pass
+
+
 @dataclass
 class Plan:
     headers: list[dict[str, Any]] = field(default_factory=list)
@@ -116,13 +147,7 @@ def plan(items: Iterable[dict[str, Any]]) -> Plan:
             continue
         last = max(canonical(row["sk"]) or row["sk"] for row in group_rows)
         if group not in headers:
-            first = min(canonical(row["sk"]) or row["sk"] for row in group_rows)
-            # each row names the other participant: together, both participants' names
-            named = {row["user_uuid"]: row for row in group_rows
-                     if {"user_uuid", "user_display_name", "user_handle"} <= row.keys()}
-            profiles = ({u: {"display_name": r["user_display_name"], "handle": r["user_handle"]}
-                         for u, r in named.items()} if sorted(named) == owners else None)
-            result.headers.append(layout.header_item(group, owners, first, profiles))
+            result.headers.append(header_from_rows(group, group_rows))
         derived = layout.group_uuid_for(*owners)
         if derived != group and (derived not in latest_of_pair or last > latest_of_pair[derived][0]):
             latest_of_pair[derived] = (last, group)
