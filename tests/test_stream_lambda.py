@@ -55,8 +55,9 @@ class Calls:
                     return values[value]["S"]
         if operation == "Query":  # the count of its messages: pk = MSG#<group>
             return values[":v0"]["S"][len(layout.MESSAGE_PREFIX):]
-        if operation == "PutItem":
-            return params["Item"]["message_group_uuid"]["S"]
+        if operation == "PutItem":  # a row, or a header the Lambda gives a week-5 group
+            item = params["Item"]
+            return item["message_group_uuid"]["S"] if "message_group_uuid" in item else item["pk"]["S"][len(layout.HEADER_PREFIX):]
         if operation == "GetItem":  # the group's header
             return params["Key"]["pk"]["S"][len(layout.HEADER_PREFIX):]
         return None
@@ -432,6 +433,8 @@ def test_a_week5_group_behind_the_index_is_never_reported_done_early(env, people
     harsh(gsi_lag_ms=0)
     assert env.handle(records) == {"batchItemFailures": []}
     env.assert_last(group, [ana, bo], last)
+    # and the group now has its header, as the migration would have given it (issue 26, item 5)
+    assert env.table.get(layout.header_key(group))["participants"] == sorted([ana["uuid"], bo["uuid"]])
 
 
 def test_rows_the_api_never_wrote_are_made_from_the_header(env, people):
