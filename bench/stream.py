@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from bench.data import conversation
 from lib import ddb
 from lib.conversations import ConversationStore, layout
+from lib.conversations.read_markers import group_rows
 from lib.config import Settings
 from devstack.stream_worker import lambda_environment, lambda_event, load_lambda
 
@@ -90,7 +91,7 @@ def _measure(settings: Settings, table: ddb.Ddb, a: dict[str, Any], b: dict[str,
         calls.clear()
         answer = module.lambda_handler(event, None)
 
-    rows = table.query_index(layout.GSI_NAME, "message_group_uuid", group)
+    rows = group_rows(table, group)
     newest = items[-1]["sk"]
     return {
         "messages": count,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lib.conversations import layout
+from lib.conversations.read_markers import group_rows
 from lib.config import ROOT
 from lib.db import Db, template
 from lib.ddb import Ddb
@@ -100,7 +101,7 @@ def seed(ddb: Ddb, db: Db, force: bool = False, on_progress: Callable[[int], Non
     end = _end_of(present, group, conversation) or datetime.now(timezone.utc) - timedelta(hours=1)
     header, *rows_and_messages = seed_items(users, conversation, end)
     rows, messages = rows_and_messages[:2], rows_and_messages[2:]
-    with_rows = {row["pk"] for row in ddb.query_index(layout.GSI_NAME, "message_group_uuid", group)}
+    with_rows = {row["pk"] for row in group_rows(ddb, group)}
     missing = [m for m in messages if m["message_uuid"] not in present]
     missing += [row for row in rows if row["pk"] not in with_rows]
     calls = ddb.batch_write(missing, on_progress=on_progress) if missing else 0

@@ -200,19 +200,15 @@ class Ddb:
 
     # -- the table itself (scripts and the local stack) ------------------------------------------
     def table_exists(self) -> bool:
-        try:
-            self.client.describe_table(TableName=self.table)
-            return True
-        except self.client.exceptions.ResourceNotFoundException:
-            return False
+        return self.describe() is not None
 
     def table_active(self) -> bool:
         """Whether the table answers and is ACTIVE (DescribeTable: no capacity units spent)."""
         try:
-            status = self._call("describe_table", TableName=self.table)["Table"]["TableStatus"]
+            described = self.describe()
         except (StoreUnavailable, StoreError):
             return False
-        return status in ("ACTIVE", "UPDATING")
+        return described is not None and described["TableStatus"] in ("ACTIVE", "UPDATING")
 
     def describe(self) -> dict[str, Any] | None:
         """DescribeTable's description of the table; None when there is no such table."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lib.conversations import ConversationStore, layout
+from lib.conversations.read_markers import group_rows  # noqa: F401  (a group's rows through the GSI)
 from lib.ddb import Ddb, Page
 
 
@@ -16,11 +17,6 @@ def messages_page(table: Ddb, group: str, limit: int, after: str | None = None) 
 def groups_page(table: Ddb, user_uuid: str, limit: int, after: str | None = None) -> Page:
     """A user's group rows, most recent first."""
     return table.query(layout.group_pk(user_uuid), limit=limit, newest_first=True, after_sk=after)
-
-
-def group_rows(table: Ddb, group: str) -> list[dict[str, Any]]:
-    """A group's rows through the GSI."""
-    return table.query_index(layout.GSI_NAME, "message_group_uuid", group)
 
 
 def create_table(table: Ddb, **options: Any) -> bool:

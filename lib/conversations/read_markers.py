@@ -44,6 +44,12 @@ def newest_message(table: "Ddb", group: str) -> str | None:
     return page.items[0]["sk"] if page.items else None
 
 
+def group_rows(table: "Ddb", group: str, index: str = layout.GSI_NAME) -> list[dict[str, Any]]:
+    """Both participants' rows of a group, through the GSI (group rows are its only items). The
+    index is eventually consistent: it may not show a row yet, or still show one that has moved."""
+    return table.query_index(index, "message_group_uuid", group)
+
+
 def rows_of(table: "Ddb", owner_uuid: str, group: str, since: str = "") -> list[dict[str, Any]]:
     """`owner`'s rows of the group with sk >= `since`, oldest first, from the table itself
     (consistently): what the index does not show yet. Reads the owner's partition from that

@@ -66,7 +66,7 @@ class ConversationStore:
             return members
         if self.layout_current():
             return None
-        owners = week5.participants(self.table, self.index, group)
+        owners = week5.participants(self.group_rows(group))
         if len(owners) == 2:  # both rows seen: the group's participants, for good
             self.membership.put(group, owners)
         return owners or None
@@ -91,7 +91,7 @@ class ConversationStore:
 
     def group_rows(self, group: str) -> list[dict[str, Any]]:
         """Both participants' rows of a group, through the GSI (which may lag)."""
-        return self.table.query_index(self.index, "message_group_uuid", group)
+        return read_markers.group_rows(self.table, group, self.index)
 
     # -- sending -------------------------------------------------------------------------------
     def send_to_user(self, sender: Person, recipient: Person, text: str,

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from lib.conversations import layout, week5
-from lib.conversations.read_markers import count_unread, rows_of
+from lib.conversations.read_markers import count_unread, group_rows, rows_of
 from lib.ddb import Ddb, KeyTaken, deserialize, key_of
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class RowMover:
         holds them (an empty list when the row was never made and the header says how to make
         it). None when there is no conversation to update. IndexBehind while not settled."""
         by_owner: dict[str, list[dict[str, Any]]] = {}
-        for row in self.table.query_index(self.index, "message_group_uuid", message.group):
+        for row in group_rows(self.table, message.group, self.index):
             by_owner.setdefault(layout.owner_of(row), []).append(row)
         if header is None:  # a week-5 group: its two rows' owners are its participants
             if len(by_owner) >= 2:

@@ -39,10 +39,9 @@ from lib.ddb import Ddb, KeyTaken
 log = logging.getLogger(__name__)
 
 
-def participants(table: Ddb, index: str, message_group_uuid: str) -> tuple[str, ...]:
-    """The owners of a headerless group's rows as the GSI shows them (both, once it has caught
+def participants(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The owners of a headerless group's rows, as the index shows them (both, once it has caught
     up: a week-5 group has exactly two)."""
-    rows = table.query_index(index, "message_group_uuid", message_group_uuid)
     return tuple(sorted({layout.owner_of(row) for row in rows}))
 
 
