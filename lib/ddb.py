@@ -332,12 +332,8 @@ class Ddb:
         kwargs = self._query_arguments(pk, limit=None, newest_first=newest_first, after_sk=None,
                                        sk_from=sk_from, sk_to=sk_to, consistent=consistent,
                                        attributes=attributes, where=where)
-        while True:
-            response = self._call("query", **kwargs)
+        for response in self._pages("query", kwargs):
             yield from (deserialize(i) for i in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     def query_index(self, index: str, attribute: str, value: str) -> list[dict[str, Any]]:
         """Every item of a global secondary index whose hash key `attribute` is `value`. An index
@@ -347,12 +343,17 @@ class Ddb:
             "TableName": self.table, "IndexName": index,
             "KeyConditionExpression": f"{expression.name(attribute)} = {expression.value(value)}",
             **expression.arguments()}
-        items: list[dict[str, Any]] = []
+        return [deserialize(i) for response in self._pages("query", kwargs)
+                for i in response.get("Items", [])]
+
+    def _pages(self, operation: str, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The answers of a Query or Scan, page after page; the next page is asked for only when
+        the caller goes on past this one."""
         while True:
-            response = self._call("query", **kwargs)
-            items.extend(deserialize(i) for i in response.get("Items", []))
+            response = self._call(operation, **kwargs)
+            yield response
             if "LastEvaluatedKey" not in response:
-                return items
+                return
             kwargs = {**kwargs, "ExclusiveStartKey": response["LastEvaluatedKey"]}
 
     # -- writes --------------------------------------------------------------------------------
@@ -434,13 +435,8 @@ class Ddb:
 
     def scan_all(self, on_page: Callable[[int], None] | None = None) -> Iterator[dict[str, Any]]:
         """Every item of the table (a Scan, page by page: for scripts, never for requests)."""
-        kwargs: dict[str, Any] = {"TableName": self.table}
-        while True:
-            response = self._call("scan", **kwargs)
+        for response in self._pages("scan", {"TableName": self.table}):
             items = response.get("Items", [])
             if on_page:
                 on_page(len(items))
             yield from (deserialize(i) for i in items)
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -33,10 +33,11 @@ first message to a user looks for an old group of the pair before creating one.
 """
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
+
+from lib.ddb import epoch_now  # the clock DynamoDB's TTL reads, as put_new(expires=) compares it
 
 GSI_NAME = "message-group-sk-index"
 GROUP_PREFIX = "GRP#"
@@ -188,12 +189,12 @@ def idempotency_item(user_uuid: str, key: str, fingerprint: str, group: str, mes
     than message_group_uuid, the GSI's key: only group rows are in the index."""
     return {**idempotency_key(user_uuid, key), "fingerprint": fingerprint, "group": group,
             "message_uuid": message_uuid, "created_at": created_at, "named": named,
-            TTL_ATTRIBUTE: int(time.time()) + IDEMPOTENCY_TTL_SECONDS}
+            TTL_ATTRIBUTE: epoch_now() + IDEMPOTENCY_TTL_SECONDS}
 
 
 def expired(item: Mapping[str, Any]) -> bool:
     """Whether TTL may delete the item by now (an item without expires_at never expires)."""
-    return TTL_ATTRIBUTE in item and int(item[TTL_ATTRIBUTE]) < int(time.time())
+    return TTL_ATTRIBUTE in item and int(item[TTL_ATTRIBUTE]) < epoch_now()
 
 
 def layout_item() -> dict[str, Any]:
