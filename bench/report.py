@@ -82,6 +82,11 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     add("stream calls per group per batch", per_group,
         None if per_group is None else per_group <= STREAM_CALLS_PER_GROUP,
         f"<= {STREAM_CALLS_PER_GROUP} for {stream.get('messages')} messages")
+    lag = result.get("stream_lag") or {}
+    live, replay = (lag.get("fresh") or {}).get("records_per_s"), (lag.get("restarted") or {}).get("replay_records_per_s")
+    add("stream worker: a backlog replayed at least at the live pace (records/s)",
+        {"live": live, "replay": replay}, None if None in (live, replay) else replay >= live,
+        ">= the live pace (issue 26)")
     operations = {o["operation"]: o for o in result.get("capacity", {}).get("operations", [])}
     for name, limit in (("D: message into a conversation", MESSAGE_WCU),
                         ("C: message to a user, conversation exists", MESSAGE_WCU),
@@ -159,6 +164,17 @@ def table(result: dict[str, Any]) -> str:
                  f"{s['ddb_calls']} DynamoDB calls {s.get('ddb_calls_by_operation', '')} "
                  f"(the container's first batch of the group: {s.get('first_meeting_ddb_calls')}, "
                  f"its participants read once)")
+    lag = result.get("stream_lag")
+    if lag:
+        fresh, again = lag["fresh"], lag["restarted"]
+        lines.append(f"stream worker lag, message written -> both rows current ({fresh['groups']} "
+                     f"conversations, burst of {fresh['messages']}): fresh stack p50 "
+                     f"{_num(fresh['lag_p50_s'], 2)} s, p99 {_num(fresh['lag_p99_s'], 2)} s "
+                     f"({_num(fresh['records_per_s'])} records/s); restarted with a backlog of "
+                     f"{again['backlog_messages']} messages ({again['backlog_records']} records, "
+                     f"replayed in {_num(again['backlog_replayed_s'], 2)} s, "
+                     f"{_num(again['replay_records_per_s'])} records/s): p50 "
+                     f"{_num(again['lag_p50_s'], 2)} s, p99 {_num(again['lag_p99_s'], 2)} s")
     cap = result.get("capacity")
     if cap:
         lines.append(f"DynamoDB capacity per operation, end to end (API + stream Lambda); {cap['price']}:")

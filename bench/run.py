@@ -18,7 +18,9 @@ slices, the same store call through bench/floor_app.py (a Flask route under the 
 makes only that call, with the API's client): what any Flask API reaches here. With --bootcamp DIR,
 the bootcamp's week-5 backend is served beside it (bench/bootcamp.py) and measured in the same
 slices on the same requests: its requests/s and CPU per request. Then: the stream
-Lambda's calls for a burst of 100 messages into one group, DynamoDB capacity units per operation
+Lambda's calls for a burst of 100 messages into one group, the stream worker's lag (how long a
+conversation list shows an older message) after a burst on a fresh stack and on a restarted one
+with a backlog (bench/stream_lag.py), DynamoDB capacity units per operation
 end to end (bench/capacity.py), the calls to seed 1,000 messages, and how first-page latency of A
 and B grows from a small to a large group / user.
 
@@ -51,7 +53,7 @@ from lib.conversations import ConversationStore, layout
 from devstack import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
-from bench import capacity, floor_app, report, stream
+from bench import capacity, floor_app, report, stream, stream_lag
 from bench.bootcamp import Bootcamp
 from bench.data import BIG, DataSet, handle
 from bench.load import LoadResult, Operation, run_load
@@ -65,6 +67,7 @@ API_TIMEOUT = 60  # seconds; moto's Query takes seconds at concurrency 8 on the 
 SLICES = 3  # API and store alternate this many times per row
 GROWTH_LIMIT = 10  # the small group has ten messages: compare pages of ten
 CAPACITY_USERS = 24  # one user, and 23 partners: a page of 20 conversations and then some
+LAG_USERS = 30  # in pairs: 15 conversations, each sent a share of the burst
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,18 @@ class Plan:
     growth_requests: int   # requests per growth case (concurrency 1)
     stream_messages: int
     seed_messages: int
+    lag_burst: int         # messages sent at once, for the stream worker's lag
+    lag_backlog: int       # messages written while the worker is stopped
 
 
 # growth: 150 requests per case (about 1 s each): with 40, one slow stretch of the machine moved
 # a p50 enough to swing the large/small ratio from 1.2 to 1.6
 FULL = Plan("full", bench_data.FULL, requests=1000, max_seconds=30, warmup_seconds=120,
-            growth_requests=150, stream_messages=100, seed_messages=1000)
+            growth_requests=150, stream_messages=100, seed_messages=1000, lag_burst=300,
+            lag_backlog=3000)
 QUICK = Plan("quick", bench_data.QUICK, requests=40, max_seconds=2, warmup_seconds=30,
-             growth_requests=6, stream_messages=100, seed_messages=1000)
+             growth_requests=6, stream_messages=100, seed_messages=1000, lag_burst=60,
+             lag_backlog=300)
 _T0 = time.monotonic()
 
 
@@ -552,6 +559,9 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
     stream_result = stream.measure(settings, ds.users[handle(4)], ds.users[handle(5)],
                                    plan.stream_messages)
     say(f"stream: {stream_result}")
+    lag = stream_lag.measure(settings, [ds.users[handle(n)] for n in range(1, LAG_USERS + 1)],
+                             plan.lag_burst, plan.lag_backlog)
+    say(f"stream worker lag: {lag}")
     capacity_result = capacity.measure(settings, [ds.users[handle(n)] for n in range(1, CAPACITY_USERS + 1)])
     say(f"capacity: {[(o['operation'], o['write_total'], o['rcu']) for o in capacity_result['operations']]}")
     seed = {**seed_cost(settings, plan.seed_messages), "dataset_items": ds.items,
@@ -561,6 +571,7 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
         "rows": rows,
         "activities": activity_rows,
         "stream": stream_result,
+        "stream_lag": lag,
         "capacity": capacity_result,
         "seed": seed,
         "growth": growth,

@@ -332,7 +332,7 @@ def replay_failures(settings: Settings, prod: bool, stack_name: str, limit: int)
     stream worker runs it), filtered as the mapping filters them. A message whose records were
     applied is deleted; one that failed again stays, for another try. The function is
     idempotent: replaying what was applied meanwhile changes nothing."""
-    from devstack import event_filter
+    from devstack import stream_mapping
     from devstack.stream_worker import lambda_environment, lambda_event, load_lambda
 
     cfn = aws.client(settings, "cloudformation")
@@ -353,7 +353,7 @@ def replay_failures(settings: Settings, prod: bool, stack_name: str, limit: int)
         def handle(event: dict[str, Any]) -> bool:
             return not handler(event, None).get("batchItemFailures")
 
-    patterns = event_filter.stream_patterns()
+    patterns = stream_mapping.stream_patterns()
     replayed = failed = gone = 0
     while replayed + failed + gone < limit:
         messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
@@ -369,7 +369,7 @@ def replay_failures(settings: Settings, prod: bool, stack_name: str, limit: int)
                            f"for inspection; each conversation's rows follow its next message)")
                 continue
             event = lambda_event(records, batch["streamArn"], settings.aws_region)
-            event["Records"] = [r for r in event["Records"] if event_filter.delivered(patterns, r)]
+            event["Records"] = [r for r in event["Records"] if stream_mapping.delivered(patterns, r)]
             if not event["Records"] or handle(event):
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
                 replayed += 1

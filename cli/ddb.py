@@ -153,7 +153,7 @@ def list_conversations(settings: Settings, prod: bool, handle: str, limit: int) 
 @click.option("--interval", type=float, default=0.3, show_default=True,
               help="Seconds between polls when there is nothing new.")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=stream_worker.DEFAULT_BATCH_SIZE,
-              show_default=True, help="Records per GetRecords call (and per handler call).")
+              show_default=True, help="Records per GetRecords call (and per handler call); the deployed mapping's BatchSize.")
 @common.target_option
 def stream_worker_command(settings: Settings, prod: bool, checkpoint: Path, interval: float,
                           batch_size: int) -> None:

@@ -1,8 +1,9 @@
 """The local stack: the real services, embedded, on loopback, for ./bin/dev, the scripts, the
 tests and the benchmark. Embedded PostgreSQL (postgres.py); moto's server with its corrections
 (moto.py, moto_server.py); the stream worker that plays Lambda's event source mapping
-(stream_worker.py), with the mapping's own filter (event_filter.py); the local Cognito pool and
-seed data (cognito.py, seed.py); starting it all (stack.py); its own settings (settings.py).
+(stream_worker.py), with the mapping's own batch size and filter (stream_mapping.py); the local
+Cognito pool and seed data (cognito.py, seed.py); starting it all (stack.py); its own settings
+(settings.py).
 
 It sits beside the app: nothing in the app, services/ or the adapters of lib/ imports it. From
 outside, use what this module exports (and the public names of its modules, for the tests of

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 from lib import aws, config, lambda_files
 from lib.config import ROOT, Settings
-from devstack import event_filter
+from devstack import stream_mapping
 from devstack.files import write_atomically
 
 log = logging.getLogger("stream-worker")
@@ -39,8 +39,9 @@ LAMBDA_PATH = ROOT / "aws" / "lambdas" / "cruddur-messaging-stream.py"
 LAMBDA_NAME = "cruddur-messaging-stream"
 DEFAULT_CHECKPOINT = ROOT / ".local" / "stream-worker.json"
 SHARD_END = "SHARD_END"
-# Lambda's default batch size for DynamoDB streams.
-DEFAULT_BATCH_SIZE = 100
+# The deployed mapping's batch size: a backlog is replayed in batches as large as in AWS, and each
+# group is moved once per batch however many of its messages the batch holds.
+DEFAULT_BATCH_SIZE = stream_mapping.batch_size()
 # How often the stream's shards (and the table's latest stream) are listed again.
 REFRESH_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 10.0
@@ -150,11 +151,12 @@ class StreamWorker:
         self.checkpoints = Checkpoints(checkpoint_path)
         self.batch_size = batch_size
         self.refresh_seconds = refresh_seconds
-        self.patterns = event_filter.stream_patterns()
+        self.patterns = stream_mapping.stream_patterns()
         self.dynamodb = aws.client(settings, "dynamodb")
         self.streams = aws.client(settings, "dynamodbstreams")
         self.stream_arn: str | None = None
         self.shards: dict[str, _Shard] = {}
+        self.records_read = 0  # every record GetRecords returned, the filtered-out ones too
         self._next_refresh = 0.0
         self._waiting_logged = False
         self._no_stream_logged = False
@@ -294,6 +296,7 @@ class StreamWorker:
             self.checkpoints.drop(arn, shard.id)
             return 0
         records = response.get("Records", [])
+        self.records_read += len(records)
         following = response.get("NextShardIterator")
         if not records:
             if following is None:
@@ -308,7 +311,7 @@ class StreamWorker:
         # As the event source mapping does: only the records its filter lets through reach the
         # function; a batch with none is done without an invocation.
         event = lambda_event(records, arn, self.settings.aws_region)
-        event["Records"] = [r for r in event["Records"] if event_filter.delivered(self.patterns, r)]
+        event["Records"] = [r for r in event["Records"] if stream_mapping.delivered(self.patterns, r)]
         if event["Records"]:
             try:
                 result = self.handler(event, _context())

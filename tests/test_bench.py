@@ -73,6 +73,12 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     assert stream["first_meeting_ddb_calls"] == 2  # that group's header, and its index
     # the burst was applied: no failed record, both group rows on the newest message
     assert stream["failures"] == 0 and stream["rows_at_newest"] == 2
+    lag = result["stream_lag"]
+    assert lag["fresh"]["messages"] == lag["restarted"]["messages"] == 60
+    assert lag["restarted"]["backlog_messages"] == 300
+    assert lag["restarted"]["backlog_records"] >= 300  # the backlog's messages, at least
+    for run in lag.values():
+        assert 0 <= run["lag_p50_s"] <= run["lag_p99_s"] <= run["lag_max_s"]
 
     # capacity units by DynamoDB's rules, from the items the calls really wrote and read: the
     # design's costs (issue 14), the same on every machine

@@ -4,6 +4,7 @@ The same behaviours are tested end to end through HTTP over moto in test_api_e2e
 test_unread.py; these say exactly which step each one survives."""
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime, timezone
 
@@ -240,6 +241,23 @@ def test_a_failing_group_names_its_first_record_for_the_retry(store, table):
     answer = apply_batch(records, RowMover(table))
     first_of_g1 = next(r for r in records if layout.message_pk(g1) == r["dynamodb"]["NewImage"]["pk"]["S"])
     assert answer == {"batchItemFailures": [{"itemIdentifier": first_of_g1["dynamodb"]["SequenceNumber"]}]}
+
+
+def test_the_groups_of_a_batch_are_moved_several_at_once(store, table):
+    """A backlog's batch holds many groups; each is a few calls, and they are independent, so
+    several are moved at once (issue 26, item 1). Proof: the first writes of three groups meet at
+    a barrier, which moving one group after another would never reach (the group would fail)."""
+    pairs = [(person(f"a{i}"), person(f"b{i}")) for i in range(3)]
+    for a, b in pairs:
+        store.send_to_user(a, b, f"hello {b['handle']}")
+    records = table.stream_records()
+    meet = threading.Barrier(3, timeout=5)
+    for _ in pairs:
+        table.before_write(meet.wait)
+    assert apply_batch(records, RowMover(table), concurrency=3) == {"batchItemFailures": []}
+    for a, b in pairs:
+        [row] = store.conversations(a["uuid"], 10).items
+        assert (row.handle, row.last_message) == (b["handle"], f"hello {b['handle']}")
 
 
 # -- week-5 tables ------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_the_deployed_function_mapping_and_role(deployed):
     [mapping] = [m for m in lam.list_event_source_mappings()["EventSourceMappings"]
                  if m["FunctionArn"] == function["FunctionArn"]]
     assert mapping["EventSourceArn"].startswith(f"{table_arn}/stream/")
-    assert (mapping["BatchSize"], mapping["FunctionResponseTypes"]) == (100, ["ReportBatchItemFailures"])
+    assert (mapping["BatchSize"], mapping["FunctionResponseTypes"]) == (1000, ["ReportBatchItemFailures"])
     assert mapping["MaximumRetryAttempts"] == 10 and mapping["BisectBatchOnFunctionError"] is True
     assert ":sqs:" in mapping["DestinationConfig"]["OnFailure"]["Destination"]
 

@@ -73,7 +73,11 @@ def test_the_event_source_mapping_and_the_alarms(template):
     assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 0 < m["MaximumRetryAttempts"] <= 10 and m["BisectBatchOnFunctionError"] is True
     assert m["DestinationConfig"]["OnFailure"]["Destination"] == {"GetAtt": "StreamFailureQueue.Arn"}
-    assert m["BatchSize"] == 100
+    # a backlog in batches of one GetRecords call each, live messages waiting at most a second;
+    # the local worker batches alike (issue 26, item 1)
+    assert m["BatchSize"] == 1000 and m["MaximumBatchingWindowInSeconds"] <= 1
+    from devstack import stream_mapping, stream_worker
+    assert stream_mapping.batch_size() == stream_worker.DEFAULT_BATCH_SIZE == m["BatchSize"]
     metrics = {str(a["Properties"].get("MetricName")) for a in resources(template, "AWS::CloudWatch::Alarm").values()}
     assert {"IteratorAge", "Errors", "ApproximateNumberOfMessagesVisible"} <= metrics
     assert m["FilterCriteria"]["Filters"], "only what the function acts on (item 12)"

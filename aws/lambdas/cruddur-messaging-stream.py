@@ -10,7 +10,8 @@ FunctionResponseTypes=["ReportBatchItemFailures"]); see `apply_batch` for which 
 
 Environment: DDB_MESSAGE_TABLE (cruddur-messages), DDB_GSI_NAME (message-group-sk-index),
 AWS_DEFAULT_REGION or AWS_REGION, AWS_ENDPOINT_URL (optional, for a local endpoint),
-MOVE_ATTEMPTS (4), LOG_LEVEL (INFO).
+MOVE_ATTEMPTS (4), GROUPS_AT_ONCE (8: how many groups of a batch are moved at once), LOG_LEVEL
+(INFO).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import json
 import logging
 import os
 import sys
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import boto3
 from botocore.config import Config as BotoConfig
 
+from lib.cache import Cache
 from lib.conversations import stream
 from lib.conversations.layout import GSI_NAME
 from lib.conversations.stream import NewMessage  # noqa: F401  (part of this module's interface)
@@ -65,6 +66,8 @@ class Config:
     index: str = GSI_NAME
     # Attempts of one group's move when concurrent movers keep cancelling it.
     move_attempts: int = 4
+    # Groups of one batch moved at once: a backlog's batch holds many groups, each a few calls.
+    groups_at_once: int = 8
 
     @property
     def ddb_table(self) -> str:  # what lib.ddb.Ddb reads
@@ -78,6 +81,7 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
         table=env.get("DDB_MESSAGE_TABLE") or default.table,
         index=env.get("DDB_GSI_NAME") or default.index,
         move_attempts=max(1, int(env.get("MOVE_ATTEMPTS") or default.move_attempts)),
+        groups_at_once=max(1, int(env.get("GROUPS_AT_ONCE") or default.groups_at_once)),
     )
 
 
@@ -87,7 +91,9 @@ def make_client(env: Mapping[str, str] | None = None) -> Any:
     env = os.environ if env is None else env
     kwargs: dict[str, Any] = {
         "config": BotoConfig(retries={"mode": "standard", "max_attempts": 4},
-                             connect_timeout=2, read_timeout=5),
+                             connect_timeout=2, read_timeout=5,
+                             # a connection for each group moved at once
+                             max_pool_connections=max(10, load_config(env).groups_at_once)),
     }
     region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
     if region:
@@ -99,7 +105,7 @@ def make_client(env: Mapping[str, str] | None = None) -> Any:
 
 _runtime: tuple[Any, Config] | None = None
 # Groups' headers, remembered for the container's life (they never change).
-_headers: "OrderedDict[str, stream.Header]" = OrderedDict()
+_headers: "Cache[stream.Header]" = Cache(stream.HEADER_CACHE_SIZE)
 
 
 def _get_runtime() -> tuple[Any, Config]:
@@ -134,7 +140,7 @@ def handle_event(event: Mapping[str, Any], client: Any, config: Config,
     """Apply a batch of stream records; the same as `lambda_handler` with its dependencies given."""
     return stream.apply_batch(list(event.get("Records") or []), mover(client, config),
                               getattr(context, "get_remaining_time_in_millis", None),
-                              getattr(context, "aws_request_id", None))
+                              getattr(context, "aws_request_id", None), config.groups_at_once)
 
 
 def apply_message(client: Any, config: Config, message: stream.NewMessage,

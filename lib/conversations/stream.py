@@ -40,11 +40,13 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from lib.cache import Cache
 from lib.conversations import layout, week5
 from lib.conversations.read_markers import count_unread, group_rows, rows_of
 from lib.ddb import Ddb, KeyTaken, deserialize, key_of
@@ -106,8 +108,13 @@ def message_of(record: Mapping[str, Any]) -> NewMessage | None:
 
 def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
                 remaining_ms: Callable[[], int] | None = None,
-                request_id: str | None = None) -> dict[str, list[dict[str, str]]]:
+                request_id: str | None = None, concurrency: int = 1) -> dict[str, list[dict[str, str]]]:
     """Apply a batch of stream records; the answer Lambda reads (ReportBatchItemFailures).
+
+    Groups are independent (each has its own rows, and two of one participant's groups never
+    share a key: see `RowMover.put_row`), so up to `concurrency` of them are moved at once: a
+    backlog's batch of many groups takes the time of its slowest few, not of all in turn. A group
+    is begun, in batch order, only when a slot is free and enough of the invocation is left.
 
     On failure, the answer names ONE record: the earliest, by position in the batch, of all the
     records of the groups that failed. Lambda retries a shard from the lowest sequence number it
@@ -129,21 +136,34 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
             newest[message.group] = message
         batches.setdefault(message.group, {})[message.sk] = message
 
-    failed: list[int] = []
-    outcomes: dict[str, int] = {}
-    for group, message in newest.items():
-        if remaining_ms is not None and remaining_ms() < TIME_FOR_A_GROUP_MS:
-            failed.append(first_position[group])  # out of time: this group and the rest, later
-            outcomes["postponed"] = outcomes.get("postponed", 0) + 1
-            continue
+    def move(group: str, message: NewMessage) -> str:
         try:
-            outcome = mover.apply(message, list(batches[group].values()))
+            return mover.apply(message, list(batches[group].values()))
         except Exception as error:  # one group's failure must not stop the others
             _log(logging.ERROR, "group update failed", exc_info=True, request_id=request_id,
                  message_group_uuid=group, sk=message.sk, error_type=type(error).__name__)
+            return "failed"
+
+    results: dict[str, "Future[str] | str"] = {}
+    slots = threading.BoundedSemaphore(max(1, concurrency))
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(newest)))) as pool:
+        for group, message in newest.items():
+            slots.acquire()
+            if remaining_ms is not None and remaining_ms() < TIME_FOR_A_GROUP_MS:
+                slots.release()
+                results[group] = "postponed"  # out of time: this group and the rest, later
+                continue
+            running = pool.submit(move, group, message)
+            running.add_done_callback(lambda _: slots.release())
+            results[group] = running
+    outcomes: dict[str, int] = {}
+    failed: list[int] = []
+    for group, result in results.items():
+        outcome = result if isinstance(result, str) else result.result()
+        if outcome in ("failed", "postponed"):
             failed.append(first_position[group])
-            continue
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome != "failed":
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
     answer: dict[str, list[dict[str, str]]] = {"batchItemFailures": []}
     if failed:
@@ -157,12 +177,13 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
 
 class RowMover:
     """Brings a group's rows to a message, over one table. Remembers headers (they never change)
-    in `headers`, which a Lambda keeps for its container's life."""
+    in `headers`, which a Lambda keeps for its container's life. Safe to share between threads
+    (`apply_batch` moves several groups at once)."""
 
     def __init__(self, table: Ddb, index: str = layout.GSI_NAME, move_attempts: int = 4,
-                 headers: "OrderedDict[str, Header] | None" = None):
+                 headers: "Cache[Header] | None" = None):
         self.table, self.index, self.move_attempts = table, index, max(1, move_attempts)
-        self.headers: "OrderedDict[str, Header]" = OrderedDict() if headers is None else headers
+        self.headers: "Cache[Header]" = Cache(HEADER_CACHE_SIZE) if headers is None else headers
 
     def apply(self, message: NewMessage, batch: list[NewMessage] | None = None) -> str:
         """Bring each participant's row of the group to `message`, the newest of `batch` (the
@@ -195,9 +216,9 @@ class RowMover:
     def header(self, group: str) -> Header | None:
         """The group's header (a consistent read, then remembered); None when the group has none
         (one written by the bootcamp's week-5 backend, or not a conversation)."""
-        if group in self.headers:
-            self.headers.move_to_end(group)
-            return self.headers[group]
+        return self.headers.get_or_load(group, lambda: self._read_header(group))
+
+    def _read_header(self, group: str) -> Header | None:
         item = self.table.get(layout.header_key(group), attributes=("participants", "profiles", "created_at"))
         if item is None:
             return None
@@ -209,11 +230,7 @@ class RowMover:
                 rows[me] = {"pk": layout.group_pk(me), "message_group_uuid": group, "user_uuid": other,
                             "user_display_name": profiles[other]["display_name"],
                             "user_handle": profiles[other]["handle"]}
-        header = Header(owners=frozenset(people), rows=rows, created_at=item.get("created_at", ""))
-        self.headers[group] = header
-        while len(self.headers) > HEADER_CACHE_SIZE:
-            self.headers.popitem(last=False)
-        return header
+        return Header(owners=frozenset(people), rows=rows, created_at=item.get("created_at", ""))
 
     def current_rows(self, message: NewMessage, header: Header | None,
                      settled: bool) -> dict[str, list[dict[str, Any]]] | None:

@@ -1,7 +1,7 @@
-"""The stream mapping's event filter (aws/template.yaml, StreamMapping.FilterCriteria), applied
-locally as Lambda applies it in AWS: a record that matches none of the patterns never reaches the
-function and counts as processed. Read from the template itself, so that the local stream worker
-and the deployed mapping filter by one pattern.
+"""The stream mapping (aws/template.yaml, StreamMapping), applied locally as Lambda applies it in
+AWS: its batch size, and its event filter (a record that matches none of the patterns never
+reaches the function and counts as processed). Read from the template itself, so that the local
+stream worker and the deployed mapping batch and filter alike.
 
 Of Lambda's filter rules this implements what a DynamoDB stream filter needs: a pattern is a
 JSON object whose keys follow the record's; a list of values matches a field equal to one of
@@ -33,10 +33,19 @@ _CloudFormation.add_multi_constructor(
                                        else loader.construct_mapping(node)))
 
 
+def _mapping(template: Path) -> dict[str, Any]:
+    return yaml.load(template.read_text(), Loader=_CloudFormation)["Resources"]["StreamMapping"]["Properties"]
+
+
+def batch_size(template: Path = TEMPLATE) -> int:
+    """The most records one invocation is given (Lambda's default, 100, when the template sets
+    none). A GetRecords call returns at most 1,000, so locally one call is one batch."""
+    return int(_mapping(template).get("BatchSize", 100))
+
+
 def stream_patterns(template: Path = TEMPLATE) -> list[dict[str, Any]]:
     """The patterns of the stream mapping's FilterCriteria (none: every record is delivered)."""
-    resources = yaml.load(template.read_text(), Loader=_CloudFormation)["Resources"]
-    criteria = resources["StreamMapping"]["Properties"].get("FilterCriteria") or {}
+    criteria = _mapping(template).get("FilterCriteria") or {}
     return [json.loads(f["Pattern"]) for f in criteria.get("Filters", [])]
 
 
