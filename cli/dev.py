@@ -7,6 +7,9 @@ Real services instead of embedded ones:
   CONNECTION_URL      use this PostgreSQL instead of the embedded one
   AWS_ENDPOINT_URL    use this endpoint (e.g. DynamoDB Local) instead of starting moto
   LOCAL_AWS=0         use real AWS (no endpoint override) instead of starting moto
+
+`--load-only` starts nothing: it waits for the stores the environment names, loads them as
+./bin/dev would, prints the frontend's settings and exits (docker-compose.yml's setup service).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from lib.config import ROOT, Settings
 from devstack import harsh
 from devstack import (LocalSettings, Stack, StackError, database_url, ensure_port_free,
                        load_data, sigterm_as_keyboard_interrupt, start_api, start_moto,
-                       start_postgres, start_stream_worker)
+                       start_postgres, start_stream_worker, wait_for_stores)
 
 log = logging.getLogger("bin.dev")
 
@@ -76,12 +79,31 @@ def print_frontend_config(settings: Settings, local: LocalSettings) -> None:
         return
     click.echo(f"frontend REACT_APP_AWS_USER_POOLS_ID={settings.cognito_user_pool_id} "
                f"REACT_APP_CLIENT_ID={settings.cognito_client_id} "
-               f"Auth.endpoint={settings.aws_endpoint_url} "
+               f"Auth.endpoint={local.public_aws_url or settings.endpoint_for('cognito-idp')} "
                f"password of seeded users: {local.seed_password}")
 
 
+def load_stores(settings: Settings, local: LocalSettings) -> int:
+    """Load the stores the environment names, which run elsewhere (docker compose's)."""
+    if not os.environ.get("CONNECTION_URL") or not settings.is_local:
+        click.echo("bin/dev --load-only: set CONNECTION_URL and AWS_ENDPOINT_URL to the stores to load",
+                   err=True)
+        return 2
+    try:
+        wait_for_stores(settings, report=ready)
+        settings = load_data(settings, local, report=ready)
+    except StackError as error:
+        click.echo(f"bin/dev: {error}", err=True)
+        return 1
+    print_frontend_config(settings, local)
+    return 0
+
+
 @click.command()
-def main() -> None:
+@click.option("--load-only", is_flag=True,
+              help="Start nothing: load schemas, seed data and the local pool into the stores the "
+                   "environment names, print the frontend's settings, exit.")
+def main(load_only: bool) -> None:
     """Start the local stack and serve the API until Ctrl-C or SIGTERM."""
     common.setup_logging()
     sigterm_as_keyboard_interrupt()
@@ -93,6 +115,8 @@ def main() -> None:
     except config.ConfigError as error:
         click.echo(f"bin/dev: {error}", err=True)
         sys.exit(1)
+    if load_only:
+        sys.exit(load_stores(settings, local))
     stack = Stack()
     code = 0
     try:

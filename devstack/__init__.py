@@ -16,7 +16,8 @@ from devstack.processes import (Stack, StackError, children_of, ensure_port_free
                                  sigterm_as_keyboard_interrupt, stop_process, wait_http)
 from devstack.settings import DATABASE, LocalSettings
 from devstack.stack import (api_env, database_url, gunicorn_command, load_data, start_api,
-                             start_moto, start_postgres, start_stores, start_stream_worker)
+                             start_moto, start_postgres, start_stores, start_stream_worker,
+                             wait_for_stores)
 
 __all__ = [
     "DATABASE", "LocalMoto", "LocalPostgres", "LocalSettings", "PoolMissing", "Stack",
@@ -24,5 +25,5 @@ __all__ = [
     "ensure_port_free",
     "free_port", "gunicorn_command", "load_data", "postgres_bin_path",
     "sigterm_as_keyboard_interrupt", "start_api", "start_moto", "start_postgres", "start_stores",
-    "start_stream_worker", "stop_process", "wait_http",
+    "start_stream_worker", "stop_process", "wait_for_stores", "wait_http",
 ]

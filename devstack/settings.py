@@ -28,6 +28,9 @@ class LocalSettings:
     user_pool_client_name: str = "cruddur-web"
     # Password of every seeded user in the local pool (never used against AWS).
     seed_password: str = "Testpassword1!"
+    # The local AWS endpoint as a browser reaches it, when that is not how the backend does
+    # (docker-compose.yml: the moto container's port on the host); printed for the frontend.
+    public_aws_url: str | None = None
 
     @property
     def aws_url(self) -> str:
@@ -47,4 +50,5 @@ def load(env: Mapping[str, str] | None = None) -> LocalSettings:
         pg_port=env_int(env, "LOCAL_PG_PORT", d.pg_port, 1, 65535),
         aws_port=env_int(env, "LOCAL_AWS_PORT", d.aws_port, 1, 65535),
         moto_state=Path(env.get("LOCAL_MOTO_STATE") or d.moto_state),
+        public_aws_url=env.get("LOCAL_PUBLIC_AWS_URL") or None,
     )

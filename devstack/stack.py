@@ -8,6 +8,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
@@ -137,14 +138,36 @@ def claim_links(db: Db, endpoint: str) -> None:
                      "linked_at = now()", [endpoint])
 
 
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "https": 443}
+
+
 def answers(url: str) -> bool:
     """Whether something accepts connections at the URL's host and port (within a second)."""
     parts = urlsplit(url)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 80)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1):
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
+
+
+def wait_for_stores(settings: Settings, timeout: float = 120, report: Report = _quiet) -> None:
+    """Wait until PostgreSQL and every configured AWS endpoint accept connections: stores started
+    beside this process (docker compose starts them together) may still be starting."""
+    urls = {"postgres": settings.connection_url}
+    for service in ("dynamodb", "dynamodbstreams", "cognito-idp"):
+        endpoint = settings.endpoint_for(service)
+        if endpoint:
+            urls[service] = endpoint
+    deadline = time.monotonic() + timeout
+    for name, url in urls.items():
+        while not answers(url):
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} at {urlsplit(url).hostname}:{urlsplit(url).port} did not "
+                                 f"answer within {timeout:.0f} s")
+            time.sleep(1)
+    report("stores", ", ".join(f"{name} answers" for name in urls))
 
 
 def start_stores(stack: Stack, folder: Path) -> Settings:

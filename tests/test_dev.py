@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -351,3 +352,23 @@ def test_a_second_stack_on_the_first_ones_database_is_refused_while_the_first_an
         live.close()
         db.query_commit("UPDATE public.local_stack_links SET cognito_endpoint = %s", [ours])
         db.close()
+
+
+def test_load_only_needs_the_stores_named_and_waits_for_them_a_bounded_time(tmp_path):
+    """`bin/dev --load-only` (docker-compose.yml's setup) starts nothing: without stores named it
+    says what to set; with a store that never answers it gives up with one line naming it.
+    (Loading running stores is tested through the compose file: test_compose.py.)"""
+    from devstack import StackError, wait_for_stores
+    from lib.config import Settings
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CONNECTION_URL", "AWS_ENDPOINT_URL")}
+    refused = subprocess.run([sys.executable, "-m", "cli.dev", "--load-only"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == ("bin/dev --load-only: set CONNECTION_URL and AWS_ENDPOINT_URL "
+                                      "to the stores to load")
+    nobody = free_port()
+    silent = Settings(connection_url=f"postgresql://postgres@127.0.0.1:{nobody}/cruddur",
+                      aws_endpoint_url=f"http://127.0.0.1:{nobody}")
+    with pytest.raises(StackError, match=f"postgres at 127.0.0.1:{nobody} did not answer within 1 s"):
+        wait_for_stores(silent, timeout=1)
