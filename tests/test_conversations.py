@@ -230,6 +230,35 @@ def test_an_index_behind_the_table_is_never_trusted_for_a_missing_row(store, tab
     assert store.unread_summary(ANA["uuid"]) == (1, 1)
 
 
+def test_a_replay_finds_the_row_a_failed_move_left_where_the_index_cannot_see_it(store, table):
+    """A move that failed part-way left a second row, too young for the (lagging) index to show;
+    the replay finds its row at or past the message, and then reads the rows from the batch's
+    first message on from the table itself, so the leftover goes."""
+    group = store.send_to_user(ANA, BO, "one").message.message_group_uuid
+    store.send_to_group(ANA, group, "two")
+    records = table.stream_records()
+    assert apply_batch(records, RowMover(table)) == {"batchItemFailures": []}
+    [row] = table.query_items(layout.group_pk(BO["uuid"]))
+    table.freeze_index()
+    first = next(r for r in records if r["dynamodb"]["NewImage"].get("message", {}).get("S") == "one")
+    leftover = {**row, "sk": first["dynamodb"]["NewImage"]["sk"]["S"], "message": "one"}
+    table.put(leftover)  # what the failed move left; the index does not show it
+    assert apply_batch(records, RowMover(table)) == {"batchItemFailures": []}  # the replay
+    assert [r["message"] for r in table.query_items(layout.group_pk(BO["uuid"]))] == ["two"]
+
+
+def test_a_lost_response_to_a_count_update_is_not_a_failure(store, table):
+    """The update of a row's marker and count landed and its response was lost: the SDK's retry
+    finds the condition no longer holds, and the row carrying what was written counts as done."""
+    group = store.send_to_user(ANA, BO, "one").message.message_group_uuid
+    deliver(table)
+    [row] = table.query_items(layout.group_pk(BO["uuid"]))
+    table.lose_responses(1)
+    assert RowMover(table).settle_count(group, BO["uuid"], row, row["sk"], 0, again=False)
+    [after] = table.query_items(layout.group_pk(BO["uuid"]))
+    assert (after["read_up_to"], after["unread_count"]) == (row["sk"], 0)
+
+
 def test_a_failing_group_names_its_first_record_for_the_retry(store, table):
     g1 = store.send_to_user(ANA, BO, "one").message.message_group_uuid
     store.send_to_user(ANA, CY, "two")

@@ -228,7 +228,10 @@ def test_out_of_order_and_duplicate_events_never_go_back(env, people):
         env.assert_last(group, [ana, bo], sent[-1])
         assert {op for op, _ in env.calls.log} == {"Query"}
         assert (unread_of(env, ana, group), unread_of(env, bo, group)) == counts
-    assert env.calls.log == [("Query", group)]  # the newest again: nothing to count
+    # the newest again: nothing to count; the index's rows, then each participant's rows from
+    # the batch's first message on read from the table (a failed move may have left one there
+    # that the index does not show yet), and nothing written
+    assert env.calls.log == [("Query", group)] * 3
 
 
 def test_an_older_message_arriving_in_a_later_batch_is_ignored(env, people):
