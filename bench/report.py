@@ -163,7 +163,8 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"stream Lambda: {s['messages']} messages into {s['groups']} group -> "
                  f"{s['ddb_calls']} DynamoDB calls {s.get('ddb_calls_by_operation', '')} "
                  f"(the container's first batch of the group: {s.get('first_meeting_ddb_calls')}, "
-                 f"its participants read once)")
+                 f"its participants read once, and, the rows being at that message already, each "
+                 f"one's rows read from the table)")
     lag = result.get("stream_lag")
     if lag:
         fresh, again = lag["fresh"], lag["restarted"]
