@@ -141,12 +141,15 @@ def claim_links(db: Db, endpoint: str) -> None:
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "https": 443}
 
 
+def _address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or _DEFAULT_PORTS.get(parts.scheme, 80)
+
+
 def answers(url: str) -> bool:
     """Whether something accepts connections at the URL's host and port (within a second)."""
-    parts = urlsplit(url)
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 80)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=1):
+        with socket.create_connection(_address(url), timeout=1):
             return True
     except OSError:
         return False
@@ -164,8 +167,8 @@ def wait_for_stores(settings: Settings, timeout: float = 120, report: Report = _
     for name, url in urls.items():
         while not answers(url):
             if time.monotonic() > deadline:
-                raise StackError(f"{name} at {urlsplit(url).hostname}:{urlsplit(url).port} did not "
-                                 f"answer within {timeout:.0f} s")
+                host, port = _address(url)
+                raise StackError(f"{name} at {host}:{port} did not answer within {timeout:.0f} s")
             time.sleep(1)
     report("stores", ", ".join(f"{name} answers" for name in urls))
 
