@@ -16,7 +16,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
-import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.load import percentile
 from lib import ddb
 from lib.config import Settings
 from lib.conversations import ConversationStore
@@ -113,8 +113,8 @@ def _lags(written: dict[str, float], worker: _Worker) -> dict[str, Any]:
     lags = sorted(worker.applied[u] - t for u, t in written.items())
     return {
         "messages": len(lags),
-        "lag_p50_s": round(statistics.median(lags), 3),
-        "lag_p99_s": round(lags[min(len(lags) - 1, int(len(lags) * 0.99))], 3),
+        "lag_p50_s": round(percentile(lags, 50), 3),
+        "lag_p99_s": round(percentile(lags, 99), 3),
         "lag_max_s": round(lags[-1], 3),
     }
 
