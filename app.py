@@ -21,7 +21,7 @@ from lib import config, metrics, telemetry
 from lib.config import Settings
 from lib.errors import (Busy, Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
                         NotPermitted, Unauthenticated, Unavailable)
-from routes import activities, health, messages, users
+from routes import activities, events, health, messages, users
 from routes.http import MAX_BODY_BYTES, error_response
 from services.backend import Backend
 
@@ -175,11 +175,13 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
         # not be left to a finaliser at exit
         atexit.register(backend.db.close)
     app.extensions["backend"] = backend
+    # what gunicorn.conf.py ends on shutdown: streams would otherwise hold the worker till killed
+    app.extensions["live_events"] = backend.live
     CORS(app, origins=[settings.frontend_url],
-         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
          expose_headers=["Link", "Retry-After", "X-Error-Detail"],
          methods=["GET", "POST", "OPTIONS"])
-    for module in (health, messages, users, activities):
+    for module in (health, messages, users, activities, events):
         app.register_blueprint(module.bp)
     if settings.metrics_enabled:
         app.add_url_rule("/api/_metrics", "metrics", lambda: jsonify(metrics.snapshot()))

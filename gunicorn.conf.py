@@ -4,6 +4,8 @@ only the address on the command line. gunicorn runs it with its own loader; the 
 it."""
 import os
 import re
+import threading
+import time
 
 from gunicorn import util
 
@@ -63,3 +65,20 @@ def on_starting(server) -> None:
     # The workers' error path calls gunicorn.util.write_error (workers/base.py, handle_error),
     # which has no setting; replaced here, before the workers are forked.
     util.write_error = write_json_error
+
+
+def post_worker_init(worker) -> None:
+    """Live event streams never end by themselves: when the worker is told to stop (SIGTERM, a
+    deployment), end them at once, so that each page reconnects to a process that stays, instead
+    of waiting out the graceful timeout and being cut. The app offers its streams' hub as
+    `extensions["live_events"]` (app.py)."""
+    hub = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("live_events")
+    if hub is None:
+        return
+
+    def end_streams_on_stop() -> None:
+        while worker.alive:
+            time.sleep(0.5)
+        hub.close_all()
+
+    threading.Thread(target=end_streams_on_stop, name="end-streams-on-stop", daemon=True).start()

@@ -34,10 +34,14 @@ POST_CONFIRMATION_LAMBDA = lambda_files.LAMBDAS / "cruddur-post-confirmation.py"
 POST_CONFIRMATION_REQUIREMENTS = ["psycopg[binary]==3.3.9"]
 # The project's own modules each Lambda runs (the API runs the same): packaged under their paths,
 # so the handler's `from lib import identity` (or `from lib.conversations import stream`) finds them.
-POST_CONFIRMATION_MODULES = [ROOT / "lib" / "__init__.py", ROOT / "lib" / "identity.py",
-                             ROOT / "lib" / "text.py"]
-STREAM_MODULES = ([ROOT / "lib" / name for name in ("__init__.py", "ddb.py", "errors.py", "cache.py")]
+POST_CONFIRMATION_MODULES = [ROOT / "lib" / name for name in ("__init__.py", "identity.py", "text.py",
+                                                               "lambda_support.py")]
+STREAM_MODULES = ([ROOT / "lib" / name for name in ("__init__.py", "ddb.py", "errors.py", "cache.py",
+                                                    "lambda_support.py", "event_log.py", "sql_files.py")]
                   + sorted((ROOT / "lib" / "conversations").glob("*.py")))
+EVENTS_LAMBDA = lambda_files.LAMBDAS / "cruddur-messaging-events.py"
+# the stream Lambda's modules (the events are made of the same conversation code), and the SQL
+EVENTS_MODULES = STREAM_MODULES + sorted((ROOT / "db" / "sql" / "events").glob("*.sql"))
 LAMBDA_PYTHON = "3.12"
 SETTLED_FAILURES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
                     "UPDATE_ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_FAILED")
@@ -136,13 +140,15 @@ def connection_secret(settings: Settings, stack: str, prod: bool, url: str | Non
 
 
 def upload(settings: Settings, stack: str, prod: bool) -> dict[str, str]:
-    """Package both Lambdas into the stack's artifacts bucket; the template's code parameters."""
+    """Package the Lambdas into the stack's artifacts bucket; the template's code parameters."""
     s3 = aws.client(settings, "s3")
     account = aws.client(settings, "sts").get_caller_identity()["Account"]
     bucket = artifacts_bucket(s3, stack, account, settings.aws_region)
     keys = {}
     for parameter, path, requirements, modules in (
             ("StreamFunctionKey", STREAM_LAMBDA, None, STREAM_MODULES),
+            ("EventsFunctionKey", EVENTS_LAMBDA, POST_CONFIRMATION_REQUIREMENTS if prod else None,
+             EVENTS_MODULES),
             # locally no Lambda runs the code: its dependencies need not come from the index
             ("PostConfirmationFunctionKey", POST_CONFIRMATION_LAMBDA,
              POST_CONFIRMATION_REQUIREMENTS if prod else None, POST_CONFIRMATION_MODULES)):

@@ -132,3 +132,35 @@ LANGUAGE sql STABLE AS $$
     FROM public.activity_objects r
     WHERE r.reply_to_activity_uuid = o.uuid AND (r.expires_at IS NULL OR r.expires_at > now())))
 $$;
+
+-- Live events (docs/live-events.md): each user's events, numbered 1, 2, 3... with no gap. The
+-- messaging events Lambda appends them (lib/event_log.py): it locks the user's head row, skips an
+-- event whose key the log holds already (a stream record delivered twice), and commits the next
+-- numbers with a NOTIFY on channel cruddur_events, so a number is never committed behind one a
+-- reader has seen. Events are kept a day (the stream keeps its records as long), then purged.
+CREATE TABLE IF NOT EXISTS public.event_heads (
+  user_uuid UUID PRIMARY KEY,
+  seq BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS public.events (
+  user_uuid UUID NOT NULL,
+  seq BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  data JSONB NOT NULL,
+  event_key TEXT NOT NULL,
+  created_at TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp NOT NULL,
+  PRIMARY KEY (user_uuid, seq),
+  CONSTRAINT events_user_key UNIQUE (user_uuid, event_key)
+);
+CREATE INDEX IF NOT EXISTS events_created_at_idx ON public.events (created_at);
+
+-- Tickets that open one event stream each (POST /api/events/ticket): kept as their SHA-256 only,
+-- so that whoever reads this table cannot open a stream.
+CREATE TABLE IF NOT EXISTS public.event_tickets (
+  ticket_hash BYTEA PRIMARY KEY,
+  user_uuid UUID NOT NULL,
+  token_expires_at TIMESTAMP WITH TIME ZONE NOT NULL,
+  expires_at TIMESTAMP WITH TIME ZONE NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_tickets_expires_at_idx ON public.event_tickets (expires_at);

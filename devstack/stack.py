@@ -242,11 +242,14 @@ def start_api(settings: Settings, stack: Stack, port: int, workers: int | None =
     return url
 
 
-def start_stream_worker(settings: Settings, stack: Stack) -> subprocess.Popen | None:
-    """Locally nothing invokes the stream Lambda, so a worker feeds it the table's stream; the
-    stack restarts it, with backoff, whenever it exits (its checkpoint says where to go on)."""
+def start_stream_worker(settings: Settings, stack: Stack,
+                        checkpoint: Path | None = None) -> subprocess.Popen | None:
+    """Locally nothing invokes the stream's Lambdas, so a worker feeds them the table's stream;
+    the stack restarts it, with backoff, whenever it exits (its checkpoints say where to go on)."""
     if not settings.is_local:
         return None
     env = api_env(settings)
+    if checkpoint is not None:
+        env["STREAM_WORKER_CHECKPOINT"] = str(checkpoint)
     return stack.supervise("stream", lambda: subprocess.Popen(
         [sys.executable, "-m", "devstack.stream_worker"], env=env, start_new_session=True))

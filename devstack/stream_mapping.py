@@ -1,5 +1,6 @@
-"""The stream mapping (aws/template.yaml, StreamMapping), applied locally as Lambda applies it in
-AWS: its batch size, and its event filter (a record that matches none of the patterns never
+"""The stream mappings (aws/template.yaml: StreamMapping for the row mover, EventsMapping for the
+live events), applied locally as Lambda applies them in AWS: each one's batch size, and its event
+filter (a record that matches none of the patterns never
 reaches the function and counts as processed). Read from the template itself, so that the local
 stream worker and the deployed mapping batch and filter alike.
 
@@ -19,6 +20,9 @@ import yaml
 from lib.config import ROOT
 
 TEMPLATE = ROOT / "aws" / "template.yaml"
+# The template's mappings: the stream Lambda's (row mover) and the events Lambda's.
+MOVER = "StreamMapping"
+EVENTS = "EventsMapping"
 _ABSENT = object()
 
 
@@ -33,19 +37,19 @@ _CloudFormation.add_multi_constructor(
                                        else loader.construct_mapping(node)))
 
 
-def _mapping(template: Path) -> dict[str, Any]:
-    return yaml.load(template.read_text(), Loader=_CloudFormation)["Resources"]["StreamMapping"]["Properties"]
+def _mapping(template: Path, mapping: str) -> dict[str, Any]:
+    return yaml.load(template.read_text(), Loader=_CloudFormation)["Resources"][mapping]["Properties"]
 
 
-def batch_size(template: Path = TEMPLATE) -> int:
+def batch_size(template: Path = TEMPLATE, mapping: str = MOVER) -> int:
     """The most records one invocation is given (Lambda's default, 100, when the template sets
     none). A GetRecords call returns at most 1,000, so locally one call is one batch."""
-    return int(_mapping(template).get("BatchSize", 100))
+    return int(_mapping(template, mapping).get("BatchSize", 100))
 
 
-def stream_patterns(template: Path = TEMPLATE) -> list[dict[str, Any]]:
-    """The patterns of the stream mapping's FilterCriteria (none: every record is delivered)."""
-    criteria = _mapping(template).get("FilterCriteria") or {}
+def stream_patterns(template: Path = TEMPLATE, mapping: str = MOVER) -> list[dict[str, Any]]:
+    """The patterns of a mapping's FilterCriteria (none: every record is delivered)."""
+    criteria = _mapping(template, mapping).get("FilterCriteria") or {}
     return [json.loads(f["Pattern"]) for f in criteria.get("Filters", [])]
 
 

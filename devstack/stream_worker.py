@@ -1,8 +1,10 @@
-"""The stream Lambda, driven by the local table's stream (bin/ddb/stream-worker, and ./bin/dev).
+"""The stream's two Lambdas, driven by the local table's stream (bin/ddb/stream-worker, and ./bin/dev).
 
-In AWS, an event source mapping reads the messages table's stream and invokes
-aws/lambdas/cruddur-messaging-stream.py. Locally (moto, or DynamoDB Local) nothing does, so this
-worker plays the event source mapping: it polls every shard of the table's latest stream, turns
+In AWS, two event source mappings read the messages table's stream: one invokes
+aws/lambdas/cruddur-messaging-stream.py (the row mover), the other
+aws/lambdas/cruddur-messaging-events.py (live events). Locally (moto, or DynamoDB Local) nothing
+does, so this worker plays both mappings, each in its own thread with its own position, batch
+size and filter (read from the template): it polls every shard of the table's latest stream, turns
 each GetRecords batch into a Lambda-shaped event, calls the Lambda's own `lambda_handler`, and
 honours its `batchItemFailures` the way Lambda does (retry from the reported record).
 
@@ -36,8 +38,12 @@ from devstack.files import write_atomically
 log = logging.getLogger("stream-worker")
 
 LAMBDA_PATH = ROOT / "aws" / "lambdas" / "cruddur-messaging-stream.py"
+EVENTS_LAMBDA_PATH = ROOT / "aws" / "lambdas" / "cruddur-messaging-events.py"
 LAMBDA_NAME = "cruddur-messaging-stream"
 DEFAULT_CHECKPOINT = ROOT / ".local" / "stream-worker.json"
+# How often an idle events mapping asks the stream again: a live event waits at most this long
+# here (the deployed mapping has no batching window; Lambda polls each shard about 4 times a second).
+EVENTS_INTERVAL = 0.15
 SHARD_END = "SHARD_END"
 # The deployed mapping's batch size: a backlog is replayed in batches as large as in AWS, and each
 # group is moved once per batch however many of its messages the batch holds.
@@ -57,8 +63,9 @@ def load_lambda(path: Path = LAMBDA_PATH) -> ModuleType:
 def lambda_environment(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables the Lambda reads, for the same table and endpoint as `settings`."""
     env = os.environ if env is None else env
-    values = {"DDB_MESSAGE_TABLE": settings.ddb_table, "AWS_DEFAULT_REGION": settings.aws_region}
-    endpoint = settings.endpoint_for("dynamodb")  # the Lambda talks to DynamoDB only
+    values = {"DDB_MESSAGE_TABLE": settings.ddb_table, "AWS_DEFAULT_REGION": settings.aws_region,
+              "CONNECTION_URL": settings.connection_url}  # the events Lambda's
+    endpoint = settings.endpoint_for("dynamodb")  # the Lambdas talk to DynamoDB, not to Cognito
     if endpoint:
         values["AWS_ENDPOINT_URL"] = endpoint
         values.update(aws.local_credentials(env))
@@ -145,13 +152,14 @@ class StreamWorker:
     """Polls the stream of `settings.ddb_table` and hands each batch to `handler`."""
 
     def __init__(self, settings: Settings, handler: Handler, checkpoint_path: Path = DEFAULT_CHECKPOINT,
-                 batch_size: int = DEFAULT_BATCH_SIZE, refresh_seconds: float = REFRESH_SECONDS):
+                 batch_size: int = DEFAULT_BATCH_SIZE, refresh_seconds: float = REFRESH_SECONDS,
+                 mapping: str = stream_mapping.MOVER):
         self.settings = settings
         self.handler = handler
         self.checkpoints = Checkpoints(checkpoint_path)
         self.batch_size = batch_size
         self.refresh_seconds = refresh_seconds
-        self.patterns = stream_mapping.stream_patterns()
+        self.patterns = stream_mapping.stream_patterns(mapping=mapping)
         self.dynamodb = aws.client(settings, "dynamodb")
         self.streams = aws.client(settings, "dynamodbstreams")
         self.stream_arn: str | None = None
@@ -348,18 +356,34 @@ def _context() -> SimpleNamespace:
                            get_remaining_time_in_millis=lambda: 60_000)
 
 
+def events_checkpoint(checkpoint: Path) -> Path:
+    """The events mapping's position, beside the row mover's (`stream-worker-events.json`)."""
+    return checkpoint.with_name(f"{checkpoint.stem}-events{checkpoint.suffix}")
+
+
+def events_worker(settings: Settings, checkpoint: Path) -> StreamWorker:
+    """The events mapping: the events Lambda, with its own position, batch size and filter."""
+    return StreamWorker(settings, load_lambda(EVENTS_LAMBDA_PATH).lambda_handler, events_checkpoint(checkpoint),
+                        stream_mapping.batch_size(mapping=stream_mapping.EVENTS), mapping=stream_mapping.EVENTS)
+
+
 def serve(settings: Settings, checkpoint: Path = DEFAULT_CHECKPOINT, interval: float = 0.3,
           batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-    """Feed the table's stream to the stream Lambda until SIGTERM or SIGINT."""
-    # The Lambda configures itself from the environment, as it does in AWS.
+    """Feed the table's stream to both Lambdas until SIGTERM or SIGINT."""
+    # The Lambdas configure themselves from the environment, as they do in AWS.
     os.environ.update(lambda_environment(settings))
-    handler = load_lambda().lambda_handler
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info("stream worker for table %s at %s (checkpoint %s)", settings.ddb_table,
              settings.endpoint_for("dynamodbstreams"), checkpoint)
-    StreamWorker(settings, handler, checkpoint, batch_size).run(stop, interval)
+    mappings = [(StreamWorker(settings, load_lambda().lambda_handler, checkpoint, batch_size), interval),
+                (events_worker(settings, checkpoint), min(interval, EVENTS_INTERVAL))]
+    threads = [threading.Thread(target=worker.run, args=(stop, every), daemon=True) for worker, every in mappings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     log.info("stream worker stopped")
 
 

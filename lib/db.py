@@ -8,7 +8,6 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -21,9 +20,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from lib import metrics
 from lib.config import ROOT, Settings
 from lib.errors import Unavailable
+from lib.sql_files import SQL_DIR, template  # noqa: F401  (what the services import from here)
 
 log = logging.getLogger(__name__)
-SQL_DIR = ROOT / "db" / "sql"
 SCHEMA_FILE = ROOT / "db" / "schema.sql"
 SEED_FILE = ROOT / "db" / "seed.sql"
 
@@ -39,12 +38,6 @@ class DatabaseUnavailable(Unavailable):
 
     def __str__(self) -> str:
         return self.reason
-
-
-@lru_cache(maxsize=None)
-def template(area: str, name: str) -> str:
-    """The SQL of db/sql/<area>/<name>.sql."""
-    return (SQL_DIR / area / f"{name}.sql").read_text()
 
 
 class Watchdog:

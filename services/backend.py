@@ -14,6 +14,7 @@ from lib.conversations import ConversationStore
 from lib.cursor import Cursors
 from lib.db import Db
 from lib.ddb import Ddb
+from lib.event_listener import EventHub
 
 log = logging.getLogger(__name__)
 # How long a readiness answer is reused: probes every few seconds from several load balancers
@@ -36,6 +37,8 @@ class Backend:
     # check; and that check's last answer, for a few seconds (services/readiness.py)
     store_probe: Ddb
     readiness: Cache[dict[str, bool]]
+    # this process's listener for live events, and the streams it wakes
+    live: EventHub
 
     @staticmethod
     def pool_asker(settings: Settings) -> Callable[[str], Any]:
@@ -59,4 +62,5 @@ class Backend:
             users=Cache(max_size=10_000, ttl=settings.user_cache_seconds),
             store_probe=Ddb(settings, aws.client(settings, "dynamodb", quick=True)),
             readiness=Cache(max_size=1, ttl=READINESS_SECONDS),
+            live=EventHub(settings.connection_url),
         )

@@ -14,13 +14,19 @@ class CurrentUser:
     @staticmethod
     def run(backend: Backend, authorization: str | None) -> dict[str, Any]:
         """The caller's {uuid, display_name, handle} from an `Authorization: Bearer` header."""
+        return CurrentUser.with_claims(backend, authorization)[0]
+
+    @staticmethod
+    def with_claims(backend: Backend, authorization: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The caller, and their verified token's claims (when it expires, say)."""
         if not authorization:
             raise TokenError("token_missing", detail="Authorization: Bearer <access token> is required")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenError("token_malformed", detail="expected Authorization: Bearer <access token>")
         token = token.strip()
-        sub = backend.tokens.verify(token)["sub"]
+        claims = backend.tokens.verify(token)
+        sub = claims["sub"]
 
         def load() -> dict[str, Any] | None:
             found = backend.db.query_object_json(template("users", "by_cognito_user_id"),
@@ -32,4 +38,4 @@ class CurrentUser:
         user = backend.users.get_or_load(sub, load)
         if user is None:
             raise NotPermitted("user_unknown", detail="no Cruddur user for this Cognito identity")
-        return user
+        return user, claims

@@ -15,12 +15,8 @@ MOVE_ATTEMPTS (4), GROUPS_AT_ONCE (8: how many groups of a batch are moved at on
 """
 from __future__ import annotations
 
-import json
-import logging
 import os
-import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import boto3
@@ -31,32 +27,10 @@ from lib.conversations import stream
 from lib.conversations.layout import GSI_NAME
 from lib.conversations.stream import NewMessage  # noqa: F401  (part of this module's interface)
 from lib.ddb import Ddb
+from lib.lambda_support import json_logger
 
 
-# -- logging: one JSON object per line -------------------------------------------------------
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            **getattr(record, "fields", {}),
-        }
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
-
-
-log = logging.getLogger(stream.__name__)
-if not log.handlers:  # this file may be loaded more than once in one process (the local worker)
-    _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(_JsonFormatter())
-    log.addHandler(_handler)
-    # Our lines are already JSON; passing them to the root logger (Lambda's, or the worker's)
-    # would print each twice, once wrapped in another format.
-    log.propagate = False
-log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+log = json_logger(stream.__name__)
 
 
 # -- configuration and the client, made once per container ------------------------------------

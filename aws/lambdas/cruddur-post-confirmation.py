@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 
 from lib import identity
+from lib.lambda_support import connection_url
 from lib.identity import EmailUnverified, UserConflict, UserInvalid  # noqa: F401 (what callers catch)
 
 log = logging.getLogger("cruddur-post-confirmation")
@@ -44,20 +45,6 @@ PRE_SIGN_UP = ("PreSignUp_SignUp", "PreSignUp_AdminCreateUser", "PreSignUp_Exter
 POST_CONFIRMATION = "PostConfirmation_ConfirmSignUp"
 
 _conn: psycopg.Connection | None = None
-
-
-def connection_url() -> str:
-    """CONNECTION_URL, or the secret named by CONNECTION_SECRET_ARN (its SecretString: the URL, or
-    JSON with a `url`), read at run time so that no password sits in the function's settings."""
-    arn = os.environ.get("CONNECTION_SECRET_ARN")
-    if not arn:
-        return os.environ["CONNECTION_URL"]
-    import boto3  # in Lambda's runtime; only this path needs it
-
-    secret = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
-    if secret.lstrip().startswith("{"):
-        return json.loads(secret)["url"]
-    return secret
 
 
 def _connection() -> psycopg.Connection:

@@ -105,6 +105,10 @@ def is_message(item: Mapping[str, Any]) -> bool:
     return str(item.get("pk", "")).startswith(MESSAGE_PREFIX) and "message_uuid" in item
 
 
+def is_group_row(item: Mapping[str, Any]) -> bool:
+    return str(item.get("pk", "")).startswith(GROUP_PREFIX) and "message_group_uuid" in item
+
+
 def message_group_uuid_of(item: Mapping[str, Any]) -> str:
     """The group a message item belongs to (messages carry it in their key only)."""
     return item["pk"][len(MESSAGE_PREFIX):]

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from lib.cache import Cache
-from lib.conversations import layout, read_markers, sending, week5
+from lib.conversations import layout, read_markers, sending, shapes, week5
 from lib.conversations.model import Conversation, Idempotency, Message, Page, Person, Sent
 from lib.ddb import Ddb
 
@@ -114,7 +114,7 @@ class ConversationStore:
                       after: str | None = None) -> Page[Conversation]:
         """Pattern B: the user's conversations, most recent first."""
         rows, next_after = self._page(layout.group_pk(user_uuid), limit, after, ROW_ATTRIBUTES)
-        return Page([_conversation(r) for r in read_markers.newest_row_per_group(rows)], next_after)
+        return Page([shapes.conversation_of(r) for r in read_markers.newest_row_per_group(rows)], next_after)
 
     def _page(self, pk: str, limit: int, after: str | None,
               attributes: tuple[str, ...]) -> tuple[list[dict[str, Any]], str | None]:
@@ -184,9 +184,3 @@ class ConversationStore:
         """TTL on the idempotency records' expires_at: the table's TTL status afterwards."""
         return self.table.ensure_ttl(layout.TTL_ATTRIBUTE)
 
-
-def _conversation(row: dict[str, Any]) -> Conversation:
-    return Conversation(message_group_uuid=row["message_group_uuid"],
-                        display_name=row["user_display_name"], handle=row["user_handle"],
-                        last_message=row["message"], last_message_at=row["sk"],
-                        unread_count=layout.unread_of(row))

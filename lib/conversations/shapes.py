@@ -1,9 +1,19 @@
-"""The store's values as the HTTP contract gives them (../shared/CONTRACT.md)."""
+"""The store's values as the HTTP contract gives them (../shared/CONTRACT.md): the API's answers
+and the live events the events Lambda logs are made here alike."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from lib.conversations import Conversation, Message
+from lib.conversations import layout
+from lib.conversations.model import Conversation, Message
+
+
+def conversation_of(row: Mapping[str, Any]) -> Conversation:
+    """A group row as the conversation its owner sees."""
+    return Conversation(message_group_uuid=row["message_group_uuid"],
+                        display_name=row["user_display_name"], handle=row["user_handle"],
+                        last_message=row["message"], last_message_at=row["sk"],
+                        unread_count=layout.unread_of(row))
 
 
 def message_json(message: Message) -> dict[str, str]:

@@ -1,0 +1,122 @@
+"""cruddur-messaging-events: turns the messages table's stream into each user's live events.
+
+Triggered by the table's stream through its own mapping (aws/template.yaml, EventsMapping: no
+batching window, so a message is an event at once; its filter passes new messages and written
+group rows). Each record becomes events (lib/conversations/events.py: which, and for whom), and a
+batch's events are logged in one PostgreSQL transaction (lib/event_log.py: numbered per user,
+duplicates skipped, a NOTIFY at commit that wakes the API processes holding those users'
+streams). A delivery of the same records again logs nothing new.
+
+Failures: a record whose week-5 group the index does not show yet is reported (with
+ReportBatchItemFailures) so Lambda retries from it; the events of the records before it are
+logged. A database failure fails the whole batch, which Lambda retries.
+
+Environment: DDB_MESSAGE_TABLE (cruddur-messages), DDB_GSI_NAME (message-group-sk-index),
+CONNECTION_URL or CONNECTION_SECRET_ARN, AWS_DEFAULT_REGION or AWS_REGION, AWS_ENDPOINT_URL
+(optional, for a local endpoint), LOG_LEVEL (INFO).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Mapping
+
+import boto3
+import psycopg
+from botocore.config import Config as BotoConfig
+
+from lib import event_log
+from lib.cache import Cache
+from lib.conversations import events, stream
+from lib.conversations.layout import GSI_NAME
+from lib.ddb import Ddb
+from lib.lambda_support import connection_url, json_logger
+
+log = json_logger("cruddur-messaging-events")
+
+# How often a container deletes events past the retention window (any container may: the
+# statement is idempotent).
+PURGE_EVERY_SECONDS = 600
+
+_ddb: tuple[Ddb, stream.RowMover] | None = None
+_conn: psycopg.Connection | None = None
+_headers: "Cache[stream.Header]" = Cache(stream.HEADER_CACHE_SIZE)
+_next_purge = 0.0
+
+
+class _Table:
+    """What lib.ddb.Ddb reads of a configuration."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.ddb_table = env.get("DDB_MESSAGE_TABLE") or "cruddur-messages"
+
+
+def _runtime() -> tuple[Ddb, stream.RowMover]:
+    # Made on the first invocation and kept for the container's life, with the headers it read.
+    global _ddb
+    if _ddb is None:
+        kwargs: dict[str, Any] = {"config": BotoConfig(retries={"mode": "standard", "max_attempts": 4},
+                                                       connect_timeout=2, read_timeout=5)}
+        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+        if region:
+            kwargs["region_name"] = region
+        if os.environ.get("AWS_ENDPOINT_URL"):
+            kwargs["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+        table = Ddb(_Table(os.environ), boto3.session.Session().client("dynamodb", **kwargs))
+        _ddb = (table, stream.RowMover(table, os.environ.get("DDB_GSI_NAME") or GSI_NAME, headers=_headers))
+    return _ddb
+
+
+def _connection() -> psycopg.Connection:
+    """One connection per container, made again when it broke."""
+    global _conn
+    if _conn is None or _conn.closed or _conn.broken:
+        _conn = psycopg.connect(connection_url(), connect_timeout=5, autocommit=True)
+    return _conn
+
+
+def reset() -> None:
+    """Forget the client, the connection and the headers (the next invocation starts afresh)."""
+    global _ddb, _conn
+    if _conn is not None:
+        _conn.close()
+    _ddb, _conn = None, None
+    _headers.clear()
+
+
+def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    global _next_purge
+    records = list(event.get("Records") or [])
+    _, mover = _runtime()
+    participants = events.participants_from(mover)
+    found: list[event_log.NewEvent] = []
+    failures: list[dict[str, str]] = []
+    for record in records:
+        try:
+            found.extend(events.events_of(record, participants))
+        except stream.IndexBehind as behind:
+            # the records from this one on are given again; those before it are logged now
+            log.info("index behind, retrying from this record", extra={"fields": {"reason": str(behind)}})
+            failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+            break
+    try:
+        heads = event_log.append(_connection(), found)
+        if time.monotonic() >= _next_purge:
+            _next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+            event_log.purge(_connection())
+    except psycopg.Error:
+        reset_connection()
+        raise  # the whole batch again: its events are logged once however often it comes
+    log.log(logging.INFO, "batch done", extra={"fields": {
+        "request_id": getattr(context, "aws_request_id", None), "records": len(records),
+        "events": len(found), "users": len(heads),
+        "retry_from": failures[0]["itemIdentifier"] if failures else None}})
+    return {"batchItemFailures": failures}
+
+
+def reset_connection() -> None:
+    global _conn
+    if _conn is not None:
+        _conn.close()
+    _conn = None

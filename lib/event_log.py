@@ -1,0 +1,154 @@
+"""Each user's live events: a numbered log in PostgreSQL (tables in db/schema.sql, statements in
+db/sql/events/). The one place events are numbered, kept, replayed, and where the tickets that
+open a stream are made and taken.
+
+Why numbers, and why PostgreSQL. A page that reconnects says "the last event I saw was 41", and
+must get exactly what came after: nothing twice, nothing skipped. That works only if no event is
+ever committed behind one a reader has already seen. So each user has a head row; an append locks
+it, gives its events the next numbers and commits: another append for that user waits for the
+lock and numbers after it. A duplicate (a stream record delivered twice) has the same key as the
+event already logged and is skipped, so it takes no number. The commit also sends a NOTIFY, which
+PostgreSQL delivers to every listening API process the moment the events are visible: a connected
+user who receives nothing costs nothing at all (no polling, no read units).
+
+Everything here takes an open psycopg connection: the API's pool's (lib/db.py) or the events
+Lambda's own. Without other project imports, so that the Lambda's package needs only this file,
+lib/sql_files.py and db/sql/events/.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
+
+from lib.sql_files import template
+
+if TYPE_CHECKING:
+    import psycopg
+
+# The channel every append notifies, with "<user uuid>:<last number>".
+CHANNEL = "cruddur_events"
+# How long events are kept for a reconnecting page. As long as the table's stream keeps a record,
+# so that a record delivered again however late finds its event still logged (and is skipped).
+RETENTION_SECONDS = 24 * 3600
+# How long a ticket may wait to be used (the contract allows at most 60).
+TICKET_SECONDS = 30
+# Events read at a time by a stream.
+PAGE = 200
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event for one user. `key` names it: the same change always makes the same key."""
+    user_uuid: str
+    kind: str  # message | conversation | read (../shared/CONTRACT.md, "Live events")
+    data: dict[str, Any]
+    key: str
+
+
+class LoggedEvent(NamedTuple):
+    seq: int
+    kind: str
+    data: str  # JSON text, as the stream sends it
+
+
+def _sql(name: str) -> str:
+    return template("events", name)
+
+
+# -- appending (the events Lambda) -------------------------------------------------------------
+def append(conn: "psycopg.Connection", events: Iterable[NewEvent]) -> dict[str, int]:
+    """Log `events` in one transaction, in their order, each user's after their last; skip those
+    whose key the user's log holds already. Returns each user's new last number (users that got
+    an event only)."""
+    by_user: dict[str, dict[str, NewEvent]] = {}
+    for event in events:
+        by_user.setdefault(str(event.user_uuid), {}).setdefault(event.key, event)
+    heads: dict[str, int] = {}
+    with conn.transaction():
+        for user in sorted(by_user):  # one order of locks for every appender: no deadlock
+            seq = conn.execute(_sql("lock_head"), {"user_uuid": user}).fetchone()[0]
+            wanted = by_user[user]
+            known = {row[0] for row in conn.execute(_sql("known_keys"),
+                                                    {"user_uuid": user, "keys": list(wanted)})}
+            fresh = [e for key, e in wanted.items() if key not in known]
+            if not fresh:
+                continue
+            rows = [{"user_uuid": user, "seq": seq + i, "kind": e.kind,
+                     "data": json.dumps(e.data), "event_key": e.key} for i, e in enumerate(fresh, 1)]
+            with conn.cursor() as cur:
+                cur.executemany(_sql("insert"), rows)
+            seq += len(fresh)
+            conn.execute(_sql("set_head"), {"user_uuid": user, "seq": seq})
+            conn.execute(_sql("notify"), {"payload": f"{user}:{seq}"})
+            heads[user] = seq
+    return heads
+
+
+def purge(conn: "psycopg.Connection", keep_seconds: int = RETENTION_SECONDS) -> int:
+    """Delete events older than the retention window; how many."""
+    return conn.execute(_sql("purge"), {"keep_seconds": keep_seconds}).rowcount
+
+
+# -- reading (the API's streams) -----------------------------------------------------------------
+def head(conn: "psycopg.Connection", user_uuid: str) -> int:
+    """The user's last event number (0 before their first event)."""
+    return int(conn.execute(_sql("head"), {"user_uuid": user_uuid}).fetchone()[0])
+
+
+def after(conn: "psycopg.Connection", user_uuid: str, seq: int, limit: int = PAGE) -> list[LoggedEvent]:
+    """The user's events after number `seq`, oldest first, at most `limit`."""
+    rows = conn.execute(_sql("after"), {"user_uuid": user_uuid, "after": seq, "limit": limit})
+    return [LoggedEvent(int(s), kind, data) for s, kind, data in rows]
+
+
+def event_id(seq: int) -> str:
+    """The id a stream gives an event (opaque to the page, which only sends it back)."""
+    return str(seq)
+
+
+def resume(conn: "psycopg.Connection", user_uuid: str, last_event_id: str | None) -> tuple[int, bool]:
+    """Where a stream starts: (the number after which it sends, whether it must send `reset`).
+    Without a last id: from now on. With one: right after it, if every event since is still
+    kept; else (purged, or an id this log never gave) from now on, with a reset."""
+    last = head(conn, user_uuid)
+    if last_event_id is None:
+        return last, False
+    if not _ID.fullmatch(last_event_id) or int(last_event_id) > last:
+        return last, True
+    seen = int(last_event_id)
+    if seen == last:
+        return seen, False
+    following = after(conn, user_uuid, seen, limit=1)
+    if not following or following[0].seq != seen + 1:
+        return last, True  # the events right after it are gone
+    return seen, False
+
+
+# -- tickets ------------------------------------------------------------------------------------
+def _hash(ticket: str) -> bytes:
+    return hashlib.sha256(ticket.encode()).digest()
+
+
+def new_ticket(conn: "psycopg.Connection", user_uuid: str, token_expires_at: float,
+               ticket_seconds: int = TICKET_SECONDS) -> str:
+    """A ticket that opens one stream of the user's, within `ticket_seconds`; the stream ends
+    when the token that asked for it expires."""
+    ticket = secrets.token_urlsafe(32)
+    conn.execute(_sql("create_ticket"), {"ticket_hash": _hash(ticket), "user_uuid": user_uuid,
+                                         "token_expires_at": token_expires_at,
+                                         "ticket_seconds": ticket_seconds})
+    return ticket
+
+
+def claim_ticket(conn: "psycopg.Connection", ticket: str) -> tuple[str, float] | None:
+    """(user uuid, when their token expires) for a ticket never used and unexpired, which it then
+    is no longer; None for any other."""
+    if not ticket or len(ticket) > 100:
+        return None
+    row = conn.execute(_sql("claim_ticket"), {"ticket_hash": _hash(ticket)}).fetchone()
+    return (row[0], float(row[1])) if row else None

@@ -1,0 +1,56 @@
+"""What the project's Lambdas share: their JSON log lines, and the PostgreSQL URL of those that
+reach the database. bin/aws/deploy packages this file beside each handler."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: CloudWatch Logs Insights and metric filters read its fields. A
+    record's `extra={"fields": {...}}` become the line's own keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def json_logger(name: str) -> logging.Logger:
+    """The logger `name`, writing JSON lines to stderr at LOG_LEVEL (INFO)."""
+    log = logging.getLogger(name)
+    if not log.handlers:  # a handler file may be loaded more than once in one process (the local worker)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        log.addHandler(handler)
+        # Our lines are already JSON; passing them to the root logger (Lambda's, or the worker's)
+        # would print each twice, once wrapped in another format.
+        log.propagate = False
+    log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    return log
+
+
+def connection_url(env: Mapping[str, str] | None = None) -> str:
+    """CONNECTION_URL, or the secret named by CONNECTION_SECRET_ARN (its SecretString: the URL, or
+    JSON with a `url`), read at run time so that no password sits in the function's settings."""
+    env = os.environ if env is None else env
+    arn = env.get("CONNECTION_SECRET_ARN")
+    if not arn:
+        return env["CONNECTION_URL"]
+    import boto3  # in Lambda's runtime; only this path needs it
+
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    if secret.lstrip().startswith("{"):
+        return json.loads(secret)["url"]
+    return secret

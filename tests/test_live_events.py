@@ -1,0 +1,236 @@
+"""Live events end to end (../shared/CONTRACT.md, "Live events"): two API instances of two
+gunicorn workers each over one local stack, and the stream worker running both of the stream's
+Lambdas. A stream is held by one instance and messages are posted through the other, so every
+event here crossed from one process to another through the stores alone."""
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+
+import psycopg
+import pytest
+import requests
+
+from devstack import Stack, access_token, free_port, start_api, start_stream_worker
+from lib.ddb import Ddb
+from lib.config import Settings
+from tests import tables
+from tests.sse import EventStream
+
+HANDLES = ("andrewbrown", "bayko", "londo")
+
+
+class Live:
+    def __init__(self, settings: Settings, urls: list[str], tokens: dict[str, str]):
+        self.settings, self.urls, self.tokens = settings, urls, tokens
+
+    def auth(self, handle: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[handle]}"}
+
+    def ticket(self, handle: str, url: str | None = None) -> str:
+        response = requests.post(f"{url or self.urls[0]}/api/events/ticket", headers=self.auth(handle), timeout=10)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) == {"ticket", "expires_in"} and 0 < body["expires_in"] <= 60
+        return body["ticket"]
+
+    def stream(self, handle: str, last_event_id: str | None = None, url: str | None = None) -> EventStream:
+        url = url or self.urls[0]
+        stream = EventStream.open(url, self.ticket(handle, url), last_event_id)
+        assert stream.response.status_code == 200, stream.response.text
+        assert stream.response.headers["Content-Type"] == "text/event-stream"
+        return stream
+
+    def send(self, sender: str, text: str, to: str | None = None, group: str | None = None,
+             url: str | None = None) -> dict:
+        body = {"message": text, **({"handle": to} if to else {}), **({"message_group_uuid": group} if group else {})}
+        response = requests.post(f"{url or self.urls[1]}/api/messages", headers=self.auth(sender),
+                                 json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def live(settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    fresh = settings.with_(ddb_table=f"test-live-{uuid.uuid4().hex[:10]}")
+    tables.create_table(Ddb(fresh))
+    stack = Stack()
+    try:
+        env = {"CURSOR_SECRET": "test-cursor-secret", "EVENTS_PING_SECONDS": "1"}
+        urls = [start_api(fresh, stack, free_port(), workers=2, env=env, name=f"api-{i}") for i in (1, 2)]
+        start_stream_worker(fresh, stack, tmp_path_factory.mktemp("live") / "checkpoint.json")
+        yield Live(fresh, urls, {h: access_token(settings, h) for h in HANDLES})
+    finally:
+        stack.stop()
+        Ddb(fresh).delete_table()
+
+
+def of_kind(kind: str, text: str | None = None):
+    return lambda e: e.event == kind and (text is None or e.data.get("message") == text)
+
+
+def test_a_message_posted_through_one_instance_reaches_both_participants_streams_on_another(live: Live):
+    bayko, andrew = live.stream("bayko"), live.stream("andrewbrown")
+    try:
+        text = f"hello live {uuid.uuid4().hex[:6]}"
+        sent = live.send("andrewbrown", text, to="bayko")
+        group = sent["message_group_uuid"]
+        for stream in (bayko, andrew):  # the sender's own message too (another tab of theirs)
+            [message] = stream.take(1, where=of_kind("message", text))
+            assert message.data == {"uuid": sent["uuid"], "display_name": sent["display_name"],
+                                    "handle": "andrewbrown", "message": text,
+                                    "created_at": sent["created_at"], "message_group_uuid": group}
+            assert message.id
+        # bayko's conversation row: the new last message, one unread
+        [row] = bayko.take(1, where=lambda e: e.event == "conversation" and e.data["message"] == text)
+        assert row.data == {"uuid": group, "display_name": "Andrew Brown", "handle": "andrewbrown",
+                            "message": text, "created_at": sent["created_at"], "unread_count": 1}
+        # andrew's row, read by its sender: and his marker moved with it (a `read` event)
+        [mine] = andrew.take(1, where=lambda e: e.event == "read" and e.data["up_to"] == sent["created_at"])
+        assert mine.data == {"message_group_uuid": group, "up_to": sent["created_at"], "unread_count": 0}
+        assert bayko.retry and any(c.startswith("retention 86400 s") for c in bayko.comments)
+    finally:
+        bayko.close()
+        andrew.close()
+
+
+def test_marking_read_is_a_read_event_for_the_readers_other_tabs_only(live: Live):
+    tab1, tab2, londo = live.stream("bayko"), live.stream("bayko", url=live.urls[1]), live.stream("londo")
+    try:
+        sent = live.send("andrewbrown", f"read me {uuid.uuid4().hex[:6]}", to="bayko")
+        group = sent["message_group_uuid"]
+        tab1.take(1, where=lambda e: e.event == "conversation" and e.data["created_at"] == sent["created_at"])
+        # the row must exist before it can be marked: the stream Lambda moved it above
+        response = requests.post(f"{live.urls[1]}/api/messages/{group}/read", headers=live.auth("bayko"), timeout=10)
+        assert response.status_code == 200 and response.json() == {"unread_count": 0}
+        for tab in (tab1, tab2):
+            marked = tab.take(2, where=lambda e: e.event in ("read", "conversation")
+                              and e.data.get("unread_count") == 0
+                              and sent["created_at"] in (e.data.get("up_to"), e.data.get("created_at")))
+            assert {e.event: e.data for e in marked} == {
+                "read": {"message_group_uuid": group, "up_to": sent["created_at"], "unread_count": 0},
+                "conversation": {"uuid": group, "display_name": "Andrew Brown", "handle": "andrewbrown",
+                                 "message": sent["message"], "created_at": sent["created_at"],
+                                 "unread_count": 0}}
+        # londo takes no part in it: not one event of that conversation reaches him
+        seen = londo.drain(quiet=2.0)
+        assert [e for e in seen if group in (e.data.get("message_group_uuid"), e.data.get("uuid"))] == []
+    finally:
+        for stream in (tab1, tab2, londo):
+            stream.close()
+
+
+def test_a_reopened_stream_gets_exactly_what_it_missed_in_order(live: Live):
+    first = live.stream("londo")
+    marker = live.send("bayko", f"before {uuid.uuid4().hex[:6]}", to="londo")
+    [seen] = first.take(1, where=of_kind("message", marker["message"]))
+    first.close()
+    texts = [f"while away {i} {uuid.uuid4().hex[:6]}" for i in range(4)]
+    group = marker["message_group_uuid"]
+    for text in texts:
+        live.send("bayko", text, group=group)
+    time.sleep(2)  # let the events be logged while no stream is open
+    # a new EventSource on a new ticket, with the last id it saw (query, as the contract says)
+    again = live.stream("londo", last_event_id=seen.id, url=live.urls[1])
+    try:
+        events = again.take(100, timeout=6)
+        ids = [int(e.id) for e in events]
+        assert ids == sorted(set(ids)) and ids[0] == int(seen.id) + 1, ids  # in order, once, from the next
+        messages = [e.data["message"] for e in events if e.event == "message"]
+        assert messages == texts
+        assert not any(e.event == "reset" for e in events)
+    finally:
+        again.close()
+    # the same by the Last-Event-ID header, which the server honours too
+    by_header = EventStream.open(live.urls[0], live.ticket("londo"), headers={"Last-Event-ID": seen.id})
+    try:
+        assert [e.data["message"] for e in by_header.take(100, timeout=4) if e.event == "message"] == texts
+    finally:
+        by_header.close()
+
+
+def test_an_id_the_log_cannot_continue_from_gets_a_reset(live: Live):
+    for last in ("99999999999", "not-an-id"):
+        stream = live.stream("bayko", last_event_id=last)
+        try:
+            [first] = stream.take(1)
+            assert first.event == "reset" and first.id and int(first.id) >= 0
+        finally:
+            stream.close()
+
+
+def tickets(settings: Settings, sql: str) -> None:
+    with psycopg.connect(settings.connection_url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def test_tickets_are_single_use_short_lived_and_need_a_token(live: Live):
+    url = live.urls[0]
+    ticket = live.ticket("bayko")
+    stream = EventStream.open(url, ticket)
+    assert stream.response.status_code == 200
+    stream.close()
+    for bad in (ticket, "", "x" * 43, "y" * 500):  # used, missing, unknown, absurd
+        refused = requests.get(f"{url}/api/events", params={"ticket": bad}, timeout=10)
+        assert refused.status_code == 401 and refused.json() == ["ticket_invalid"], bad
+    assert requests.get(f"{url}/api/events", timeout=10).json() == ["ticket_invalid"]
+    # expired before use
+    stale = live.ticket("bayko")
+    tickets(live.settings, "UPDATE event_tickets SET expires_at = now() - interval '1 second'")
+    refused = requests.get(f"{url}/api/events", params={"ticket": stale}, timeout=10)
+    assert refused.status_code == 401 and refused.json() == ["ticket_invalid"]
+    # no ticket without a valid token
+    for headers in ({}, {"Authorization": "Bearer nonsense"}):
+        response = requests.post(f"{url}/api/events/ticket", headers=headers, timeout=10)
+        assert response.status_code == 401 and isinstance(response.json(), list)
+    # the token never travels in a URL, and the ticket is not the token
+    assert live.tokens["bayko"] not in ticket
+
+
+def test_a_ticket_opens_its_own_users_stream_only(live: Live):
+    """Whoever holds andrew's ticket gets andrew's events, never another user's: a ticket carries
+    no choice of user, and a bayko-to-londo message reaches neither andrew nor his ticket."""
+    andrew = live.stream("andrewbrown")
+    try:
+        sent = live.send("bayko", f"private {uuid.uuid4().hex[:6]}", to="londo")
+        assert [e for e in andrew.drain(quiet=2.5)
+                if sent["message_group_uuid"] in (e.data.get("message_group_uuid"), e.data.get("uuid"))] == []
+    finally:
+        andrew.close()
+
+
+def test_an_idle_stream_is_pinged_and_ends_when_its_token_expires(live: Live):
+    ticket = live.ticket("londo")
+    tickets(live.settings, "UPDATE event_tickets SET token_expires_at = now() + interval '3 seconds'")
+    stream = EventStream.open(live.urls[0], ticket)
+    try:
+        assert stream.response.status_code == 200
+        assert stream.ended.wait(30), "the stream outlived its token"
+        assert "ping" in stream.comments
+    finally:
+        stream.close()
+
+
+def test_a_stopping_server_ends_its_streams_at_once_and_the_page_reconnects_elsewhere(live: Live):
+    """A deployment stops a server (SIGTERM): its streams end at once, where gunicorn would wait
+    its graceful timeout (30 s) for them and then cut them. The page's next ticket and stream,
+    at a server that stays, miss nothing."""
+    stack = Stack()
+    try:
+        leaving = start_api(live.settings, stack, free_port(), workers=1, name="api-leaving")
+        stream = live.stream("londo", url=leaving)
+        marker = live.send("andrewbrown", f"before the stop {uuid.uuid4().hex[:6]}", to="londo")
+        [seen] = stream.take(1, where=of_kind("message", marker["message"]))
+        started = time.monotonic()
+        stack.processes["api-leaving"].send_signal(signal.SIGTERM)
+        assert stream.ended.wait(25)
+        assert time.monotonic() - started < 15, "the stream was cut by the graceful timeout, not ended"
+        after = live.send("andrewbrown", f"after the stop {uuid.uuid4().hex[:6]}", group=marker["message_group_uuid"])
+        again = live.stream("londo", last_event_id=seen.id)
+        try:
+            assert again.take(1, where=of_kind("message", after["message"]))
+        finally:
+            again.close()
+    finally:
+        stack.stop()
