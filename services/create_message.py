@@ -12,7 +12,7 @@ from lib.errors import InvalidInput, MalformedRequest, NotFound
 from services import validation
 from services.backend import Backend
 from services.membership import require_participant
-from lib.conversations.shapes import message_json
+from lib.conversations import message_json
 from services.users_short import by_handle
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from services.backend import Backend
 from services.pages import page_of
-from lib.conversations.shapes import group_json
+from lib.conversations import group_json
 
 
 class MessageGroups:

@@ -7,7 +7,7 @@ from services import validation
 from services.backend import Backend
 from services.membership import require_participant
 from services.pages import page_of
-from lib.conversations.shapes import message_json
+from lib.conversations import message_json
 
 
 class Messages:

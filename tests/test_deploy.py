@@ -277,7 +277,7 @@ def test_the_sign_up_package_holds_the_identity_rules_it_runs(tmp_path):
     data = package(POST_CONFIRMATION_LAMBDA, None, POST_CONFIRMATION_MODULES)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert set(archive.namelist()) == {"cruddur-post-confirmation.py", "lib/__init__.py",
-                                           "lib/identity.py", "lib/text.py"}
+                                           "lib/identity.py", "lib/text.py", "lib/lambda_support.py"}
         archive.extractall(tmp_path)
     code = ("import importlib.util, sys; "
             "spec = importlib.util.spec_from_file_location('handler', 'cruddur-post-confirmation.py'); "
@@ -329,3 +329,32 @@ def test_the_stream_package_holds_the_store_code_it_runs(tmp_path):
     answer, *files, cap = result.stdout.split("\n")[:-1]
     assert answer == "{'batchItemFailures': []}" and cap == "99"
     assert files and all(f.startswith(str(tmp_path)) for f in files), files
+
+
+def test_the_events_package_runs_from_the_zip_with_its_sql(tmp_path, settings):
+    """Issue 27: the events Lambda's zip carries the conversation code, the event log and its SQL
+    (db/sql/events/) beside its handler, and logs a batch from the zip alone (psycopg aside: the
+    deployment adds its wheels)."""
+    import io
+    import sys
+    import zipfile
+
+    from cli.aws import EVENTS_LAMBDA, EVENTS_MODULES, package
+
+    with zipfile.ZipFile(io.BytesIO(package(EVENTS_LAMBDA, None, EVENTS_MODULES))) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path)
+    assert {"cruddur-messaging-events.py", "lib/event_log.py", "lib/conversations/events.py",
+            "db/sql/events/lock_head.sql", "db/sql/events/claim_ticket.sql"} <= names
+    code = ("import importlib.util, sys; "
+            "spec = importlib.util.spec_from_file_location('handler', 'cruddur-messaging-events.py'); "
+            "handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler); "
+            "print(handler.lambda_handler({'Records': [{'eventName': 'REMOVE'}]}, None)); "
+            "print(handler.event_log.__file__); print(handler.event_log.template.__module__)")
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "AWS_DEFAULT_REGION": "us-east-1",
+           "CONNECTION_URL": settings.connection_url}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    answer, where, _ = result.stdout.splitlines()
+    assert answer == "{'batchItemFailures': []}" and where == str(tmp_path / "lib" / "event_log.py")

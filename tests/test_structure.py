@@ -154,6 +154,7 @@ def test_the_lambdas_are_thin_handlers_over_the_shared_code():
     """Issue 25: neither Lambda holds a rule of its own: no key prefix, no unread cap, no query of
     its own; each calls the code the API runs (lib/conversations, lib/identity)."""
     for name, shared in (("cruddur-messaging-stream.py", "lib.conversations"),
+                         ("cruddur-messaging-events.py", "lib.conversations"),
                          ("cruddur-post-confirmation.py", "lib.identity")):
         path = ROOT / "aws" / "lambdas" / name
         source = path.read_text()

@@ -68,8 +68,7 @@ def test_the_table(template):
 
 
 def test_the_event_source_mapping_and_the_alarms(template):
-    [mapping] = resources(template, "AWS::Lambda::EventSourceMapping").values()
-    m = mapping["Properties"]
+    m = template["Resources"]["StreamMapping"]["Properties"]
     assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 0 < m["MaximumRetryAttempts"] <= 10 and m["BisectBatchOnFunctionError"] is True
     assert m["DestinationConfig"]["OnFailure"]["Destination"] == {"GetAtt": "StreamFailureQueue.Arn"}
@@ -84,15 +83,45 @@ def test_the_event_source_mapping_and_the_alarms(template):
     for function in resources(template, "AWS::Lambda::Function").values():
         assert function["Properties"]["Runtime"] >= "python3.11"
     assert set(template["Outputs"]) == {"TableName", "TableArn", "StreamArn", "StreamFunctionName",
+                                        "EventsFunctionName",
                                         "PostConfirmationFunctionName", "FailureQueueUrl",
                                         "ApiPolicyArn", "AlarmTopicArn"}
 
 
-def test_the_stream_role_is_the_checked_policy_with_the_stacks_own_arns(template):
-    role = template["Resources"]["StreamFunctionRole"]["Properties"]
+def test_the_live_events_mapping_sends_every_change_an_event_is_made_of_at_once(template):
+    """Issue 27: the events Lambda has its own mapping, with no batching window (a message is an
+    event as soon as Lambda reads it), given new messages and written group rows, nothing else.
+    The local worker reads this same mapping."""
+    m = template["Resources"]["EventsMapping"]["Properties"]
+    assert m["FunctionName"] == {"Ref": "EventsFunction"}
+    assert m["MaximumBatchingWindowInSeconds"] == 0
+    assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    from devstack import stream_mapping
+    patterns = stream_mapping.stream_patterns(mapping=stream_mapping.EVENTS)
+
+    def record(name: str, **image: str) -> dict:
+        return {"eventName": name, "dynamodb": {"NewImage": {k: {"S": v} for k, v in image.items()}}}
+
+    message = {"pk": "MSG#g", "sk": "t", "message_uuid": "m"}
+    row = {"pk": "GRP#u", "sk": "t", "message_group_uuid": "g"}
+    assert stream_mapping.delivered(patterns, record("INSERT", **message))
+    assert stream_mapping.delivered(patterns, record("INSERT", **row))
+    assert stream_mapping.delivered(patterns, record("MODIFY", **row))
+    assert not stream_mapping.delivered(patterns, record("REMOVE", **row))
+    assert not stream_mapping.delivered(patterns, record("INSERT", pk="GROUP#g", sk="GROUP"))
+    assert not stream_mapping.delivered(patterns, record("INSERT", pk="IDEM#u", sk="k"))
+    function = template["Resources"]["EventsFunction"]["Properties"]
+    assert function["Environment"]["Variables"]["CONNECTION_SECRET_ARN"] == {"Ref": "ConnectionSecretArn"}
+    assert function["VpcConfig"]["If"][0] == "InVpc"
+
+
+@pytest.mark.parametrize("role, policy_file", [("StreamFunctionRole", "cruddur-messaging-stream.json"),
+                                               ("EventsFunctionRole", "cruddur-messaging-events.json")])
+def test_a_stream_lambdas_role_is_the_checked_policy_with_the_stacks_own_arns(template, role, policy_file):
+    role = template["Resources"][role]["Properties"]
     [inline] = role["Policies"]
     in_template = {s["Sid"]: s for s in inline["PolicyDocument"]["Statement"]}
-    policy = json.loads((ROOT / "aws" / "policies" / "cruddur-messaging-stream.json").read_text())
+    policy = json.loads((ROOT / "aws" / "policies" / policy_file).read_text())
     in_file = {s["Sid"]: s for s in policy["Statement"]}
 
     def actions(statement: dict) -> set[str]:
@@ -157,7 +186,7 @@ def test_every_alarm_notifies_the_topic(template):
         {"ReadThrottleEvents", "WriteThrottleEvents"}
     errors = {a["Properties"]["Dimensions"][0]["Value"]["Ref"] for a in alarms.values()
               if a["Properties"].get("MetricName") == "Errors"}
-    assert errors == {"StreamFunction", "PostConfirmationFunction"}
+    assert errors == {"StreamFunction", "EventsFunction", "PostConfirmationFunction"}
 
 
 def test_the_import_template_declares_the_same_table():
