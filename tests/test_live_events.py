@@ -5,6 +5,7 @@ event here crossed from one process to another through the stores alone."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import uuid
 
@@ -234,3 +235,57 @@ def test_a_stopping_server_ends_its_streams_at_once_and_the_page_reconnects_else
             again.close()
     finally:
         stack.stop()
+
+
+def test_a_harsh_store_neither_loses_nor_duplicates_an_event(live: Live, harsh):
+    """Harsh mode (devstack/harsh.py): a lagging index, lost write responses the SDK retries,
+    throttling, and 20 % of stream records delivered twice to both Lambdas. Two people write to
+    bayko at once while his page drops its stream half-way and reopens it with its last id:
+    every message arrives once, in each conversation's order, and each conversation's last
+    `conversation` event is its last message."""
+    harsh()
+    before = requests.get(f"{live.settings.aws_endpoint_url}/_harsh/counts", timeout=5).json()
+    stream = live.stream("bayko")
+    sent: list[dict] = []
+    lock = threading.Lock()
+
+    def write(sender: str, count: int) -> None:
+        group = None
+        for i in range(count):
+            text = f"harsh {sender} {i} {uuid.uuid4().hex[:6]}"
+            reply = live.send(sender, text, **({"group": group} if group else {"to": "bayko"}))
+            group = group or reply["message_group_uuid"]
+            with lock:
+                sent.append({**reply, "message_group_uuid": group})
+
+    writers = [threading.Thread(target=write, args=(who, 8)) for who in ("andrewbrown", "londo")]
+    for writer in writers:
+        writer.start()
+    wanted = lambda e: e.event in ("message", "conversation") and e.data["message"].startswith("harsh ")
+    first_half = stream.take(6, where=wanted, timeout=60)
+    stream.close()
+    for writer in writers:
+        writer.join(120)
+    assert len(sent) == 16
+    again = live.stream("bayko", last_event_id=first_half[-1].id, url=live.urls[1])
+    try:
+        texts = {s["message"] for s in sent}
+        events = first_half + again.take(1000, where=wanted, timeout=8)
+    finally:
+        again.close()
+    ids = [int(e.id) for e in events]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids), ids
+    messages = [e.data for e in events if e.event == "message"]
+    assert sorted(m["message"] for m in messages) == sorted(texts), "each message exactly once"
+    by_group: dict[str, list[dict]] = {}
+    for message in messages:
+        by_group.setdefault(message["message_group_uuid"], []).append(message)
+    for group, received in by_group.items():
+        times = [m["created_at"] for m in received]
+        newest = max(s["created_at"] for s in sent if s["message_group_uuid"] == group)
+        rows = [e.data for e in events if e.event == "conversation" and e.data["uuid"] == group]
+        assert rows and rows[-1]["created_at"] == newest, (group, rows[-1:], newest)
+        assert times == sorted(set(times)), "in the conversation's order"
+    after = requests.get(f"{live.settings.aws_endpoint_url}/_harsh/counts", timeout=5).json()
+    assert after["records_duplicated"] > before["records_duplicated"]  # the Lambdas did see duplicates
+    assert after["responses_lost"] > before["responses_lost"]

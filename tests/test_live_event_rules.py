@@ -1,0 +1,93 @@
+"""Which live events a change of the table makes, and for whom (lib/conversations/events.py), and
+how the stream writes them (routes/events.py). Fast: no store."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lib.conversations import layout
+from lib.ddb import serialize
+from lib.event_listener import EventHub
+from routes.events import server_sent
+from services.live_events import Comment, Event
+from lib.conversations.events import events_of
+
+pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
+
+ANDREW = {"uuid": "11111111-1111-4111-8111-111111111111", "display_name": "Andrew Brown", "handle": "andrewbrown"}
+BAYKO = {"uuid": "22222222-2222-4222-8222-222222222222", "display_name": "Bayko", "handle": "bayko"}
+GROUP = layout.group_uuid_for(ANDREW["uuid"], BAYKO["uuid"])
+T1, T2 = "2026-12-03T10:00:00.000001+00:00", "2026-12-03T10:00:05.000002+00:00"
+
+
+def record(name: str, item: dict) -> dict:
+    return {"eventName": name, "eventID": "id", "dynamodb": {"NewImage": serialize(item), "SequenceNumber": "1"}}
+
+
+def participants(group: str) -> list[str]:
+    assert group == GROUP
+    return [ANDREW["uuid"], BAYKO["uuid"]]
+
+
+def test_a_new_message_is_a_message_event_for_each_participant_and_no_one_else():
+    item = layout.message_item(GROUP, ANDREW, "hi", T1, "33333333-3333-4333-8333-333333333333")
+    events = events_of(record("INSERT", item), participants)
+    assert {e.user_uuid for e in events} == {ANDREW["uuid"], BAYKO["uuid"]}
+    for event in events:
+        assert event.kind == "message" and event.key == "message:33333333-3333-4333-8333-333333333333"
+        assert event.data == {"uuid": "33333333-3333-4333-8333-333333333333", "display_name": "Andrew Brown",
+                              "handle": "andrewbrown", "message": "hi", "created_at": T1,
+                              "message_group_uuid": GROUP}
+    # the same message again (a record delivered twice, or a MODIFY of it) makes the same keys, or none
+    assert [e.key for e in events_of(record("INSERT", item), participants)] == [e.key for e in events]
+    assert events_of(record("MODIFY", item), participants) == []
+    assert events_of(record("REMOVE", item), participants) == []
+
+
+def test_a_written_row_is_its_owners_conversation_and_read_events_only():
+    sender_row, recipient_row = layout.message_rows(ANDREW, BAYKO, GROUP, "hi", T1)
+    events = events_of(record("INSERT", recipient_row), lambda g: pytest.fail("rows need no participants"))
+    assert [(e.user_uuid, e.kind) for e in events] == [(BAYKO["uuid"], "conversation")]
+    assert events[0].data == {"uuid": GROUP, "display_name": "Andrew Brown", "handle": "andrewbrown",
+                              "message": "hi", "created_at": T1, "unread_count": 1}
+    # the sender's row carries the marker sending moved: their other tabs are told
+    mine = events_of(record("INSERT", sender_row), participants)
+    assert [(e.user_uuid, e.kind) for e in mine] == [(ANDREW["uuid"], "conversation"), (ANDREW["uuid"], "read")]
+    assert mine[1].data == {"message_group_uuid": GROUP, "up_to": T1, "unread_count": 0}
+    # marking read changes the count and the marker: new keys; the same state again: the same keys
+    marked = {**recipient_row, "read_up_to": T1, "unread_count": 0}
+    after = events_of(record("MODIFY", marked), participants)
+    assert {e.key for e in after}.isdisjoint({e.key for e in events})
+    assert events_of(record("MODIFY", marked), participants) == after
+    # a row moved on to a later message keeps its marker: the read event's key is the one logged
+    moved = {**marked, "sk": T2, "message": "again", "unread_count": 1}
+    again = events_of(record("INSERT", moved), participants)
+    assert [e.key for e in again if e.kind == "read"] == [e.key for e in after if e.kind == "read"]
+
+
+def test_headers_idempotency_records_and_removals_make_no_event():
+    header = layout.header_item(GROUP, [ANDREW["uuid"], BAYKO["uuid"]], T1)
+    for item in (header, layout.layout_item(), {"pk": "IDEM#x", "sk": "k", "group": GROUP}):
+        assert events_of(record("INSERT", item), participants) == []
+    row = layout.message_rows(ANDREW, BAYKO, GROUP, "hi", T1)[0]
+    assert events_of(record("REMOVE", row), participants) == []
+
+
+def test_the_stream_format_is_one_data_line_per_event_and_comments():
+    assert server_sent(Event("42", "message", '{"a": 1}')) == 'id: 42\nevent: message\ndata: {"a": 1}\n\n'
+    assert server_sent(Comment("ping")) == ": ping\n\n"
+
+
+def test_a_hub_rings_only_its_users_streams_and_ends_them_all_on_shutdown():
+    hub = EventHub("postgresql://unused", connect=lambda *a, **k: threading.Event().wait())
+    hub._thread = threading.current_thread()  # no listener in this test: rings are made by hand
+    mine, theirs = hub.subscribe("a"), hub.subscribe("b")
+    hub._ring("a")
+    assert mine.wait(0) and not theirs.wait(0)
+    assert not mine.wait(0)  # a ring is read once
+    hub.close_all()
+    assert hub.closing.is_set() and mine.wait(0) and theirs.wait(0)
+    hub.unsubscribe(mine)
+    hub.unsubscribe(theirs)
+    assert hub.open_streams() == 0
