@@ -4,6 +4,7 @@ only the address on the command line. gunicorn runs it with its own loader; the 
 it."""
 import os
 import re
+import resource
 import threading
 import time
 
@@ -24,7 +25,9 @@ def _at_least_one(name: str, default: int) -> int:
 # hold a greenlet each and starve nobody
 worker_class = "gevent"
 workers = _at_least_one("WEB_WORKERS", 2)
-worker_connections = _at_least_one("WEB_CONNECTIONS", 1000)
+# Each open live-event stream holds a connection for as long as its page is open: a worker holding
+# 1,000 of them still has as many again for ordinary requests.
+worker_connections = _at_least_one("WEB_CONNECTIONS", 2000)
 # no gunicorn access log (the default): the app writes its own line (app.py), and gunicorn would
 # format one even for /dev/null
 accesslog = None
@@ -61,7 +64,17 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, protocol_error_response(status_int, reason, mesg))
 
 
+def _enough_open_files() -> None:
+    """Every connection is an open file: raise the soft limit (often 1,024 on a laptop) to what
+    the workers' connections need, within the hard limit the system allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = worker_connections + 512  # the pools', the listener's and the log's files besides
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
+
+
 def on_starting(server) -> None:
+    _enough_open_files()
     # The workers' error path calls gunicorn.util.write_error (workers/base.py, handle_error),
     # which has no setting; replaced here, before the workers are forked.
     util.write_error = write_json_error

@@ -87,6 +87,17 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     add("stream worker: a backlog replayed at least at the live pace (records/s)",
         {"live": live, "replay": replay}, None if None in (live, replay) else replay >= live,
         ">= the live pace (issue 26)")
+    live = result.get("live") or {}
+    for where, figures in (live.get("latency") or {}).items():
+        add(f"live events: post-to-event p99, {where} (ms)", figures["p99_ms"],
+            figures["p99_ms"] < 1000, "< 1000 (issue 27: within a second)")
+    idle = live.get("idle")
+    if idle:
+        add(f"live events: pattern B p99 beside {idle['streams']} idle streams / without",
+            idle["b_p99_ratio"], idle["b_p99_ratio"] <= 1.2, "<= 1.2 (issue 27)")
+        add("live events: an idle connected user's DynamoDB calls per hour",
+            idle["idle_dynamodb_calls_per_user_hour"], idle["idle_dynamodb_calls_per_user_hour"] < 720,
+            "< 720 (0.2 read units a second, at 1 unit a call)")
     operations = {o["operation"]: o for o in result.get("capacity", {}).get("operations", [])}
     for name, limit in (("D: message into a conversation", MESSAGE_WCU),
                         ("C: message to a user, conversation exists", MESSAGE_WCU),
@@ -176,6 +187,19 @@ def table(result: dict[str, Any]) -> str:
                      f"replayed in {_num(again['backlog_replayed_s'], 2)} s, "
                      f"{_num(again['replay_records_per_s'])} records/s): p50 "
                      f"{_num(again['lag_p50_s'], 2)} s, p99 {_num(again['lag_p99_s'], 2)} s")
+    live = result.get("live")
+    if live:
+        latency = ", ".join(f"{where} p50 {_num(f['p50_ms'])} ms, p99 {_num(f['p99_ms'])} ms"
+                            for where, f in live["latency"].items())
+        idle = live["idle"]
+        lines.append(f"live events, post -> event ({next(iter(live['latency'].values()))['messages']} "
+                     f"messages): {latency}")
+        lines.append(f"live events, {idle['streams']} idle streams on one worker: pattern B p99 "
+                     f"{_num(idle['b_without']['p99_ms'], 2)} ms without, {_num(idle['b_with']['p99_ms'], 2)} "
+                     f"ms with (x{_num(idle['b_p99_ratio'], 2)}); {_num(idle['memory_per_stream_kib'])} KiB "
+                     f"per stream; an idle connected user-hour: {_num(idle['idle_dynamodb_calls_per_user_hour'], 2)} "
+                     f"DynamoDB calls (0 read units), {_num(idle['idle_pg_queries_per_user_hour'], 2)} "
+                     f"PostgreSQL queries, {idle['idle_pings_per_user_hour']} pings")
     cap = result.get("capacity")
     if cap:
         lines.append(f"DynamoDB capacity per operation, end to end (API + stream Lambda); {cap['price']}:")

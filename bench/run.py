@@ -20,7 +20,9 @@ the bootcamp's week-5 backend is served beside it (bench/bootcamp.py) and measur
 slices on the same requests: its requests/s and CPU per request. Then: the stream
 Lambda's calls for a burst of 100 messages into one group, the stream worker's lag (how long a
 conversation list shows an older message) after a burst on a fresh stack and on a restarted one
-with a backlog (bench/stream_lag.py), DynamoDB capacity units per operation
+with a backlog (bench/stream_lag.py), live events (bench/live.py: post-to-event latency in the
+same process and across processes, memory per idle stream, pattern B beside 1,000 idle streams,
+what an idle connected user costs), DynamoDB capacity units per operation
 end to end (bench/capacity.py), the calls to seed 1,000 messages, and how first-page latency of A
 and B grows from a small to a large group / user.
 
@@ -53,7 +55,7 @@ from lib.conversations import ConversationStore, layout
 from devstack import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
-from bench import capacity, floor_app, report, stream, stream_lag
+from bench import capacity, floor_app, live, report, stream, stream_lag
 from bench.bootcamp import Bootcamp
 from bench.data import BIG, DataSet, handle
 from bench.load import LoadResult, Operation, run_load
@@ -82,16 +84,19 @@ class Plan:
     seed_messages: int
     lag_burst: int         # messages sent at once, for the stream worker's lag
     lag_backlog: int       # messages written while the worker is stopped
+    live_messages: int     # messages timed from POST to event
+    idle_streams: int      # live-event streams held open on one worker beside pattern B
+    idle_seconds: float    # how long they sit idle while the server's calls are counted
 
 
 # growth: 150 requests per case (about 1 s each): with 40, one slow stretch of the machine moved
 # a p50 enough to swing the large/small ratio from 1.2 to 1.6
 FULL = Plan("full", bench_data.FULL, requests=1000, max_seconds=30, warmup_seconds=120,
             growth_requests=150, stream_messages=100, seed_messages=1000, lag_burst=300,
-            lag_backlog=3000)
+            lag_backlog=3000, live_messages=100, idle_streams=1000, idle_seconds=60)
 QUICK = Plan("quick", bench_data.QUICK, requests=40, max_seconds=2, warmup_seconds=30,
              growth_requests=6, stream_messages=100, seed_messages=1000, lag_burst=60,
-             lag_backlog=300)
+             lag_backlog=300, live_messages=20, idle_streams=200, idle_seconds=5)
 _T0 = time.monotonic()
 
 
@@ -562,6 +567,14 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
     lag = stream_lag.measure(settings, [ds.users[handle(n)] for n in range(1, LAG_USERS + 1)],
                              plan.lag_burst, plan.lag_backlog)
     say(f"stream worker lag: {lag}")
+    live_result = {
+        "latency": live.latency(settings, stack.tmp, tokens, handle(1), handle(2), plan.live_messages),
+        "idle": live.idle_streams(
+            url, stack.stack.processes["api"].pid, list(tokens.values()), plan.idle_streams,
+            lambda: run_load([ops.api("B", 0)], plan.requests, plan.max_seconds, stop),
+            stack.metrics, plan.idle_seconds, 15.0),
+    }
+    say(f"live events: {live_result}")
     capacity_result = capacity.measure(settings, [ds.users[handle(n)] for n in range(1, CAPACITY_USERS + 1)])
     say(f"capacity: {[(o['operation'], o['write_total'], o['rcu']) for o in capacity_result['operations']]}")
     seed = {**seed_cost(settings, plan.seed_messages), "dataset_items": ds.items,
@@ -572,6 +585,7 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
         "activities": activity_rows,
         "stream": stream_result,
         "stream_lag": lag,
+        "live": live_result,
         "capacity": capacity_result,
         "seed": seed,
         "growth": growth,

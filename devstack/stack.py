@@ -242,8 +242,8 @@ def start_api(settings: Settings, stack: Stack, port: int, workers: int | None =
     return url
 
 
-def start_stream_worker(settings: Settings, stack: Stack,
-                        checkpoint: Path | None = None) -> subprocess.Popen | None:
+def start_stream_worker(settings: Settings, stack: Stack, checkpoint: Path | None = None,
+                        log_file: Path | None = None) -> subprocess.Popen | None:
     """Locally nothing invokes the stream's Lambdas, so a worker feeds them the table's stream;
     the stack restarts it, with backoff, whenever it exits (its checkpoints say where to go on)."""
     if not settings.is_local:
@@ -251,5 +251,14 @@ def start_stream_worker(settings: Settings, stack: Stack,
     env = api_env(settings)
     if checkpoint is not None:
         env["STREAM_WORKER_CHECKPOINT"] = str(checkpoint)
-    return stack.supervise("stream", lambda: subprocess.Popen(
-        [sys.executable, "-m", "devstack.stream_worker"], env=env, start_new_session=True))
+
+    def start() -> subprocess.Popen:
+        out = open(log_file, "ab") if log_file else None
+        try:
+            return subprocess.Popen([sys.executable, "-m", "devstack.stream_worker"], env=env,
+                                    start_new_session=True, stdout=out,
+                                    stderr=subprocess.STDOUT if out else None)
+        finally:
+            if out:
+                out.close()
+    return stack.supervise("stream", start)

@@ -82,6 +82,16 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     for run in lag.values():
         assert 0 <= run["lag_p50_s"] <= run["lag_p99_s"] <= run["lag_max_s"]
 
+    live = result["live"]  # issue 27
+    for where in ("same process", "across processes"):
+        figures = live["latency"][where]
+        assert figures["messages"] == 20 and 0 < figures["p50_ms"] <= figures["p99_ms"]
+    idle = live["idle"]
+    assert idle["streams"] == 200 and idle["b_with"]["errors"] == idle["b_without"]["errors"] == 0
+    assert is_number(idle["memory_per_stream_kib"]) and is_number(idle["b_p99_ratio"])
+    # an idle stream makes no call at all: no DynamoDB read, no PostgreSQL query
+    assert idle["idle_dynamodb_calls_per_user_hour"] == idle["idle_pg_queries_per_user_hour"] == 0
+
     # capacity units by DynamoDB's rules, from the items the calls really wrote and read: the
     # design's costs (issue 14), the same on every machine
     capacity = {o["operation"]: o for o in result["capacity"]["operations"]}

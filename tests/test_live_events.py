@@ -17,7 +17,7 @@ from devstack import Stack, access_token, free_port, start_api, start_stream_wor
 from lib.ddb import Ddb
 from lib.config import Settings
 from tests import tables
-from tests.sse import EventStream
+from devstack.sse import EventStream
 
 HANDLES = ("andrewbrown", "bayko", "londo")
 

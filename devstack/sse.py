@@ -1,5 +1,6 @@
-"""A Server-Sent Events client for the tests, reading a stream as a browser's EventSource does
-(the text/event-stream format: `field: value` lines, a blank line ends an event, `:` a comment)."""
+"""A Server-Sent Events client for the tests and the benchmark, reading a stream as a browser's
+EventSource does (the text/event-stream format: `field: value` lines, a blank line ends an event,
+`:` a comment). Each event is stamped with the moment it was read (`at`, time.monotonic())."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ class Received:
     id: str | None
     event: str
     data: Any
+    at: float = 0.0
 
 
 @dataclass
@@ -47,7 +49,7 @@ class EventStream:
                     if "data" in fields or "event" in fields:
                         data = fields.get("data", "")
                         self.events.put(Received(fields.get("id"), fields.get("event", "message"),
-                                                 json.loads(data) if data else None))
+                                                 json.loads(data) if data else None, time.monotonic()))
                     fields = {}
                 elif line.startswith(":"):
                     self.comments.append(line[1:].strip())

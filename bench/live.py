@@ -1,0 +1,147 @@
+"""Live events (issue 27): what a page waits for an event, what an open stream costs.
+
+- Post-to-event latency. Two API servers (one gunicorn worker each) over a table of their own,
+  and the stream worker running both of the stream's Lambdas, as ./bin/dev runs it. A receiver
+  holds a stream on each server; a sender posts through the first. For each message: the time
+  from the POST being sent to the `message` event arriving on the stream of the same process,
+  and on the other process's stream (whatever process posts, the event reaches every process
+  through PostgreSQL's NOTIFY: the two figures should match).
+- Idle streams. On the benchmark's main API server (one worker), pattern B is measured, then
+  1,000 streams of the benchmark's signed-in users are opened on that worker and left idle, and B is measured again
+  beside them. Memory per idle stream: the worker's resident memory before and after, over the
+  streams. Cost of an idle connected user: the server's DynamoDB calls and PostgreSQL queries
+  while the streams sit idle, per stream and hour; what an idle stream sends (pings).
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from bench.load import LoadResult, percentile
+from devstack import Stack, free_port, start_api, start_stream_worker
+from devstack.processes import children_of
+from devstack.sse import EventStream
+from lib.config import Settings
+from lib.ddb import Ddb
+from lib.conversations import ConversationStore
+
+GAP_SECONDS = 0.25  # between two measured messages
+
+
+def _ticket(url: str, token: str) -> str:
+    response = requests.post(f"{url}/api/events/ticket", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response.raise_for_status()
+    return response.json()["ticket"]
+
+
+def latency(settings: Settings, tmp: Path, tokens: dict[str, str], sender: str, receiver: str,
+            messages: int) -> dict[str, Any]:
+    """Post-to-event latency, same process and across processes (see the module's docstring)."""
+    own = settings.with_(ddb_table=f"bench-live-{int(time.time())}")
+    ConversationStore(Ddb(own)).set_up_table()
+    stack = Stack()
+    try:
+        env = {"CURSOR_SECRET": "bench-live", "METRICS_ENABLED": "1"}
+        posting, other = (start_api(own, stack, free_port(), workers=1, env=env, name=f"live api {i}",
+                                    log_file=tmp / f"live-api-{i}.log") for i in (1, 2))
+        start_stream_worker(own, stack, tmp / "live-stream.json", log_file=tmp / "live-stream.log")
+        streams = {"same process": EventStream.open(posting, _ticket(posting, tokens[receiver])),
+                   "across processes": EventStream.open(other, _ticket(other, tokens[receiver]))}
+        auth = {"Authorization": f"Bearer {tokens[sender]}"}
+        group = None
+        waits: dict[str, list[float]] = {name: [] for name in streams}
+        for i in range(messages + 1):  # the first creates the conversation, and is not counted
+            text = f"live bench {i}"
+            sent_at = time.monotonic()
+            body = {"message": text, **({"message_group_uuid": group} if group else {"handle": receiver})}
+            reply = requests.post(f"{posting}/api/messages", json=body, headers=auth, timeout=30)
+            reply.raise_for_status()
+            group = group or reply.json()["message_group_uuid"]
+            for name, stream in streams.items():
+                [event] = stream.take(1, timeout=30, where=lambda e: e.event == "message" and e.data["message"] == text)
+                if i:
+                    waits[name].append((event.at - sent_at) * 1000)
+            time.sleep(GAP_SECONDS)
+        for stream in streams.values():
+            stream.close()
+        return {name: {"messages": len(ms), "p50_ms": round(percentile(ms, 50), 1),
+                       "p99_ms": round(percentile(ms, 99), 1)} for name, ms in waits.items()}
+    finally:
+        stack.stop()
+        Ddb(own).delete_table()
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _open_idle(url: str, ticket: str) -> socket.socket:
+    """A stream opened as a browser opens it, then left alone: its first bytes are read (the
+    stream is open on the server), and nothing after."""
+    host, port = url.rsplit("//", 1)[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(f"GET /api/events?ticket={ticket} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    seen = b""
+    while b"retention" not in seen:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise RuntimeError(f"stream closed: {seen[:200]!r}")
+        seen += chunk
+    if not seen.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(seen[:200].decode(errors="replace"))
+    return sock
+
+
+def idle_streams(url: str, master_pid: int, tokens: list[str], count: int, measure_b: Callable[[], LoadResult],
+                 metrics: Callable[[], dict[str, int]], idle_seconds: float, ping_seconds: float) -> dict[str, Any]:
+    """Pattern B without and with `count` idle streams on one worker; memory and cost per stream."""
+    [worker] = children_of(master_pid)
+    without = measure_b()
+    rss_before = _rss_bytes(worker)
+    tickets = [_ticket(url, tokens[i % len(tokens)]) for i in range(count)]
+    sockets: list[socket.socket] = []
+    lock = threading.Lock()
+
+    def open_some(part: list[str]) -> None:
+        for ticket in part:
+            sock = _open_idle(url, ticket)
+            with lock:
+                sockets.append(sock)
+
+    threads = [threading.Thread(target=open_some, args=(tickets[i::16],)) for i in range(16)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if len(sockets) != count:
+            raise RuntimeError(f"opened {len(sockets)} of {count} streams")
+        time.sleep(2)
+        rss_after = _rss_bytes(worker)
+        before = metrics()
+        time.sleep(idle_seconds)
+        after = metrics()
+        with_streams = measure_b()
+        hours = idle_seconds * count / 3600
+        calls = {k: after.get(k, 0) - before.get(k, 0) for k in ("dynamodb_requests", "pg_queries")}
+        return {
+            "streams": count,
+            "b_without": without.summary(), "b_with": with_streams.summary(),
+            "b_p99_ratio": round(with_streams.percentile(99) / without.percentile(99), 3),
+            "memory_per_stream_kib": round((rss_after - rss_before) / count / 1024, 1),
+            "idle_seconds": idle_seconds,
+            "idle_dynamodb_calls_per_user_hour": round(calls["dynamodb_requests"] / hours, 2),
+            "idle_pg_queries_per_user_hour": round(calls["pg_queries"] / hours, 2),
+            "idle_pings_per_user_hour": round(3600 / ping_seconds),
+        }
+    finally:
+        for sock in sockets:
+            sock.close()
