@@ -126,7 +126,7 @@ def main(load_only: bool) -> None:
         settings = load_data(settings, local, cognito_optional=bool(os.environ.get("AWS_ENDPOINT_URL")),
                              report=ready)
         if start_stream_worker(settings, stack):
-            ready("stream", "worker applying the table's stream to group rows (bin/ddb/stream-worker)")
+            ready("stream", "worker applying the table's stream to group rows and live events (bin/ddb/stream-worker)")
         url = start_api(settings, stack, settings.port)
         ready("api", f"{url} (CORS for {settings.frontend_url})")
         print_frontend_config(settings, local)

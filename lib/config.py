@@ -43,6 +43,10 @@ class Settings:
     user_cache_seconds: float = 60.0
     # how often an idle live-event stream sends a comment (the contract: at least every 25 s)
     events_ping_seconds: float = 15.0
+    # the longest a live-event stream stays open before the server ends it (the page reconnects,
+    # missing nothing): under a proxy's request timeout (App Runner's is 120 s), and spreads pages
+    # over new instances
+    events_stream_seconds: float = 3600.0
     # How long a verified access token is trusted before the user pool is asked again whether its
     # user may still act (GetUser: disabled, deleted or signed out everywhere is refused). The
     # bound on how long a revoked user keeps access; 0 never asks (a token then works until it
@@ -144,6 +148,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         db_timeout_seconds=env_float(env, "DB_TIMEOUT_SECONDS", d.db_timeout_seconds, 0.1),
         user_cache_seconds=env_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds, 0),
         events_ping_seconds=min(25.0, env_float(env, "EVENTS_PING_SECONDS", d.events_ping_seconds, 0.1)),
+        events_stream_seconds=env_float(env, "EVENTS_STREAM_SECONDS", d.events_stream_seconds, 1),
         token_recheck_seconds=env_float(env, "TOKEN_RECHECK_SECONDS", d.token_recheck_seconds, 0),
         cursor_secret=env.get("CURSOR_SECRET") or None,
         metrics_enabled=env.get("METRICS_ENABLED") == "1",

@@ -1,5 +1,6 @@
-"""What the project's Lambdas share: their JSON log lines, and the PostgreSQL URL of those that
-reach the database. bin/aws/deploy packages this file beside each handler."""
+"""What the project's Lambdas share: their JSON log lines, their DynamoDB client, and the
+PostgreSQL URL of those that reach the database. bin/aws/deploy packages this file beside each
+handler."""
 from __future__ import annotations
 
 import json
@@ -54,3 +55,23 @@ def connection_url(env: Mapping[str, str] | None = None) -> str:
     if secret.lstrip().startswith("{"):
         return json.loads(secret)["url"]
     return secret
+
+
+def dynamodb_client(env: Mapping[str, str] | None = None, connections: int = 10) -> Any:
+    """A DynamoDB client: region and optional endpoint from the environment, botocore's standard
+    retry mode (throttling and transient errors are retried with backoff before we see them),
+    and `connections` in its pool (one per thread that uses it at once)."""
+    import boto3  # in Lambda's runtime (not needed by the sign-up Lambda, which imports this file)
+    from botocore.config import Config
+
+    env = os.environ if env is None else env
+    kwargs: dict[str, Any] = {
+        "config": Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2,
+                         read_timeout=5, max_pool_connections=max(10, connections)),
+    }
+    region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
+    if region:
+        kwargs["region_name"] = region
+    if env.get("AWS_ENDPOINT_URL"):
+        kwargs["endpoint_url"] = env["AWS_ENDPOINT_URL"]
+    return boto3.session.Session().client("dynamodb", **kwargs)

@@ -45,7 +45,9 @@ class OpenStream:
             raise Unauthenticated("ticket_invalid",
                                   detail="unknown, used or expired ticket: POST /api/events/ticket for a new one")
         user, token_expires_at = claimed
-        return user, _stream(backend, user, token_expires_at, last_event_id, clock)
+        # it ends when the token does, or after EVENTS_STREAM_SECONDS, whichever comes first
+        ends_at = min(token_expires_at, clock() + backend.settings.events_stream_seconds)
+        return user, _stream(backend, user, ends_at, last_event_id, clock)
 
 
 def _with_log(backend: Backend, use: Callable[[Any], T]) -> T:
@@ -55,7 +57,7 @@ def _with_log(backend: Backend, use: Callable[[Any], T]) -> T:
         return use(conn)
 
 
-def _stream(backend: Backend, user: str, token_expires_at: float, last_event_id: str | None,
+def _stream(backend: Backend, user: str, ends_at: float, last_event_id: str | None,
             clock: Callable[[], float]) -> Iterator[Event | Comment]:
     hub = backend.live
     # Listening before reading: an event appended meanwhile rings, and is read next.
@@ -73,10 +75,10 @@ def _stream(backend: Backend, user: str, token_expires_at: float, last_event_id:
                 position = logged.seq
             if len(page) == event_log.PAGE:
                 continue  # more to send
-            left = token_expires_at - clock()
+            left = ends_at - clock()
             if left <= 0 or hub.closing.is_set():
-                return  # the token expired, or the process is stopping: the page reconnects
-            if not subscription.wait(min(backend.settings.events_ping_seconds, left)) and clock() < token_expires_at \
+                return  # the token expired, its time is up, or the process is stopping: the page reconnects
+            if not subscription.wait(min(backend.settings.events_ping_seconds, left)) and clock() < ends_at \
                     and not hub.closing.is_set():
                 yield Comment("ping")
     except Unavailable as error:

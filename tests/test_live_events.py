@@ -289,3 +289,16 @@ def test_a_harsh_store_neither_loses_nor_duplicates_an_event(live: Live, harsh):
     after = requests.get(f"{live.settings.aws_endpoint_url}/_harsh/counts", timeout=5).json()
     assert after["records_duplicated"] > before["records_duplicated"]  # the Lambdas did see duplicates
     assert after["responses_lost"] > before["responses_lost"]
+
+
+def test_a_stream_ends_after_events_stream_seconds_under_a_proxys_request_timeout(live: Live):
+    """App Runner cuts a request after 120 s: with EVENTS_STREAM_SECONDS under it the server ends
+    the stream itself, cleanly, and the page reconnects with its last id."""
+    stack = Stack()
+    try:
+        short = start_api(live.settings, stack, free_port(), workers=1, name="api-short",
+                          env={"EVENTS_STREAM_SECONDS": "2", "EVENTS_PING_SECONDS": "1"})
+        stream = live.stream("bayko", url=short)
+        assert stream.ended.wait(20), "the stream outlived EVENTS_STREAM_SECONDS"
+    finally:
+        stack.stop()

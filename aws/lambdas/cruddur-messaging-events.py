@@ -22,16 +22,14 @@ import os
 import time
 from typing import Any, Mapping
 
-import boto3
 import psycopg
-from botocore.config import Config as BotoConfig
 
 from lib import event_log
 from lib.cache import Cache
 from lib.conversations import events, stream
 from lib.conversations.layout import GSI_NAME
 from lib.ddb import Ddb
-from lib.lambda_support import connection_url, json_logger
+from lib.lambda_support import connection_url, dynamodb_client, json_logger
 
 log = json_logger("cruddur-messaging-events")
 
@@ -56,14 +54,7 @@ def _runtime() -> tuple[Ddb, stream.RowMover]:
     # Made on the first invocation and kept for the container's life, with the headers it read.
     global _ddb
     if _ddb is None:
-        kwargs: dict[str, Any] = {"config": BotoConfig(retries={"mode": "standard", "max_attempts": 4},
-                                                       connect_timeout=2, read_timeout=5)}
-        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
-        if region:
-            kwargs["region_name"] = region
-        if os.environ.get("AWS_ENDPOINT_URL"):
-            kwargs["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
-        table = Ddb(_Table(os.environ), boto3.session.Session().client("dynamodb", **kwargs))
+        table = Ddb(_Table(os.environ), dynamodb_client())
         _ddb = (table, stream.RowMover(table, os.environ.get("DDB_GSI_NAME") or GSI_NAME, headers=_headers))
     return _ddb
 

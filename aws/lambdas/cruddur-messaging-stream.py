@@ -19,15 +19,12 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import boto3
-from botocore.config import Config as BotoConfig
-
 from lib.cache import Cache
 from lib.conversations import stream
 from lib.conversations.layout import GSI_NAME
 from lib.conversations.stream import NewMessage  # noqa: F401  (part of this module's interface)
 from lib.ddb import Ddb
-from lib.lambda_support import json_logger
+from lib.lambda_support import dynamodb_client, json_logger
 
 
 log = json_logger(stream.__name__)
@@ -60,21 +57,9 @@ def load_config(env: Mapping[str, str] | None = None) -> Config:
 
 
 def make_client(env: Mapping[str, str] | None = None) -> Any:
-    """A DynamoDB client: region and optional endpoint from the environment, botocore's standard
-    retry mode (throttling and transient errors are retried with backoff before we see them)."""
+    """The function's DynamoDB client, with a connection for each group moved at once."""
     env = os.environ if env is None else env
-    kwargs: dict[str, Any] = {
-        "config": BotoConfig(retries={"mode": "standard", "max_attempts": 4},
-                             connect_timeout=2, read_timeout=5,
-                             # a connection for each group moved at once
-                             max_pool_connections=max(10, load_config(env).groups_at_once)),
-    }
-    region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
-    if region:
-        kwargs["region_name"] = region
-    if env.get("AWS_ENDPOINT_URL"):
-        kwargs["endpoint_url"] = env["AWS_ENDPOINT_URL"]
-    return boto3.session.Session().client("dynamodb", **kwargs)
+    return dynamodb_client(env, load_config(env).groups_at_once)
 
 
 _runtime: tuple[Any, Config] | None = None
