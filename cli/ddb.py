@@ -149,17 +149,19 @@ def list_conversations(settings: Settings, prod: bool, handle: str, limit: int) 
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path),
               default=stream_worker.DEFAULT_CHECKPOINT, show_default=".local/stream-worker.json",
               envvar="STREAM_WORKER_CHECKPOINT", show_envvar=True,
-              help="Where the position in the stream is kept.")
+              help="Where the row mover's position in the stream is kept (the live events' beside it, "
+                   "with -events before the extension).")
 @click.option("--interval", type=float, default=0.3, show_default=True,
               help="Seconds between polls when there is nothing new.")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=stream_worker.DEFAULT_BATCH_SIZE,
-              show_default=True, help="Records per GetRecords call (and per handler call); the deployed mapping's BatchSize.")
+              show_default=True, help="The row mover's records per GetRecords call (and per handler call); the deployed mapping's BatchSize.")
 @common.target_option
 def stream_worker_command(settings: Settings, prod: bool, checkpoint: Path, interval: float,
                           batch_size: int) -> None:
-    """Feed the local table's stream to the stream Lambda until SIGTERM or Ctrl-C.
+    """Feed the local table's stream to both of its Lambdas (the row mover and the live events)
+    until SIGTERM or Ctrl-C.
 
-    Local only: in AWS the stream is read by the Lambda's event source mapping."""
+    Local only: in AWS the stream is read by the Lambdas' event source mappings."""
     common.refuse_prod(prod, "the stream worker")
     stream_worker.serve(settings, checkpoint, interval, batch_size)
 

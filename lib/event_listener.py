@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Callable
 
 import psycopg
@@ -24,7 +23,9 @@ from lib.event_log import CHANNEL
 
 log = logging.getLogger(__name__)
 
+# After a failure the listener tries again after 1 s, then 2, 4, ... up to 30 s.
 RECONNECT_SECONDS = 1.0
+RECONNECT_MAX_SECONDS = 30.0
 
 
 class Subscription:
@@ -92,29 +93,37 @@ class EventHub:
         for subscription in targets:
             subscription.ring()
 
+    def _no_streams_left(self) -> bool:
+        """True, and this thread is done, when no stream is open (the next one listens again)."""
+        with self._lock:
+            if self._streams:
+                return False
+            self._thread = None
+            return True
+
     def _listen(self) -> None:
-        while not self.closing.is_set():
+        delay = RECONNECT_SECONDS
+        while not self.closing.is_set() and not self._no_streams_left():
             try:
                 # keepalives: a server that vanished without closing is noticed within a minute
                 with self._connect(self._url, autocommit=True, connect_timeout=5, keepalives=1,
                                    keepalives_idle=20, keepalives_interval=5, keepalives_count=4) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
+                    delay = RECONNECT_SECONDS
                     self._ring(None)  # anything appended while we were not listening
                     while not self.closing.is_set():
                         for note in conn.notifies(timeout=5.0):
                             self._ring(note.payload.split(":", 1)[0])
-                        with self._lock:
-                            if not self._streams:  # no stream left: the next one listens again
-                                self._thread = None
-                                return
+                        if self._no_streams_left():
+                            return
             except psycopg.Error as error:
-                self.listening.clear()
                 log.warning("event listener: %s; listening again in %.0f s",
-                            str(error).splitlines()[0] if str(error) else type(error).__name__,
-                            RECONNECT_SECONDS)
-                time.sleep(RECONNECT_SECONDS)
+                            str(error).splitlines()[0] if str(error) else type(error).__name__, delay)
+                self.closing.wait(delay)
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
             finally:
                 self.listening.clear()
         with self._lock:
-            self._thread = None
+            if self._thread is threading.current_thread():
+                self._thread = None

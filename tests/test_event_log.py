@@ -119,3 +119,28 @@ def test_a_ticket_opens_once_for_its_user_until_it_expires_and_is_kept_hashed(co
     conn.execute("UPDATE event_tickets SET expires_at = now() - interval '1 second' WHERE user_uuid = %s", [who])
     assert event_log.claim_ticket(conn, late) is None  # expired
     assert event_log.claim_ticket(conn, "") is None and event_log.claim_ticket(conn, "x" * 101) is None
+
+
+def test_the_listener_wakes_its_users_streams_and_after_losing_its_connection_wakes_them_all(settings: Settings, conn):
+    """A process's listener (lib/event_listener.py) rings the streams of the user an append names,
+    and no other. When PostgreSQL drops its connection, it listens again and rings every stream,
+    so events appended while it was not listening are read all the same."""
+    from lib.event_listener import EventHub
+
+    hub = EventHub(settings.connection_url)
+    mine, theirs = user(), user()
+    stream, other = hub.subscribe(mine), hub.subscribe(theirs)
+    try:
+        assert hub.listening.wait(10)
+        stream.wait(0), other.wait(0)  # the ring every stream gets when the listener starts
+        event_log.append(conn, [event(mine, "a")])
+        assert stream.wait(5) and not other.wait(0.5)
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()")
+        event_log.append(conn, [event(theirs, "b")])  # while nobody listens
+        assert other.wait(15), "rung after the listener came back"
+        assert hub.listening.wait(10)
+    finally:
+        hub.close_all()
+        hub.unsubscribe(stream)
+        hub.unsubscribe(other)
