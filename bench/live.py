@@ -83,7 +83,7 @@ def _rss_bytes(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def _open_idle(url: str, ticket: str) -> socket.socket:
+def open_idle_stream(url: str, ticket: str) -> socket.socket:
     """A stream opened as a browser opens it, then left alone: its first bytes are read (the
     stream is open on the server), and nothing after."""
     host, port = url.rsplit("//", 1)[1].split(":")
@@ -112,7 +112,7 @@ def idle_streams(url: str, master_pid: int, tokens: list[str], count: int, measu
 
     def open_some(part: list[str]) -> None:
         for ticket in part:
-            sock = _open_idle(url, ticket)
+            sock = open_idle_stream(url, ticket)
             with lock:
                 sockets.append(sock)
 

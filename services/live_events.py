@@ -68,18 +68,20 @@ def _stream(backend: Backend, user: str, ends_at: float, last_event_id: str | No
         position, reset = _with_log(backend, lambda conn: event_log.resume(conn, user, last_event_id))
         if reset:
             yield Event(event_log.event_id(position), "reset", "{}")
+        rung = True  # read once at the start
         while True:
-            page = _with_log(backend, lambda conn: event_log.after(conn, user, position))
-            for logged in page:
-                yield Event(event_log.event_id(logged.seq), logged.kind, logged.data)
-                position = logged.seq
-            if len(page) == event_log.PAGE:
-                continue  # more to send
+            if rung:  # only a ring means the log may have grown: an idle stream reads nothing
+                page = _with_log(backend, lambda conn: event_log.after(conn, user, position))
+                for logged in page:
+                    yield Event(event_log.event_id(logged.seq), logged.kind, logged.data)
+                    position = logged.seq
+                if len(page) == event_log.PAGE:
+                    continue  # more to send
             left = ends_at - clock()
             if left <= 0 or hub.closing.is_set():
                 return  # the token expired, its time is up, or the process is stopping: the page reconnects
-            if not subscription.wait(min(backend.settings.events_ping_seconds, left)) and clock() < ends_at \
-                    and not hub.closing.is_set():
+            rung = subscription.wait(min(backend.settings.events_ping_seconds, left))
+            if not rung and clock() < ends_at and not hub.closing.is_set():
                 yield Comment("ping")
     except Unavailable as error:
         # PostgreSQL is away: end the stream; the page reconnects with its last id, and misses nothing

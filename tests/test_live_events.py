@@ -302,3 +302,45 @@ def test_a_stream_ends_after_events_stream_seconds_under_a_proxys_request_timeou
         assert stream.ended.wait(20), "the stream outlived EVENTS_STREAM_SECONDS"
     finally:
         stack.stop()
+
+
+def test_a_worker_holding_a_thousand_idle_streams_still_answers_requests(live: Live):
+    """One gunicorn worker, as configured by default (WEB_CONNECTIONS), holds 1,000 open streams
+    and still serves ordinary requests beside them (./bin/bench measures how fast)."""
+    from bench.live import open_idle_stream
+
+    stack = Stack()
+    sockets = []
+    try:
+        url = start_api(live.settings, stack, free_port(), workers=1, name="api-many",
+                        env={"CURSOR_SECRET": "test-cursor-secret"})
+        tickets = [live.ticket(("bayko", "londo", "andrewbrown")[i % 3], url) for i in range(1000)]
+        sockets = [open_idle_stream(url, ticket) for ticket in tickets]
+        for handle in ("bayko", "londo"):
+            response = requests.get(f"{url}/api/message_groups", headers=live.auth(handle), timeout=30)
+            assert response.status_code == 200, response.text
+    finally:
+        for sock in sockets:
+            sock.close()
+        stack.stop()
+
+
+def test_an_idle_stream_reads_nothing_while_it_pings(live: Live):
+    """An idle connected user costs no query and no read unit: the stream reads the log only when
+    the listener rings for its user, never on its pings (the server's own counters)."""
+    stack = Stack()
+    try:
+        url = start_api(live.settings, stack, free_port(), workers=1, name="api-idle",
+                        env={"METRICS_ENABLED": "1", "EVENTS_PING_SECONDS": "0.3"})
+        stream = live.stream("londo", url=url)
+        time.sleep(1)  # the stream's start: its ticket, its resume, its first read
+        before = requests.get(f"{url}/api/_metrics", timeout=10).json()
+        pings = len(stream.comments)
+        while len(stream.comments) < pings + 5:
+            assert not stream.ended.wait(0.3)
+        after = requests.get(f"{url}/api/_metrics", timeout=10).json()
+        for counter in ("pg_queries", "dynamodb_requests"):
+            assert after.get(counter, 0) == before.get(counter, 0), counter
+        stream.close()
+    finally:
+        stack.stop()
