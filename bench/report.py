@@ -198,7 +198,7 @@ def table(result: dict[str, Any]) -> str:
                      f"{_num(idle['b_without']['p99_ms'], 2)} ms without, {_num(idle['b_with']['p99_ms'], 2)} "
                      f"ms with (x{_num(idle['b_p99_ratio'], 2)}); {_num(idle['memory_per_stream_kib'])} KiB "
                      f"per stream; an idle connected user-hour: {_num(idle['idle_dynamodb_calls_per_user_hour'], 2)} "
-                     f"DynamoDB calls (0 read units), {_num(idle['idle_pg_queries_per_user_hour'], 2)} "
+                     f"DynamoDB calls (read units: at most as many), {_num(idle['idle_pg_queries_per_user_hour'], 2)} "
                      f"PostgreSQL queries, {idle['idle_pings_per_user_hour']} pings")
     cap = result.get("capacity")
     if cap:
