@@ -17,7 +17,6 @@ CONNECTION_URL or CONNECTION_SECRET_ARN, AWS_DEFAULT_REGION or AWS_REGION, AWS_E
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Any, Mapping
@@ -67,15 +66,6 @@ def _connection() -> psycopg.Connection:
     return _conn
 
 
-def reset() -> None:
-    """Forget the client, the connection and the headers (the next invocation starts afresh)."""
-    global _ddb, _conn
-    if _conn is not None:
-        _conn.close()
-    _ddb, _conn = None, None
-    _headers.clear()
-
-
 def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     global _next_purge
     records = list(event.get("Records") or [])
@@ -97,16 +87,17 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dic
             _next_purge = time.monotonic() + PURGE_EVERY_SECONDS
             event_log.purge(_connection())
     except psycopg.Error:
-        reset_connection()
+        _forget_connection()
         raise  # the whole batch again: its events are logged once however often it comes
-    log.log(logging.INFO, "batch done", extra={"fields": {
+    log.info("batch done", extra={"fields": {
         "request_id": getattr(context, "aws_request_id", None), "records": len(records),
         "events": len(found), "users": len(heads),
         "retry_from": failures[0]["itemIdentifier"] if failures else None}})
     return {"batchItemFailures": failures}
 
 
-def reset_connection() -> None:
+def _forget_connection() -> None:
+    """After a database error: the next invocation connects afresh."""
     global _conn
     if _conn is not None:
         _conn.close()
