@@ -221,6 +221,18 @@ def gunicorn_command(port: int, workers: int | None = None, connections: int | N
             "--chdir", str(chdir), app]
 
 
+def spawn(command: list[str], env: dict[str, str], log_file: Path | None = None) -> subprocess.Popen:
+    """A process of the stack in a session of its own (so that stopping it stops its children),
+    its output appended to `log_file`, or left on this terminal without one."""
+    out = open(log_file, "ab") if log_file else None
+    try:
+        return subprocess.Popen(command, env=env, stdout=out,
+                                stderr=subprocess.STDOUT if out else None, start_new_session=True)
+    finally:
+        if out:
+            out.close()
+
+
 def start_api(settings: Settings, stack: Stack, port: int, workers: int | None = None,
               env: dict[str, str] | None = None, log_file: Path | None = None,
               app: str = "app:create_app()", name: str = "api") -> str:
@@ -228,14 +240,7 @@ def start_api(settings: Settings, stack: Stack, port: int, workers: int | None =
     answers. With `app` and `name`, another app of this project served the same way (the
     benchmark's floor app)."""
     ensure_port_free(port, name)
-    out = open(log_file, "ab") if log_file else None
-    try:
-        proc = subprocess.Popen(gunicorn_command(port, workers, app=app),
-                                env={**api_env(settings), **(env or {})}, stdout=out,
-                                stderr=subprocess.STDOUT if out else None, start_new_session=True)
-    finally:
-        if out:
-            out.close()
+    proc = spawn(gunicorn_command(port, workers, app=app), {**api_env(settings), **(env or {})}, log_file)
     stack.add(name, proc, lambda: stop_process(proc))
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/api/health-check", proc, name)
@@ -251,14 +256,5 @@ def start_stream_worker(settings: Settings, stack: Stack, checkpoint: Path | Non
     env = api_env(settings)
     if checkpoint is not None:
         env["STREAM_WORKER_CHECKPOINT"] = str(checkpoint)
-
-    def start() -> subprocess.Popen:
-        out = open(log_file, "ab") if log_file else None
-        try:
-            return subprocess.Popen([sys.executable, "-m", "devstack.stream_worker"], env=env,
-                                    start_new_session=True, stdout=out,
-                                    stderr=subprocess.STDOUT if out else None)
-        finally:
-            if out:
-                out.close()
-    return stack.supervise("stream", start)
+    return stack.supervise("stream", lambda: spawn([sys.executable, "-m", "devstack.stream_worker"],
+                                                   env, log_file))

@@ -9,7 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import psycopg
 from psycopg import sql as pg_sql
@@ -20,13 +20,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from lib import metrics
 from lib.config import ROOT, Settings
 from lib.errors import Unavailable
-from lib.sql_files import SQL_DIR, template  # noqa: F401  (what the services import from here)
+from lib.sql_files import template  # noqa: F401  (what the services import from here)
 
 log = logging.getLogger(__name__)
 SCHEMA_FILE = ROOT / "db" / "schema.sql"
 SEED_FILE = ROOT / "db" / "seed.sql"
 
 Params = Mapping[str, Any] | None
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(Unavailable):
@@ -162,6 +163,13 @@ class Db:
                 yield conn
         except (PoolTimeout, psycopg.OperationalError) as error:
             raise DatabaseUnavailable(reason=str(error).splitlines()[0] if str(error) else "unavailable") from error
+
+    def run(self, use: Callable[[psycopg.Connection], T]) -> T:
+        """`use` with a pooled connection, for code that speaks SQL itself (lib/event_log.py);
+        counted as one query, as each of the helpers below counts its statement."""
+        metrics.count("pg_queries")
+        with self.connection() as conn:
+            return use(conn)
 
     def _execute(self, sql: str, params: Params, fetch_one: bool) -> Any:
         """The first row (as a dict) when fetch_one, else the number of rows affected."""

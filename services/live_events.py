@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Iterator, NamedTuple, TypeVar
+from typing import Any, Callable, Iterator, NamedTuple
 
-from lib import event_log, metrics
+from lib import event_log
 from lib.errors import Unauthenticated, Unavailable
 from services.backend import Backend
 from services.current_user import CurrentUser
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 class Event(NamedTuple):
     id: str
@@ -30,7 +29,7 @@ class IssueTicket:
     def run(backend: Backend, authorization: str | None) -> dict[str, Any]:
         """A single-use ticket that opens one stream of the caller's, good for a few seconds."""
         user, claims = CurrentUser.with_claims(backend, authorization)
-        ticket = _with_log(backend, lambda conn: event_log.new_ticket(conn, str(user["uuid"]), float(claims["exp"])))
+        ticket = backend.db.run(lambda conn: event_log.new_ticket(conn, str(user["uuid"]), float(claims["exp"])))
         return {"ticket": ticket, "expires_in": event_log.TICKET_SECONDS}
 
 
@@ -40,7 +39,7 @@ class OpenStream:
             clock: Callable[[], float] = time.time) -> tuple[str, Iterator[Event | Comment]]:
         """(the ticket's user, their stream). The ticket is used up here, before the stream
         starts, so a bad one is a plain 401."""
-        claimed = _with_log(backend, lambda conn: event_log.claim_ticket(conn, ticket or ""))
+        claimed = backend.db.run(lambda conn: event_log.claim_ticket(conn, ticket or ""))
         if claimed is None:
             raise Unauthenticated("ticket_invalid",
                                   detail="unknown, used or expired ticket: POST /api/events/ticket for a new one")
@@ -48,13 +47,6 @@ class OpenStream:
         # it ends when the token does, or after EVENTS_STREAM_SECONDS, whichever comes first
         ends_at = min(token_expires_at, clock() + backend.settings.events_stream_seconds)
         return user, _stream(backend, user, ends_at, last_event_id, clock)
-
-
-def _with_log(backend: Backend, use: Callable[[Any], T]) -> T:
-    """`use` with a pooled connection (counted, as lib/db.py counts its queries)."""
-    metrics.count("pg_queries")
-    with backend.db.connection() as conn:
-        return use(conn)
 
 
 def _stream(backend: Backend, user: str, ends_at: float, last_event_id: str | None,
@@ -65,13 +57,13 @@ def _stream(backend: Backend, user: str, ends_at: float, last_event_id: str | No
     try:
         yield Comment(f"retention {event_log.RETENTION_SECONDS} s: reconnect with the last id "
                       "within it to get what you missed, else event: reset")
-        position, reset = _with_log(backend, lambda conn: event_log.resume(conn, user, last_event_id))
+        position, reset = backend.db.run(lambda conn: event_log.resume(conn, user, last_event_id))
         if reset:
             yield Event(event_log.event_id(position), "reset", "{}")
         rung = True  # read once at the start
         while True:
             if rung:  # only a ring means the log may have grown: an idle stream reads nothing
-                page = _with_log(backend, lambda conn: event_log.after(conn, user, position))
+                page = backend.db.run(lambda conn: event_log.after(conn, user, position))
                 for logged in page:
                     yield Event(event_log.event_id(logged.seq), logged.kind, logged.data)
                     position = logged.seq
