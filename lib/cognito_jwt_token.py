@@ -6,7 +6,9 @@ A token is accepted only with a valid RS256 signature by a key of the pool's JWK
 The key set is fetched on first use and again every KEYS_MAX_AGE_SECONDS, replacing the old one:
 a key the pool has removed is forgotten within that time, and so are the tokens it signed. An
 unknown `kid` refetches it sooner, at most once a minute, so a flood of forged `kid`s cannot
-turn into a flood of fetches.
+turn into a flood of fetches. A token with a `kid` that is not in the set held is refused (401),
+also while the set cannot be fetched again (before any set was fetched, no token can be judged:
+503); an answer without a list of keys is a failed fetch and leaves the keys held as they were.
 
 A token that passed is remembered (by its exact string, up to VERIFIED_CACHE_SIZE of them) until
 its `exp`: a client sends the same token with every request for up to an hour, and checking its
@@ -102,11 +104,14 @@ class CognitoJwtToken:
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at: float | None = None
         self._failed = False
+        self._fetched_ok_at: float | None = None  # the last fetch that gave a key set
         self._lock = threading.Lock()
         self._verified: Cache[_Verified] = Cache(VERIFIED_CACHE_SIZE, VERIFIED_CACHE_SECONDS)
 
     def _keys_stale(self) -> bool:
-        return self._fetched_at is not None and self._clock() - self._fetched_at >= KEYS_MAX_AGE_SECONDS
+        # after a failed fetch the set held is used meanwhile, and asked for again soon
+        age = RETRY_AFTER_FAILURE_SECONDS if self._failed else KEYS_MAX_AGE_SECONDS
+        return self._fetched_at is not None and self._clock() - self._fetched_at >= age
 
     def _refresh(self, interval: float = REFETCH_INTERVAL_SECONDS) -> None:
         with self._lock:
@@ -123,11 +128,15 @@ class CognitoJwtToken:
                 log.warning("could not fetch the JWKS from %s: %s", self.url, error)
                 self._failed = True
                 return
-            self._failed = False
             keys = document.get("keys") if isinstance(document, dict) else None
             if not isinstance(keys, list):
-                log.warning("the JWKS from %s has no list of keys", self.url)
-                keys = []
+                # a broken answer (a proxy's page, an empty object) is a failed fetch: the keys
+                # held are kept, and the next try comes soon
+                log.warning("the JWKS from %s has no list of keys: the keys held are kept", self.url)
+                self._failed = True
+                return
+            self._failed = False
+            self._fetched_ok_at = now
             self._keys = {k["kid"]: k for k in keys if isinstance(k, dict) and "kid" in k}
 
     def _key(self, kid: str) -> dict[str, Any]:
@@ -137,9 +146,12 @@ class CognitoJwtToken:
             self._refresh(KEYS_MAX_AGE_SECONDS)
         key = self._keys.get(kid)
         if key is None:
-            if self._failed:
+            if self._failed and self._fetched_ok_at is None:
+                # no key set yet and the pool cannot give one: no token can be judged (an outage)
                 raise Unavailable("auth_unavailable", detail="the user pool's keys cannot be fetched",
                                   retry_after=int(RETRY_AFTER_FAILURE_SECONDS))
+            # With a key set held, also while it cannot be fetched again: a kid the pool never
+            # showed us is not an outage, and a flood of forged kids must not make the API look down.
             raise TokenError("token_invalid", detail="unknown signing key")
         return key
 
@@ -160,6 +172,37 @@ class CognitoJwtToken:
             raise TokenError("token_expired", detail="the token has expired")
         self._ask_the_pool(token, known)
         return known.claims
+
+    def verify_for_a_while(self, token: str) -> tuple[dict[str, Any], float]:
+        """For what outlives a request (a live-event stream): the token's claims, and until when
+        its user's access may be trusted without asking the pool again: the token's expiry, or
+        TOKEN_RECHECK_SECONDS after the pool last said the user may act, whichever comes first.
+        The pool is asked now unless it answered within the last half period, so what this grants
+        lasts at least half a period (when the pool answers), and a revoked user's stream ends
+        within TOKEN_RECHECK_SECONDS, as their requests do."""
+        claims = self.verify(token)
+        expires = float(claims["exp"])
+        if self._still_valid is None or not self._recheck:
+            return claims, expires
+        known = self._verified.get(token)
+        if known is None:  # forgotten meanwhile (a full cache): checked again from the start
+            return self.verify_for_a_while(token)
+        now = self._clock()
+        if now - known.checked_at >= self._recheck / 2 and now >= known.next_ask:
+            metrics.count("token_rechecks")
+            try:
+                self._still_valid(token)
+                known.checked_at = now
+            except Unauthenticated:
+                self._verified.pop(token)
+                raise TokenError("token_revoked", detail="the user was disabled, deleted or signed out") from None
+            except Unavailable:
+                known.next_ask = now + RETRY_AFTER_FAILURE_SECONDS  # trusted as long as verify() allows
+        until = min(expires, known.checked_at + self._recheck)
+        if until <= now:
+            raise Unavailable("auth_unavailable", detail="the user pool cannot be asked",
+                              retry_after=int(RETRY_AFTER_FAILURE_SECONDS))
+        return claims, until
 
     def _ask_the_pool(self, token: str, known: _Verified) -> None:
         """Whether the token's user may still act, asked of the pool once every recheck period."""

@@ -47,6 +47,16 @@ class Settings:
     # missing nothing): under a proxy's request timeout (App Runner's is 120 s), and spreads pages
     # over new instances
     events_stream_seconds: float = 3600.0
+    # What one account, and one process, may hold of live events (docs/security.md): open streams
+    # per user in one process (the next gets 429 too_many_streams), open streams per process (the
+    # next gets 503 busy; the process serves everything else), tickets not yet used per user (the
+    # next gets 429 too_many_tickets).
+    events_streams_per_user: int = 5
+    events_streams_per_process: int = 1000
+    events_tickets_per_user: int = 5
+    # A stream whose page has not taken an event within this many seconds (a reader that stopped
+    # reading) is ended rather than buffered; the page resumes from its last id.
+    events_send_seconds: float = 10.0
     # How long a verified access token is trusted before the user pool is asked again whether its
     # user may still act (GetUser: disabled, deleted or signed out everywhere is refused). The
     # bound on how long a revoked user keeps access; 0 never asks (a token then works until it
@@ -149,6 +159,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         user_cache_seconds=env_float(env, "USER_CACHE_SECONDS", d.user_cache_seconds, 0),
         events_ping_seconds=min(25.0, env_float(env, "EVENTS_PING_SECONDS", d.events_ping_seconds, 0.1)),
         events_stream_seconds=env_float(env, "EVENTS_STREAM_SECONDS", d.events_stream_seconds, 1),
+        events_streams_per_user=env_int(env, "EVENTS_STREAMS_PER_USER", d.events_streams_per_user, 1),
+        events_streams_per_process=env_int(env, "EVENTS_STREAMS_PER_PROCESS", d.events_streams_per_process, 1),
+        events_tickets_per_user=env_int(env, "EVENTS_TICKETS_PER_USER", d.events_tickets_per_user, 1),
+        events_send_seconds=env_float(env, "EVENTS_SEND_SECONDS", d.events_send_seconds, 0.1),
         token_recheck_seconds=env_float(env, "TOKEN_RECHECK_SECONDS", d.token_recheck_seconds, 0),
         cursor_secret=env.get("CURSOR_SECRET") or None,
         metrics_enabled=env.get("METRICS_ENABLED") == "1",

@@ -19,6 +19,7 @@ from typing import Callable
 
 import psycopg
 
+from lib.errors import Busy, Unavailable
 from lib.event_log import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -46,20 +47,52 @@ class Subscription:
 
 
 class EventHub:
-    """The process's listener and the streams it wakes. Starts listening with the first stream."""
+    """The process's listener and the streams it wakes. Starts listening with the first stream.
 
-    def __init__(self, connection_url: str, connect: Callable[..., psycopg.Connection] = psycopg.connect):
+    It also holds what streams may take of the process: at most `per_user` streams of one user
+    and `per_process` in all (the next is refused), and `reads_at_once` reads of the log at a
+    time for all its streams (`reading()`): an event for a user with streams in many processes
+    costs each process at most that many pool connections at once, the rest of the pool serving
+    requests meanwhile."""
+
+    def __init__(self, connection_url: str, connect: Callable[..., psycopg.Connection] = psycopg.connect,
+                 per_user: int = 5, per_process: int = 1000, reads_at_once: int = 2,
+                 retry_after: int = 15):
         self._url = connection_url
         self._connect = connect
         self._streams: dict[str, set[Subscription]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.per_user, self.per_process = per_user, per_process
+        # how soon a refused page may try again: a closed tab's stream is noticed at its next ping
+        self.retry_after = retry_after
+        self._reads = threading.BoundedSemaphore(reads_at_once)
         self.closing = threading.Event()
         self.listening = threading.Event()  # the LISTEN is in place (for tests and readiness)
 
+    def check_room(self) -> None:
+        """Unavailable (503 busy) when this process holds as many streams as it may."""
+        if self.open_streams() >= self.per_process:
+            raise self._full()
+
+    def _full(self) -> Unavailable:
+        return Unavailable("busy", detail="this server holds all the live streams it may: try again "
+                           "in a moment", retry_after=self.retry_after)
+
+    def reading(self) -> threading.BoundedSemaphore:
+        """`with hub.reading():` around a stream's read of the log: reads queue for a few slots."""
+        return self._reads
+
     def subscribe(self, user_uuid: str) -> Subscription:
+        """A new stream's doorbell; Busy (429 too_many_streams) when the user holds `per_user`
+        streams here, Unavailable (503 busy) when the process holds `per_process`."""
         subscription = Subscription(user_uuid)
         with self._lock:
+            if sum(len(s) for s in self._streams.values()) >= self.per_process:
+                raise self._full()
+            if len(self._streams.get(user_uuid, ())) >= self.per_user:
+                raise Busy("too_many_streams", detail=f"at most {self.per_user} live streams of one "
+                           "user at a time: close one (another tab), or try again", retry_after=self.retry_after)
             self._streams.setdefault(user_uuid, set()).add(subscription)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._listen, name="event-listener", daemon=True)

@@ -21,8 +21,9 @@ import hashlib
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 from lib.sql_files import template
 
@@ -36,8 +37,14 @@ CHANNEL = "cruddur_events"
 RETENTION_SECONDS = 24 * 3600
 # How long a ticket may wait to be used (the contract allows at most 60).
 TICKET_SECONDS = 30
-# Events read at a time by a stream.
+# Events read at a time by a stream: at most PAGE of them, and no more than about PAGE_BYTES of
+# their data (one event of any size always fits), so that what a stream holds while its reader is
+# slow stays small (a page of 200 messages of emoji would be about 1 MiB).
 PAGE = 200
+PAGE_BYTES = 32 * 1024
+# Rows one purge statement deletes at most (purge runs it again while there are more, within its
+# time): a backlog of expired events never makes one long statement.
+PURGE_BATCH = 5000
 _ID = re.compile(r"[0-9]{1,18}")
 
 
@@ -89,9 +96,18 @@ def append(conn: "psycopg.Connection", events: Iterable[NewEvent]) -> dict[str, 
     return heads
 
 
-def purge(conn: "psycopg.Connection", keep_seconds: int = RETENTION_SECONDS) -> int:
-    """Delete events older than the retention window; how many."""
-    return conn.execute(_sql("purge"), {"keep_seconds": keep_seconds}).rowcount
+def purge(conn: "psycopg.Connection", keep_seconds: float = RETENTION_SECONDS,
+          batch: int = PURGE_BATCH, until: float | None = None,
+          clock: Callable[[], float] = time.monotonic) -> int:
+    """Delete events past the retention window, by number (what each user keeps runs on without
+    a gap: db/sql/events/purge.sql), `batch` rows per statement, until none is left or the
+    monotonic time `until` has passed (the rest waits for the next purge). How many went."""
+    gone = 0
+    while True:
+        deleted = conn.execute(_sql("purge"), {"keep_seconds": keep_seconds, "batch": batch}).rowcount
+        gone += deleted
+        if deleted < batch or (until is not None and clock() >= until):
+            return gone
 
 
 # -- reading (the API's streams) -----------------------------------------------------------------
@@ -100,10 +116,18 @@ def head(conn: "psycopg.Connection", user_uuid: str) -> int:
     return int(conn.execute(_sql("head"), {"user_uuid": user_uuid}).fetchone()[0])
 
 
-def after(conn: "psycopg.Connection", user_uuid: str, seq: int, limit: int = PAGE) -> list[LoggedEvent]:
-    """The user's events after number `seq`, oldest first, at most `limit`."""
-    rows = conn.execute(_sql("after"), {"user_uuid": user_uuid, "after": seq, "limit": limit})
+def after(conn: "psycopg.Connection", user_uuid: str, seq: int, limit: int = PAGE,
+          max_bytes: int = PAGE_BYTES) -> list[LoggedEvent]:
+    """The user's events after number `seq`, oldest first, at most `limit` and about `max_bytes`
+    of data (at least one event, when there is one)."""
+    rows = conn.execute(_sql("after"), {"user_uuid": user_uuid, "after": seq, "limit": limit,
+                                        "max_bytes": max_bytes})
     return [LoggedEvent(int(s), kind, data) for s, kind, data in rows]
+
+
+def is_full(page: list[LoggedEvent], limit: int = PAGE, max_bytes: int = PAGE_BYTES) -> bool:
+    """Whether `after` stopped at its bounds, so that more events may follow this page."""
+    return len(page) >= limit or sum(len(e.data.encode()) for e in page) >= max_bytes
 
 
 def event_id(seq: int) -> str:
@@ -134,20 +158,23 @@ def _hash(ticket: str) -> bytes:
     return hashlib.sha256(ticket.encode()).digest()
 
 
-def new_ticket(conn: "psycopg.Connection", user_uuid: str, token_expires_at: float,
-               ticket_seconds: int = TICKET_SECONDS) -> str:
-    """A ticket that opens one stream of the user's, within `ticket_seconds`; the stream ends
-    when the token that asked for it expires."""
+def new_ticket(conn: "psycopg.Connection", user_uuid: str, trusted_until: float, most: int,
+               ticket_seconds: int = TICKET_SECONDS) -> str | None:
+    """A ticket that opens one stream of the user's, within `ticket_seconds` and before
+    `trusted_until` (epoch seconds: when the token that asked for it expires, or must be checked
+    again), when the stream it opens ends too. None when the user holds `most` unused tickets."""
     ticket = secrets.token_urlsafe(32)
-    conn.execute(_sql("create_ticket"), {"ticket_hash": _hash(ticket), "user_uuid": user_uuid,
-                                         "token_expires_at": token_expires_at,
-                                         "ticket_seconds": ticket_seconds})
-    return ticket
+    with conn.transaction():
+        conn.execute(_sql("lock_tickets"), {"user_uuid": user_uuid})
+        made = conn.execute(_sql("create_ticket"), {
+            "ticket_hash": _hash(ticket), "user_uuid": user_uuid, "token_expires_at": trusted_until,
+            "ticket_seconds": ticket_seconds, "most": most}).fetchone()
+    return ticket if made else None
 
 
 def claim_ticket(conn: "psycopg.Connection", ticket: str) -> tuple[str, float] | None:
-    """(user uuid, when their token expires) for a ticket never used and unexpired, which it then
-    is no longer; None for any other."""
+    """(user uuid, until when the token that bought it is trusted) for a ticket never used and
+    unexpired, which it then is no longer; None for any other."""
     if not ticket or len(ticket) > 100:
         return None
     row = conn.execute(_sql("claim_ticket"), {"ticket_hash": _hash(ticket)}).fetchone()

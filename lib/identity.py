@@ -13,17 +13,27 @@ The rules:
   never proven (AdminConfirmSignUp, a pre-sign-up auto-confirm, pools that verify the phone), and a
   week-5 database holds users with no identity yet: linking by an unproven email would hand such
   a user's account to whoever typed their address.
-- Handles are ASCII letters, digits, `_`, `.`, `-` (1 to 64) and unique regardless of case
+- A week-5 user without an identity yet is opened by invitation only: a self sign-up with their
+  email is refused (`email_reserved`), and the operator invites them (bin/cognito/invite:
+  AdminCreateUser, which mails a temporary password to that address). Otherwise anyone could make
+  an unconfirmed account with their email and a password of their own; when the real person then
+  confirmed it ("resend code"), their row would be linked to an account whose password the
+  squatter knows.
+- Linking takes a user that has no identity: of two confirmations of one email at once, the
+  second finds the row linked and is refused (and logged), never overwriting the first.
+- Handles are ASCII letters, digits, `_`, `.`, `-` (1 to 64), with at least one letter or digit
+  (`.`, `..` and `-` would break URLs such as `/@..`), and unique regardless of case
   (`AndrewBrown` cannot sign up beside `andrewbrown`; the schema's unique index on lower(handle)
   holds it against races too).
 - A display name is 1 to 64 characters on one line, with no control, format (bidi, zero-width) or
-  only-invisible characters.
-- A sign-up whose handle is taken, or whose email belongs to another linked user, is refused
-  before the account exists (`check_sign_up`), so nobody is left with a confirmed Cognito
-  account that Cruddur cannot use.
+  only-invisible characters, and does not mix the look-alike scripts (lib/text.py).
+- A sign-up whose handle is taken, or whose email belongs to another user, is refused before the
+  account exists (`check_sign_up`), so nobody is left with a confirmed Cognito account that
+  Cruddur cannot use.
 """
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Mapping
 
@@ -31,7 +41,9 @@ import psycopg
 
 from lib import text
 
-HANDLE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+log = logging.getLogger("cruddur.identity")
+# fullmatch: at least one letter or digit among the handle's characters
+HANDLE = re.compile(r"(?=[_.-]*[A-Za-z0-9])[A-Za-z0-9_.-]{1,64}")
 DISPLAY_NAME_MAX_LENGTH = 64
 
 
@@ -83,7 +95,7 @@ def user_of(attributes: Mapping[str, Any], need_sub: bool = True) -> dict[str, s
     user = {name: value.strip() for name, value in wanted.items()}
     if not is_handle(user["handle"]):
         raise UserInvalid(f"not a usable handle: {user['handle']!r} (letters, digits, _ . -, "
-                          "at most 64)", code="handle_invalid")
+                          "at most 64, at least one letter or digit)", code="handle_invalid")
     problem = display_name_problem(user["display_name"])
     if problem:
         raise UserInvalid(f"the name {problem}", code="display_name_invalid")
@@ -106,14 +118,18 @@ def _taken_handle(handle: str) -> UserConflict:
     return UserConflict("handle_taken", f"the handle {handle} is taken: choose another")
 
 
-def check_sign_up(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> None:
+def check_sign_up(conn: psycopg.Connection, attributes: Mapping[str, Any], invited: bool = False) -> None:
     """Raise UserInvalid or UserConflict when this sign-up could not become a Cruddur user, before
-    Cognito makes the account. An email of a user without an identity yet is no conflict: that
-    person is linked once they verify it."""
+    Cognito makes the account. The email of a user without an identity yet is theirs: only an
+    account the operator made for it (`invited`: AdminCreateUser) may go ahead, and that person
+    is linked once they sign in."""
     user = user_of(attributes, need_sub=False)
     holder = _holder_of_email(conn, user)
     if holder and holder[1] is not None:
         raise UserConflict("email_taken", f"the email {user['email']} already has a Cruddur account")
+    if holder and not invited:
+        raise UserConflict("email_reserved", f"the email {user['email']} belongs to a Cruddur account "
+                           "from before sign-ups: it is opened by an invitation sent to that address")
     if _handle_taken(conn, user) and not (holder and _is_handle_of(conn, holder[0], user["handle"])):
         raise _taken_handle(user["handle"])
 
@@ -140,8 +156,14 @@ def create_user(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> str:
             raise EmailUnverified(f"the email {user['email']} is not verified")
         holder = _holder_of_email(conn, user)
         if holder and holder[1] is None:
-            conn.execute("UPDATE public.users SET cognito_user_id = %(sub)s WHERE uuid = %(uuid)s",
-                         {**user, "uuid": holder[0]})
+            linked = conn.execute("UPDATE public.users SET cognito_user_id = %(sub)s "
+                                  "WHERE uuid = %(uuid)s AND cognito_user_id IS NULL RETURNING uuid",
+                                  {**user, "uuid": holder[0]}).fetchone()
+            if linked is None:  # another confirmation of this email linked it meanwhile
+                log.warning("refused to link user %s to %s: linked to another identity a moment ago",
+                            holder[0], user["sub"])
+                raise UserConflict("email_taken", f"the email {user['email']} was linked to another "
+                                   "Cruddur account at the same moment")
             return holder[0]
         if holder:
             raise UserConflict("email_taken", f"the email {user['email']} already has a Cruddur account")

@@ -1,5 +1,5 @@
 """What the project's Lambdas share: their JSON log lines, their DynamoDB client, and the
-PostgreSQL URL of those that reach the database. bin/aws/deploy packages this file beside each
+PostgreSQL connection of those that reach the database. bin/aws/deploy packages this file beside each
 handler."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Mapping
 
 
@@ -40,6 +41,32 @@ def json_logger(name: str) -> logging.Logger:
         log.propagate = False
     log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
     return log
+
+
+# The certificate authorities of Amazon RDS, which bin/aws/deploy puts in the package of each
+# Lambda that reaches PostgreSQL (beside this file's folder): a deployed Lambda talks to its
+# database only over TLS, and only to a server whose certificate they signed for the host it
+# asked for (sslmode=verify-full).
+RDS_CA_BUNDLE = "rds-ca-bundle.pem"
+
+
+def connect(env: Mapping[str, str] | None = None, **settings: Any) -> Any:
+    """A PostgreSQL connection for a Lambda (autocommit; psycopg's `settings`, e.g. statement
+    bounds as `options`). Deployed (the URL from CONNECTION_SECRET_ARN), it requires TLS with the
+    server's certificate checked against the packaged RDS authorities, whatever the URL says;
+    with CONNECTION_URL (the local stack, tests) it connects as the URL says."""
+    import psycopg  # in the Lambdas' packages; not needed by the stream Lambda, which imports this file
+
+    env = os.environ if env is None else env
+    kwargs: dict[str, Any] = {"connect_timeout": 5, "autocommit": True, **settings}
+    if env.get("CONNECTION_SECRET_ARN"):
+        kwargs.update(sslmode="verify-full", sslrootcert=str(ca_bundle_path()))
+    return psycopg.connect(connection_url(env), **kwargs)
+
+
+def ca_bundle_path() -> Path:
+    """Where the package's RDS certificate bundle is: at its root, beside the handler."""
+    return Path(__file__).resolve().parent.parent / RDS_CA_BUNDLE
 
 
 def connection_url(env: Mapping[str, str] | None = None) -> str:

@@ -7,6 +7,7 @@ instrumented at all: tracing then costs nothing. The access log line carries the
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from opentelemetry import trace
@@ -34,10 +35,26 @@ def setup(app: Any, endpoint: str | None, exporter: Any | None = None) -> Any | 
 
         # the exporter reads OTEL_EXPORTER_OTLP_* itself (endpoint, headers, timeout)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
+    FlaskInstrumentor().instrument_app(app, tracer_provider=provider, response_hook=without_secrets)
     BotocoreInstrumentor().instrument(tracer_provider=provider)
     PsycopgInstrumentor().instrument(tracer_provider=provider)
     return provider
+
+
+# Query parameters that open something and must not reach a trace: a live-event ticket opens its
+# user's stream (the access log leaves the query out altogether).
+SECRET_PARAMETERS = re.compile(r"(^|[?&])(ticket)=[^&#]*")
+
+
+def without_secrets(span: Any, status: str, headers: Any) -> None:
+    """The server span's URL attributes (http.target, http.url, url.query, ...) with the value
+    of every secret query parameter replaced, before the span ends and is exported. A response
+    hook: the instrumentation sets the request's attributes after its request hook runs."""
+    if span is None or not span.is_recording():
+        return
+    for key, value in list((getattr(span, "attributes", None) or {}).items()):
+        if isinstance(value, str) and SECRET_PARAMETERS.search(value):
+            span.set_attribute(key, SECRET_PARAMETERS.sub(r"\1\2=REDACTED", value))
 
 
 def shutdown(provider: Any | None) -> None:

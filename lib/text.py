@@ -31,6 +31,23 @@ def is_blank(text: str) -> bool:
     return not any(is_visible(c) for c in text)
 
 
+# Scripts whose letters look alike ("a" Latin, "а" Cyrillic, "α" Greek...): a name mixing them is
+# refused, since "Аndrew Brown" with a Cyrillic А passes for "Andrew Brown". A name in one of
+# them alone is shown as it is, beside its handle, which is ASCII and unique.
+LOOK_ALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def scripts_of(text: str) -> set[str]:
+    """Which of LOOK_ALIKE_SCRIPTS the letters of `text` belong to (by their Unicode names)."""
+    found = set()
+    for character in text:
+        if unicodedata.category(character).startswith("L"):
+            script = unicodedata.name(character, "").split(" ", 1)[0]
+            if script in LOOK_ALIKE_SCRIPTS:
+                found.add(script)
+    return found
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot be a one-line name shown to others (None when it can)."""
     if is_blank(name):
@@ -38,4 +55,7 @@ def name_problem(name: str) -> str | None:
     for character in name:
         if unicodedata.category(character) in NOT_IN_A_NAME:
             return f"contains the invisible or control character U+{ord(character):04X}"
+    mixed = scripts_of(name)
+    if len(mixed) > 1:
+        return f"mixes {' and '.join(sorted(s.title() for s in mixed))} letters, which look alike"
     return None

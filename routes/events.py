@@ -20,8 +20,16 @@ def ticket():
 @bp.get("/api/events")
 def events():
     last_event_id = request.args.get("last_event_id") or request.headers.get("Last-Event-ID")
-    user, stream = OpenStream.run(backend(), request.args.get("ticket"), last_event_id)
+    the_backend = backend()
+    user, stream = OpenStream.run(the_backend, request.args.get("ticket"), last_event_id)
     g.caller = user
+    # A reader that stops reading must not hold the stream (and what it was sending) for ever:
+    # under gunicorn, a send that waits longer than this fails, and the stream ends; the page
+    # resumes from its last id. (Without gunicorn's socket, as in Flask's test client, nothing
+    # waits on a reader.)
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(the_backend.settings.events_send_seconds)
 
     def text():
         yield f"retry: {RETRY_MS}\n"
@@ -29,6 +37,7 @@ def events():
             yield server_sent(item)
 
     response = Response(text(), content_type="text/event-stream")
+    response.call_on_close(stream.close)  # its place is given back even if it never started
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"  # a proxy must pass each event on at once
     return response

@@ -62,5 +62,9 @@ class Backend:
             users=Cache(max_size=10_000, ttl=settings.user_cache_seconds),
             store_probe=Ddb(settings, aws.client(settings, "dynamodb", quick=True)),
             readiness=Cache(max_size=1, ttl=READINESS_SECONDS),
-            live=EventHub(settings.connection_url),
+            live=EventHub(settings.connection_url, per_user=settings.events_streams_per_user,
+                          per_process=settings.events_streams_per_process,
+                          # a quarter of the pool at most reads for streams; requests keep the rest
+                          reads_at_once=max(1, settings.db_pool_max // 4),
+                          retry_after=int(settings.events_ping_seconds) + 1),
         )

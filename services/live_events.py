@@ -1,6 +1,14 @@
 """Live events (../shared/CONTRACT.md, "Live events"): a ticket for the signed-in caller, and the
-stream a ticket opens. The log the stream reads is lib/event_log.py; what wakes it,
-lib/event_listener.py; what the events are, lib/conversations/events.py."""
+stream a ticket opens. The log the stream reads is lib/event_log.py; what wakes it, and what a
+process's streams may take of it, lib/event_listener.py; what the events are,
+lib/conversations/events.py.
+
+What one account may hold (docs/security.md): a few unused tickets, a few streams per process,
+and nothing that grows with a slow reader: a stream reads a bounded page at a time, and the
+route ends a stream whose page stops taking what is sent. A stream lasts no longer than the
+trust in the token that bought its ticket (TOKEN_RECHECK_SECONDS at most), so a revoked user's
+stream ends within the bound their requests have; the page buys a new ticket, which checks the
+token again, and resumes from its last id."""
 from __future__ import annotations
 
 import logging
@@ -8,11 +16,13 @@ import time
 from typing import Any, Callable, Iterator, NamedTuple
 
 from lib import event_log
-from lib.errors import Unauthenticated, Unavailable
+from lib.errors import Busy, Unauthenticated, Unavailable
+from lib.event_listener import Subscription
 from services.backend import Backend
 from services.current_user import CurrentUser
 
 log = logging.getLogger(__name__)
+
 
 class Event(NamedTuple):
     id: str
@@ -26,57 +36,88 @@ class Comment(NamedTuple):
 
 class IssueTicket:
     @staticmethod
-    def run(backend: Backend, authorization: str | None) -> dict[str, Any]:
-        """A single-use ticket that opens one stream of the caller's, good for a few seconds."""
-        user, claims = CurrentUser.with_claims(backend, authorization)
-        ticket = backend.db.run(lambda conn: event_log.new_ticket(conn, str(user["uuid"]), float(claims["exp"])))
-        return {"ticket": ticket, "expires_in": event_log.TICKET_SECONDS}
+    def run(backend: Backend, authorization: str | None,
+            clock: Callable[[], float] = time.time) -> dict[str, Any]:
+        """A single-use ticket that opens one stream of the caller's, good for a few seconds and
+        never past the trust in the caller's token."""
+        user, trusted_until = CurrentUser.for_a_while(backend, authorization)
+        most = backend.settings.events_tickets_per_user
+        ticket = backend.db.run(lambda conn: event_log.new_ticket(conn, str(user["uuid"]), trusted_until, most))
+        if ticket is None:
+            raise Busy("too_many_tickets", detail=f"at most {most} unused tickets at a time: use one, "
+                       f"or wait until they expire", retry_after=event_log.TICKET_SECONDS)
+        return {"ticket": ticket, "expires_in": max(1, min(event_log.TICKET_SECONDS, int(trusted_until - clock())))}
 
 
 class OpenStream:
     @staticmethod
     def run(backend: Backend, ticket: str | None, last_event_id: str | None,
-            clock: Callable[[], float] = time.time) -> tuple[str, Iterator[Event | Comment]]:
-        """(the ticket's user, their stream). The ticket is used up here, before the stream
-        starts, so a bad one is a plain 401."""
+            clock: Callable[[], float] = time.time) -> tuple[str, "Stream"]:
+        """(the ticket's user, their stream). The ticket is used up here and the stream takes its
+        place in the process before the response starts, so a refusal is a plain 4xx or 503."""
+        hub = backend.live
+        hub.check_room()  # before the ticket is spent: the page may use it at another server
         claimed = backend.db.run(lambda conn: event_log.claim_ticket(conn, ticket or ""))
         if claimed is None:
             raise Unauthenticated("ticket_invalid",
                                   detail="unknown, used or expired ticket: POST /api/events/ticket for a new one")
-        user, token_expires_at = claimed
-        # it ends when the token does, or after EVENTS_STREAM_SECONDS, whichever comes first
-        ends_at = min(token_expires_at, clock() + backend.settings.events_stream_seconds)
-        return user, _stream(backend, user, ends_at, last_event_id, clock)
+        user, trusted_until = claimed
+        # It ends when the trust in the token does (its expiry, or its next check), or after
+        # EVENTS_STREAM_SECONDS, whichever comes first.
+        ends_at = min(trusted_until, clock() + backend.settings.events_stream_seconds)
+        return user, Stream(backend, user, hub.subscribe(user), ends_at, last_event_id, clock)
 
 
-def _stream(backend: Backend, user: str, ends_at: float, last_event_id: str | None,
-            clock: Callable[[], float]) -> Iterator[Event | Comment]:
-    hub = backend.live
-    # Listening before reading: an event appended meanwhile rings, and is read next.
-    subscription = hub.subscribe(user)
-    try:
-        yield Comment(f"retention {event_log.RETENTION_SECONDS} s: reconnect with the last id "
-                      "within it to get what you missed, else event: reset")
-        position, reset = backend.db.run(lambda conn: event_log.resume(conn, user, last_event_id))
-        if reset:
-            yield Event(event_log.event_id(position), "reset", "{}")
-        rung = True  # read once at the start
-        while True:
-            if rung:  # only a ring means the log may have grown: an idle stream reads nothing
-                page = backend.db.run(lambda conn: event_log.after(conn, user, position))
-                for logged in page:
-                    yield Event(event_log.event_id(logged.seq), logged.kind, logged.data)
-                    position = logged.seq
-                if len(page) == event_log.PAGE:
-                    continue  # more to send
-            left = ends_at - clock()
-            if left <= 0 or hub.closing.is_set():
-                return  # the token expired, its time is up, or the process is stopping: the page reconnects
-            rung = subscription.wait(min(backend.settings.events_ping_seconds, left))
-            if not rung and clock() < ends_at and not hub.closing.is_set():
-                yield Comment("ping")
-    except Unavailable as error:
-        # PostgreSQL is away: end the stream; the page reconnects with its last id, and misses nothing
-        log.warning("event stream ended: %s", error)
-    finally:
-        hub.unsubscribe(subscription)
+class Stream:
+    """One open stream: iterate for its events and comments; `close()` gives its place back (the
+    route calls it when the response ends, whether or not it was iterated)."""
+
+    def __init__(self, backend: Backend, user: str, subscription: Subscription, ends_at: float,
+                 last_event_id: str | None, clock: Callable[[], float]):
+        self._backend, self.user, self._subscription = backend, user, subscription
+        self.ends_at, self._last_event_id, self._clock = ends_at, last_event_id, clock
+
+    def close(self) -> None:
+        self._backend.live.unsubscribe(self._subscription)  # idempotent
+
+    def _read(self, use: Callable[[Any], Any]) -> Any:
+        with self._backend.live.reading():  # a few reads at a time for all the process's streams
+            return self._backend.db.run(use)
+
+    def _over(self) -> bool:
+        """The trust in its token is spent, its time is up, or the process is stopping."""
+        return self._clock() >= self.ends_at or self._backend.live.closing.is_set()
+
+    def __iter__(self) -> Iterator[Event | Comment]:
+        user, hub = self.user, self._backend.live
+        try:
+            yield Comment(f"retention {event_log.RETENTION_SECONDS} s: reconnect with the last id "
+                          "within it to get what you missed, else event: reset")
+            position, reset = self._read(lambda conn: event_log.resume(conn, user, self._last_event_id))
+            if reset:
+                yield Event(event_log.event_id(position), "reset", "{}")
+            rung = True  # read once at the start
+            while not self._over():  # checked before every read: a stream sending pages ends too
+                if rung:  # only a ring means the log may have grown: an idle stream reads nothing
+                    page = self._read(lambda conn: event_log.after(conn, user, position))
+                    if page and page[0].seq != position + 1:
+                        # events after the position were purged meanwhile: the page reloads
+                        position = self._read(lambda conn: event_log.head(conn, user))
+                        yield Event(event_log.event_id(position), "reset", "{}")
+                        continue
+                    for logged in page:
+                        yield Event(event_log.event_id(logged.seq), logged.kind, logged.data)
+                        position = logged.seq
+                    if event_log.is_full(page):
+                        continue  # more to send
+                left = self.ends_at - self._clock()
+                if left <= 0 or hub.closing.is_set():
+                    return
+                rung = self._subscription.wait(min(self._backend.settings.events_ping_seconds, left))
+                if not rung and not self._over():
+                    yield Comment("ping")
+        except Unavailable as error:
+            # PostgreSQL is away: end the stream; the page reconnects with its last id, and misses nothing
+            log.warning("event stream ended: %s", error)
+        finally:
+            self.close()

@@ -108,11 +108,120 @@ def test_pre_sign_up_refuses_what_confirmation_could_not_make(trigger, env):
     with pytest.raises(identity.UserInvalid) as name:
         trigger.lambda_handler(event("PreSignUp_SignUp", attributes(fresh, name="\u202eevil")), None)
     assert name.value.code == "display_name_invalid"
-    # a week-5 user signing up for their own account, under their own handle in any case
+    # a week-5 user's account is opened by the operator's invitation, under their own handle in any case
     old = victim_handle(env, unlinked_user(env, f"old{uuid.uuid4().hex[:8]}"))
-    own = event("PreSignUp_SignUp", attributes(old.upper(), email=f"{old}@example.test"))
+    own = event("PreSignUp_AdminCreateUser", attributes(old.upper(), email=f"{old}@example.test"))
     assert trigger.lambda_handler(own, None) == own
     assert env.execute("SELECT count(*) FROM public.users WHERE handle = %s", [fresh]).fetchone()[0] == 0
+
+
+# -- issue 33: a week-5 user's email cannot be squatted; two links at once; handles; names --------
+
+@pytest.mark.parametrize("source", ["PreSignUp_SignUp", "PreSignUp_ExternalProvider"])
+def test_a_self_sign_up_with_the_email_of_a_user_not_yet_linked_is_refused(trigger, env, source):
+    """Anyone may try to sign up with a week-5 user's email and a password of their own; were it
+    let through, the real person confirming it ("resend code") would link their row to an account
+    whose password the squatter set. Only the operator's invitation (AdminCreateUser, which mails
+    a temporary password to that address) opens such a user."""
+    victim = unlinked_user(env, f"old{uuid.uuid4().hex[:8]}")
+    handle = victim_handle(env, victim)
+    for squat in (attributes(f"sq{uuid.uuid4().hex[:8]}", email=f"{handle}@example.test"),
+                  attributes(handle, email=f"{handle.upper()}@EXAMPLE.test")):
+        with pytest.raises(identity.UserConflict) as refused:
+            trigger.lambda_handler(event(source, squat), None)
+        assert refused.value.code == "email_reserved"
+    invited = event("PreSignUp_AdminCreateUser", attributes(handle, email=f"{handle}@example.test"))
+    assert trigger.lambda_handler(invited, None) == invited
+    assert identity_of(env, victim) is None
+
+
+def test_the_local_pool_refuses_a_squatters_sign_up_and_the_invitation_opens_the_account(users: Users, env, settings):
+    """Locally as in AWS: moto's sign-up runs the same check; bin/cognito/invite makes the account
+    for the week-5 user's email (AdminCreateUser), and their first request links their row."""
+    import subprocess
+
+    from botocore.exceptions import ClientError
+    from lib.config import ROOT
+
+    victim = unlinked_user(env, f"old{uuid.uuid4().hex[:8]}")
+    handle = victim_handle(env, victim)
+    email = f"{handle}@example.test"
+    with pytest.raises(ClientError) as refused:
+        users.cognito.sign_up(ClientId=users.client_id, Username=email, Password="Passw0rd!-long",
+                              UserAttributes=[{"Name": "email", "Value": email},
+                                              {"Name": "name", "Value": "Squatter"},
+                                              {"Name": "preferred_username", "Value": f"sq{handle}"}])
+    assert "belongs to a Cruddur account from before sign-ups" in refused.value.response["Error"]["Message"]
+    environment = {**__import__("os").environ, "CONNECTION_URL": settings.connection_url,
+                   "AWS_ENDPOINT_URL": settings.aws_endpoint_url,
+                   "AWS_COGNITO_USER_POOL_ID": settings.cognito_user_pool_id}
+    invited = subprocess.run([str(ROOT / "bin" / "cognito" / "invite"), handle], env=environment,
+                             capture_output=True, text=True, timeout=120)
+    assert invited.returncode == 0, invited.stdout + invited.stderr
+    assert f"invited {handle}" in invited.stdout
+    again = subprocess.run([str(ROOT / "bin" / "cognito" / "invite"), handle], env=environment,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already" in again.stdout, again.stdout + again.stderr
+    made = users.cognito.admin_get_user(UserPoolId=users.pool_id, Username=email)
+    assert made["UserStatus"] == "FORCE_CHANGE_PASSWORD"  # only the mailbox's owner learns the password
+    attributes_of = {a["Name"]: a["Value"] for a in made["UserAttributes"]}
+    assert attributes_of["email_verified"] == "true" and attributes_of["preferred_username"] == handle
+    users.cognito.admin_set_user_password(UserPoolId=users.pool_id, Username=email,
+                                          Password="Testpassword1!", Permanent=True)  # as the owner would
+    app = create_app(settings.with_(cursor_secret="x"))
+    try:
+        token = users.sign_in(email)["AccessToken"]
+        me = app.test_client().get("/api/message_groups", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200, me.json
+        assert identity_of(env, victim) == attributes_of["sub"]
+    finally:
+        app.extensions["backend"].db.close()
+
+
+def test_of_two_confirmations_of_one_email_at_once_the_second_is_refused_and_logged(settings, env, caplog):
+    """The link takes a user without an identity: a second confirmation racing the first finds
+    the row linked when its update runs, and is refused, never overwriting the first."""
+    import threading
+
+    victim = unlinked_user(env, f"old{uuid.uuid4().hex[:8]}")
+    email = f"{victim_handle(env, victim)}@example.test"
+    first, second = attributes("first", email=email), attributes("second", email=email)
+    outcome: list[object] = []
+    with psycopg.connect(settings.connection_url, autocommit=True) as one, \
+            psycopg.connect(settings.connection_url, autocommit=True) as two:
+        with one.transaction():
+            assert identity.create_user(one, first) == victim  # linked, not yet committed
+
+            def race() -> None:
+                try:
+                    outcome.append(identity.create_user(two, second))
+                except identity.UserConflict as error:
+                    outcome.append(error.code)
+
+            racer = threading.Thread(target=race)
+            with caplog.at_level("WARNING", logger="cruddur.identity"):
+                racer.start()
+                racer.join(1.0)  # it waits on the row the first holds
+                assert racer.is_alive()
+        racer.join(10)
+    assert outcome == ["email_taken"]
+    assert identity_of(env, victim) == first["sub"]
+    assert any("refused to link" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("handle", [".", "..", "-", "_", "._-", "...."])
+def test_a_handle_without_a_letter_or_digit_is_refused(env, handle):
+    with pytest.raises(identity.UserInvalid) as refused:
+        identity.create_user(env, attributes(handle, email=f"h{uuid.uuid4().hex[:8]}@example.test"))
+    assert refused.value.code == "handle_invalid"
+    assert identity.is_handle("a.b") and identity.is_handle("_x") and identity.is_handle("7")
+
+
+def test_the_api_answers_a_handle_without_a_letter_or_digit_as_invalid(api):
+    for handle in ("..", "-", "."):
+        response = get(api, f"/api/users/@{handle}/short")
+        assert response.status_code in (404, 422), response.text
+        assert isinstance(response.json(), list)
 
 
 # -- 3. handles unique regardless of case; display names validated -----------------------------
@@ -132,7 +241,9 @@ def test_a_handle_is_found_in_any_case(api):
 
 @pytest.mark.parametrize("name, why", [
     ("\u202eevil", r"U\+202E"), ("Zero\u200bwidth", r"U\+200B"), ("line\nbreak", r"U\+000A"),
-    ("\u200b\u2060", "blank"), ("x" * 65, "over 64"), ("\u3164", "blank")])
+    ("\u200b\u2060", "blank"), ("x" * 65, "over 64"), ("\u3164", "blank"),
+    ("\u0410ndrew Brown", "mixes Cyrillic and Latin"), ("B\u0430yko", "mixes Cyrillic and Latin"),
+    ("L\u03bfndo", "mixes Greek and Latin")])
 def test_a_display_name_that_hides_or_misleads_is_refused(env, name, why):
     with pytest.raises(identity.UserInvalid, match=why) as refused:
         identity.create_user(env, attributes(f"dn{uuid.uuid4().hex[:8]}", name=name))
@@ -295,18 +406,50 @@ def test_a_disabled_signed_out_or_deleted_user_loses_access(settings: Settings, 
 
 # -- 9. the trigger's connection from Secrets Manager ----------------------------------------------
 
+@pytest.fixture(scope="module")
+def tls_database(tmp_path_factory):
+    """A PostgreSQL speaking TLS as RDS does, with its authority's certificate as the bundle."""
+    from tests.tls_postgres import TlsPostgres, authority
+
+    ca = authority("Test RDS Root CA")
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "bundle.pem").write_bytes(ca.pem)
+    server = TlsPostgres(folder / "data", ca).start()
+    try:
+        yield server.url, folder / "bundle.pem"
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("form", ["url", "json"])
-def test_the_trigger_reads_its_connection_url_from_a_secret(trigger, settings: Settings, monkeypatch, form):
-    secret = settings.connection_url if form == "url" else json.dumps({"url": settings.connection_url})
+def test_the_trigger_reads_its_connection_url_from_a_secret_and_speaks_verified_tls(
+        trigger, settings: Settings, monkeypatch, form, tls_database):
+    """Deployed (its URL from Secrets Manager), the trigger talks to PostgreSQL over TLS only, with
+    the server's certificate checked against the packaged RDS bundle for the host it asked for
+    (sslmode=verify-full), whatever the URL says (issue 33, item 11)."""
+    from lib import lambda_support
+
+    url, bundle = tls_database
+    loose = url + "?sslmode=disable"  # an operator's URL cannot turn it off
+    secret = loose if form == "url" else json.dumps({"url": loose})
     arn = aws.client(settings, "secretsmanager").create_secret(
         Name=f"test/{uuid.uuid4().hex[:8]}", SecretString=secret)["ARN"]
     monkeypatch.delenv("CONNECTION_URL", raising=False)
     monkeypatch.setenv("CONNECTION_SECRET_ARN", arn)
     monkeypatch.setattr(trigger, "_conn", None)
+    monkeypatch.setattr(lambda_support, "ca_bundle_path", lambda: bundle)
     ok = event("PreSignUp_SignUp", attributes(f"sec{uuid.uuid4().hex[:8]}"))
     assert trigger.lambda_handler(ok, None) == ok
+    assert trigger._conn.pgconn.ssl_in_use
     with pytest.raises(identity.UserConflict):  # it did read the database
         trigger.lambda_handler(event("PreSignUp_SignUp", attributes("bayko")), None)
+    # a server without TLS (the suite's), or one whose certificate the bundle did not sign: refused
+    for where, said in ((settings.connection_url, "does not support SSL"),
+                        (url.replace("localhost", "127.0.0.1"), "does not match host name")):
+        aws.client(settings, "secretsmanager").put_secret_value(SecretId=arn, SecretString=where)
+        monkeypatch.setattr(trigger, "_conn", None)
+        with pytest.raises(psycopg.OperationalError, match=said):
+            trigger.lambda_handler(ok, None)
 
 
 def test_the_local_pool_refuses_a_sign_up_as_the_trigger_does_in_aws(users: Users, env):

@@ -217,11 +217,37 @@ def test_an_unreachable_jwks_is_503_not_401_and_retried_after_a_few_seconds(veri
     assert RETRY_AFTER_FAILURE_SECONDS < REFETCH_INTERVAL_SECONDS
 
 
-def test_a_malformed_jwks_document_refuses_tokens(jwks, clock):
+def test_a_malformed_jwks_document_is_a_failed_fetch_and_a_set_without_usable_keys_refuses(jwks, clock):
     verifier = CognitoJwtToken(SETTINGS, fetch=lambda url: {"keys": "nonsense"}, clock=clock)
-    assert refused(verifier, token()) == "token_invalid"
+    with pytest.raises(Unavailable):  # no key set at all yet: nothing can be judged
+        verifier.verify(token())
     verifier = CognitoJwtToken(SETTINGS, fetch=lambda url: {"keys": [{"kty": "RSA"}]}, clock=clock)
     assert refused(verifier, token()) == "token_invalid"
+
+
+def test_an_unknown_kid_is_401_even_while_the_key_set_cannot_be_fetched(verifier, jwks, clock):
+    """An unknown key is not an outage: once a key set is held, a kid outside it is refused (401)
+    whether or not the pool's keys can be fetched again, and good tokens keep working."""
+    assert verifier.verify(token())["token_use"] == "access"
+    jwks.fail = True
+    for i in range(3):
+        clock.now += REFETCH_INTERVAL_SECONDS  # each one may refetch, and the fetch fails
+        assert refused(verifier, token(kid=f"forged-{i}")) == "token_invalid"
+    assert verifier.verify(token())["token_use"] == "access"
+
+
+@pytest.mark.parametrize("answer", [{}, {"keys": None}, {"keys": "nonsense"}, ["not", "an", "object"]])
+def test_a_jwks_answer_without_keys_keeps_the_keys_held(verifier, jwks, clock, answer):
+    assert verifier.verify(token())["token_use"] == "access"
+    fetches = len(jwks.fetches)
+    verifier._fetch = lambda url: (jwks.fetches.append(url), answer)[1]
+    clock.now += KEYS_MAX_AGE_SECONDS  # the set is old: fetched again, and the answer is empty
+    assert verifier.verify(token(jti="another"))["token_use"] == "access"
+    assert len(jwks.fetches) == fetches + 1
+    # a failed fetch: tried again after a few seconds, not after the full age
+    clock.now += RETRY_AFTER_FAILURE_SECONDS
+    verifier.verify(token(jti="a third"))
+    assert len(jwks.fetches) == fetches + 2
 
 
 # -- what is accepted and what is not -------------------------------------------------------------
@@ -396,3 +422,47 @@ def test_no_recheck_time_never_asks(jwks):
     old = token(iat=int(clock.now - 3000))
     verifier.verify(old)
     assert pool.asked == []
+
+
+# -- how long a live stream may trust a token ---------------------------------------------------
+
+def test_a_stream_is_trusted_for_at_most_the_recheck_time_and_asks_the_pool_when_half_is_gone(jwks):
+    clock, pool = Clock(time.time()), Pool()
+    verifier = CognitoJwtToken(SETTINGS, fetch=jwks, clock=clock, still_valid=pool)
+    good = token(iat=int(clock.now))
+    _, until = verifier.verify_for_a_while(good)
+    assert until == int(clock.now) + RECHECK and pool.asked == []  # issued just now
+    clock.now += RECHECK / 2  # half the period gone: asked now, so the next stream has a full one
+    _, until = verifier.verify_for_a_while(good)
+    assert pool.asked == [good] and until == clock.now + RECHECK
+    pool.revoked.add(good)
+    clock.now += RECHECK / 2
+    with pytest.raises(TokenError) as raised:
+        verifier.verify_for_a_while(good)
+    assert raised.value.codes == ["token_revoked"]
+
+
+def test_a_stream_never_outlives_its_token(jwks):
+    clock, pool = Clock(time.time()), Pool()
+    verifier = CognitoJwtToken(SETTINGS, fetch=jwks, clock=clock, still_valid=pool)
+    short = token(iat=int(clock.now), exp=int(clock.now) + 30)
+    assert verifier.verify_for_a_while(short)[1] == int(clock.now) + 30
+    unchecked = CognitoJwtToken(SETTINGS.with_(token_recheck_seconds=0), fetch=jwks, clock=clock)
+    assert unchecked.verify_for_a_while(short)[1] == int(clock.now) + 30
+
+
+def test_a_stream_is_not_opened_on_trust_that_has_run_out_while_the_pool_is_down(jwks):
+    """Requests are served on a check up to twice the period old while the pool is down; a stream
+    would then start with its trust already spent: 503 instead, until the pool answers."""
+    clock, pool = Clock(time.time()), Pool()
+    verifier = CognitoJwtToken(SETTINGS, fetch=jwks, clock=clock, still_valid=pool)
+    good = token(iat=int(clock.now))
+    verifier.verify(good)
+    pool.down = True
+    clock.now += RECHECK + 1
+    verifier.verify(good)  # a request: still trusted, the pool being down
+    with pytest.raises(Unavailable):
+        verifier.verify_for_a_while(good)
+    pool.down = False
+    clock.now += RETRY_AFTER_FAILURE_SECONDS
+    assert verifier.verify_for_a_while(good)[1] == clock.now + RECHECK

@@ -14,6 +14,10 @@ from lib import aws
 from lib.config import ROOT, Settings
 
 TIMEOUT = 300
+# the private path to PostgreSQL every deploy needs (moto checks no subnet), and each Lambda's URL
+DATABASE_PARAMETERS = ("-p", "SubnetIds=subnet-0a1b2c3d,subnet-0e1f2a3b", "-p", "SecurityGroupIds=sg-0c1d2e3f",
+                       "-p", "EventsConnectionUrl=postgresql://cruddur_events@db/cruddur",
+                       "-p", "SignUpConnectionUrl=postgresql://cruddur_sign_up@db/cruddur")
 
 
 def script(name: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -25,7 +29,7 @@ def script(name: str, *args: str, env: dict[str, str]) -> subprocess.CompletedPr
 def deployed(settings: Settings):
     stack, table = f"test-{uuid.uuid4().hex[:8]}", f"deployed-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DDB_MESSAGE_TABLE": table, "STACK_PARAMETERS": "LogRetentionDays=7"}
-    first = script("deploy", "--stack-name", stack, "-p", "ConnectionUrl=postgresql://db/cruddur", env=env)
+    first = script("deploy", "--stack-name", stack, *DATABASE_PARAMETERS, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     yield stack, settings.with_(ddb_table=table), env, first.stdout
     script("destroy", "--stack-name", stack, env=env)
@@ -178,7 +182,7 @@ def test_a_failed_deploy_exits_non_zero_with_the_failing_resources_reason(monkey
     # made between deploy's look and the stack's creation (a look that finds it refuses at once)
     monkeypatch.setattr(aws_cli, "table_exists", lambda *args: False)
     monkeypatch.setattr(aws_cli, "connection_secret", lambda *args: "arn:aws:secretsmanager:x:1:secret:c")
-    result = CliRunner().invoke(aws_cli.cli, ["deploy", "--stack-name", "broken"])
+    result = CliRunner().invoke(aws_cli.cli, ["deploy", "--stack-name", "broken", *DATABASE_PARAMETERS])
     assert result.exit_code != 0
     assert "stack broken: ROLLBACK_COMPLETE" in result.output
     assert "MessagesTable: Resource of type 'AWS::DynamoDB::Table'" in result.output
@@ -191,7 +195,7 @@ def test_a_new_stack_over_a_table_that_exists_is_refused_before_anything_is_crea
     deploy refuses in one line, pointing at the import, and creates nothing."""
     stack = f"test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "DDB_MESSAGE_TABLE": fresh_table.ddb_table}
-    refused = script("deploy", "--stack-name", stack, env=env)
+    refused = script("deploy", "--stack-name", stack, *DATABASE_PARAMETERS, env=env)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert f"table {fresh_table.ddb_table} exists already" in refused.stderr
     assert "Adopting the table you have" in refused.stderr and "Traceback" not in refused.stderr
@@ -234,6 +238,43 @@ def test_failures_in_the_queue_are_replayed_from_the_stream(deployed):
         [row] = tables.groups_page(table, person["uuid"], 10).items
         assert (row["message_group_uuid"], row["message"]) == (group, "lost and found")
     assert "Messages" not in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0)
+    # the events Lambda's own queue (issue 33, item 12): the same batch, given up on by the events
+    # mapping, is replayed into the events Lambda, whose log then holds the message for both
+    import psycopg
+
+    from lib import event_log
+
+    events_queue = stack_resources_of(cfn, stack)["EventsFailureQueue"]
+    sqs.send_message(QueueUrl=events_queue,
+                     MessageBody=json.dumps({"version": "1.0", "DDBStreamBatchInfo": batch}))
+    replayed = script("replay-failures", "--stack-name", stack, env=env)
+    assert replayed.returncode == 0 and "replayed 1, failed again 0" in replayed.stdout, \
+        replayed.stdout + replayed.stderr
+    assert "EventsFailureQueue -> EventsFunction" in replayed.stdout
+    with psycopg.connect(settings.connection_url, autocommit=True) as conn:
+        for person in (a, b):
+            logged = [json.loads(e.data) for e in event_log.after(conn, person["uuid"], 0)]
+            assert [e["message"] for e in logged if "message" in e][:1] == ["lost and found"], person
+    assert "Messages" not in sqs.receive_message(QueueUrl=events_queue, WaitTimeSeconds=0)
+
+
+def stack_resources_of(cfn, stack: str) -> dict[str, str]:
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cfn.list_stack_resources(
+        StackName=stack)["StackResourceSummaries"] if r.get("LogicalResourceId")}
+
+
+def test_a_deploy_without_the_private_path_to_postgresql_says_what_to_pass_and_sends_nothing(settings: Settings):
+    """Issue 33, item 11: no subnets or security groups, no deploy: the Lambdas that reach
+    PostgreSQL would run outside the VPC, which only a public database could serve."""
+    stack = f"test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DDB_MESSAGE_TABLE": f"novpc-{uuid.uuid4().hex[:8]}"}
+    for given in ((), ("-p", "SubnetIds=subnet-0a1b2c3d"), ("-p", "SubnetIds=", "-p", "SecurityGroupIds=sg-1")):
+        refused = script("deploy", "--stack-name", stack, *given, env=env)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "pass -p SubnetIds=subnet-aaa,subnet-bbb -p SecurityGroupIds=sg-ccc" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    cfn = aws.client(settings, "cloudformation")
+    assert stack not in {s["StackName"] for s in cfn.list_stacks()["StackSummaries"]}
 
 
 def test_an_artifacts_bucket_of_another_account_is_refused(settings: Settings):
@@ -246,7 +287,7 @@ def test_an_artifacts_bucket_of_another_account_is_refused(settings: Settings):
         "x-moto-account-id", "111122223333"))
     other.create_bucket(Bucket=f"{stack}-artifacts-{account}-{settings.aws_region}")
     env = {**os.environ, "DDB_MESSAGE_TABLE": f"never-{uuid.uuid4().hex[:8]}"}
-    refused = script("deploy", "--stack-name", stack, env=env)
+    refused = script("deploy", "--stack-name", stack, *DATABASE_PARAMETERS, env=env)
     assert refused.returncode != 0 and "belongs to another account" in refused.stderr, \
         refused.stdout + refused.stderr
     assert other.list_objects_v2(Bucket=f"{stack}-artifacts-{account}-{settings.aws_region}").get("KeyCount") == 0
@@ -256,11 +297,13 @@ def test_the_connection_url_is_a_secret_not_a_setting(deployed):
     """Issue 24, item 9: the sign-up Lambda reads its PostgreSQL URL from Secrets Manager at run
     time; neither the stack's parameters nor the function's settings hold it."""
     stack, settings, _, _ = deployed
-    function = aws.client(settings, "lambda").get_function_configuration(FunctionName=f"{stack}-post-confirmation")
-    variables = function["Environment"]["Variables"]
-    assert "CONNECTION_URL" not in variables and "postgresql://" not in json.dumps(variables)
-    secret = aws.client(settings, "secretsmanager").get_secret_value(SecretId=variables["CONNECTION_SECRET_ARN"])
-    assert secret["SecretString"] == "postgresql://db/cruddur"
+    for name, user in (("post-confirmation", "cruddur_sign_up"), ("messaging-events", "cruddur_events")):
+        function = aws.client(settings, "lambda").get_function_configuration(FunctionName=f"{stack}-{name}")
+        variables = function["Environment"]["Variables"]
+        assert "CONNECTION_URL" not in variables and "postgresql://" not in json.dumps(variables)
+        secret = aws.client(settings, "secretsmanager").get_secret_value(SecretId=variables["CONNECTION_SECRET_ARN"])
+        assert secret["SecretString"] == f"postgresql://{user}@db/cruddur"  # each its own database user
+        assert function["VpcConfig"]["SubnetIds"] == ["subnet-0a1b2c3d", "subnet-0e1f2a3b"]
     parameters = aws.client(settings, "cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Parameters"]
     assert "postgresql://" not in json.dumps(parameters)
 
@@ -294,7 +337,7 @@ def test_the_sign_up_package_holds_the_identity_rules_it_runs(tmp_path):
 
 def test_a_second_deploy_changes_nothing_and_destroy_keeps_the_table(deployed, settings):
     stack, deployed_settings, env, _ = deployed
-    again = script("deploy", "--stack-name", stack, "-p", "ConnectionUrl=postgresql://db/cruddur", env=env)
+    again = script("deploy", "--stack-name", stack, *DATABASE_PARAMETERS, env=env)
     assert again.returncode == 0 and f"stack {stack}: no changes" in again.stdout, again.stdout + again.stderr
     gone = script("destroy", "--stack-name", stack, env=env)
     assert gone.returncode == 0 and "DELETE_COMPLETE" in gone.stdout, gone.stdout + gone.stderr

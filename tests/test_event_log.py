@@ -110,12 +110,12 @@ def test_a_stream_resumes_right_after_a_kept_id_and_resets_otherwise(conn):
 
 def test_a_ticket_opens_once_for_its_user_until_it_expires_and_is_kept_hashed(conn):
     who = user()
-    ticket = event_log.new_ticket(conn, who, 2_000_000_000.0)
+    ticket = event_log.new_ticket(conn, who, 2_000_000_000.0, most=5)
     stored = conn.execute("SELECT ticket_hash FROM event_tickets WHERE user_uuid = %s", [who]).fetchone()[0]
     assert ticket.encode() not in bytes(stored) and len(ticket) >= 40
     assert event_log.claim_ticket(conn, ticket) == (who, 2_000_000_000.0)
     assert event_log.claim_ticket(conn, ticket) is None  # used
-    late = event_log.new_ticket(conn, who, 2_000_000_000.0, ticket_seconds=1)
+    late = event_log.new_ticket(conn, who, 2_000_000_000.0, most=5, ticket_seconds=1)
     conn.execute("UPDATE event_tickets SET expires_at = now() - interval '1 second' WHERE user_uuid = %s", [who])
     assert event_log.claim_ticket(conn, late) is None  # expired
     assert event_log.claim_ticket(conn, "") is None and event_log.claim_ticket(conn, "x" * 101) is None
@@ -144,3 +144,160 @@ def test_the_listener_wakes_its_users_streams_and_after_losing_its_connection_wa
         hub.close_all()
         hub.unsubscribe(stream)
         hub.unsubscribe(other)
+
+
+def test_a_ticket_never_outlives_the_trust_in_its_token(conn):
+    """A ticket bought a second before its token's trust ends cannot open a stream after it: its
+    own expiry is the earlier of the two, and a claim checks both."""
+    import time
+
+    who = user()
+    spent = event_log.new_ticket(conn, who, time.time() - 0.5, most=5)
+    assert spent is not None and event_log.claim_ticket(conn, spent) is None
+    soon = event_log.new_ticket(conn, who, time.time() + 600, most=5)
+    expires = conn.execute("SELECT extract(epoch FROM expires_at - now()) FROM event_tickets "
+                           "WHERE user_uuid = %s AND token_expires_at > now()", [who]).fetchone()[0]
+    assert 0 < float(expires) <= event_log.TICKET_SECONDS
+    # the token's trust ends before the ticket's own time (a row written as an older API did)
+    conn.execute("UPDATE event_tickets SET token_expires_at = now() - interval '1 second', "
+                 "expires_at = now() + interval '20 seconds' WHERE user_uuid = %s", [who])
+    assert event_log.claim_ticket(conn, soon) is None
+
+
+def test_a_user_holds_at_most_a_few_unused_tickets_even_when_buying_at_once(settings: Settings):
+    """Twenty purchases at once, each on its own connection: exactly `most` tickets are made; one
+    used or expired frees its place."""
+    who, most = user(), 5
+
+    def buy(_: int) -> str | None:
+        with psycopg.connect(settings.connection_url, autocommit=True) as own:
+            return event_log.new_ticket(own, who, 2_000_000_000.0, most=most)
+
+    with ThreadPoolExecutor(20) as pool:
+        bought = [t for t in pool.map(buy, range(20)) if t]
+    assert len(bought) == most
+    with psycopg.connect(settings.connection_url, autocommit=True) as conn:
+        assert event_log.new_ticket(conn, who, 2_000_000_000.0, most=most) is None
+        assert event_log.claim_ticket(conn, bought[0]) is not None
+        assert event_log.new_ticket(conn, who, 2_000_000_000.0, most=most) is not None
+        assert event_log.new_ticket(conn, user(), 2_000_000_000.0, most=most) is not None  # others unaffected
+
+
+def test_a_page_of_the_log_is_bounded_in_bytes_and_never_empty_while_events_wait(conn):
+    who = user()
+    big = "\U0001F600" * 1024  # a message of emoji: 12 KiB of JSON text
+    event_log.append(conn, [NewEvent(who, "message", {"message": big}, f"k{i}") for i in range(60)])
+    page = event_log.after(conn, who, 0)
+    size = sum(len(e.data.encode()) for e in page)
+    assert [e.seq for e in page] == list(range(1, len(page) + 1))
+    assert event_log.PAGE_BYTES <= size < event_log.PAGE_BYTES + len(page[-1].data.encode())
+    assert event_log.is_full(page)
+    # one event larger than a page still comes, alone
+    huge = event_log.after(conn, who, 0, max_bytes=10)
+    assert [e.seq for e in huge] == [1]
+    # the end of the log: a page that is not full
+    rest = event_log.after(conn, who, 55)
+    assert [e.seq for e in rest] == [56, 57, 58, 59, 60] and not event_log.is_full(rest)
+
+
+def test_the_purge_never_keeps_an_event_behind_one_it_deleted_under_racing_appends(settings: Settings, conn):
+    """Event numbers are given in commit order, but an event's time is its transaction's start: an
+    append that began first and committed second holds N+1 with a time older than N's. At the
+    retention boundary between the two, a purge by time would delete N+1 and keep N, and a page
+    resuming from N-1 would skip N+1 without a reset. The purge goes by number: N goes too."""
+    who = user()
+    event_log.append(conn, [event(who, "old")])  # 1
+    with psycopg.connect(settings.connection_url, autocommit=True) as early:
+        with early.transaction():
+            early.execute("SELECT now()")  # its transaction, and its time, start here
+            conn.execute("SELECT pg_sleep(0.3)")
+            event_log.append(conn, [event(who, "committed first")])  # 2, the later time
+            event_log.append(early, [event(who, "committed second")])  # 3, the earlier time
+    times = dict(conn.execute("SELECT seq, created_at FROM events WHERE user_uuid = %s", [who]).fetchall())
+    assert times[3] < times[2]
+    # the boundary between the two: 3 is past it, 2 is not
+    middle = times[3] + (times[2] - times[3]) / 2
+    keep = conn.execute("SELECT extract(epoch FROM now() - %s)", [middle]).fetchone()[0]
+    event_log.purge(conn, keep_seconds=float(keep))
+    kept = [r[0] for r in conn.execute("SELECT seq FROM events WHERE user_uuid = %s ORDER BY seq", [who])]
+    assert kept == [], "2 was kept behind the purged 3"
+    assert event_log.resume(conn, who, "1") == (3, True)  # the page is told to reload
+
+
+def test_the_purge_deletes_in_bounded_statements_each_users_oldest_first(conn):
+    a, b = user(), user()
+    event_log.append(conn, [event(a, f"a{i}") for i in range(7)] + [event(b, f"b{i}") for i in range(4)])
+    conn.execute("UPDATE events SET created_at = now() - interval '2 days' "
+                 "WHERE (user_uuid = %s AND seq <= 5) OR (user_uuid = %s AND seq <= 4)", [a, b])
+    statements = []
+    conn.add_notice_handler(lambda notice: None)
+    original = conn.execute
+
+    def counted(query, params=None, **kwargs):
+        statements.append(query)
+        return original(query, params, **kwargs)
+
+    conn.execute = counted  # type: ignore[method-assign]
+    gone = event_log.purge(conn, batch=2)
+    conn.execute = original  # type: ignore[method-assign]
+    assert gone == 9 and len(statements) == 5  # 2 + 2 + 2 + 2 + 1
+    left = conn.execute("SELECT user_uuid::text, seq FROM events WHERE user_uuid IN (%s, %s) ORDER BY seq",
+                        [a, b]).fetchall()
+    assert left == [(a, 6), (a, 7)]
+
+
+def test_a_purge_with_a_deadline_stops_between_statements(conn):
+    who = user()
+    event_log.append(conn, [event(who, f"e{i}") for i in range(6)])
+    conn.execute("UPDATE events SET created_at = now() - interval '2 days' WHERE user_uuid = %s", [who])
+    ticks = iter([0.0, 1.0, 2.0, 3.0])
+    assert event_log.purge(conn, batch=2, until=0.5, clock=lambda: next(ticks)) == 4  # two statements
+    assert event_log.purge(conn, batch=2) == 2
+
+
+def test_the_events_lambda_bounds_its_waits_and_a_timed_out_batch_is_retried_whole(settings: Settings, monkeypatch):
+    """A user's head row locked elsewhere (an append hung on a frozen connection, say) makes the
+    events Lambda's statement fail within its lock_timeout, not hang to the function's timeout:
+    the batch's transaction is rolled back whole (no user got part of it) and Lambda's retry logs
+    it once. Its statement bounds are set on its connection, within the function's time budget."""
+    import types
+
+    import yaml
+
+    from lib import lambda_files
+    from lib.config import ROOT
+
+    monkeypatch.setenv("CONNECTION_URL", settings.connection_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", settings.aws_region)
+    monkeypatch.delenv("CONNECTION_SECRET_ARN", raising=False)
+    handler = lambda_files.load(lambda_files.LAMBDAS / "cruddur-messaging-events.py")
+    template = yaml.load((ROOT / "aws" / "template.yaml").read_text(), Loader=yaml.BaseLoader)
+    budget_ms = int(template["Resources"]["EventsFunction"]["Properties"]["Timeout"]) * 1000
+    assert handler.LOCK_TIMEOUT_MS + handler.STATEMENT_TIMEOUT_MS + handler.PURGE_SECONDS * 1000 < budget_ms
+    with handler._connection() as bounded:
+        shown = {name: bounded.execute(f"SHOW {name}").fetchone()[0]
+                 for name in ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")}
+    assert shown == {"lock_timeout": f"{handler.LOCK_TIMEOUT_MS // 1000}s",
+                     "statement_timeout": f"{handler.STATEMENT_TIMEOUT_MS // 1000}s",
+                     "idle_in_transaction_session_timeout": f"{handler.IDLE_IN_TRANSACTION_MS // 1000}s"}
+    handler._forget_connection()
+    monkeypatch.setattr(handler, "BOUNDS", "-c lock_timeout=300")  # the same mechanism, quicker
+    first, locked = sorted([user(), user()])  # appends lock users in this order
+    batch = [NewEvent(first, "message", {"n": 1}, "one"), NewEvent(locked, "message", {"n": 2}, "two")]
+    handler.events = types.SimpleNamespace(participants_from=lambda mover: None,
+                                           events_of=lambda record, participants: batch if record else [])
+    with psycopg.connect(settings.connection_url, autocommit=True) as other:
+        event_log.append(other, [NewEvent(locked, "message", {"n": 0}, "zero")])
+        with other.transaction():
+            other.execute("SELECT seq FROM event_heads WHERE user_uuid = %s FOR UPDATE", [locked])
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                handler.lambda_handler({"Records": [{"x": 1}]}, None)
+        with psycopg.connect(settings.connection_url, autocommit=True) as conn:
+            assert event_log.head(conn, first) == 0, "the batch was applied in part"
+            assert event_log.head(conn, locked) == 1
+        for _ in range(2):  # Lambda's retry, and a duplicate delivery of it
+            assert handler.lambda_handler({"Records": [{"x": 1}]}, None) == {"batchItemFailures": []}
+        with psycopg.connect(settings.connection_url, autocommit=True) as conn:
+            assert [(e.seq, e.data) for e in event_log.after(conn, first, 0)] == [(1, '{"n": 1}')]
+            assert [e.seq for e in event_log.after(conn, locked, 0)] == [1, 2]
+    handler._forget_connection()

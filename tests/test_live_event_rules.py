@@ -138,3 +138,117 @@ def test_a_week5_groups_participants_are_its_rows_owners_once_the_index_shows_bo
     table.catch_up_index()
     assert participants(group) == sorted([ANDREW["uuid"], BAYKO["uuid"]])
     assert participants("6f1c3c55-0000-4000-8000-00000000bbbb") == []  # no conversation at all
+
+
+def _quiet_hub(**caps) -> EventHub:
+    """A hub with no listener (these tests need no database; rings, if any, are made by hand)."""
+    hub = EventHub("postgresql://unused", connect=lambda *a, **k: threading.Event().wait(), **caps)
+    hub._thread = threading.current_thread()
+    return hub
+
+
+def test_a_hub_holds_a_few_streams_per_user_and_a_bounded_number_in_all():
+    from lib.errors import Busy, Unavailable
+
+    hub = _quiet_hub(per_user=2, per_process=3, retry_after=16)
+    try:
+        a1, a2 = hub.subscribe("a"), hub.subscribe("a")
+        with pytest.raises(Busy) as mine:
+            hub.subscribe("a")
+        assert mine.value.codes == ["too_many_streams"] and mine.value.retry_after == 16
+        b1 = hub.subscribe("b")
+        for who in ("b", "c"):
+            with pytest.raises(Unavailable) as full:
+                hub.subscribe(who)
+            assert full.value.codes == ["busy"] and not isinstance(full.value, Busy)
+        with pytest.raises(Unavailable):
+            hub.check_room()
+        hub.unsubscribe(a1)
+        hub.unsubscribe(a1)  # twice: no harm (the route and the stream's end both give it back)
+        hub.check_room()
+        assert hub.open_streams() == 2
+        hub.subscribe("c")
+    finally:
+        hub.close_all()
+        for s in (a1, a2, b1):
+            hub.unsubscribe(s)
+
+
+def test_reads_for_streams_take_a_few_slots_at_once_and_the_rest_wait():
+    hub = _quiet_hub(reads_at_once=2)
+    inside, most, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def read() -> None:
+        with hub.reading():
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            release.wait(5)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    threading.Event().wait(0.2)
+    with lock:
+        assert inside[0] == 2  # four wait for a slot
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert most[0] == 2 and inside[0] == 0
+
+
+def test_a_stream_sending_full_pages_still_ends_when_its_time_is_up(monkeypatch):
+    """Checked before every read: a stream kept busy by full pages (a user whose log grows as fast
+    as it is read) ends at its token's end all the same, and gives its place back."""
+    import itertools
+    from types import SimpleNamespace
+
+    from lib import event_log
+    from lib.config import Settings
+    from services.live_events import Stream
+
+    now = [0.0]
+
+    def full_page(conn, user, seq, **bounds):
+        now[0] += 1.0  # each page takes a second
+        return [event_log.LoggedEvent(seq + i, "message", "{}") for i in range(1, event_log.PAGE + 1)]
+
+    monkeypatch.setattr(event_log, "resume", lambda conn, user, last: (0, False))
+    monkeypatch.setattr(event_log, "after", full_page)
+    hub = _quiet_hub()
+    backend = SimpleNamespace(settings=Settings(), db=SimpleNamespace(run=lambda use: use(None)), live=hub)
+    try:
+        stream = Stream(backend, "u", hub.subscribe("u"), 5.0, None, lambda: now[0])
+        sent = list(itertools.islice(stream, 20 * event_log.PAGE))
+        assert len([e for e in sent if isinstance(e, Event)]) == 5 * event_log.PAGE
+        assert hub.open_streams() == 0
+    finally:
+        hub.close_all()
+
+
+def test_a_gap_in_the_log_after_a_streams_position_is_a_reset(monkeypatch):
+    """A purge between a stream's resume and its read (or any gap) is never skipped silently."""
+    from types import SimpleNamespace
+
+    from lib import event_log
+    from lib.config import Settings
+    from services.live_events import Stream
+
+    monkeypatch.setattr(event_log, "resume", lambda conn, user, last: (3, False))
+    monkeypatch.setattr(event_log, "after", lambda conn, user, seq, **bounds:
+                        [event_log.LoggedEvent(s, "message", "{}") for s in (9, 10) if s > seq])
+    monkeypatch.setattr(event_log, "head", lambda conn, user: 10)
+    hub = _quiet_hub()
+    backend = SimpleNamespace(settings=Settings(events_ping_seconds=0.1), db=SimpleNamespace(run=lambda use: use(None)),
+                              live=hub)
+    clock = iter(float(t) for t in range(100))
+    try:
+        stream = Stream(backend, "u", hub.subscribe("u"), 3.0, "3", lambda: next(clock))
+        events = [e for e in stream if isinstance(e, Event)]
+        assert [(e.id, e.name) for e in events][:1] == [("10", "reset")]
+        assert all(e.name == "reset" for e in events)
+    finally:
+        hub.close_all()

@@ -203,7 +203,8 @@ def test_a_ticket_opens_its_own_users_stream_only(live: Live):
 
 def test_an_idle_stream_is_pinged_and_ends_when_its_token_expires(live: Live):
     ticket = live.ticket("londo")
-    tickets(live.settings, "UPDATE event_tickets SET token_expires_at = now() + interval '3 seconds'")
+    tickets(live.settings, "UPDATE event_tickets SET token_expires_at = now() + interval '3 seconds', "
+                           "expires_at = least(expires_at, now() + interval '3 seconds')")
     stream = EventStream.open(live.urls[0], ticket)
     try:
         assert stream.response.status_code == 200
@@ -312,8 +313,11 @@ def test_a_worker_holding_a_thousand_idle_streams_still_answers_requests(live: L
     stack = Stack()
     sockets = []
     try:
+        # three users hold them all here: the caps per user are lifted for this test (the process's
+        # own cap, 1,000 by default, is what it measures)
         url = start_api(live.settings, stack, free_port(), workers=1, name="api-many",
-                        env={"CURSOR_SECRET": "test-cursor-secret"})
+                        env={"CURSOR_SECRET": "test-cursor-secret", "EVENTS_STREAMS_PER_USER": "1000",
+                             "EVENTS_TICKETS_PER_USER": "1000"})
         tickets = [live.ticket(("bayko", "londo", "andrewbrown")[i % 3], url) for i in range(1000)]
         sockets = [open_idle_stream(url, ticket) for ticket in tickets]
         for handle in ("bayko", "londo"):
@@ -344,3 +348,134 @@ def test_an_idle_stream_reads_nothing_while_it_pings(live: Live):
         stream.close()
     finally:
         stack.stop()
+
+
+# -- what one account may hold (issue 33, item 1) -------------------------------------------------
+
+def refused_stream(url: str, ticket: str) -> requests.Response:
+    response = requests.get(f"{url}/api/events", params={"ticket": ticket}, timeout=10)
+    assert response.headers["Content-Type"].startswith("application/json"), response.text
+    return response
+
+
+def wait_for(predicate, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_streams_and_tickets_are_capped_per_user_and_per_process_and_the_rest_is_served(live: Live):
+    """A user's streams in one process, a process's streams and a user's unused tickets are capped
+    (small caps here, 5, 1,000 and 5 by default): the next stream of a user holding the cap gets
+    429 too_many_streams, a stream at a full process 503 busy (its ticket unspent), the next
+    ticket 429 too_many_tickets; each with Retry-After, while everything else is served. A closed
+    stream's place is given back."""
+    stack = Stack()
+    streams: list[EventStream] = []
+    try:
+        url = start_api(live.settings, stack, free_port(), workers=1, name="api-capped",
+                        env={"EVENTS_STREAMS_PER_USER": "2", "EVENTS_STREAMS_PER_PROCESS": "4",
+                             "EVENTS_TICKETS_PER_USER": "3", "EVENTS_PING_SECONDS": "0.5",
+                             "METRICS_ENABLED": "1"})
+        streams += [live.stream("bayko", url=url) for _ in range(2)]
+        third = refused_stream(url, live.ticket("bayko", url))
+        assert (third.status_code, third.json()) == (429, ["too_many_streams"])
+        assert int(third.headers["Retry-After"]) >= 1
+        streams += [live.stream("andrewbrown", url=url) for _ in range(2)]
+        spare = live.ticket("londo", url)
+        full = refused_stream(url, spare)
+        assert (full.status_code, full.json()) == (503, ["busy"]) and int(full.headers["Retry-After"]) >= 1
+        # a full process still serves everything else
+        assert requests.get(f"{url}/api/health-check", timeout=10).status_code == 200
+        listed = requests.get(f"{url}/api/message_groups", headers=live.auth("londo"), timeout=10)
+        assert listed.status_code == 200, listed.text
+        # a stream that ends gives its place back; the refused ticket was not spent
+        streams.pop(0).close()
+        assert wait_for(lambda: requests.get(f"{url}/api/_metrics", timeout=10).json()["streams_open"] == 3)
+        streams.append(EventStream.open(url, spare))
+        assert streams[-1].response.status_code == 200
+        # unused tickets: at most three per user, then 429 until one is used
+        held = [live.ticket("londo", url) for _ in range(3)]
+        more = requests.post(f"{url}/api/events/ticket", headers=live.auth("londo"), timeout=10)
+        assert (more.status_code, more.json()) == (429, ["too_many_tickets"])
+        assert int(more.headers["Retry-After"]) >= 1
+        assert requests.post(f"{url}/api/events/ticket", headers=live.auth("bayko"), timeout=10).status_code == 200
+        streams.pop(0).close()
+        assert wait_for(lambda: requests.get(f"{url}/api/_metrics", timeout=10).json()["streams_open"] == 3)
+        streams.append(EventStream.open(url, held[0]))  # a ticket used frees its place
+        assert streams[-1].response.status_code == 200
+        assert requests.post(f"{url}/api/events/ticket", headers=live.auth("londo"), timeout=10).status_code == 200
+    finally:
+        for stream in streams:
+            stream.close()
+        stack.stop()
+
+
+def test_a_reader_that_stops_reading_has_its_stream_ended_instead_of_buffered(live: Live):
+    """A page that stops reading (a frozen tab, a hostile client with a tiny window) while large
+    events pile up holds neither a page of the log nor the stream's place for long: the send
+    that waits past EVENTS_SEND_SECONDS fails and the stream ends (the page would resume by its
+    last id). The server's own count of open streams shows it, without the client reading."""
+    import socket as sockets
+
+    from lib.event_log import NewEvent, append
+
+    stack = Stack()
+    sock = None
+    try:
+        url = start_api(live.settings, stack, free_port(), workers=1, name="api-slow-reader",
+                        env={"EVENTS_SEND_SECONDS": "1", "METRICS_ENABLED": "1"})
+        host, port = url.rsplit("//", 1)[1].split(":")
+        sock = sockets.socket()
+        sock.setsockopt(sockets.SOL_SOCKET, sockets.SO_RCVBUF, 4096)  # a window that fills at once
+        sock.connect((host, int(port)))
+        sock.sendall(f"GET /api/events?ticket={live.ticket('londo', url)} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert sock.recv(16).startswith(b"HTTP/1.1 200")
+
+        def open_streams() -> int:
+            return requests.get(f"{url}/api/_metrics", timeout=10).json()["streams_open"]
+
+        assert open_streams() == 1
+        londo = requests.get(f"{url}/api/users/@londo/short", timeout=10).json()["uuid"]
+        big = "\U0001F600" * 1024  # 4 KiB of text each
+        with psycopg.connect(live.settings.connection_url, autocommit=True) as conn:
+            for batch in range(25):  # 10 MiB for a reader that reads nothing more: more than the
+                # kernel's buffers on both sides hold (4 MiB at most here for a sender)
+                append(conn, [NewEvent(londo, "message", {"message": big, "n": i}, f"slow-{uuid.uuid4().hex}")
+                              for i in range(100)])
+        assert wait_for(lambda: open_streams() == 0, timeout=30), "a stalled stream was kept"
+    finally:
+        if sock is not None:
+            sock.close()
+        stack.stop()
+
+
+def test_a_stream_ends_within_the_token_recheck_time_and_a_revoked_user_gets_no_new_ticket(live: Live):
+    """A stream lasts no longer than its token may be trusted without asking the user pool again
+    (TOKEN_RECHECK_SECONDS), so a disabled or signed-out user stops receiving within the bound
+    their requests have. The page's next ticket asks the pool, which refuses the revoked user."""
+    from tests.test_api_e2e import Users
+
+    users = Users(live.settings)
+    stack = Stack()
+    try:
+        url = start_api(live.settings, stack, free_port(), workers=1, name="api-recheck",
+                        env={"TOKEN_RECHECK_SECONDS": "3", "EVENTS_PING_SECONDS": "0.5"})
+        person = users.make("lv")
+        auth = {"Authorization": f"Bearer {person.token}"}
+        bought = requests.post(f"{url}/api/events/ticket", headers=auth, timeout=10)
+        assert bought.status_code == 200 and bought.json()["expires_in"] <= 3
+        stream = EventStream.open(url, bought.json()["ticket"])
+        assert stream.response.status_code == 200
+        users.cognito.admin_user_global_sign_out(UserPoolId=users.pool_id, Username=person.email)
+        started = time.monotonic()
+        assert stream.ended.wait(20), "the stream outlived the recheck time"
+        assert time.monotonic() - started < 10
+        again = requests.post(f"{url}/api/events/ticket", headers=auth, timeout=10)
+        assert (again.status_code, again.json()) == (401, ["token_revoked"])
+    finally:
+        stack.stop()
+        users.close()

@@ -66,7 +66,7 @@ def test_a_taken_handle_or_email_is_a_clear_failure(trigger, env):
         trigger.lambda_handler(event("not a handle!"), None)
 
 
-def test_a_user_without_an_identity_is_linked_by_their_confirmed_email(trigger, env):
+def test_an_invited_user_without_an_identity_is_linked_by_their_confirmed_email(trigger, env):
     handle = f"old{uuid.uuid4().hex[:8]}"
     env.execute("INSERT INTO public.users (display_name, handle, email) VALUES (%s, %s, %s)",
                 [handle, handle, f"{handle}@example.test"])

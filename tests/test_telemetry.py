@@ -65,3 +65,17 @@ def test_without_an_endpoint_nothing_is_traced(settings, caplog):
         assert line["trace_id"] is None
     finally:
         app.extensions["backend"].db.close()
+
+
+def test_a_live_event_ticket_never_reaches_a_span(traced):
+    """A ticket opens its user's stream: like the access log, the traces keep no copy of it."""
+    app, exporter = traced
+    secret = "s3cret-ticket-value"
+    for query in (f"ticket={secret}", f"last_event_id=4&ticket={secret}&x=1"):
+        response = app.test_client().get(f"/api/events?{query}")
+        assert response.status_code == 401
+    spans = exporter.get_finished_spans()
+    servers = [s for s in spans if s.kind == SpanKind.SERVER]
+    assert len(servers) == 2
+    assert not [(s.name, k, v) for s in spans for k, v in s.attributes.items() if secret in str(v)]
+    assert any("ticket=REDACTED" in str(v) for s in servers for v in s.attributes.values())

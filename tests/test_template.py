@@ -85,7 +85,7 @@ def test_the_event_source_mapping_and_the_alarms(template):
     assert set(template["Outputs"]) == {"TableName", "TableArn", "StreamArn", "StreamFunctionName",
                                         "EventsFunctionName",
                                         "PostConfirmationFunctionName", "FailureQueueUrl",
-                                        "ApiPolicyArn", "AlarmTopicArn"}
+                                        "EventsFailureQueueUrl", "ApiPolicyArn", "AlarmTopicArn"}
 
 
 def test_the_live_events_mapping_sends_every_change_an_event_is_made_of_at_once(template):
@@ -111,8 +111,48 @@ def test_the_live_events_mapping_sends_every_change_an_event_is_made_of_at_once(
     assert not stream_mapping.delivered(patterns, record("INSERT", pk="GROUP#g", sk="GROUP"))
     assert not stream_mapping.delivered(patterns, record("INSERT", pk="IDEM#u", sk="k"))
     function = template["Resources"]["EventsFunction"]["Properties"]
-    assert function["Environment"]["Variables"]["CONNECTION_SECRET_ARN"] == {"Ref": "ConnectionSecretArn"}
-    assert function["VpcConfig"]["If"][0] == "InVpc"
+    assert function["Environment"]["Variables"]["CONNECTION_SECRET_ARN"] == {"Ref": "EventsConnectionSecretArn"}
+    assert function["VpcConfig"] == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
+
+
+def test_the_lambdas_that_reach_postgresql_run_in_the_vpc_each_with_its_own_secret(template):
+    """Issue 33, item 11: no path to a public database. Subnets and security groups are required
+    (no default: the stack is refused without them, and bin/aws/deploy says what to pass), both
+    functions always run in them, and each reads its own secret (its own database user)."""
+    for name in ("SubnetIds", "SecurityGroupIds"):
+        parameter = template["Parameters"][name]
+        assert "Default" not in parameter and parameter["Type"].startswith("List<AWS::EC2::"), name
+    assert "Conditions" not in template or "InVpc" not in template["Conditions"]
+    secrets = {}
+    for function, role in (("EventsFunction", "EventsFunctionRole"), ("PostConfirmationFunction", "PostConfirmationRole")):
+        properties = template["Resources"][function]["Properties"]
+        assert properties["VpcConfig"] == {"SubnetIds": {"Ref": "SubnetIds"},
+                                           "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}, function
+        managed = template["Resources"][role]["Properties"]["ManagedPolicyArns"]
+        assert "AWSLambdaVPCAccessExecutionRole" in json.dumps(managed)
+        secrets[function] = properties["Environment"]["Variables"]["CONNECTION_SECRET_ARN"]["Ref"]
+        [read] = [s for s in template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                  if s["Sid"] == "ReadTheConnectionSecret"]
+        assert read["Resource"] == {"Ref": secrets[function]}
+    assert secrets == {"EventsFunction": "EventsConnectionSecretArn",
+                       "PostConfirmationFunction": "SignUpConnectionSecretArn"}
+    assert template["Resources"]["EventsFunctionRole"]["Properties"]["AssumeRolePolicyDocument"] is not \
+        template["Resources"]["PostConfirmationRole"]["Properties"]["AssumeRolePolicyDocument"]
+
+
+def test_the_events_mapping_keeps_what_it_gives_up_on_and_is_watched_for_lag(template):
+    """Issue 33, item 12: records the events mapping gives up on are named in their own queue
+    (bin/aws/replay-failures replays them into the events Lambda), and an IteratorAge alarm says
+    when live events fall behind."""
+    mapping = template["Resources"]["EventsMapping"]["Properties"]
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": {"GetAtt": "EventsFailureQueue.Arn"}}}
+    role = template["Resources"]["EventsFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    [send] = [s for s in role if s["Sid"] == "SendFailedBatchesToTheQueue"]
+    assert send["Resource"] == {"GetAtt": "EventsFailureQueue.Arn"}
+    age = template["Resources"]["EventsIteratorAgeAlarm"]["Properties"]
+    assert age["MetricName"] == "IteratorAge" and age["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "EventsFunction"}}]
+    waiting = template["Resources"]["EventsFailureQueueAlarm"]["Properties"]
+    assert waiting["Dimensions"][0]["Value"] == {"GetAtt": "EventsFailureQueue.QueueName"}
 
 
 @pytest.mark.parametrize("role, policy_file", [("StreamFunctionRole", "cruddur-messaging-stream.json"),
@@ -157,17 +197,16 @@ def test_the_sign_up_lambda_reads_its_secret_may_run_in_a_vpc_and_is_bounded(tem
     subnets and security groups; reserved concurrency for both functions."""
     assert "ConnectionUrl" not in template["Parameters"]
     function = template["Resources"]["PostConfirmationFunction"]["Properties"]
-    assert function["Environment"]["Variables"]["CONNECTION_SECRET_ARN"] == {"Ref": "ConnectionSecretArn"}
+    assert function["Environment"]["Variables"]["CONNECTION_SECRET_ARN"] == {"Ref": "SignUpConnectionSecretArn"}
     assert not any("password" in str(v).lower() or "postgresql://" in str(v)
                    for v in function["Environment"]["Variables"].values())
-    assert function["VpcConfig"]["If"][0] == "InVpc"
     assert function["ReservedConcurrentExecutions"] == {"Ref": "SignUpConcurrency"}
     assert template["Resources"]["StreamFunction"]["Properties"]["ReservedConcurrentExecutions"] == \
         {"Ref": "StreamConcurrency"}
     [statement] = [s for s in template["Resources"]["PostConfirmationRole"]["Properties"]["Policies"][0]
                    ["PolicyDocument"]["Statement"] if s["Sid"] == "ReadTheConnectionSecret"]
     assert statement["Action"] == "secretsmanager:GetSecretValue"
-    assert statement["Resource"] == {"Ref": "ConnectionSecretArn"}
+    assert statement["Resource"] == {"Ref": "SignUpConnectionSecretArn"}
 
 
 def test_every_alarm_notifies_the_topic(template):

@@ -28,13 +28,25 @@ from lib.cache import Cache
 from lib.conversations import events, stream
 from lib.conversations.layout import GSI_NAME
 from lib.ddb import Ddb
-from lib.lambda_support import connection_url, dynamodb_client, json_logger
+from lib.lambda_support import connect, dynamodb_client, json_logger
 
 log = json_logger("cruddur-messaging-events")
 
 # How often a container deletes events past the retention window (any container may: the
-# statement is idempotent).
+# statement is idempotent), and for how long at most in one invocation (the rest waits for the
+# next purge).
 PURGE_EVERY_SECONDS = 600
+PURGE_SECONDS = 2.0
+# Bounds on what PostgreSQL may make an invocation wait for, well within its time budget
+# (aws/template.yaml, EventsFunction Timeout: 30 s): a user's head row locked elsewhere, a slow
+# statement, a transaction left open by a connection that froze. Past one, the statement fails,
+# the batch's one transaction is rolled back whole, and Lambda gives the batch again: its events
+# are logged once, never in part.
+LOCK_TIMEOUT_MS = 3000
+STATEMENT_TIMEOUT_MS = 8000
+IDLE_IN_TRANSACTION_MS = 10000
+BOUNDS = (f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS} "
+          f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}")
 
 _ddb: tuple[Ddb, stream.RowMover] | None = None
 _conn: psycopg.Connection | None = None
@@ -62,7 +74,7 @@ def _connection() -> psycopg.Connection:
     """One connection per container, made again when it broke."""
     global _conn
     if _conn is None or _conn.closed or _conn.broken:
-        _conn = psycopg.connect(connection_url(), connect_timeout=5, autocommit=True)
+        _conn = connect(options=BOUNDS)
     return _conn
 
 
@@ -83,12 +95,16 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dic
             break
     try:
         heads = event_log.append(_connection(), found)
-        if time.monotonic() >= _next_purge:
-            _next_purge = time.monotonic() + PURGE_EVERY_SECONDS
-            event_log.purge(_connection())
     except psycopg.Error:
         _forget_connection()
         raise  # the whole batch again: its events are logged once however often it comes
+    if time.monotonic() >= _next_purge:
+        _next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+        try:
+            event_log.purge(_connection(), until=time.monotonic() + PURGE_SECONDS)
+        except psycopg.Error as error:  # the batch is logged; the purge is tried again later
+            log.warning("purge failed", extra={"fields": {"reason": str(error).splitlines()[0] if str(error) else ""}})
+            _forget_connection()
     log.info("batch done", extra={"fields": {
         "request_id": getattr(context, "aws_request_id", None), "records": len(records),
         "events": len(found), "users": len(heads),

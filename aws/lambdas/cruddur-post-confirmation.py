@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 
 from lib import identity
-from lib.lambda_support import connection_url
+from lib.lambda_support import connect
 from lib.identity import EmailUnverified, UserConflict, UserInvalid  # noqa: F401 (what callers catch)
 
 log = logging.getLogger("cruddur-post-confirmation")
@@ -51,7 +51,7 @@ def _connection() -> psycopg.Connection:
     """One connection per container, made on the first invocation and again when it broke."""
     global _conn
     if _conn is None or _conn.closed or _conn.broken:
-        _conn = psycopg.connect(connection_url(), connect_timeout=5, autocommit=True)
+        _conn = connect()
     return _conn
 
 
@@ -62,7 +62,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     attributes = (event.get("request") or {}).get("userAttributes") or {}
     try:
         if source in PRE_SIGN_UP:
-            identity.check_sign_up(_connection(), attributes)
+            # an account the operator makes (an invitation) may take a week-5 user's email
+            identity.check_sign_up(_connection(), attributes, invited=source == "PreSignUp_AdminCreateUser")
             log.info(json.dumps({"message": "sign-up may proceed", "trigger": source}))
             return event
         uuid = identity.create_user(_connection(), attributes)
