@@ -94,6 +94,26 @@ def migrate(settings: Settings, prod: bool) -> None:
     click.echo(f"database {database_name(settings)} migrated to db/schema.sql")
 
 
+@cli.command("lambda-users")
+@common.target_option
+def lambda_users(settings: Settings, prod: bool) -> None:
+    """Make the Lambdas' own database users, with only what each needs (db/lambda_users.sql):
+    cruddur_events (the event log) and cruddur_sign_up (users). Passwords from EVENTS_DB_PASSWORD
+    and SIGN_UP_DB_PASSWORD when set; their URLs then go to bin/aws/deploy
+    (PROD_EVENTS_CONNECTION_URL, PROD_SIGN_UP_CONNECTION_URL), which keeps them in Secrets Manager."""
+    import psycopg
+    from psycopg import sql
+
+    _require_url(settings)
+    pg.run_sql_file(settings.connection_url, pg.LAMBDA_USERS_FILE)
+    with psycopg.connect(settings.connection_url, autocommit=True, connect_timeout=5) as conn:
+        for user, variable in (("cruddur_events", "EVENTS_DB_PASSWORD"), ("cruddur_sign_up", "SIGN_UP_DB_PASSWORD")):
+            password = os.environ.get(variable)
+            if password:
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(password)))
+            click.echo(f"{user}: ready{', password set' if password else f' (no password: set {variable} and run again)'}")
+
+
 @cli.command("seed")
 @common.target_option
 def seed_command(settings: Settings, prod: bool) -> None:

@@ -43,6 +43,10 @@ corrections to moto are all local-only (nothing here runs against AWS):
    output, about a millisecond per record: a second for a full page of 1,000, where DynamoDB
    Streams answers in tens of milliseconds, and the stream worker then replayed a backlog slower
    than it keeps up live. Here the same JSON is written directly (`get_records`).
+11. CORS. moto's server answers CORS for any origin, so any web page a developer visits could
+   call the local Cognito (AdminCreateUser) or read /moto-api/data.json, which holds passwords.
+   Here only the frontend's origin (FRONTEND_URL, http://localhost:3000 by default) gets CORS
+   answers, for the services (its sign-in calls Cognito), and no origin for moto's own API.
 
 The corrections read moto's arguments by name, never by position, and `check_moto()` (called by
 `install()`, and by a test) fails loudly, naming what changed, if a moto upgrade no longer has
@@ -470,12 +474,35 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
                            f"({getattr(moto, '__version__', '?')}): {', '.join(missing)} changed")
 
 
+def frontend_only_cors(create_backend_app: Callable[[str], Any], origin: str) -> Callable[[str], Any]:
+    """moto's app factory with CORS for `origin` only, and none on moto's own API (its state,
+    passwords included) (correction 11). Every service's app gets it, as moto's global CORS
+    gave it: a browser's preflight carries no X-Amz-Target, so moto may route it to any app."""
+    from flask_cors import CORS
+
+    def create(service: str) -> Any:
+        app = create_backend_app(service)
+        if service != "moto_api":
+            CORS(app, origins=[origin])
+        return app
+    return create
+
+
 def install(harshness: harsh.Harshness | None = None,
             keeper: moto_state.Keeper | None = None) -> None:
     global _harsh
     check_moto()
     _harsh = harsh.State(harshness if harshness is not None else harsh.from_env(),
                          os.environ.get("LOCAL_HARSH_SEED"))
+    from moto.moto_server import werkzeug_app
+
+    from lib.config import Settings
+
+    werkzeug_app.DISABLE_GLOBAL_CORS = True  # type: ignore[attr-defined]
+    factory = frontend_only_cors(werkzeug_app.create_backend_app,
+                                 os.environ.get("FRONTEND_URL") or Settings().frontend_url)
+    werkzeug_app.create_backend_app = factory  # type: ignore[assignment]
+    moto.server.create_backend_app = factory  # type: ignore[attr-defined]  (main() takes it from here)
     StreamShard.add = stream_add  # type: ignore[method-assign]
     DynamoDBStreamsHandler.get_records = get_records  # type: ignore[method-assign,assignment]
     LambdaBackend.send_dynamodb_items = send_dynamodb_items  # type: ignore[method-assign,assignment]

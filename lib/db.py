@@ -25,6 +25,8 @@ from lib.sql_files import template  # noqa: F401  (what the services import from
 log = logging.getLogger(__name__)
 SCHEMA_FILE = ROOT / "db" / "schema.sql"
 SEED_FILE = ROOT / "db" / "seed.sql"
+# the Lambdas' own database users and their grants (bin/db/lambda-users)
+LAMBDA_USERS_FILE = ROOT / "db" / "lambda_users.sql"
 
 Params = Mapping[str, Any] | None
 T = TypeVar("T")

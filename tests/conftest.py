@@ -34,7 +34,7 @@ def pg_data_dir() -> Path:
 
 
 # The fixtures that start the local stores (and those that need them).
-STORE_FIXTURES = {"settings", "fresh_table", "pg_data_dir"}
+STORE_FIXTURES = {"settings", "fresh_table", "pg_data_dir", "tls_database"}
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -147,3 +147,18 @@ def api(settings: Settings):
         yield Api(url, {h: access_token(settings, h) for h in ("andrewbrown", "bayko", "londo")})
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_database(tmp_path_factory):
+    """A PostgreSQL speaking TLS as RDS does, with its authority's certificate as the bundle."""
+    from tests.tls_postgres import TlsPostgres, authority
+
+    ca = authority("Test RDS Root CA")
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "bundle.pem").write_bytes(ca.pem)
+    server = TlsPostgres(folder / "data", ca).start()
+    try:
+        yield server.url, folder / "bundle.pem"
+    finally:
+        server.stop()

@@ -406,21 +406,6 @@ def test_a_disabled_signed_out_or_deleted_user_loses_access(settings: Settings, 
 
 # -- 9. the trigger's connection from Secrets Manager ----------------------------------------------
 
-@pytest.fixture(scope="module")
-def tls_database(tmp_path_factory):
-    """A PostgreSQL speaking TLS as RDS does, with its authority's certificate as the bundle."""
-    from tests.tls_postgres import TlsPostgres, authority
-
-    ca = authority("Test RDS Root CA")
-    folder = tmp_path_factory.mktemp("tls")
-    (folder / "bundle.pem").write_bytes(ca.pem)
-    server = TlsPostgres(folder / "data", ca).start()
-    try:
-        yield server.url, folder / "bundle.pem"
-    finally:
-        server.stop()
-
-
 @pytest.mark.parametrize("form", ["url", "json"])
 def test_the_trigger_reads_its_connection_url_from_a_secret_and_speaks_verified_tls(
         trigger, settings: Settings, monkeypatch, form, tls_database):

@@ -332,3 +332,49 @@ def test_a_conversation_a_week5_writer_starts_after_the_migration_is_served(stor
     sent = fresh.send_to_user(BO, CY, "this API answers")
     assert sent.message.message_group_uuid == old, "through the pair's alias: no second conversation"
     assert [m.text for m in fresh.messages(old, 10).items][0] == "this API answers"
+
+
+# -- setting up a table on a store that lacks a capability (issue 33, item 14) -------------------
+
+class StoreWithoutStreams(MemoryTable):
+    """As dynalite is: CreateTable drops the stream, UpdateTable refuses one, no TTL operations."""
+
+    def create_table(self, definition):
+        return super().create_table({k: v for k, v in definition.items() if k != "StreamSpecification"})
+
+    def update_table(self, **changes):
+        if "StreamSpecification" in changes:
+            from lib.ddb import StoreError
+            raise StoreError("ValidationException", "StreamSpecification is not supported", "UpdateTable")
+        super().update_table(**changes)
+
+    def ttl(self):
+        from lib.ddb import StoreError
+        raise StoreError("UnknownOperationException", "", "DescribeTimeToLive")
+
+
+def test_a_store_without_streams_or_ttl_gets_a_line_for_each_and_a_table_that_serves():
+    table = StoreWithoutStreams()
+    store = ConversationStore(table)
+    done = store.set_up_table()
+    assert any(line.startswith("no stream (UpdateTable refused: ValidationException") and
+               "conversation rows will not follow new messages" in line for line in done), done
+    assert any(line.startswith("no time to live (DescribeTimeToLive refused") and "will not expire" in line
+               for line in done), done
+    assert "wrote the layout mark (the table is in the current layout)" in done
+    assert week5.layout_version(table) == layout.LAYOUT_VERSION
+    again = store.set_up_table()  # the same two lines, and nothing else to do
+    assert len(again) == 2 and all(line.startswith("no ") for line in again)
+
+
+def test_an_empty_table_is_marked_before_a_step_that_fails_so_it_is_never_taken_for_a_week5_one():
+    class IndexRefused(MemoryTable):
+        def update_table(self, **changes):
+            from lib.ddb import StoreError
+            raise StoreError("LimitExceededException", "too many updates", "UpdateTable")
+
+    table = IndexRefused()
+    table.create_table({"TableName": table.table, "KeySchema": []})  # made by hand: no index yet
+    with pytest.raises(Exception, match="UpdateTable refused"):
+        ConversationStore(table).set_up_table()
+    assert week5.layout_version(table) == layout.LAYOUT_VERSION

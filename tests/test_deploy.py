@@ -401,3 +401,54 @@ def test_the_events_package_runs_from_the_zip_with_its_sql(tmp_path, settings):
     assert result.returncode == 0, result.stderr
     answer, where, _ = result.stdout.splitlines()
     assert answer == "{'batchItemFailures': []}" and where == str(tmp_path / "lib" / "event_log.py")
+
+
+def test_the_deployed_lambdas_carry_the_rds_bundle_and_reach_postgresql_over_verified_tls(
+        tmp_path, settings, tls_database):
+    """Issue 33, item 11: bin/aws/deploy puts the RDS certificate bundle it is given in the
+    packages of both Lambdas that reach PostgreSQL; run from its zip with its URL in a secret, a
+    Lambda's connection is TLS, checked against that bundle, whatever the URL asks."""
+    import io
+    import sys
+    import zipfile
+
+    from cli.aws import (EVENTS_LAMBDA, EVENTS_MODULES, POST_CONFIRMATION_LAMBDA, POST_CONFIRMATION_MODULES,
+                         ca_bundle, package)
+    from lib import lambda_support
+
+    url, bundle = tls_database
+    files = ca_bundle(str(bundle), prod=True)
+    assert files == {lambda_support.RDS_CA_BUNDLE: bundle.read_bytes()}
+    arn = aws.client(settings, "secretsmanager").create_secret(
+        Name=f"test/{uuid.uuid4().hex[:8]}", SecretString=url + "?sslmode=prefer")["ARN"]
+    for lambda_file, modules in ((EVENTS_LAMBDA, EVENTS_MODULES), (POST_CONFIRMATION_LAMBDA, POST_CONFIRMATION_MODULES)):
+        where = tmp_path / lambda_file.stem
+        with zipfile.ZipFile(io.BytesIO(package(lambda_file, None, modules, files))) as archive:
+            assert lambda_support.RDS_CA_BUNDLE in archive.namelist()
+            archive.extractall(where)
+        code = ("from lib import lambda_support; c = lambda_support.connect(); "
+                "print(c.pgconn.ssl_in_use, c.execute('SELECT count(*) > 0 FROM users').fetchone()[0])")
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(where), "AWS_DEFAULT_REGION": settings.aws_region,
+               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_ENDPOINT_URL": settings.aws_endpoint_url, "CONNECTION_SECRET_ARN": arn}
+        result = subprocess.run([sys.executable, "-c", code], cwd=where, capture_output=True, text=True,
+                                timeout=60, env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["True", "True"], lambda_file.name
+
+
+def test_a_prod_deploy_needs_the_rds_bundle_and_refuses_what_is_not_one(tmp_path):
+    import click
+
+    from cli.aws import ca_bundle
+    from tests.tls_postgres import authority, server_certificate
+
+    with pytest.raises(click.ClickException, match="--rds-ca-bundle"):
+        ca_bundle(None, prod=True)
+    assert ca_bundle(None, prod=False) == {}  # locally no Lambda connects
+    leaf, _ = server_certificate(authority("someone"))
+    (tmp_path / "leaf.pem").write_bytes(leaf)
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    for name in ("leaf.pem", "junk.pem"):
+        with pytest.raises(click.ClickException, match="no PEM certificates of certificate authorities"):
+            ca_bundle(str(tmp_path / name), prod=True)

@@ -301,3 +301,48 @@ def test_the_events_lambda_bounds_its_waits_and_a_timed_out_batch_is_retried_who
             assert [(e.seq, e.data) for e in event_log.after(conn, first, 0)] == [(1, '{"n": 1}')]
             assert [e.seq for e in event_log.after(conn, locked, 0)] == [1, 2]
     handler._forget_connection()
+
+
+def test_each_lambda_has_a_database_user_that_can_do_its_work_and_nothing_else(settings: Settings):
+    """Issue 33, item 11: bin/db/lambda-users makes cruddur_events (the event log only) and
+    cruddur_sign_up (users only), with the passwords it is given; each does its Lambda's work
+    as that user, and is refused the other's tables."""
+    import os
+    import subprocess
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from lib import identity
+    from lib.config import ROOT
+
+    env = {**os.environ, "CONNECTION_URL": settings.connection_url,
+           "EVENTS_DB_PASSWORD": "events-secret", "SIGN_UP_DB_PASSWORD": "sign-up-secret"}
+    for _ in range(2):  # idempotent
+        made = subprocess.run([str(ROOT / "bin" / "db" / "lambda-users")], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert made.returncode == 0, made.stdout + made.stderr
+    assert "cruddur_events: ready, password set" in made.stdout
+
+    def as_user(user: str, password: str) -> psycopg.Connection:
+        params = conninfo_to_dict(settings.connection_url)
+        return psycopg.connect(make_conninfo(**{**params, "user": user, "password": password}), autocommit=True)
+
+    who = user()
+    with as_user("cruddur_events", "events-secret") as events_conn:
+        assert event_log.append(events_conn, [event(who, "a"), event(who, "b")]) == {who: 2}
+        event_log.purge(events_conn)
+        for forbidden in ("SELECT * FROM users LIMIT 1", "SELECT * FROM activities LIMIT 1",
+                          "SELECT * FROM event_tickets LIMIT 1"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                events_conn.execute(forbidden)
+    handle = f"lu{uuid.uuid4().hex[:8]}"
+    with as_user("cruddur_sign_up", "sign-up-secret") as sign_up_conn:
+        made_user = identity.create_user(sign_up_conn, {
+            "sub": str(uuid.uuid4()), "email": f"{handle}@example.test", "email_verified": "true",
+            "name": "Lambda User", "preferred_username": handle})
+        for forbidden in ("SELECT * FROM events LIMIT 1", "DELETE FROM users WHERE false",
+                          "UPDATE users SET handle = handle WHERE false", "SELECT * FROM activities LIMIT 1"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                sign_up_conn.execute(forbidden)
+    with psycopg.connect(settings.connection_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM users WHERE uuid = %s", [made_user])

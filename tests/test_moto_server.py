@@ -556,3 +556,31 @@ def test_a_state_saved_before_the_local_stack_moved_to_devstack_is_still_read(mo
     monkeypatch.undo()
     assert b"lib.local.harsh" in old and "lib.local.harsh" not in sys.modules
     assert isinstance(moto_state.loads(old)["log"], harsh.ChangeLog)
+
+
+def test_only_the_frontends_origin_may_call_the_local_cognito_from_a_browser(settings):
+    """Issue 33, item 13 (correction 11): moto's server answered CORS for any origin, so any page
+    a developer visited could call the local Cognito (AdminCreateUser) or read
+    /moto-api/data.json, which holds passwords. Now the frontend's origin gets Cognito's answers
+    with CORS, and another origin gets no CORS header anywhere: its browser hands it nothing."""
+    import requests
+
+    frontend, elsewhere = settings.frontend_url, "https://evil.example"
+    target = {"Content-Type": "application/x-amz-json-1.1",
+              "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth"}
+    body = '{"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": "nope", "AuthParameters": {}}'
+    for origin, allowed in ((frontend, True), (elsewhere, False)):
+        preflight = requests.options(settings.aws_endpoint_url + "/", timeout=10, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-amz-target,x-amz-user-agent"})
+        assert (preflight.headers.get("Access-Control-Allow-Origin") == origin) is allowed, origin
+        call = requests.post(settings.aws_endpoint_url + "/", data=body, timeout=10,
+                             headers={**target, "Origin": origin})
+        assert (call.headers.get("Access-Control-Allow-Origin") == origin) is allowed, origin
+        assert "Access-Control-Allow-Origin" not in requests.get(
+            settings.aws_endpoint_url + "/moto-api/data.json", headers={"Origin": origin}, timeout=10).headers
+        admin = requests.post(settings.aws_endpoint_url + "/", data="{}", timeout=10, headers={
+            "Content-Type": "application/x-amz-json-1.1", "Origin": origin,
+            "X-Amz-Target": "AWSCognitoIdentityProviderService.AdminCreateUser"})
+        if not allowed:
+            assert "Access-Control-Allow-Origin" not in admin.headers
