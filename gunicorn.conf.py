@@ -2,6 +2,7 @@
 (`devstack.gunicorn_command`) and the production image (Dockerfile) all load this file, and give
 only the address on the command line. gunicorn runs it with its own loader; the app never imports
 it."""
+import logging
 import os
 import re
 import resource
@@ -80,11 +81,25 @@ def on_starting(server) -> None:
     util.write_error = write_json_error
 
 
+class StalledReaders(logging.Filter):
+    """A live-event stream whose page stopped reading ends when a send waits past its timeout
+    (routes/events.py): gunicorn logs that as a socket error with a trace. It is expected, and
+    said here in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], TimeoutError):
+            record.msg, record.args, record.exc_info = (
+                "a client stopped reading a response (a send waited past its timeout): connection closed", (), None)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def post_worker_init(worker) -> None:
     """Live event streams never end by themselves: when the worker is told to stop (SIGTERM, a
     deployment), end them at once, so that each page reconnects to a process that stays, instead
     of waiting out the graceful timeout and being cut. The app offers its streams' hub as
     `extensions["live_events"]` (app.py)."""
+    worker.log.error_log.addFilter(StalledReaders())
     hub = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("live_events")
     if hub is None:
         return

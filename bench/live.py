@@ -145,3 +145,103 @@ def idle_streams(url: str, master_pid: int, tokens: list[str], count: int, measu
     finally:
         for sock in sockets:
             sock.close()
+
+
+# Workers of the API the hostile figure runs on: the cap holds per worker, and is held on each.
+HOSTILE_WORKERS = 2
+
+
+def _open_stream(url: str, ticket: str) -> tuple[int, socket.socket | None]:
+    """(status, the open socket when 200) for a stream opened as a browser does."""
+    host, port = url.rsplit("//", 1)[1].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(f"GET /api/events?ticket={ticket} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+    if status != 200:
+        sock.close()
+        return status, None
+    return status, sock
+
+
+def hostile(settings: Settings, tmp: Path, holder: str, attacker: str,
+            measure_b: Callable[[str], LoadResult], attempts: int) -> dict[str, Any]:
+    """Issue 33, item 1: one user holds the cap of streams on every worker of an API served with
+    the default caps, and a second user makes `attempts` attempts at more (a ticket, then a
+    stream) while pattern B is measured there; beside B measured alone on the same API, and the
+    health check asked throughout. `holder` and `attacker` are access tokens."""
+    stack = Stack()
+    held: list[socket.socket] = []
+    try:
+        url = start_api(settings, stack, free_port(), workers=HOSTILE_WORKERS,
+                        env={"CURSOR_SECRET": "bench-hostile", "METRICS_ENABLED": "1"},
+                        name="hostile api", log_file=tmp / "hostile-api.log")
+        alone = measure_b(url)
+        refusals: dict[str, int] = {}
+
+        def attempt(token: str) -> socket.socket | None:
+            bought = requests.post(f"{url}/api/events/ticket", headers={"Authorization": f"Bearer {token}"},
+                                   timeout=30)
+            if bought.status_code != 200:
+                key = f"{bought.status_code} {bought.json()[0]}"
+                refusals[key] = refusals.get(key, 0) + 1
+                return None
+            status, sock = _open_stream(url, bought.json()["ticket"])
+            if sock is None:
+                refusals[f"{status} stream"] = refusals.get(f"{status} stream", 0) + 1
+            return sock
+
+        cap = 5 * HOSTILE_WORKERS  # EVENTS_STREAMS_PER_USER's default, on each worker
+        for _ in range(cap * 20):  # connections reach the workers as the kernel hands them out
+            sock = attempt(holder)
+            if sock is not None:
+                held.append(sock)
+            if len(held) >= cap:
+                break
+        holder_refusals = dict(refusals)
+        refusals.clear()
+        health: list[int] = []
+        done = threading.Event()
+        attacker_streams: list[socket.socket] = []
+
+        def attack() -> None:
+            for _ in range(attempts):
+                sock = attempt(attacker)
+                if sock is not None:
+                    attacker_streams.append(sock)
+            done.set()
+
+        def check_health() -> None:
+            while not done.is_set():
+                try:
+                    health.append(requests.get(f"{url}/api/health-check", timeout=10).status_code)
+                except requests.RequestException:
+                    health.append(0)
+                done.wait(0.1)
+
+        threads = [threading.Thread(target=attack), threading.Thread(target=check_health)]
+        for thread in threads:
+            thread.start()
+        beside = measure_b(url)
+        for thread in threads:
+            thread.join()
+        for sock in attacker_streams:
+            sock.close()
+        return {
+            "workers": HOSTILE_WORKERS,
+            "holder_streams_open": len(held), "holder_refused": holder_refusals,
+            "attacker_attempts": attempts, "attacker_streams_open": len(attacker_streams),
+            "attacker_refused": refusals,
+            "b_alone": alone.summary(), "b_beside": beside.summary(),
+            "b_p99_ratio": round(beside.percentile(99) / alone.percentile(99), 3) if alone.percentile(99) else None,
+            "health_checks": len(health), "health_checks_ok": sum(1 for s in health if s == 200),
+        }
+    finally:
+        for sock in held:
+            sock.close()
+        stack.stop()

@@ -98,6 +98,14 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         add("live events: an idle connected user's DynamoDB calls per hour",
             idle["idle_dynamodb_calls_per_user_hour"], idle["idle_dynamodb_calls_per_user_hour"] < 720,
             "< 720 (0.2 read units a second, at 1 unit a call)")
+    hostile = live.get("hostile")
+    if hostile:
+        add("live events: pattern B p99 beside one user at the cap on every worker and another's "
+            f"{hostile['attacker_attempts']} attempts / alone", hostile["b_p99_ratio"],
+            None if hostile["b_p99_ratio"] is None else hostile["b_p99_ratio"] <= 1.2, "<= 1.2 (issue 33)")
+        add("live events: health checks answered during those attempts",
+            f"{hostile['health_checks_ok']}/{hostile['health_checks']}",
+            hostile["health_checks"] > 0 and hostile["health_checks_ok"] == hostile["health_checks"], "all")
     operations = {o["operation"]: o for o in result.get("capacity", {}).get("operations", [])}
     for name, limit in (("D: message into a conversation", MESSAGE_WCU),
                         ("C: message to a user, conversation exists", MESSAGE_WCU),
@@ -200,6 +208,14 @@ def table(result: dict[str, Any]) -> str:
                      f"per stream; an idle connected user-hour: {_num(idle['idle_dynamodb_calls_per_user_hour'], 2)} "
                      f"DynamoDB calls (read units: at most as many), {_num(idle['idle_pg_queries_per_user_hour'], 2)} "
                      f"PostgreSQL queries, {idle['idle_pings_per_user_hour']} pings")
+        hostile = live.get("hostile")
+        if hostile:
+            lines.append(f"live events, one user at the cap ({hostile['holder_streams_open']} streams on "
+                         f"{hostile['workers']} workers) and another's {hostile['attacker_attempts']} attempts "
+                         f"({hostile['attacker_streams_open']} opened, refused: {hostile['attacker_refused']}): "
+                         f"pattern B p99 {_num(hostile['b_alone']['p99_ms'], 2)} ms alone, "
+                         f"{_num(hostile['b_beside']['p99_ms'], 2)} ms beside (x{_num(hostile['b_p99_ratio'], 2)}); "
+                         f"health checks {hostile['health_checks_ok']}/{hostile['health_checks']} answered")
     cap = result.get("capacity")
     if cap:
         lines.append(f"DynamoDB capacity per operation, end to end (API + stream Lambda); {cap['price']}:")

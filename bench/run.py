@@ -87,16 +87,17 @@ class Plan:
     live_messages: int     # messages timed from POST to event
     idle_streams: int      # live-event streams held open on one worker beside pattern B
     idle_seconds: float    # how long they sit idle while the server's calls are counted
+    hostile_attempts: int  # a second user's attempts at more streams, refused, beside pattern B
 
 
 # growth: 150 requests per case (about 1 s each): with 40, one slow stretch of the machine moved
 # a p50 enough to swing the large/small ratio from 1.2 to 1.6
 FULL = Plan("full", bench_data.FULL, requests=1000, max_seconds=30, warmup_seconds=120,
             growth_requests=150, stream_messages=100, seed_messages=1000, lag_burst=300,
-            lag_backlog=3000, live_messages=100, idle_streams=1000, idle_seconds=60)
+            lag_backlog=3000, live_messages=100, idle_streams=1000, idle_seconds=60, hostile_attempts=2000)
 QUICK = Plan("quick", bench_data.QUICK, requests=40, max_seconds=2, warmup_seconds=30,
              growth_requests=6, stream_messages=100, seed_messages=1000, lag_burst=60,
-             lag_backlog=300, live_messages=20, idle_streams=200, idle_seconds=5)
+             lag_backlog=300, live_messages=20, idle_streams=200, idle_seconds=5, hostile_attempts=100)
 _T0 = time.monotonic()
 
 
@@ -574,6 +575,11 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
             lambda: run_load([ops.api("B", 0)], plan.requests, plan.max_seconds, stop),
             stack.metrics, plan.idle_seconds, 15.0),
     }
+    live_result["hostile"] = live.hostile(
+        settings, stack.tmp, tokens[handle(1)], tokens[handle(2)],
+        lambda at: run_load([Ops(settings, at, ds, tokens).api("B", t) for t in range(CONCURRENCY[-1])],
+                            plan.requests, plan.max_seconds, stop),
+        plan.hostile_attempts)
     say(f"live events: {live_result}")
     capacity_result = capacity.measure(settings, [ds.users[handle(n)] for n in range(1, CAPACITY_USERS + 1)])
     say(f"capacity: {[(o['operation'], o['write_total'], o['rcu']) for o in capacity_result['operations']]}")

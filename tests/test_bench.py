@@ -91,6 +91,14 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     assert is_number(idle["memory_per_stream_kib"]) and is_number(idle["b_p99_ratio"])
     # an idle stream makes no call at all: no DynamoDB read, no PostgreSQL query
     assert idle["idle_dynamodb_calls_per_user_hour"] == idle["idle_pg_queries_per_user_hour"] == 0
+    hostile = live["hostile"]  # issue 33: one user at the cap on every worker, another refused
+    assert hostile["holder_streams_open"] == 5 * hostile["workers"]
+    assert hostile["attacker_attempts"] == 100 and hostile["attacker_streams_open"] <= 5 * hostile["workers"]
+    assert sum(hostile["attacker_refused"].values()) >= 100 - 5 * hostile["workers"]
+    assert set(hostile["attacker_refused"]) <= {"429 too_many_tickets", "429 stream"}
+    assert hostile["b_beside"]["errors"] == hostile["b_alone"]["errors"] == 0
+    assert hostile["health_checks"] > 0 and hostile["health_checks_ok"] == hostile["health_checks"]
+    assert is_number(hostile["b_p99_ratio"])
 
     # capacity units by DynamoDB's rules, from the items the calls really wrote and read: the
     # design's costs (issue 14), the same on every machine
