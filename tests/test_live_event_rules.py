@@ -252,3 +252,35 @@ def test_a_gap_in_the_log_after_a_streams_position_is_a_reset(monkeypatch):
         assert all(e.name == "reset" for e in events)
     finally:
         hub.close_all()
+
+
+def test_a_streams_reads_of_the_log_wait_for_a_slot_of_the_hubs(monkeypatch):
+    """Every read a stream makes (its resume, its pages) takes one of the hub's few slots: with
+    the slots taken, the stream reads nothing (it holds no pool connection) until one frees."""
+    from types import SimpleNamespace
+
+    from lib import event_log
+    from lib.config import Settings
+    from services.live_events import Stream
+
+    reads: list[str] = []
+    monkeypatch.setattr(event_log, "resume", lambda conn, user, last: (reads.append("resume"), (0, False))[1])
+    monkeypatch.setattr(event_log, "after", lambda conn, user, seq, **bounds: (reads.append("after"), [])[1])
+    hub = _quiet_hub(reads_at_once=1)
+    backend = SimpleNamespace(settings=Settings(events_ping_seconds=0.05), db=SimpleNamespace(run=lambda use: use(None)),
+                              live=hub)
+    now = [0.0]
+    stream = Stream(backend, "u", hub.subscribe("u"), 1.0, None, lambda: now[0])
+    seen: list[object] = []
+    try:
+        with hub.reading():  # the process's one slot, taken
+            reader = threading.Thread(target=lambda: seen.extend(stream), daemon=True)
+            reader.start()
+            reader.join(0.3)
+            assert reads == [] and reader.is_alive()
+        reader.join(0.5)
+        assert reads[:2] == ["resume", "after"]
+    finally:
+        now[0] = 2.0
+        hub.close_all()
+        reader.join(5)
