@@ -217,11 +217,10 @@ def test_a_handle_without_a_letter_or_digit_is_refused(env, handle):
     assert identity.is_handle("a.b") and identity.is_handle("_x") and identity.is_handle("7")
 
 
-def test_the_api_answers_a_handle_without_a_letter_or_digit_as_invalid(api):
-    for handle in ("..", "-", "."):
-        response = get(api, f"/api/users/@{handle}/short")
-        assert response.status_code in (404, 422), response.text
-        assert isinstance(response.json(), list)
+def test_the_api_answers_a_handle_without_a_letter_or_digit_as_invalid(api, users: Users):
+    sender = users.make("hs")
+    for handle in ("..", "-", ".", "_"):
+        error(post(api, "/api/messages", sender, json={"handle": handle, "message": "hi"}), 422, "handle_invalid")
 
 
 # -- 3. handles unique regardless of case; display names validated -----------------------------
@@ -248,6 +247,11 @@ def test_a_display_name_that_hides_or_misleads_is_refused(env, name, why):
     with pytest.raises(identity.UserInvalid, match=why) as refused:
         identity.create_user(env, attributes(f"dn{uuid.uuid4().hex[:8]}", name=name))
     assert refused.value.code == "display_name_invalid"
+
+
+def test_a_name_in_one_script_or_in_scripts_that_do_not_look_alike_is_kept():
+    for name in ("Васко Попов", "Αλέξης", "山田 Taro", "José Ñúñez", "Zoë O'Brien", "Ana-María 2"):
+        assert identity.display_name_problem(name) is None, name
 
 
 # -- 5. "not yours" and "does not exist": the same work ----------------------------------------
