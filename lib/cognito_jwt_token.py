@@ -184,10 +184,9 @@ class CognitoJwtToken:
         expires = float(claims["exp"])
         if self._still_valid is None or not self._recheck:
             return claims, expires
-        known = self._verified.get(token)
-        if known is None:  # forgotten meanwhile (a full cache): checked again from the start
-            return self.verify_for_a_while(token)
         now = self._clock()
+        # forgotten meanwhile (a full cache): as if never checked, so the pool is asked now
+        known = self._verified.get(token) or _Verified(claims, "", now - self._recheck)
         if now - known.checked_at >= self._recheck / 2 and now >= known.next_ask:
             metrics.count("token_rechecks")
             try:
