@@ -64,6 +64,26 @@ def connect(env: Mapping[str, str] | None = None, **settings: Any) -> Any:
     return psycopg.connect(connection_url(env), **kwargs)
 
 
+class OneConnection:
+    """A Lambda's PostgreSQL connection: one per container, made on first use (`connect` with
+    `settings`) and kept for warm invocations, made again once it broke or was forgotten (after a
+    database error, so that the next invocation starts afresh)."""
+
+    def __init__(self, **settings: Any):
+        self._settings = settings
+        self._conn: Any = None
+
+    def get(self) -> Any:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = connect(**self._settings)
+        return self._conn
+
+    def forget(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+
 def ca_bundle_path() -> Path:
     """Where the package's RDS certificate bundle is: at its root, beside the handler."""
     return Path(__file__).resolve().parent.parent / RDS_CA_BUNDLE

@@ -15,7 +15,8 @@ from services import validation
 from services.backend import Backend
 from services.users_short import by_handle
 
-MESSAGE_MAX_LENGTH = 280
+# A crud, as the frontend counts it (a message is services/validation.py's MESSAGE_MAX_LENGTH).
+CRUD_MAX_LENGTH = 280
 # The frontend's choices of a crud's life.
 TTLS = {"30-days": "30 days", "7-days": "7 days", "3-days": "3 days", "1-day": "1 day",
         "12-hours": "12 hours", "3-hours": "3 hours", "1-hour": "1 hour"}
@@ -48,7 +49,7 @@ def _page(backend: Backend, scope: str, name: str, params: dict[str, Any], limit
 
 def message_text(value: Any) -> str:
     """A crud is 1 to 280 characters after trimming."""
-    return validation.text(value, MESSAGE_MAX_LENGTH, too_long="message_exceed_max_chars")
+    return validation.text(value, CRUD_MAX_LENGTH, too_long="message_exceed_max_chars")
 
 
 class HomeActivities:

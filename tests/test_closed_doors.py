@@ -425,18 +425,18 @@ def test_the_trigger_reads_its_connection_url_from_a_secret_and_speaks_verified_
         Name=f"test/{uuid.uuid4().hex[:8]}", SecretString=secret)["ARN"]
     monkeypatch.delenv("CONNECTION_URL", raising=False)
     monkeypatch.setenv("CONNECTION_SECRET_ARN", arn)
-    monkeypatch.setattr(trigger, "_conn", None)
+    monkeypatch.setattr(trigger, "_db", trigger.OneConnection())
     monkeypatch.setattr(lambda_support, "ca_bundle_path", lambda: bundle)
     ok = event("PreSignUp_SignUp", attributes(f"sec{uuid.uuid4().hex[:8]}"))
     assert trigger.lambda_handler(ok, None) == ok
-    assert trigger._conn.pgconn.ssl_in_use
+    assert trigger._db.get().pgconn.ssl_in_use
     with pytest.raises(identity.UserConflict):  # it did read the database
         trigger.lambda_handler(event("PreSignUp_SignUp", attributes("bayko")), None)
     # a server without TLS (the suite's), or one whose certificate the bundle did not sign: refused
     for where, said in ((settings.connection_url, "does not support SSL"),
                         (url.replace("localhost", "127.0.0.1"), "does not match host name")):
         aws.client(settings, "secretsmanager").put_secret_value(SecretId=arn, SecretString=where)
-        monkeypatch.setattr(trigger, "_conn", None)
+        monkeypatch.setattr(trigger, "_db", trigger.OneConnection())
         with pytest.raises(psycopg.OperationalError, match=said):
             trigger.lambda_handler(ok, None)
 

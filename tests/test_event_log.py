@@ -274,14 +274,15 @@ def test_the_events_lambda_bounds_its_waits_and_a_timed_out_batch_is_retried_who
     template = yaml.load((ROOT / "aws" / "template.yaml").read_text(), Loader=yaml.BaseLoader)
     budget_ms = int(template["Resources"]["EventsFunction"]["Properties"]["Timeout"]) * 1000
     assert handler.LOCK_TIMEOUT_MS + handler.STATEMENT_TIMEOUT_MS + handler.PURGE_SECONDS * 1000 < budget_ms
-    with handler._connection() as bounded:
-        shown = {name: bounded.execute(f"SHOW {name}").fetchone()[0]
-                 for name in ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")}
+    bounded = handler._db.get()
+    shown = {name: bounded.execute(f"SHOW {name}").fetchone()[0]
+             for name in ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")}
     assert shown == {"lock_timeout": f"{handler.LOCK_TIMEOUT_MS // 1000}s",
                      "statement_timeout": f"{handler.STATEMENT_TIMEOUT_MS // 1000}s",
                      "idle_in_transaction_session_timeout": f"{handler.IDLE_IN_TRANSACTION_MS // 1000}s"}
-    handler._forget_connection()
-    monkeypatch.setattr(handler, "BOUNDS", "-c lock_timeout=300")  # the same mechanism, quicker
+    handler._db.forget()
+    # the same mechanism, quicker
+    monkeypatch.setattr(handler, "_db", handler.OneConnection(options="-c lock_timeout=300"))
     first, locked = sorted([user(), user()])  # appends lock users in this order
     batch = [NewEvent(first, "message", {"n": 1}, "one"), NewEvent(locked, "message", {"n": 2}, "two")]
     handler.events = types.SimpleNamespace(participants_from=lambda mover: None,
@@ -300,7 +301,7 @@ def test_the_events_lambda_bounds_its_waits_and_a_timed_out_batch_is_retried_who
         with psycopg.connect(settings.connection_url, autocommit=True) as conn:
             assert [(e.seq, e.data) for e in event_log.after(conn, first, 0)] == [(1, '{"n": 1}')]
             assert [e.seq for e in event_log.after(conn, locked, 0)] == [1, 2]
-    handler._forget_connection()
+    handler._db.forget()
 
 
 def test_each_lambda_has_a_database_user_that_can_do_its_work_and_nothing_else(settings: Settings):

@@ -19,7 +19,7 @@ def trigger():
 def env(settings, monkeypatch, trigger):
     """The suite's database for the trigger; the users a test makes are removed after it."""
     monkeypatch.setenv("CONNECTION_URL", settings.connection_url)
-    monkeypatch.setattr(trigger, "_conn", None)
+    monkeypatch.setattr(trigger, "_db", trigger.OneConnection())
     with psycopg.connect(settings.connection_url, autocommit=True) as conn:
         before = {row[0] for row in conn.execute("SELECT uuid FROM public.users")}
         yield conn

@@ -28,7 +28,7 @@ from lib.cache import Cache
 from lib.conversations import events, stream
 from lib.conversations.layout import GSI_NAME
 from lib.ddb import Ddb
-from lib.lambda_support import connect, dynamodb_client, json_logger
+from lib.lambda_support import OneConnection, dynamodb_client, json_logger
 
 log = json_logger("cruddur-messaging-events")
 
@@ -49,7 +49,7 @@ BOUNDS = (f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TI
           f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}")
 
 _ddb: tuple[Ddb, stream.RowMover] | None = None
-_conn: psycopg.Connection | None = None
+_db = OneConnection(options=BOUNDS)
 _headers: "Cache[stream.Header]" = Cache(stream.HEADER_CACHE_SIZE)
 _next_purge = 0.0
 
@@ -70,12 +70,6 @@ def _runtime() -> tuple[Ddb, stream.RowMover]:
     return _ddb
 
 
-def _connection() -> psycopg.Connection:
-    """One connection per container, made again when it broke."""
-    global _conn
-    if _conn is None or _conn.closed or _conn.broken:
-        _conn = connect(options=BOUNDS)
-    return _conn
 
 
 def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
@@ -94,27 +88,19 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dic
             failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
             break
     try:
-        heads = event_log.append(_connection(), found)
+        heads = event_log.append(_db.get(), found)
     except psycopg.Error:
-        _forget_connection()
+        _db.forget()
         raise  # the whole batch again: its events are logged once however often it comes
     if time.monotonic() >= _next_purge:
         _next_purge = time.monotonic() + PURGE_EVERY_SECONDS
         try:
-            event_log.purge(_connection(), until=time.monotonic() + PURGE_SECONDS)
+            event_log.purge(_db.get(), until=time.monotonic() + PURGE_SECONDS)
         except psycopg.Error as error:  # the batch is logged; the purge is tried again later
             log.warning("purge failed", extra={"fields": {"reason": str(error).splitlines()[0] if str(error) else ""}})
-            _forget_connection()
+            _db.forget()
     log.info("batch done", extra={"fields": {
         "request_id": getattr(context, "aws_request_id", None), "records": len(records),
         "events": len(found), "users": len(heads),
         "retry_from": failures[0]["itemIdentifier"] if failures else None}})
     return {"batchItemFailures": failures}
-
-
-def _forget_connection() -> None:
-    """After a database error: the next invocation connects afresh."""
-    global _conn
-    if _conn is not None:
-        _conn.close()
-    _conn = None

@@ -21,38 +21,19 @@ secret holding the URL, read at run time), LOG_LEVEL (INFO).
 """
 from __future__ import annotations
 
-import json
-import logging
-import os
-import sys
 from typing import Any
 
-import psycopg
-
 from lib import identity
-from lib.lambda_support import connect
+from lib.lambda_support import OneConnection, json_logger
 from lib.identity import EmailUnverified, UserConflict, UserInvalid  # noqa: F401 (what callers catch)
 
-log = logging.getLogger("cruddur-post-confirmation")
-if not log.handlers:
-    _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(_handler)
-    log.propagate = False
-log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+log = json_logger("cruddur-post-confirmation")
 
 PRE_SIGN_UP = ("PreSignUp_SignUp", "PreSignUp_AdminCreateUser", "PreSignUp_ExternalProvider")
 POST_CONFIRMATION = "PostConfirmation_ConfirmSignUp"
 
-_conn: psycopg.Connection | None = None
-
-
-def _connection() -> psycopg.Connection:
-    """One connection per container, made on the first invocation and again when it broke."""
-    global _conn
-    if _conn is None or _conn.closed or _conn.broken:
-        _conn = connect()
-    return _conn
+# one connection per container, made on the first invocation and again when it broke
+_db = OneConnection()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -63,17 +44,17 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         if source in PRE_SIGN_UP:
             # an account the operator makes (an invitation) may take a week-5 user's email
-            identity.check_sign_up(_connection(), attributes, invited=source == "PreSignUp_AdminCreateUser")
-            log.info(json.dumps({"message": "sign-up may proceed", "trigger": source}))
+            identity.check_sign_up(_db.get(), attributes, invited=source == "PreSignUp_AdminCreateUser")
+            log.info("sign-up may proceed", extra={"fields": {"trigger": source}})
             return event
-        uuid = identity.create_user(_connection(), attributes)
+        uuid = identity.create_user(_db.get(), attributes)
     except EmailUnverified:
-        log.warning(json.dumps({"message": "confirmed without a verified email: no user made or linked",
-                                "sub": attributes.get("sub")}))
+        log.warning("confirmed without a verified email: no user made or linked",
+                    extra={"fields": {"sub": attributes.get("sub")}})
         return event
     except (UserConflict, UserInvalid) as error:
-        log.error(json.dumps({"message": "sign-up refused", "trigger": source, "reason": str(error),
-                              "code": error.code, "sub": attributes.get("sub")}))
+        log.error("sign-up refused", extra={"fields": {"trigger": source, "reason": str(error),
+                                                     "code": error.code, "sub": attributes.get("sub")}})
         raise
-    log.info(json.dumps({"message": "user ready", "uuid": uuid, "sub": attributes.get("sub")}))
+    log.info("user ready", extra={"fields": {"uuid": uuid, "sub": attributes.get("sub")}})
     return event
