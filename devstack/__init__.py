@@ -1,6 +1,6 @@
 """The local stack: the real services, embedded, on loopback, for ./bin/dev, the scripts, the
 tests and the benchmark. Embedded PostgreSQL (postgres.py); moto's server with its corrections
-(moto.py, moto_server.py); the stream worker that plays Lambda's event source mapping
+(moto.py, moto_server.py, and moto_corrections/, one module per service it corrects); the stream worker that plays Lambda's event source mapping
 (stream_worker.py), with the mapping's own batch size and filter (stream_mapping.py); the local
 Cognito pool and seed data (cognito.py, seed.py); starting it all (stack.py); its own settings
 (settings.py).

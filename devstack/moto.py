@@ -1,5 +1,6 @@
 """moto's server (DynamoDB, DynamoDB Streams, Cognito on one loopback port), as a child process
-running devstack/moto_server.py, moto corrected to behave as DynamoDB does."""
+running devstack/moto_server.py, moto corrected to behave as the AWS services do
+(devstack/moto_corrections/)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ from devstack import harsh, moto_state
 from devstack.processes import answers_200, ensure_port_free, stop_process, wait_until_ready
 
 # The local stack's PostgreSQL, for the sign-up Lambda's pre-sign-up check in moto's process
-# (devstack/moto_server.py, correction 9).
+# (devstack/moto_corrections/cognito.py, correction 9).
 SIGN_UP_DATABASE_ENV = "LOCAL_SIGN_UP_DATABASE"
 
 # Moto keeps Cognito pool and client ids stable across restarts with these, so a frontend build
@@ -23,7 +24,7 @@ MOTO_ENV = {
 
 
 class LocalMoto:
-    """moto in server mode (see devstack/moto_server.py): DynamoDB, DynamoDB Streams and Cognito on
+    """moto in server mode (see devstack/moto_corrections/): DynamoDB, DynamoDB Streams and Cognito on
     one loopback port. Harsh as `harshness` says (devstack/harsh.py); by default as the
     environment's LOCAL_HARSH* variables say."""
 
@@ -31,7 +32,7 @@ class LocalMoto:
                  harshness: harsh.Harshness | None = None, state_file: Path | None = None,
                  sign_up_database: str | None = None):
         self.port = port
-        # the PostgreSQL the sign-up Lambda's pre-sign-up check reads (moto_server, correction 9)
+        # the PostgreSQL the sign-up Lambda's pre-sign-up check reads (moto_corrections/cognito.py, correction 9)
         self.sign_up_database = sign_up_database
         self.log_file = log_file
         self.harshness = harshness

@@ -64,11 +64,15 @@ def snapshot() -> bytes:
 
 class _Unpickler(pickle.Unpickler):
     """Reads a snapshot; one written before the local stack moved from lib/local/ to devstack/
-    names this package's classes (the harsh index's change log) by their old module."""
+    names this package's classes (the harsh index's change log) by their old module, and one
+    written before moto's corrections were split by service names the index's buckets by
+    devstack/moto_server.py."""
 
     def find_class(self, module: str, name: str) -> Any:
         if module.startswith("lib.local."):
             module = "devstack." + module[len("lib.local."):]
+        if module == "devstack.moto_server" and name == "_IndexBuckets":
+            module, name = "devstack.moto_corrections.dynamodb", "IndexBuckets"
         return super().find_class(module, name)
 
 

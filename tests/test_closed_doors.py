@@ -443,7 +443,7 @@ def test_the_trigger_reads_its_connection_url_from_a_secret_and_speaks_verified_
 
 def test_the_local_pool_refuses_a_sign_up_as_the_trigger_does_in_aws(users: Users, env):
     """moto runs no trigger; the local stack's moto runs the sign-up Lambda's pre-sign-up check
-    itself (devstack/moto_server.py, correction 9), so a taken handle is refused locally too,
+    itself (devstack/moto_corrections/cognito.py, correction 9), so a taken handle is refused locally too,
     before the account exists, with Cognito's own error."""
     from botocore.exceptions import ClientError
 

@@ -1,4 +1,4 @@
-"""The local DynamoDB (moto, corrected by devstack/moto_server.py) keeps DynamoDB's guarantees: a
+"""The local DynamoDB (moto, corrected by devstack/moto_corrections/) keeps DynamoDB's guarantees: a
 cancelled transaction changes nothing, and concurrent writes are never lost."""
 from __future__ import annotations
 
@@ -177,19 +177,20 @@ def test_index_query_follows_every_kind_of_change(fresh_table):
 
 
 def test_the_corrections_fit_this_moto_and_fail_loudly_on_one_that_changed():
-    """What devstack/moto_server.py relies on in moto is checked at start-up: an upgrade that
-    renames an argument it reads stops the local stack with a message naming it, instead of
+    """What devstack/moto_corrections rely on in moto is checked at start-up: an upgrade that
+    renames an argument they read stops the local stack with a message naming it, instead of
     silently answering differently."""
 
-    from devstack import moto_server
+    from devstack import moto_corrections
+    from devstack.moto_corrections import dynamodb
 
-    moto_server.check_moto()  # this moto fits
-    real = moto_server.MOTO_QUERY_SIGNATURE
+    moto_corrections.check_moto()  # this moto fits
+    real = dynamodb.MOTO_QUERY_SIGNATURE
     renamed = real.replace(parameters=[
         p.replace(name="start_key") if p.name == "exclusive_start_key" else p
         for p in real.parameters.values()])
     with pytest.raises(RuntimeError, match="Table.query argument 'exclusive_start_key'"):
-        moto_server.check_moto(renamed)
+        moto_corrections.check_moto(renamed)
 
 
 def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
@@ -200,7 +201,7 @@ def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
     import gc
     import weakref
 
-    from devstack import moto_server
+    from devstack.moto_corrections import dynamodb as moto_server
 
     class Item(dict):
         pass
@@ -233,7 +234,7 @@ def test_a_deleted_table_gives_what_is_frozen_back_to_the_collector(monkeypatch)
     import gc
     import weakref
 
-    from devstack import moto_server
+    from devstack.moto_corrections import dynamodb as moto_server
 
     class Table:
         pass
@@ -584,3 +585,46 @@ def test_only_the_frontends_origin_may_call_the_local_cognito_from_a_browser(set
             "X-Amz-Target": "AWSCognitoIdentityProviderService.AdminCreateUser"})
         if not allowed:
             assert "Access-Control-Allow-Origin" not in admin.headers
+
+
+
+def test_a_state_saved_before_the_corrections_were_split_by_service_is_still_read(monkeypatch):
+    """The index's buckets live on a table's stream shard, so a saved state names their class;
+    one saved before the split names it by devstack/moto_server.py, and is read all the same."""
+    import pickle
+    import sys
+    import types
+
+    from devstack import moto_state
+    from devstack.moto_corrections import dynamodb
+
+    class _IndexBuckets:  # the class as the old module named it
+        pass
+
+    _IndexBuckets.__module__, _IndexBuckets.__qualname__ = "devstack.moto_server", "_IndexBuckets"
+    old_home = types.ModuleType("devstack.moto_server")
+    setattr(old_home, "_IndexBuckets", _IndexBuckets)
+    monkeypatch.setitem(sys.modules, "devstack.moto_server", old_home)
+    stale = _IndexBuckets()
+    stale.__dict__.update(name="sk", keys_by_value={}, value_by_key={})
+    old = pickle.dumps({"buckets": stale})
+    monkeypatch.undo()
+    assert b"devstack.moto_server" in old and b"_IndexBuckets" in old
+    read = moto_state.loads(old)["buckets"]
+    assert isinstance(read, dynamodb.IndexBuckets) and read.name == "sk"
+
+
+def test_each_correction_has_its_service_module_reason_and_moto_version():
+    """Issue 34, item 5: one module per service corrected, and every correction listed with its
+    reason in one line and the moto version it was measured on."""
+    import pkgutil
+
+    from devstack import moto_corrections
+
+    modules = {m.name for m in pkgutil.iter_modules(moto_corrections.__path__)}
+    listed = {c.module for c in moto_corrections.CORRECTIONS}
+    assert listed == modules, (listed, modules)
+    assert [c.number for c in moto_corrections.CORRECTIONS] == list(range(1, len(moto_corrections.CORRECTIONS) + 1))
+    for correction in moto_corrections.CORRECTIONS:
+        assert correction.reason and "\n" not in correction.reason and correction.measured_on
+        assert f"| {correction.number} |" in moto_corrections.__doc__
