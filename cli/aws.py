@@ -34,8 +34,9 @@ POST_CONFIRMATION_LAMBDA = lambda_files.LAMBDAS / "cruddur-post-confirmation.py"
 POST_CONFIRMATION_REQUIREMENTS = ["psycopg[binary]==3.3.9"]
 # The project's own modules each Lambda runs (the API runs the same): packaged under their paths,
 # so the handler's `from lib import identity` (or `from lib.conversations import stream`) finds them.
-POST_CONFIRMATION_MODULES = [ROOT / "lib" / name for name in ("__init__.py", "identity.py", "text.py",
-                                                               "lambda_support.py")]
+POST_CONFIRMATION_MODULES = ([ROOT / "lib" / name for name in ("__init__.py", "identity.py", "text.py",
+                                                                "lambda_support.py", "sql_files.py")]
+                             + sorted((ROOT / "db" / "sql" / "users").glob("*.sql")))
 STREAM_MODULES = ([ROOT / "lib" / name for name in ("__init__.py", "ddb.py", "errors.py", "cache.py",
                                                     "lambda_support.py", "event_log.py", "sql_files.py")]
                   + sorted((ROOT / "lib" / "conversations").glob("*.py")))

@@ -4,8 +4,8 @@ The post-confirmation Lambda (aws/lambdas/cruddur-post-confirmation.py) runs thi
 both when Cognito asks whether a sign-up may go ahead (pre-sign-up) and when it is confirmed
 (post-confirmation); the API runs the same `create_user` where no trigger runs (the local stack's
 Cognito) or where the trigger failed. bin/aws/deploy packages this file, lib/text.py and the
-handler together, so the deployed zip holds exactly this code. psycopg and the standard library
-only.
+handler together, with lib/sql_files.py and its statements (db/sql/users/), so the deployed zip
+holds exactly this code. psycopg and the standard library only.
 
 The rules:
 - A PostgreSQL user is created, or an existing one linked to a Cognito identity, only for an email
@@ -40,6 +40,7 @@ from typing import Any, Mapping
 import psycopg
 
 from lib import text
+from lib.sql_files import template
 
 log = logging.getLogger("cruddur.identity")
 # fullmatch: at least one letter or digit among the handle's characters
@@ -67,6 +68,18 @@ class EmailUnverified(Exception):
     """The pool has not verified this person's email: nothing is created or linked for them yet."""
 
     code = "email_unverified"
+
+
+def email_verified(attributes: Mapping[str, Any]) -> bool:
+    """Whether the pool marks this person's email verified: the one proof that links a Cruddur
+    user to a Cognito identity (anybody can pick a handle or type an address)."""
+    return attributes.get("email_verified") == "true"
+
+
+def email_key(email: Any) -> str:
+    """An email as two of them are compared: trimmed, in lower case (as the SQL's lower() does for
+    the addresses Cognito accepts)."""
+    return email.strip().lower() if isinstance(email, str) else ""
 
 
 def is_handle(value: Any) -> bool:
@@ -104,14 +117,12 @@ def user_of(attributes: Mapping[str, Any], need_sub: bool = True) -> dict[str, s
 
 def _holder_of_email(conn: psycopg.Connection, user: Mapping[str, str]) -> tuple[str, str | None] | None:
     """(uuid, cognito_user_id) of the oldest user with this email, in any case."""
-    row = conn.execute("SELECT uuid::text, cognito_user_id FROM public.users "
-                       "WHERE lower(email) = lower(%(email)s) ORDER BY created_at LIMIT 1", user).fetchone()
+    row = conn.execute(template("users", "holder_of_email"), user).fetchone()
     return (row[0], row[1]) if row else None
 
 
 def _handle_taken(conn: psycopg.Connection, user: Mapping[str, str]) -> bool:
-    return conn.execute("SELECT 1 FROM public.users WHERE lower(handle) = lower(%(handle)s)",
-                        user).fetchone() is not None
+    return conn.execute(template("users", "handle_taken"), user).fetchone() is not None
 
 
 def _taken_handle(handle: str) -> UserConflict:
@@ -137,8 +148,7 @@ def check_sign_up(conn: psycopg.Connection, attributes: Mapping[str, Any], invit
 def _is_handle_of(conn: psycopg.Connection, uuid: str, handle: str) -> bool:
     """Whether `handle` is (in any case) the handle of the user `uuid`: a person claiming their
     own unlinked account under its own handle is no conflict."""
-    return conn.execute("SELECT 1 FROM public.users WHERE uuid = %s AND lower(handle) = lower(%s)",
-                        [uuid, handle]).fetchone() is not None
+    return conn.execute(template("users", "is_handle_of"), {"uuid": uuid, "handle": handle}).fetchone() is not None
 
 
 def create_user(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> str:
@@ -148,17 +158,14 @@ def create_user(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> str:
     cannot make a user."""
     user = user_of(attributes)
     with conn.transaction():
-        found = conn.execute("SELECT uuid::text FROM public.users WHERE cognito_user_id = %(sub)s",
-                             user).fetchone()
+        found = conn.execute(template("users", "uuid_of_identity"), user).fetchone()
         if found:
             return found[0]  # a replay: nothing to do
-        if attributes.get("email_verified") != "true":
+        if not email_verified(attributes):
             raise EmailUnverified(f"the email {user['email']} is not verified")
         holder = _holder_of_email(conn, user)
         if holder and holder[1] is None:
-            linked = conn.execute("UPDATE public.users SET cognito_user_id = %(sub)s "
-                                  "WHERE uuid = %(uuid)s AND cognito_user_id IS NULL RETURNING uuid",
-                                  {**user, "uuid": holder[0]}).fetchone()
+            linked = conn.execute(template("users", "link_unlinked"), {**user, "uuid": holder[0]}).fetchone()
             if linked is None:  # another confirmation of this email linked it meanwhile
                 log.warning("refused to link user %s to %s: linked to another identity a moment ago",
                             holder[0], user["sub"])
@@ -171,10 +178,7 @@ def create_user(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> str:
             raise _taken_handle(user["handle"])
         try:
             with conn.transaction():
-                row = conn.execute(
-                    "INSERT INTO public.users (display_name, handle, email, cognito_user_id) "
-                    "VALUES (%(display_name)s, %(handle)s, %(email)s, %(sub)s) RETURNING uuid::text",
-                    user).fetchone()
+                row = conn.execute(template("users", "create"), user).fetchone()
         except psycopg.errors.UniqueViolation as error:  # a concurrent sign-up won the race
             raise _taken_handle(user["handle"]) from error
         return row[0]

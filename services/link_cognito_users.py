@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from lib import identity
 from lib.db import Db, template
 
 
@@ -30,16 +31,16 @@ class LinkCognitoUsers:
         report = LinkReport()
         by_email: dict[str, list[dict[str, Any]]] = {}
         for user in pool_users:
-            email = (user.get("email") or "").strip().lower()
+            email = identity.email_key(user.get("email"))
             if not email or not user.get("sub"):
                 continue
-            if user.get("email_verified") != "true":
+            if not identity.email_verified(user):
                 report.skipped.append((user.get("username", email), "email not verified"))
                 continue
             by_email.setdefault(email, []).append(user)
         for person in db.query_array_json(template("users", "list")):
             handle = person["handle"]
-            matches = by_email.get(person["email"].strip().lower(), [])
+            matches = by_email.get(identity.email_key(person["email"]), [])
             if not matches:
                 report.skipped.append((handle, "no pool user with this verified email"))
                 continue

@@ -319,20 +319,26 @@ def test_the_sign_up_package_holds_the_identity_rules_it_runs(tmp_path):
 
     data = package(POST_CONFIRMATION_LAMBDA, None, POST_CONFIRMATION_MODULES)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert set(archive.namelist()) == {"cruddur-post-confirmation.py", "lib/__init__.py",
-                                           "lib/identity.py", "lib/text.py", "lib/lambda_support.py"}
+        names = set(archive.namelist())
+        assert {n for n in names if not n.startswith("db/sql/users/")} == {
+            "cruddur-post-confirmation.py", "lib/__init__.py", "lib/identity.py", "lib/text.py",
+            "lib/lambda_support.py", "lib/sql_files.py"}
+        assert {"db/sql/users/holder_of_email.sql", "db/sql/users/create.sql",
+                "db/sql/users/link_unlinked.sql"} <= names  # identity's statements
         archive.extractall(tmp_path)
     code = ("import importlib.util, sys; "
             "spec = importlib.util.spec_from_file_location('handler', 'cruddur-post-confirmation.py'); "
             "handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler); "
             "print(handler.identity.__file__); "
-            "print(handler.lambda_handler({'triggerSource': 'CustomMessage_SignUp'}, None))")
+            "print(handler.lambda_handler({'triggerSource': 'CustomMessage_SignUp'}, None)); "
+            "print(handler.identity.template('users', 'create').splitlines()[0])")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=60, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    where, answer = result.stdout.splitlines()
+    where, answer, statement = result.stdout.splitlines()
     assert where == str(tmp_path / "lib" / "identity.py")
     assert answer == "{'triggerSource': 'CustomMessage_SignUp'}"
+    assert statement.startswith("-- A new user")  # read from the zip's own db/sql/users/
 
 
 def test_a_second_deploy_changes_nothing_and_destroy_keeps_the_table(deployed, settings):
