@@ -244,7 +244,9 @@ def test_a_harsh_store_neither_loses_nor_duplicates_an_event(live: Live, harsh):
     bayko at once while his page drops its stream half-way and reopens it with its last id:
     every message arrives once, in each conversation's order, and each conversation's last
     `conversation` event is its last message."""
-    harsh()
+    # a lost response every fourth write: at the default tenth, the test's few dozen writes lost
+    # none about once in fifty runs, and then proved nothing of them
+    harsh(lost_responses=0.25)
     before = requests.get(f"{live.settings.aws_endpoint_url}/_harsh/counts", timeout=5).json()
     stream = live.stream("bayko")
     sent: list[dict] = []
