@@ -10,7 +10,7 @@ from lib import ddb as dynamo
 from lib.conversations import layout
 from lib.config import ROOT
 from devstack import access_token
-from test_stream_lambda import PolicyRecorder, allowed
+from tests.policies import PolicyRecorder, allowed
 
 
 def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fresh_table):
