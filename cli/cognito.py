@@ -50,8 +50,9 @@ def invite(settings: Settings, prod: bool, handles: tuple[str, ...], everyone: b
         raise click.UsageError("name the handles to invite, or pass --all")
     client = common.cognito_client(settings)
     pool_id = common.user_pool_id(settings, client)
+    wanted = {h.lower() for h in handles}
     users = [u for u in common.open_db(settings).query_array_json(template("users", "list"))
-             if not u.get("cognito_user_id") and (everyone or u["handle"].lower() in {h.lower() for h in handles})]
+             if not u.get("cognito_user_id") and (everyone or u["handle"].lower() in wanted)]
     found = {u["handle"].lower() for u in users}
     for handle in handles:
         if handle.lower() not in found:

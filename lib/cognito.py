@@ -35,7 +35,6 @@ def own_attributes(client: Any, access_token: str) -> dict[str, str]:
     return {a["Name"]: a["Value"] for a in response.get("UserAttributes", [])}
 
 
-
 def invite(client: Any, pool_id: str, user: dict[str, Any]) -> str | None:
     """Make the pool account of a Cruddur user who has none (AdminCreateUser with their email,
     verified, handle and name): Cognito mails a temporary password to that address, so only its

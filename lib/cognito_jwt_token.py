@@ -187,30 +187,22 @@ class CognitoJwtToken:
         now = self._clock()
         # forgotten meanwhile (a full cache): as if never checked, so the pool is asked now
         known = self._verified.get(token) or _Verified(claims, "", now - self._recheck)
-        if now - known.checked_at >= self._recheck / 2 and now >= known.next_ask:
-            metrics.count("token_rechecks")
-            try:
-                self._still_valid(token)
-                known.checked_at = now
-            except Unauthenticated:
-                self._verified.pop(token)
-                raise TokenError("token_revoked", detail="the user was disabled, deleted or signed out") from None
-            except Unavailable:
-                known.next_ask = now + RETRY_AFTER_FAILURE_SECONDS  # trusted as long as verify() allows
-        until = min(expires, known.checked_at + self._recheck)
-        if until <= now:
-            raise Unavailable("auth_unavailable", detail="the user pool cannot be asked",
-                              retry_after=int(RETRY_AFTER_FAILURE_SECONDS))
-        return claims, until
+        # asked again once half the period is gone; trusted while the pool is down only as long as
+        # the last answer is less than a period old
+        self._ask_the_pool(token, known, self._recheck / 2)
+        return claims, min(expires, known.checked_at + self._recheck)
 
-    def _ask_the_pool(self, token: str, known: _Verified) -> None:
-        """Whether the token's user may still act, asked of the pool once every recheck period."""
+    def _ask_the_pool(self, token: str, known: _Verified, period: float | None = None) -> None:
+        """Whether the token's user may still act, asked of the pool once every `period` (the
+        recheck period); while the pool cannot answer, trusted for twice that since its last
+        answer, then Unavailable."""
         if self._still_valid is None or not self._recheck:
             return
+        period = period or self._recheck
         now = self._clock()
-        if now - known.checked_at < self._recheck:
+        if now - known.checked_at < period:
             return
-        trusted_still = now - known.checked_at < 2 * self._recheck
+        trusted_still = now - known.checked_at < 2 * period
         if now < known.next_ask:  # the pool did not answer a moment ago: no request waits on it
             if trusted_still:
                 return

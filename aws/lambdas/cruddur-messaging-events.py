@@ -70,8 +70,6 @@ def _runtime() -> tuple[Ddb, stream.RowMover]:
     return _ddb
 
 
-
-
 def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     global _next_purge
     records = list(event.get("Records") or [])

@@ -77,23 +77,16 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
     signature = query_signature or dynamodb.MOTO_QUERY_SIGNATURE
     missing = [f"Table.query argument {name!r}" for name in dynamodb.QUERY_ARGUMENTS
                if name not in signature.parameters]
-    wanted: list[tuple[object, str, str]] = [
-        (Table, "all_items", "Table.all_items"), (Table, "get_item", "Table.get_item"),
-        (DynamoDBBackend, "transact_write_items", "DynamoDBBackend.transact_write_items"),
-        (DynamoDBBackend, "delete_table", "DynamoDBBackend.delete_table"),
-        (DynamoType, "cast_value", "DynamoType.cast_value"),
-        (StreamShard, "add", "StreamShard.add"),
-        (LambdaBackend, "send_dynamodb_items", "LambdaBackend.send_dynamodb_items"),
-        (CognitoIdpBackend, "confirm_sign_up", "CognitoIdpBackend.confirm_sign_up"),
-        (CognitoIdpBackend, "sign_up", "CognitoIdpBackend.sign_up"),
-        (Table, "create_from_cloudformation_json", "Table.create_from_cloudformation_json"),
-        (DynamoDBBackend, "update_time_to_live", "DynamoDBBackend.update_time_to_live"),
-        (DynamoDBBackend, "update_continuous_backups", "DynamoDBBackend.update_continuous_backups"),
-        (CognitoIdpBackend, "admin_get_user", "CognitoIdpBackend.admin_get_user"),
-        (DynamoDBStreamsHandler, "get_records", "DynamoDBStreamsHandler.get_records"),
-        (DynamoDBStreamsBackend, "get_records", "DynamoDBStreamsBackend.get_records"),
+    wanted: list[tuple[type, str]] = [
+        (Table, "all_items"), (Table, "get_item"), (DynamoDBBackend, "transact_write_items"),
+        (DynamoDBBackend, "delete_table"), (DynamoType, "cast_value"), (StreamShard, "add"),
+        (LambdaBackend, "send_dynamodb_items"), (CognitoIdpBackend, "confirm_sign_up"),
+        (CognitoIdpBackend, "sign_up"), (Table, "create_from_cloudformation_json"),
+        (DynamoDBBackend, "update_time_to_live"), (DynamoDBBackend, "update_continuous_backups"),
+        (CognitoIdpBackend, "admin_get_user"), (DynamoDBStreamsHandler, "get_records"),
+        (DynamoDBStreamsBackend, "get_records"),
     ]
-    missing += [label for owner, name, label in wanted if not hasattr(owner, name)]
+    missing += [f"{owner.__name__}.{name}" for owner, name in wanted if not hasattr(owner, name)]
     if not isinstance(getattr(ddb_models, "copy", None), (types.ModuleType, dynamodb.CopyWithoutTables)):
         missing.append("moto.dynamodb.models.copy (the copy module)")
     if list(inspect.signature(dynamodb.MOTO_STREAM_ADD).parameters)[1:] != ["old", "new"]:
