@@ -19,11 +19,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lib import config, metrics, telemetry
 from lib.config import Settings
-from lib.errors import (Busy, Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
+from domain.errors import (Busy, Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
                         NotPermitted, Unauthenticated, Unavailable)
 from routes import activities, events, health, messages, users
 from routes.http import MAX_BODY_BYTES, error_response
-from services.backend import Backend
+from services.bootstrap import Parts
 
 log = logging.getLogger("cruddur")
 access_log = logging.getLogger("cruddur.access")
@@ -146,10 +146,10 @@ def refuse_half_configured(settings: Settings) -> None:
         refuse_to_start(f" in AWS (no endpoint override) without {', '.join(missing)}")
 
 
-def create_app(settings: Settings | None = None, backend: Backend | None = None,
+def create_app(settings: Settings | None = None, parts: Parts | None = None,
                span_exporter: object | None = None) -> Flask:
-    """Build the app. It owns the backend: the PostgreSQL pool, the DynamoDB client and caches.
-    Traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (or, in tests, into `span_exporter`)."""
+    """Build the app. It owns its parts (services/bootstrap.py): the PostgreSQL pool, the
+    DynamoDB client and caches. Traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (or, in tests, into `span_exporter`)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if settings is None:
         try:
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
             refuse_to_start(f": {error}")
     refuse_half_configured(settings)
     app = Flask(__name__)
-    # before the backend: its clients and connections are then made instrumented
+    # before the parts: their clients and connections are then made instrumented
     app.extensions["tracing"] = telemetry.setup(app, settings.otlp_endpoint, span_exporter)
     if settings.trusted_proxy_hops:
         # Believe that many proxies' X-Forwarded-* (werkzeug takes the last N values, the ones
@@ -169,14 +169,14 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
     app.config["TRUSTED_PROXY_HOPS"] = settings.trusted_proxy_hops
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
-    if backend is None:
-        backend = Backend.from_settings(settings)
+    if parts is None:
+        parts = Parts.from_settings(settings)
         # close the pool before the interpreter goes: its threads (greenlets under gevent) must
         # not be left to a finaliser at exit
-        atexit.register(backend.db.close)
-    app.extensions["backend"] = backend
+        atexit.register(parts.db.close)
+    app.extensions["parts"] = parts
     # what gunicorn.conf.py ends on shutdown: streams would otherwise hold the worker till killed
-    app.extensions["live_events"] = backend.live
+    app.extensions["live_events"] = parts.live
     CORS(app, origins=[settings.frontend_url],
          allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
          expose_headers=["Link", "Retry-After", "X-Error-Detail"],
@@ -185,7 +185,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None,
         app.register_blueprint(module.bp)
     if settings.metrics_enabled:
         app.add_url_rule("/api/_metrics", "metrics",
-                         lambda: jsonify({**metrics.snapshot(), "streams_open": backend.live.open_streams()}))
+                         lambda: jsonify({**metrics.snapshot(), "streams_open": parts.live.open_streams()}))
     register_errors(app)
     register_access_log(app)
     register_shared_cache_headers(app)

@@ -34,9 +34,9 @@ from typing import Any, Mapping
 from bench.stream import stream_record
 from lib import aws
 from lib import ddb
-from lib.conversations import ConversationStore, layout
+from lib.conversations import layout, table_setup
 from devstack.stream_worker import lambda_event, load_lambda
-from services.backend import Backend
+from services.bootstrap import Parts
 from services.create_message import CreateMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
@@ -237,11 +237,11 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
     through another. `users` (at least 23) are PostgreSQL users {uuid, display_name, handle}."""
     own = settings.with_(ddb_table=f"bench-capacity-{os.getpid()}")
     table = ddb.Ddb(own)
-    ConversationStore(table).create_table()
-    backend = Backend.from_settings(own)
+    table_setup.create_table(table)
+    parts = Parts.from_settings(own)
     try:
         peek = aws.client(own, "dynamodb")
-        api = Meter(backend.conversations.table.client, peek)
+        api = Meter(parts.conversations.table.client, peek)
         stream = load_lambda()
         stream.log.setLevel(logging.WARNING)  # its line per batch is not a figure
         stream_client = aws.client(own, "dynamodb")
@@ -249,11 +249,11 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
         config = stream.Config(table=own.ddb_table)
         arn = f"arn:aws:dynamodb:{own.aws_region}:123456789012:table/{own.ddb_table}/stream/capacity"
         sequence = iter(range(1, 1_000_000))
-        backend.conversations.layout_current()  # read once per few minutes: not part of any operation
+        parts.conversations.layout_current()  # read once per few minutes: not part of any operation
 
         def send(caller: dict[str, Any], body: dict[str, Any], key: str | None = None) -> tuple[Usage, Usage]:
             api.take()
-            reply = CreateMessage.run(backend, caller, body, key)
+            reply = CreateMessage.run(parts.conversations, parts.users, caller, body, key)
             group = reply.get("message_group_uuid") or body["message_group_uuid"]
             item = table.get({"pk": layout.message_pk(group), "sk": reply["created_at"]})
             api_usage = api.take()
@@ -282,20 +282,20 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
                      for i in range(repeats)]
         api.take()
         for _ in range(repeats):
-            Messages.run(backend, me, group, 20)
+            Messages.run(parts.conversations, parts.cursors, me, group, 20)
         page_a = api.take()
         for _ in range(repeats):
-            MessageGroups.run(backend, me, 20)
+            MessageGroups.run(parts.conversations, parts.cursors, me, 20)
         page_b = api.take()
         reads = []
         for i in range(repeats):  # the partner has unread messages again each time
             send(me, {"message": f"to be read {i}", "message_group_uuid": group})
             api.take()
-            MarkRead.run(backend, partners[0], group, None)
+            MarkRead.run(parts.conversations, partners[0], group, None)
             reads.append(api.take())
         api.take()
         for _ in range(repeats):
-            UnreadSummary.run(backend, me)
+            UnreadSummary.run(parts.conversations, me)
         summary = api.take()
 
         def end_to_end(name: str, runs: list[tuple[Usage, Usage]], api_tx: bool,
@@ -328,5 +328,5 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
                                "dollars_per_million": dollars_per_million(per)})
         return {"price": PRICE_NOTE, "operations": operations}
     finally:
-        backend.db.close()
+        parts.db.close()
         table.delete_table()

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from domain import times
 from lib import aws, cognito
 from lib import ddb
 from lib.conversations import layout
 from lib.config import Settings
-from lib.db import Db, template
+from lib.db import Db
+from lib.users import UserStore
 from devstack import LocalSettings, access_token, add_user
 from services.link_cognito_users import LinkCognitoUsers
 
@@ -83,7 +85,7 @@ def insert_users(settings: Settings, sizes: Sizes) -> dict[str, dict[str, Any]]:
             "INSERT INTO public.users (display_name, handle, email) "
             "VALUES ('Bench Big', %(h)s, 'benchbig@bench.example') ON CONFLICT (handle) DO NOTHING",
             {"h": BIG})
-        rows = db.query_array_json(template("users", "list"))
+        rows = UserStore(db).everyone()
     finally:
         db.close()
     return {r["handle"]: {"uuid": r["uuid"], "display_name": r["display_name"], "handle": r["handle"]}
@@ -126,7 +128,7 @@ def add_cognito_users(settings: Settings, users: dict[str, dict[str, Any]], hand
         list(pool.map(add, handles))
     db = Db(settings)
     try:
-        LinkCognitoUsers.run(db, cognito.pool_users(client, pool_id), replace=True)
+        LinkCognitoUsers.run(UserStore(db), cognito.pool_users(client, pool_id), replace=True)
     finally:
         db.close()
 
@@ -142,7 +144,7 @@ def conversation(a: dict[str, Any], b: dict[str, Any], count: int, start: dateti
     """Header, both group rows and `count` messages (alternating senders) of a group."""
     group = layout.group_uuid_for(a["uuid"], b["uuid"])
     messages = [layout.message_item(group, (a, b)[i % 2], f"bench message {i}",
-                                    layout.iso(start + i * step)) for i in range(count)]
+                                    times.iso(start + i * step)) for i in range(count)]
     last = messages[-1]
     sender, recipient = ((a, b), (b, a))[(count - 1) % 2]  # alternating: one unread for the other
     return [

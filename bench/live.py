@@ -28,7 +28,7 @@ from devstack.processes import children_of
 from devstack.sse import EventStream
 from lib.config import Settings
 from lib.ddb import Ddb
-from lib.conversations import ConversationStore
+from lib.conversations import table_setup
 
 GAP_SECONDS = 0.25  # between two measured messages
 
@@ -43,7 +43,7 @@ def latency(settings: Settings, tmp: Path, tokens: dict[str, str], sender: str, 
             messages: int) -> dict[str, Any]:
     """Post-to-event latency, same process and across processes (see the module's docstring)."""
     own = settings.with_(ddb_table=f"bench-live-{int(time.time())}")
-    ConversationStore(Ddb(own)).set_up_table()
+    table_setup.set_up_table(Ddb(own))
     stack = Stack()
     try:
         env = {"CURSOR_SECRET": "bench-live", "METRICS_ENABLED": "1"}

@@ -49,9 +49,10 @@ from urllib.parse import urlencode
 
 import urllib3
 
+from domain import times
 from lib import aws, metrics
 from lib import ddb
-from lib.conversations import ConversationStore, layout
+from lib.conversations import layout, table_setup
 from devstack import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
@@ -235,7 +236,7 @@ class Ops:
         def item(i: int) -> dict[str, Any]:
             sender = ds.senders[i % len(ds.senders)]
             return ddb.serialize(layout.message_item(
-                groups[sender], ds.users[sender], f"bench store {pattern} {i}", layout.now_iso()))
+                groups[sender], ds.users[sender], f"bench store {pattern} {i}", times.now_iso()))
         return item
 
 
@@ -485,14 +486,14 @@ def seed_cost(settings: Settings, messages: int) -> dict[str, Any]:
     table does not grow); calls counted by batch_write and, independently, by botocore."""
     seeded = settings.with_(ddb_table=f"bench-seed-{os.getpid()}")
     table = ddb.Ddb(seeded)
-    ConversationStore(table).create_table()
+    table_setup.create_table(table)
     try:
         seen: list[str] = []
         table.client.meta.events.register("before-call.dynamodb", lambda model, **_: seen.append(model.name))
         sender = {"uuid": "00000000-0000-4000-8000-000000000001", "display_name": "Seed", "handle": "seed"}
         group = layout.group_uuid_for(sender["uuid"], "00000000-0000-4000-8000-000000000002")
         start = datetime.now(timezone.utc)
-        items = [layout.message_item(group, sender, f"seed {i}", layout.iso(start + timedelta(milliseconds=i)))
+        items = [layout.message_item(group, sender, f"seed {i}", times.iso(start + timedelta(milliseconds=i)))
                  for i in range(messages)]
         calls = table.batch_write(items)
         if calls != len(seen):

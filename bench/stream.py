@@ -10,10 +10,11 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
+from domain import times
 from bench.data import conversation
 from lib import ddb
-from lib.conversations import ConversationStore, layout
-from lib.conversations.read_markers import group_rows
+from lib.conversations import layout, table_setup
+from lib.conversations.rows import group_rows
 from lib.config import Settings
 from devstack.stream_worker import lambda_environment, lambda_event, load_lambda
 
@@ -57,7 +58,7 @@ def measure(settings: Settings, a: dict[str, Any], b: dict[str, Any], count: int
     the newest message."""
     own = settings.with_(ddb_table=f"bench-stream-{os.getpid()}")
     table = ddb.Ddb(own)
-    ConversationStore(table).create_table()
+    table_setup.create_table(table)
     try:
         return _measure(own, table, a, b, count)
     finally:
@@ -70,7 +71,7 @@ def _measure(settings: Settings, table: ddb.Ddb, a: dict[str, Any], b: dict[str,
     existing = conversation(a, b, 2, start - timedelta(hours=1), timedelta(minutes=1))
     group = existing[1]["message_group_uuid"]
     items = [layout.message_item(group, a, f"burst message {i}",
-                                 layout.iso(start + timedelta(milliseconds=i))) for i in range(count)]
+                                 times.iso(start + timedelta(milliseconds=i))) for i in range(count)]
     # the messages exist, as they would when the stream delivers them
     table.batch_write(existing + items)
     stream_arn = (f"arn:aws:dynamodb:{settings.aws_region}:123456789012:table/"

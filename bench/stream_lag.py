@@ -26,8 +26,9 @@ from typing import Any
 from bench.load import percentile
 from lib import ddb
 from lib.config import Settings
-from lib.conversations import ConversationStore
-from lib.conversations.stream import message_of
+from lib.conversations import table_setup
+from lib.conversations.store import ConversationStore
+from lib.conversations.records import new_message
 
 SENDERS = 8
 WAIT_SECONDS = 300
@@ -50,7 +51,7 @@ def _worker(settings: Settings, checkpoint: str, applied: Any, stop: Any) -> Non
         done = time.time()
         records = event["Records"]
         position = failed_position(records, answer)
-        uuids = [m.message_uuid for m in map(message_of, records[:position]) if m is not None]
+        uuids = [m.message_uuid for m in map(new_message, records[:position]) if m is not None]
         applied.put((done, worker.records_read, uuids))
         return answer
 
@@ -125,7 +126,7 @@ def measure(settings: Settings, people: list[dict[str, Any]], burst: int, backlo
     own = settings.with_(ddb_table=f"bench-lag-{os.getpid()}")
     table = ddb.Ddb(own)
     store = ConversationStore(table)
-    store.create_table()
+    table_setup.create_table(store.table)
     folder = Path(tempfile.mkdtemp(prefix="cruddur-bench-lag-"))
     worker = None
     try:

@@ -8,6 +8,7 @@ endpoint (moto), so it can be tried offline.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import json
@@ -22,30 +23,60 @@ from typing import Any
 
 import click
 
-from lib import aws, lambda_files, lambda_support
+from lib import aws, lambda_support
 from cli import common
-from lib.config import ROOT, Settings
+from lib.config import LAMBDAS, ROOT, Settings
 from lib.ddb import Ddb
 
 TEMPLATE = ROOT / "aws" / "template.yaml"
-STREAM_LAMBDA = lambda_files.LAMBDAS / "cruddur-messaging-stream.py"
-POST_CONFIRMATION_LAMBDA = lambda_files.LAMBDAS / "cruddur-post-confirmation.py"
+STREAM_LAMBDA = LAMBDAS / "cruddur-messaging-stream.py"
+POST_CONFIRMATION_LAMBDA = LAMBDAS / "cruddur-post-confirmation.py"
 # What the post-confirmation Lambda needs beside its file, for Lambda's Python and platform.
 POST_CONFIRMATION_REQUIREMENTS = ["psycopg[binary]==3.3.9"]
-# The project's own modules each Lambda runs (the API runs the same): packaged under their paths,
-# so the handler's `from lib import identity` (or `from lib.conversations import stream`) finds them.
-POST_CONFIRMATION_MODULES = ([ROOT / "lib" / name for name in ("__init__.py", "identity.py", "text.py",
-                                                                "lambda_support.py", "sql_files.py")]
-                             + sorted((ROOT / "db" / "sql" / "users").glob("*.sql")))
-STREAM_MODULES = ([ROOT / "lib" / name for name in ("__init__.py", "ddb.py", "errors.py", "cache.py",
-                                                    "lambda_support.py", "event_log.py", "sql_files.py")]
-                  + sorted((ROOT / "lib" / "conversations").glob("*.py")))
-EVENTS_LAMBDA = lambda_files.LAMBDAS / "cruddur-messaging-events.py"
-# the stream Lambda's modules (the events are made of the same conversation code), and the SQL
-EVENTS_MODULES = STREAM_MODULES + sorted((ROOT / "db" / "sql" / "events").glob("*.sql"))
+# What each Lambda needs beside its file: the project's modules it imports (found by
+# `project_modules`, so a module moved or added is packaged without a list to keep), and the
+# statements those modules read.
+EVENTS_LAMBDA = LAMBDAS / "cruddur-messaging-events.py"
+STATEMENTS = {POST_CONFIRMATION_LAMBDA: sorted((ROOT / "db" / "sql" / "users").glob("*.sql")),
+              EVENTS_LAMBDA: sorted((ROOT / "db" / "sql" / "events").glob("*.sql"))}
 LAMBDA_PYTHON = "3.12"
 SETTLED_FAILURES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
                     "UPDATE_ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_FAILED")
+
+
+def project_modules(path: Path) -> list[Path]:
+    """The project's modules (under lib/ and domain/) that `path` imports when it is loaded, and
+    those they import in turn, with their packages' __init__.py: what runs in a Lambda, the same
+    files the API runs. Imports inside functions (a module that needs something only on a path a
+    Lambda never takes) and under TYPE_CHECKING are left out."""
+    found: set[Path] = set()
+    todo = [path]
+    while todo:
+        tree = ast.parse(todo.pop().read_text())
+        for node in tree.body:
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                continue
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] not in ("lib", "domain"):
+                    continue
+                for depth in range(1, len(parts) + 1):
+                    base = ROOT.joinpath(*parts[:depth])
+                    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+                        if candidate.is_file() and candidate not in found:
+                            found.add(candidate)
+                            todo.append(candidate)
+    return sorted(found)
+
+
+def files_of(handler: Path) -> list[Path]:
+    """What goes beside a Lambda's handler in its package: its modules and their statements."""
+    return project_modules(handler) + STATEMENTS.get(handler, [])
 
 
 def package(path: Path, requirements: list[str] | None = None,
@@ -208,12 +239,13 @@ def upload(settings: Settings, stack: str, prod: bool, database_files: dict[str,
     bucket = artifacts_bucket(s3, stack, account, settings.aws_region)
     keys = {}
     for parameter, path, requirements, modules, files in (
-            ("StreamFunctionKey", STREAM_LAMBDA, None, STREAM_MODULES, None),
+            ("StreamFunctionKey", STREAM_LAMBDA, None, files_of(STREAM_LAMBDA), None),
             ("EventsFunctionKey", EVENTS_LAMBDA, POST_CONFIRMATION_REQUIREMENTS if prod else None,
-             EVENTS_MODULES, database_files),
+             files_of(EVENTS_LAMBDA), database_files),
             # locally no Lambda runs the code: its dependencies need not come from the index
             ("PostConfirmationFunctionKey", POST_CONFIRMATION_LAMBDA,
-             POST_CONFIRMATION_REQUIREMENTS if prod else None, POST_CONFIRMATION_MODULES, database_files)):
+             POST_CONFIRMATION_REQUIREMENTS if prod else None,
+             files_of(POST_CONFIRMATION_LAMBDA), database_files)):
         data = package(path, requirements, modules, files)
         key = f"{path.stem}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
         s3.put_object(Bucket=bucket, Key=key, Body=data, ExpectedBucketOwner=account)

@@ -6,7 +6,7 @@ import click
 from lib import cognito
 from cli import common
 from lib.config import Settings
-from lib.db import template
+from lib.users import UserStore
 from devstack import access_token
 from devstack import cognito as local_cognito
 
@@ -51,7 +51,7 @@ def invite(settings: Settings, prod: bool, handles: tuple[str, ...], everyone: b
     client = common.cognito_client(settings)
     pool_id = common.user_pool_id(settings, client)
     wanted = {h.lower() for h in handles}
-    users = [u for u in common.open_db(settings).query_array_json(template("users", "list"))
+    users = [u for u in UserStore(common.open_db(settings)).everyone()
              if not u.get("cognito_user_id") and (everyone or u["handle"].lower() in wanted)]
     found = {u["handle"].lower() for u in users}
     for handle in handles:

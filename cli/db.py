@@ -11,6 +11,7 @@ from lib import cognito, db as pg
 from cli import common
 from lib.config import Settings
 from devstack import postgres_bin_path
+from lib.users import UserStore
 from services.link_cognito_users import LinkCognitoUsers, LinkReport
 
 
@@ -36,7 +37,7 @@ def update_cognito_user_ids(settings: Settings, replace: bool = False) -> LinkRe
     users = cognito.pool_users(client, common.user_pool_id(settings, client))
     db = common.open_db(settings)
     try:
-        return LinkCognitoUsers.run(db, users, replace)
+        return LinkCognitoUsers.run(UserStore(db), users, replace)
     finally:
         db.close()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lib.conversations import ConversationStore, layout, week5
+from lib.conversations import layout, table_setup, week5
 from cli import common
 from lib.config import Settings
 from lib.ddb import Ddb, Page
@@ -36,7 +36,7 @@ def cli() -> None:
 def schema_load(settings: Settings, prod: bool, provisioned: bool, rcu: int, wcu: int) -> None:
     """Create the table, its GSI and its stream (new images), on-demand unless --provisioned; on a
     table that exists, complete whatever is missing (index, stream, TTL, layout mark)."""
-    done = ConversationStore(Ddb(settings)).set_up_table(provisioned, rcu, wcu)
+    done = table_setup.set_up_table(Ddb(settings), provisioned, rcu, wcu)
     for step in done:
         click.echo(f"table {settings.ddb_table}: {step}")
     if not done:

@@ -6,7 +6,8 @@ from typing import Any
 
 from lib import aws, cognito
 from lib.config import Settings
-from lib.db import Db, template
+from lib.db import Db
+from lib.users import UserStore
 from devstack.settings import LocalSettings
 
 
@@ -92,7 +93,7 @@ def seed_users(settings: Settings, db: Db, local: LocalSettings) -> list[str]:
     pool_id = settings.cognito_user_pool_id or find_pool(client, local)
     present = {u.get("preferred_username") for u in cognito.pool_users(client, pool_id)}
     added = []
-    for user in db.query_array_json(template("users", "list")):
+    for user in UserStore(db).everyone():
         if user["handle"] not in present:
             add_user(client, pool_id, user, local.seed_password)
             added.append(user["handle"])

@@ -12,10 +12,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from domain import times
 from lib.conversations import layout
-from lib.conversations.read_markers import group_rows
+from lib.conversations.rows import group_rows
 from lib.config import ROOT
-from lib.db import Db, template
+from lib.db import Db
+from lib.users import UserStore
 from lib.ddb import Ddb
 
 CONVERSATION_FILE = ROOT / "db" / "seed" / "conversation.txt"
@@ -45,7 +47,7 @@ def participants(conversation: list[tuple[str, str]]) -> list[str]:
 
 
 def user_by_handle(db: Db, handle: str) -> dict[str, Any]:
-    user = db.query_object_json(template("users", "short"), {"handle": handle})
+    user = UserStore(db).by_handle(handle)
     if user is None:
         raise SeedError(f"no user with handle {handle!r} in PostgreSQL")
     return user
@@ -74,7 +76,7 @@ def seed_items(users: dict[str, dict[str, Any]], conversation: list[tuple[str, s
     group = layout.group_uuid_for(a["uuid"], b["uuid"])
     step = step_of(conversation, span_days)
     start = end - timedelta(days=span_days)
-    messages = [layout.message_item(group, users[h], text, layout.iso(start + i * step),
+    messages = [layout.message_item(group, users[h], text, times.iso(start + i * step),
                                     message_uuid(group, i))
                 for i, (h, text) in enumerate(conversation)]
     last = messages[-1]

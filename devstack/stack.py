@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lib import aws, cognito, db as pg
 from lib.config import ROOT, Settings
 from lib.db import Db
-from lib.conversations import ConversationStore
+from lib.conversations import table_setup
 from lib.ddb import Ddb
 from devstack import cognito as local_cognito, seed as local_seed
 from devstack.harsh import Harshness
@@ -26,6 +26,7 @@ from devstack.moto import LocalMoto
 from devstack.postgres import LocalPostgres
 from devstack.processes import Stack, StackError, ensure_port_free, free_port, stop_process, wait_http
 from devstack.settings import LocalSettings
+from lib.users import UserStore
 from services.link_cognito_users import LinkCognitoUsers
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def load_data(settings: Settings, local: LocalSettings, cognito_optional: bool =
             log.warning("no Cognito at %s: %s", settings.aws_endpoint_url, error)
             report("cognito", f"none at {settings.aws_endpoint_url}: signed-in routes answer 401")
         ddb = Ddb(settings)
-        for step in ConversationStore(ddb).set_up_table():  # completes a table a run left half-made
+        for step in table_setup.set_up_table(ddb):  # completes a table a run left half-made
             log.info("table %s: %s", settings.ddb_table, step)
         items, _ = local_seed.seed(ddb, db)
     finally:
@@ -107,7 +108,7 @@ def load_cognito(settings: Settings, local: LocalSettings, db: Db) -> Settings:
     local_cognito.seed_users(settings, db, local)
     client = aws.client(settings, "cognito-idp")
     # the local pool is made from these very users, anew whenever moto starts empty: re-link
-    LinkCognitoUsers.run(db, cognito.pool_users(client, pool_id), replace=True)
+    LinkCognitoUsers.run(UserStore(db), cognito.pool_users(client, pool_id), replace=True)
     return settings
 
 

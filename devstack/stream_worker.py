@@ -30,7 +30,8 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any, Callable, Mapping
 
-from lib import aws, config, lambda_files
+from devstack import lambdas as lambda_files
+from lib import aws, config
 from lib.config import ROOT, Settings
 from devstack import stream_mapping
 from devstack.files import write_atomically

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lib.errors import Unauthenticated, Unavailable
+from domain.errors import Unauthenticated, Unavailable
 
 
 def pool_users(client: Any, pool_id: str) -> list[dict[str, str]]:

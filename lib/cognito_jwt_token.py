@@ -37,7 +37,7 @@ from jose.exceptions import ExpiredSignatureError, JOSEError
 from lib import metrics
 from lib.cache import Cache
 from lib.config import Settings
-from lib.errors import Unauthenticated, Unavailable
+from domain.errors import Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from lib.conversations.layout import TABLE_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
+# The Lambdas' handlers, each named as deployed (with hyphens).
+LAMBDAS = ROOT / "aws" / "lambdas"
 
 # Per-service endpoint overrides, named as boto3 itself names them.
 SERVICE_ENDPOINT_VARS = {
@@ -30,7 +34,7 @@ class Settings:
     # e.g. DynamoDB Local for DynamoDB and its stream while Cognito stays on AWS.
     service_endpoints: tuple[tuple[str, str], ...] = ()
     aws_region: str = "us-east-1"
-    ddb_table: str = "cruddur-messages"
+    ddb_table: str = TABLE_NAME
     cognito_user_pool_id: str | None = None
     cognito_client_id: str | None = None
     frontend_url: str = "http://localhost:3000"

@@ -19,8 +19,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lib import metrics
 from lib.config import ROOT, Settings
-from lib.errors import Unavailable
-from lib.sql_files import template  # noqa: F401  (what the services import from here)
+from domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
 SCHEMA_FILE = ROOT / "db" / "schema.sql"

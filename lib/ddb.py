@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lib.errors import Unavailable
+from domain.errors import Unavailable
+from domain.times import epoch_now
 
 if TYPE_CHECKING:
     from lib.config import Settings
@@ -39,11 +40,6 @@ RETRYABLE_CANCELLATION_CODES = frozenset({"ThrottlingError", "ProvisionedThrough
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-def epoch_now() -> int:
-    """The clock TTL reads: whole seconds since the epoch."""
-    return int(time.time())
 
 
 def serialize(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,8 +177,9 @@ class Ddb:
     """One table through one boto3 client. Holds no state beyond the client and the table's name.
     Every call's errors come out translated (see `translate`)."""
 
-    def __init__(self, settings: "Settings | Any", client: Any | None = None):
-        self.table: str = settings.ddb_table
+    def __init__(self, settings: "Settings | str", client: Any | None = None):
+        """The table `settings.ddb_table` (or the table named so, with its client)."""
+        self.table: str = settings if isinstance(settings, str) else settings.ddb_table
         if client is None:
             # here rather than at the top: the stream Lambda ships this file without lib/aws.py
             # (it always gives its client)

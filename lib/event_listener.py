@@ -19,7 +19,7 @@ from typing import Callable
 
 import psycopg
 
-from lib.errors import Busy, Unavailable
+from domain.errors import Busy, Unavailable
 from lib.event_log import CHANNEL
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ PostgreSQL delivers to every listening API process the moment the events are vis
 user who receives nothing costs nothing at all (no polling, no read units).
 
 Everything here takes an open psycopg connection: the API's pool's (lib/db.py) or the events
-Lambda's own. Without other project imports, so that the Lambda's package needs only this file,
-lib/sql_files.py and db/sql/events/.
+Lambda's own. The events themselves are the domain's (domain/live_events.py: which, for whom,
+and their keys).
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
+from domain.live_events import NewEvent
 from lib.sql_files import template
 
 if TYPE_CHECKING:
@@ -46,15 +46,6 @@ PAGE_BYTES = 32 * 1024
 # time): a backlog of expired events never makes one long statement.
 PURGE_BATCH = 5000
 _ID = re.compile(r"[0-9]{1,18}")
-
-
-@dataclass(frozen=True)
-class NewEvent:
-    """An event for one user. `key` names it: the same change always makes the same key."""
-    user_uuid: str
-    kind: str  # message | conversation | read (../shared/CONTRACT.md, "Live events")
-    data: dict[str, Any]
-    key: str
 
 
 class LoggedEvent(NamedTuple):
@@ -179,3 +170,30 @@ def claim_ticket(conn: "psycopg.Connection", ticket: str) -> tuple[str, float] |
         return None
     row = conn.execute(_sql("claim_ticket"), {"ticket_hash": _hash(ticket)}).fetchone()
     return (row[0], float(row[1])) if row else None
+
+
+# -- the log over the API's pool ---------------------------------------------------------------
+class EventLog:
+    """The functions above, each over a connection of the API's pool (lib/db.py): what the
+    services use (tests hold an in-memory twin, tests/fakes.py, to the same contract)."""
+
+    def __init__(self, db: Any):
+        self.db = db
+
+    def append(self, events: Iterable[NewEvent]) -> dict[str, int]:
+        return self.db.run(lambda conn: append(conn, list(events)))
+
+    def head(self, user_uuid: str) -> int:
+        return self.db.run(lambda conn: head(conn, user_uuid))
+
+    def after(self, user_uuid: str, seq: int, limit: int = PAGE, max_bytes: int = PAGE_BYTES) -> list[LoggedEvent]:
+        return self.db.run(lambda conn: after(conn, user_uuid, seq, limit=limit, max_bytes=max_bytes))
+
+    def resume(self, user_uuid: str, last_event_id: str | None) -> tuple[int, bool]:
+        return self.db.run(lambda conn: resume(conn, user_uuid, last_event_id))
+
+    def new_ticket(self, user_uuid: str, trusted_until: float, most: int) -> str | None:
+        return self.db.run(lambda conn: new_ticket(conn, user_uuid, trusted_until, most))
+
+    def claim_ticket(self, ticket: str) -> tuple[str, float] | None:
+        return self.db.run(lambda conn: claim_ticket(conn, ticket))

@@ -1,5 +1,6 @@
-"""What the project's Lambdas share: their JSON log lines, their DynamoDB client, and the
-PostgreSQL connection of those that reach the database. bin/aws/deploy packages this file beside each
+"""What the project's Lambdas share: their JSON log lines, the messages table they work on (its
+name and index from their environment, and a DynamoDB client), and the PostgreSQL connection of
+those that reach the database. bin/aws/deploy packages this file beside each
 handler."""
 from __future__ import annotations
 
@@ -122,3 +123,22 @@ def dynamodb_client(env: Mapping[str, str] | None = None, connections: int = 10)
     if env.get("AWS_ENDPOINT_URL"):
         kwargs["endpoint_url"] = env["AWS_ENDPOINT_URL"]
     return boto3.session.Session().client("dynamodb", **kwargs)
+
+
+def table_names(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(the messages table's name, its index's), as DDB_MESSAGE_TABLE and DDB_GSI_NAME give them,
+    else as the layout names them."""
+    # here rather than at the top: the sign-up Lambda imports this file, and has no table
+    from lib.conversations.layout import GSI_NAME, TABLE_NAME
+
+    env = os.environ if env is None else env
+    return env.get("DDB_MESSAGE_TABLE") or TABLE_NAME, env.get("DDB_GSI_NAME") or GSI_NAME
+
+
+def messages_table(env: Mapping[str, str] | None = None, connections: int = 10) -> tuple[Any, str]:
+    """(the messages table as lib.ddb.Ddb over `dynamodb_client(env, connections)`, its index's
+    name): `table_names`."""
+    from lib.ddb import Ddb
+
+    table, index = table_names(env)
+    return Ddb(table, dynamodb_client(env, connections)), index

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from routes.http import backend, caller, json_body, page_response
+from routes.http import caller, json_body, page_response, parts
 from services import validation
 from services.activities import (CreateActivity, CreateReply, HomeActivities,
                                  NotificationsActivities, SearchActivities, ShowActivity,
@@ -20,7 +20,7 @@ def page_args() -> tuple[int, str | None]:
 def home():
     # Everyone's: a token is not needed, and not read (a signed-out frontend sends "Bearer null").
     limit, cursor = page_args()
-    return page_response(*HomeActivities.run(backend(), limit, cursor), limit)
+    return page_response(*HomeActivities.run(parts().activities, parts().cursors, limit, cursor), limit)
 
 
 @bp.get("/api/activities/notifications")
@@ -30,33 +30,33 @@ def notifications():
         return jsonify([])
     user = caller()
     limit, cursor = page_args()
-    return page_response(*NotificationsActivities.run(backend(), user, limit, cursor), limit)
+    return page_response(*NotificationsActivities.run(parts().activities, parts().cursors, user, limit, cursor), limit)
 
 
 @bp.get("/api/activities/search")
 def search():
     limit, cursor = page_args()
-    return page_response(*SearchActivities.run(backend(), request.args.get("term"), limit, cursor), limit)
+    return page_response(*SearchActivities.run(parts().activities, parts().cursors, request.args.get("term"), limit, cursor), limit)
 
 
 @bp.get("/api/activities/@<handle>")
 def user_activities(handle: str):
     limit, cursor = page_args()
-    return page_response(*UserActivities.run(backend(), handle, limit, cursor), limit)
+    return page_response(*UserActivities.run(parts().activities, parts().users, parts().cursors, handle, limit, cursor), limit)
 
 
 @bp.get("/api/activities/<activity_uuid>")
 def show(activity_uuid: str):
-    return jsonify(ShowActivity.run(backend(), activity_uuid))
+    return jsonify(ShowActivity.run(parts().activities, activity_uuid))
 
 
 @bp.post("/api/activities")
 def create():
     user = caller()
-    return jsonify(CreateActivity.run(backend(), user, json_body()))
+    return jsonify(CreateActivity.run(parts().activities, user, json_body()))
 
 
 @bp.post("/api/activities/<activity_uuid>/reply")
 def reply(activity_uuid: str):
     user = caller()
-    return jsonify(CreateReply.run(backend(), user, activity_uuid, json_body()))
+    return jsonify(CreateReply.run(parts().activities, user, activity_uuid, json_body()))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from routes.http import backend
+from routes.http import parts
+from services.current_user import CurrentUser
 from services.live_events import Comment, Event, IssueTicket, OpenStream
 
 bp = Blueprint("events", __name__)
@@ -14,14 +15,18 @@ RETRY_MS = 2000
 
 @bp.post("/api/events/ticket")
 def ticket():
-    return jsonify(IssueTicket.run(backend(), request.headers.get("Authorization")))
+    app = parts()
+    user, trusted_until = CurrentUser.for_a_while(app.tokens, app.users, app.known_users,
+                                                  request.headers.get("Authorization"), app.attributes_of)
+    return jsonify(IssueTicket.run(app.events, user, trusted_until, app.settings.events_tickets_per_user))
 
 
 @bp.get("/api/events")
 def events():
     last_event_id = request.args.get("last_event_id") or request.headers.get("Last-Event-ID")
-    the_backend = backend()
-    user, stream = OpenStream.run(the_backend, request.args.get("ticket"), last_event_id)
+    app = parts()
+    user, stream = OpenStream.run(app.live, app.events, request.args.get("ticket"), last_event_id,
+                                  app.settings.events_stream_seconds, app.settings.events_ping_seconds)
     g.caller = user
     # A reader that stops reading must not hold the stream (and what it was sending) for ever:
     # under gunicorn, a send that waits longer than this fails, and the stream ends; the page
@@ -29,7 +34,7 @@ def events():
     # waits on a reader.)
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
-        sock.settimeout(the_backend.settings.events_send_seconds)
+        sock.settimeout(app.settings.events_send_seconds)
 
     def text():
         yield f"retry: {RETRY_MS}\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from lib.db import DatabaseUnavailable
-from routes.http import backend, error_response
+from routes.http import error_response, parts
 from services.readiness import Readiness
 
 bp = Blueprint("health", __name__)
@@ -20,14 +20,15 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/api/health-check")
 def health_check():
-    if not backend().db.ping():
+    if not parts().db.ping():
         raise DatabaseUnavailable(reason="ping failed")
     return jsonify({"success": True})
 
 
 @bp.get("/api/ready")
 def ready():
-    checks = Readiness.run(backend())
+    app = parts()
+    checks = Readiness.run(app.db.ping, app.table_probe.table_active, app.readiness)
     if all(checks.values()):
         return jsonify({"ready": True, "checks": checks})
     failed = ", ".join(name for name, ok in checks.items() if not ok)

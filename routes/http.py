@@ -7,21 +7,23 @@ from urllib.parse import urlencode
 from flask import Response, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from lib.errors import MalformedRequest
-from services.backend import Backend
+from domain.errors import MalformedRequest
+from services.bootstrap import Parts
 from services.current_user import CurrentUser
 
 MAX_BODY_BYTES = 64 * 1024
 
 
-def backend() -> Backend:
+def parts() -> Parts:
     """The app's adapters and caches (built once by create_app)."""
-    return current_app.extensions["backend"]
+    return current_app.extensions["parts"]
 
 
 def caller() -> dict[str, Any]:
     """The signed-in user of this request ({uuid, display_name, handle}), or Unauthenticated."""
-    user = CurrentUser.run(backend(), request.headers.get("Authorization"))
+    app = parts()
+    user = CurrentUser.run(app.tokens, app.users, app.known_users, request.headers.get("Authorization"),
+                           app.attributes_of)
     g.caller = user["uuid"]
     return user
 

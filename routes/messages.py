@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from routes.http import backend, caller, json_body, page_response
+from routes.http import caller, json_body, page_response, parts
 from services import validation
 from services.create_message import CreateMessage
 from services.message_groups import MessageGroups
@@ -18,20 +18,20 @@ bp = Blueprint("messages", __name__)
 def message_groups():
     user = caller()
     limit = validation.limit(request.args.get("limit"))
-    items, next_cursor = MessageGroups.run(backend(), user, limit, request.args.get("cursor"))
+    items, next_cursor = MessageGroups.run(parts().conversations, parts().cursors, user, limit, request.args.get("cursor"))
     return page_response(items, next_cursor, limit)
 
 
 @bp.get("/api/message_groups/unread")
 def unread_summary():
-    return jsonify(UnreadSummary.run(backend(), caller()))
+    return jsonify(UnreadSummary.run(parts().conversations, caller()))
 
 
 @bp.get("/api/messages/<message_group_uuid>")
 def messages_of_group(message_group_uuid: str):
     user = caller()
     limit = validation.limit(request.args.get("limit"))
-    items, next_cursor = Messages.run(backend(), user, message_group_uuid, limit,
+    items, next_cursor = Messages.run(parts().conversations, parts().cursors, user, message_group_uuid, limit,
                                       request.args.get("cursor"))
     return page_response(items, next_cursor, limit)
 
@@ -40,11 +40,11 @@ def messages_of_group(message_group_uuid: str):
 def create_message():
     user = caller()
     key = validation.idempotency_key(request.headers.get("Idempotency-Key"))
-    return jsonify(CreateMessage.run(backend(), user, json_body(), key))
+    return jsonify(CreateMessage.run(parts().conversations, parts().users, user, json_body(), key))
 
 
 @bp.post("/api/messages/<message_group_uuid>/read")
 def mark_read(message_group_uuid: str):
     user = caller()
     body = json_body() if request.get_data(cache=True).strip() else None
-    return jsonify(MarkRead.run(backend(), user, message_group_uuid, body))
+    return jsonify(MarkRead.run(parts().conversations, user, message_group_uuid, body))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from routes.http import backend
+from routes.http import parts
 from services.users_short import UsersShort
 
 bp = Blueprint("users", __name__)
@@ -11,4 +11,4 @@ bp = Blueprint("users", __name__)
 
 @bp.get("/api/users/@<handle>/short")
 def users_short(handle: str):
-    return jsonify(UsersShort.run(backend(), handle))
+    return jsonify(UsersShort.run(parts().users, handle))

@@ -7,18 +7,18 @@ import hashlib
 import json
 from typing import Any
 
-from lib.conversations import Idempotency
-from lib.errors import InvalidInput, MalformedRequest, NotFound
+from domain.contract import message_json
+from domain.conversations import Idempotency
+from domain.errors import InvalidInput, MalformedRequest, NotFound
+from lib.conversations.store import ConversationStore
+from lib.users import UserStore
 from services import validation
-from services.backend import Backend
 from services.membership import require_participant
-from lib.conversations import message_json
-from services.users_short import by_handle
 
 
 class CreateMessage:
     @staticmethod
-    def run(backend: Backend, caller: dict[str, Any], body: Any,
+    def run(conversations: ConversationStore, users: UserStore, caller: dict[str, Any], body: Any,
             idempotency_key: str | None = None) -> dict[str, str]:
         """The stored message as the contract gives it; sent by handle (pattern C) with its
         message_group_uuid, into a conversation (pattern D) without (the frontend appends a
@@ -35,18 +35,17 @@ class CreateMessage:
                    "message_group_uuid": body.get("message_group_uuid")}
         idempotency = (Idempotency(idempotency_key, hashlib.sha256(
             json.dumps(request, sort_keys=True).encode()).hexdigest()) if idempotency_key else None)
-        store = backend.conversations
         if has_handle:
             validation.handle(body["handle"])
-            other = by_handle(backend, body["handle"])
+            other = users.by_handle(body["handle"])
             if other is None:
                 raise NotFound("user_not_found", detail="no user with that handle")
             if other["uuid"] == str(caller["uuid"]):
                 raise InvalidInput("cannot_message_self", detail="you cannot message yourself")
-            sent = store.send_to_user(caller, other, text, idempotency)
+            sent = conversations.send_to_user(caller, other, text, idempotency)
         else:
             group = validation.canonical_uuid(body["message_group_uuid"])
-            require_participant(backend, group, caller["uuid"])
-            sent = store.send_to_group(caller, group, text, idempotency)
+            require_participant(conversations, group, caller["uuid"])
+            sent = conversations.send_to_group(caller, group, text, idempotency)
         named = {"message_group_uuid": sent.message.message_group_uuid} if sent.named else {}
         return {**message_json(sent.message), **named}

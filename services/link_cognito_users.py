@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from lib import identity
-from lib.db import Db, template
+from domain import identity
+from lib.users import UserStore
 
 
 @dataclass
@@ -24,7 +24,7 @@ class LinkReport:
 
 class LinkCognitoUsers:
     @staticmethod
-    def run(db: Db, pool_users: Iterable[dict[str, Any]], replace: bool = False) -> LinkReport:
+    def run(users: UserStore, pool_users: Iterable[dict[str, Any]], replace: bool = False) -> LinkReport:
         """Link every PostgreSQL user to the pool user with the same verified email.
         `replace`: also re-link a user linked to another identity (the local stack, whose pool is
         made anew from these very users)."""
@@ -38,7 +38,7 @@ class LinkCognitoUsers:
                 report.skipped.append((user.get("username", email), "email not verified"))
                 continue
             by_email.setdefault(email, []).append(user)
-        for person in db.query_array_json(template("users", "list")):
+        for person in users.everyone():
             handle = person["handle"]
             matches = by_email.get(identity.email_key(person["email"]), [])
             if not matches:
@@ -52,8 +52,7 @@ class LinkCognitoUsers:
                 report.unchanged[handle] = sub
             elif person["cognito_user_id"] and not replace:
                 report.skipped.append((handle, "linked to another identity already (not replaced)"))
-            elif db.query_commit(template("users", "link_cognito_user_id"),
-                                 {"uuid": person["uuid"], "cognito_user_id": sub, "replace": replace}):
+            elif users.link(person["uuid"], sub, replace):
                 report.linked[handle] = sub
             else:
                 report.skipped.append((handle, "that identity is linked to another user"))

@@ -1,18 +1,18 @@
 """Cursor pagination shared by patterns A and B: the store's page positions, signed and bound to
-who asked for what (lib/cursor.py), so a cursor cannot be forged or replayed elsewhere."""
+who asked for what (domain/cursors.py), so a cursor cannot be forged or replayed elsewhere."""
 from __future__ import annotations
 
 from typing import Callable, TypeVar
 
-from lib.conversations import Page
-from services.backend import Backend
+from domain.conversations import Page
+from domain.cursors import Cursors
 
 T = TypeVar("T")
 
 
-def page_of(backend: Backend, scope: str, cursor: str | None,
+def page_of(cursors: Cursors, scope: str, cursor: str | None,
             read: Callable[[str | None], Page[T]]) -> tuple[list[T], str | None]:
     """One page of `read` and the cursor of the next page, None on the last."""
-    after = backend.cursors.decode(scope, cursor) if cursor is not None else None
+    after = cursors.decode(scope, cursor) if cursor is not None else None
     page = read(after)
-    return page.items, (backend.cursors.encode(scope, page.next_after) if page.next_after else None)
+    return page.items, (cursors.encode(scope, page.next_after) if page.next_after else None)

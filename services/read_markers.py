@@ -1,32 +1,33 @@
-"""Read markers and unread counts (the store keeps them: lib/conversations/read_markers.py)."""
+"""Read markers and unread counts (the rule: domain/unread.py; the store keeps them:
+lib/conversations/read_markers.py)."""
 from __future__ import annotations
 
 from typing import Any
 
-from lib.errors import MalformedRequest
+from domain.errors import MalformedRequest
+from lib.conversations.store import ConversationStore
 from services import validation
-from services.backend import Backend
 from services.membership import require_participant
 
 
 class MarkRead:
     @staticmethod
-    def run(backend: Backend, caller: dict[str, Any], message_group_uuid: str,
+    def run(conversations: ConversationStore, caller: dict[str, Any], message_group_uuid: str,
             body: Any) -> dict[str, int]:
         """Move the caller's read marker forward to `up_to` (a message's created_at; the newest
         message without it), never back. Answers the conversation's unread count after it."""
         group = validation.canonical_uuid(message_group_uuid, not_found=True)
-        require_participant(backend, group, caller["uuid"])
+        require_participant(conversations, group, caller["uuid"])
         if body is not None and not isinstance(body, dict):
             raise MalformedRequest("body_invalid", detail="the body must be a JSON object")
         up_to = validation.message_time(body["up_to"]) if body and body.get("up_to") is not None else None
-        return {"unread_count": backend.conversations.mark_read(group, str(caller["uuid"]), up_to)}
+        return {"unread_count": conversations.mark_read(group, str(caller["uuid"]), up_to)}
 
 
 class UnreadSummary:
     @staticmethod
-    def run(backend: Backend, caller: dict[str, Any]) -> dict[str, int]:
+    def run(conversations: ConversationStore, caller: dict[str, Any]) -> dict[str, int]:
         """How many conversations have unread messages, and how many messages in all (each
         conversation's shown count)."""
-        conversations, messages = backend.conversations.unread_summary(str(caller["uuid"]))
+        conversations, messages = conversations.unread_summary(str(caller["uuid"]))
         return {"conversations": conversations, "messages": messages}

@@ -4,14 +4,15 @@ seconds whatever the number of probes (the last answer is reused meanwhile), so 
 probe never calls the stores on every request."""
 from __future__ import annotations
 
-from services.backend import Backend
+from typing import Callable
+
+from lib.cache import Cache
+
+Check = Callable[[], bool]
 
 
 class Readiness:
     @staticmethod
-    def run(backend: Backend) -> dict[str, bool]:
-        """{"postgres": bool, "dynamodb": bool}."""
-        return backend.readiness.get_or_load("checks", lambda: {
-            "postgres": backend.db.ping(),
-            "dynamodb": backend.store_probe.table_active(),
-        })
+    def run(postgres: Check, dynamodb: Check, last_answer: Cache[dict[str, bool]]) -> dict[str, bool]:
+        """{"postgres": bool, "dynamodb": bool}: each check's answer."""
+        return last_answer.get_or_load("checks", lambda: {"postgres": postgres(), "dynamodb": dynamodb()})

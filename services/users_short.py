@@ -3,27 +3,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.db import template
-from lib.errors import CruddurError, NotFound
+from domain.errors import CruddurError, NotFound
+from lib.users import UserStore
 from services import validation
-from services.backend import Backend
 
 
 class UsersShort:
     @staticmethod
-    def run(backend: Backend, handle: str) -> dict[str, Any]:
+    def run(users: UserStore, handle: str) -> dict[str, Any]:
+        """{uuid, handle, display_name} of the user with this handle. Read each time, never
+        cached: unlike a Cognito sub, a handle can be renamed and given to someone else, and a
+        stale entry would deliver a message to the wrong person."""
         try:
             validation.handle(handle)
         except CruddurError:
             raise NotFound("user_not_found", detail="no such user") from None
-        user = by_handle(backend, handle)
+        user = users.by_handle(handle)
         if user is None:
             raise NotFound("user_not_found", detail="no such user")
         return user
-
-
-def by_handle(backend: Backend, handle: str) -> dict[str, Any] | None:
-    """{uuid, handle, display_name} of the user with this handle, or None. Read each time, never
-    cached: unlike a Cognito sub, a handle can be renamed and given to someone else, and a stale
-    entry would deliver a message to the wrong person."""
-    return backend.db.query_object_json(template("users", "short"), {"handle": handle})

@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from lib import identity
-from lib.text import is_blank
-from lib.errors import MalformedRequest, NotFound, InvalidInput
+from domain import identity
+from domain.visible_text import is_blank
+from domain.errors import MalformedRequest, NotFound, InvalidInput
 
-MESSAGE_MAX_LENGTH = 1024
+DIRECT_MESSAGE_MAX_LENGTH = 1024
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
 # Matched with fullmatch, never `^...$`: `$` also matches before a final newline.
@@ -19,8 +19,8 @@ IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, 
 
 
 def message_text(value: Any) -> str:
-    """A message is 1 to 1024 characters after trimming."""
-    return text(value, MESSAGE_MAX_LENGTH)
+    """A direct message is 1 to 1024 characters after trimming (a crud: services/activities.py)."""
+    return text(value, DIRECT_MESSAGE_MAX_LENGTH)
 
 
 def text(value: Any, max_length: int, too_long: str = "message_too_long",

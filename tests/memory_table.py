@@ -20,7 +20,8 @@ import threading
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from lib.ddb import KeyTaken, Page, StoreUnavailable, epoch_now, serialize
+from domain.times import epoch_now
+from lib.ddb import KeyTaken, Page, StoreUnavailable, serialize
 
 Key = tuple[str, str]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.conversations import ConversationStore, layout
-from lib.conversations.read_markers import group_rows  # noqa: F401  (a group's rows through the GSI)
+from lib.conversations import layout, table_setup
+from lib.conversations.rows import group_rows  # noqa: F401  (a group's rows through the GSI)
 from lib.ddb import Ddb, Page
 
 
@@ -20,4 +20,4 @@ def groups_page(table: Ddb, user_uuid: str, limit: int, after: str | None = None
 
 
 def create_table(table: Ddb, **options: Any) -> bool:
-    return ConversationStore(table).create_table(**options)
+    return table_setup.create_table(table, **options)

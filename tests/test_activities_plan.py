@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from lib import db as pg_admin
-from lib.db import template
+from lib.sql_files import template
 
 CRUDS = 100_000
 

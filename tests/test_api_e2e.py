@@ -30,6 +30,7 @@ from jose import jwk as jose_jwk
 from jose import jwt as jose_jwt
 from openapi_schema_validator import OAS30Validator
 
+from domain import times
 from lib import aws, config
 from lib import ddb as dynamo
 from lib.conversations import layout
@@ -562,7 +563,7 @@ def test_pagination_through_130_messages_misses_and_repeats_nothing(api, pair, s
     base = datetime.now(timezone.utc) - timedelta(days=1)
     written = [layout.message_item(group, {"uuid": s.uuid, "display_name": s.display_name,
                                            "handle": s.handle},
-                                   f"message {i}", layout.iso(base + timedelta(seconds=i)))
+                                   f"message {i}", times.iso(base + timedelta(seconds=i)))
                for i, s in zip(range(130), [a, b] * 65)]
     dynamo.Ddb(settings).batch_write(written)
     expected = {m["message_uuid"] for m in written} | {m["uuid"] for m in first}
@@ -577,8 +578,8 @@ def test_pagination_through_130_messages_misses_and_repeats_nothing(api, pair, s
         assert len(seen) == len(set(seen)) == 131 and set(seen) == expected
         for body in bodies:
             conforms(body, "Message", array=True)
-            times = [m["created_at"] for m in body]
-            assert times == sorted(times) and len(set(times)) == len(times)  # oldest first
+            stamps = [m["created_at"] for m in body]
+            assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)  # oldest first
         for newer, older in zip(bodies, bodies[1:]):
             assert older[-1]["created_at"] < newer[0]["created_at"]  # each page goes further back
         for page in pages[:-1]:
@@ -860,7 +861,7 @@ def test_one_json_access_log_line_per_request_without_tokens_or_text(settings: S
                 (client.get("/api/health-check"), "GET", "/api/health-check", 200, None),
             ]
     finally:
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
     lines = [r for r in caplog.records if r.name == "cruddur.access"]
     assert len(lines) == len(calls)
     for record, (response, method, route, status, caller) in zip(lines, calls):
@@ -883,21 +884,22 @@ def test_the_callers_user_is_cached_for_user_cache_seconds(settings: Settings, u
                                                            cache_seconds, sees_rename):
     """USER_CACHE_SECONDS bounds how long a renamed user still shows under the old name: with 0
     the next request reads PostgreSQL again; with an hour it does not."""
-    from services.backend import Backend
+    from services.bootstrap import Parts
     from services.current_user import CurrentUser
 
     person = users.make("ttl")
-    backend = Backend.from_settings(settings.with_(user_cache_seconds=cache_seconds))
+    parts = Parts.from_settings(settings.with_(user_cache_seconds=cache_seconds))
+    who = (parts.tokens, parts.users, parts.known_users)
     try:
         auth = f"Bearer {person.token}"
-        assert CurrentUser.run(backend, auth)["display_name"] == person.display_name
+        assert CurrentUser.run(*who, auth)["display_name"] == person.display_name
         with users.lock:
             users.pg.execute("UPDATE public.users SET display_name = %s WHERE uuid = %s",
                              ["Renamed", person.uuid])
         expected = "Renamed" if sees_rename else person.display_name
-        assert CurrentUser.run(backend, auth)["display_name"] == expected
+        assert CurrentUser.run(*who, auth)["display_name"] == expected
     finally:
-        backend.db.close()
+        parts.db.close()
 
 
 # -- AWS as it really is: lost responses (the harsh local stack) -----------------------------------
@@ -973,7 +975,7 @@ def test_the_link_header_cannot_be_steered_by_the_host_header(settings: Settings
         try:
             response = app.test_client().get(path, headers=headers)
         finally:
-            app.extensions["backend"].db.close()
+            app.extensions["parts"].db.close()
         assert response.status_code == 200
         return response.headers["Link"]
 

@@ -17,7 +17,7 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
     policy = json.loads((ROOT / "aws" / "policies" / "cruddur-api.json").read_text())
     # a table as the week-5 backend left it, so that the header-less paths run too
     app = create_app(fresh_table.with_(cursor_secret="policy"))
-    backend = app.extensions["backend"]
+    backend = app.extensions["parts"]
     backend.conversations.table.client.delete_item(TableName=fresh_table.ddb_table, Key=dynamo.serialize(layout.LAYOUT_KEY))
     recorder = PolicyRecorder(backend.conversations.table.client)
     for operation in ("put_item", "batch_write_item"):  # the API's own single writes
@@ -30,11 +30,11 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
 
         setattr(recorder, operation, noted)
     backend.conversations.table.client = recorder
-    real_probe = backend.store_probe.client  # the readiness check's own client
+    real_probe = backend.table_probe.client  # the readiness check's own client
     probe = PolicyRecorder(real_probe)
     probe.describe_table = lambda **params: probe.needed.add(("DescribeTable", "table", None)) or \
         real_probe.describe_table(**params)
-    backend.store_probe.client = probe
+    backend.table_probe.client = probe
     try:
         client = app.test_client()
         auth = {h: {"Authorization": f"Bearer {access_token(settings, h)}"} for h in ("bayko", "londo")}

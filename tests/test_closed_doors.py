@@ -1,5 +1,5 @@
 """Issue 24, "Closed doors": each hole an attacker or an operator found, shut, through the code that
-shuts it. The identity rules against the suite's PostgreSQL (lib/identity.py, which both the
+shuts it. The identity rules against the suite's PostgreSQL (domain/identity.py and lib/users.py, which both the
 post-confirmation Lambda and the API run); the rest through HTTP."""
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import pytest
 
 from app import create_app
 from lib.conversations import layout
-from lib import aws, identity, metrics, text
+from domain import identity
+from domain import visible_text as text
+from lib import aws, metrics
+from lib import users as user_store
 from lib.config import Settings
 from lib import db
-from lib.db import template
+from lib.sql_files import template
 from psycopg.conninfo import make_conninfo
 from services import activities
 from tests.test_api_e2e import Users, error, get, post, send
@@ -68,10 +71,10 @@ def test_a_confirmation_without_a_verified_email_links_nobody(trigger, env, veri
     assert trigger.lambda_handler(confirmed, None) == confirmed
     assert identity_of(env, victim) is None
     with pytest.raises(identity.EmailUnverified):
-        identity.create_user(env, attacker)
+        user_store.create_user(env, attacker)
     assert identity_of(env, victim) is None
     attacker["email_verified"] = "true"  # once the pool has verified it, the owner is linked
-    assert identity.create_user(env, attacker) == victim
+    assert user_store.create_user(env, attacker) == victim
     assert identity_of(env, victim) == attacker["sub"]
 
 
@@ -175,7 +178,7 @@ def test_the_local_pool_refuses_a_squatters_sign_up_and_the_invitation_opens_the
         assert me.status_code == 200, me.json
         assert identity_of(env, victim) == attributes_of["sub"]
     finally:
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
 
 
 def test_of_two_confirmations_of_one_email_at_once_the_second_is_refused_and_logged(settings, env, caplog):
@@ -190,11 +193,11 @@ def test_of_two_confirmations_of_one_email_at_once_the_second_is_refused_and_log
     with psycopg.connect(settings.connection_url, autocommit=True) as one, \
             psycopg.connect(settings.connection_url, autocommit=True) as two:
         with one.transaction():
-            assert identity.create_user(one, first) == victim  # linked, not yet committed
+            assert user_store.create_user(one, first) == victim  # linked, not yet committed
 
             def race() -> None:
                 try:
-                    outcome.append(identity.create_user(two, second))
+                    outcome.append(user_store.create_user(two, second))
                 except identity.UserConflict as error:
                     outcome.append(error.code)
 
@@ -212,7 +215,7 @@ def test_of_two_confirmations_of_one_email_at_once_the_second_is_refused_and_log
 @pytest.mark.parametrize("handle", [".", "..", "-", "_", "._-", "...."])
 def test_a_handle_without_a_letter_or_digit_is_refused(env, handle):
     with pytest.raises(identity.UserInvalid) as refused:
-        identity.create_user(env, attributes(handle, email=f"h{uuid.uuid4().hex[:8]}@example.test"))
+        user_store.create_user(env, attributes(handle, email=f"h{uuid.uuid4().hex[:8]}@example.test"))
     assert refused.value.code == "handle_invalid"
     assert identity.is_handle("a.b") and identity.is_handle("_x") and identity.is_handle("7")
 
@@ -227,7 +230,7 @@ def test_the_api_answers_a_handle_without_a_letter_or_digit_as_invalid(api, user
 
 def test_handles_are_unique_regardless_of_case(env):
     with pytest.raises(identity.UserConflict) as taken:
-        identity.create_user(env, attributes("AndrewBrown"))
+        user_store.create_user(env, attributes("AndrewBrown"))
     assert taken.value.code == "handle_taken"
     with pytest.raises(psycopg.errors.UniqueViolation):  # the schema holds it against any path
         env.execute("INSERT INTO public.users (display_name, handle, email) VALUES ('x', 'ANDREWBROWN', 'x@x.test')")
@@ -245,7 +248,7 @@ def test_a_handle_is_found_in_any_case(api):
     ("L\u03bfndo", "mixes Greek and Latin")])
 def test_a_display_name_that_hides_or_misleads_is_refused(env, name, why):
     with pytest.raises(identity.UserInvalid, match=why) as refused:
-        identity.create_user(env, attributes(f"dn{uuid.uuid4().hex[:8]}", name=name))
+        user_store.create_user(env, attributes(f"dn{uuid.uuid4().hex[:8]}", name=name))
     assert refused.value.code == "display_name_invalid"
 
 
@@ -334,7 +337,7 @@ def test_ready_checks_both_stores_and_health_check_only_postgres(api, settings: 
         assert metrics.snapshot().get("dynamodb_calls", 0) == before
     finally:
         silent.close()
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
 
 
 # -- 7. search: an index, a bound ------------------------------------------------------------------
@@ -385,7 +388,7 @@ def test_searches_past_the_slots_are_429_and_the_rest_still_answers(settings: Se
         activities.SEARCH_SLOTS.release()
         assert client.get("/api/activities/search?term=crud").status_code == 200
     finally:
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
 
 
 # -- 4. revocation against the real (local) user pool --------------------------------------------
@@ -405,7 +408,7 @@ def test_a_disabled_signed_out_or_deleted_user_loses_access(settings: Settings, 
         assert (response.status_code, response.json) == (401, ["token_revoked"])
         assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     finally:
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
 
 
 # -- 9. the trigger's connection from Secrets Manager ----------------------------------------------

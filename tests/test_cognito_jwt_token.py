@@ -21,7 +21,7 @@ from lib.cognito_jwt_token import (KEYS_MAX_AGE_SECONDS, REFETCH_INTERVAL_SECOND
                                    RETRY_AFTER_FAILURE_SECONDS, CognitoJwtToken, TokenError,
                                    issuer_url, jwks_url)
 from lib.config import Settings
-from lib.errors import Unauthenticated, Unavailable
+from domain.errors import Unauthenticated, Unavailable
 
 pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 

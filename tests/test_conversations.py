@@ -10,10 +10,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from lib.conversations import ConversationStore, Idempotency, layout, week5
+from domain.conversations import Idempotency
+from domain import times
+from lib.conversations import layout, table_setup, week5
+from lib.conversations.store import ConversationStore
 from lib.conversations.stream import RowMover, apply_batch
 from lib.ddb import StoreUnavailable
-from lib.errors import InvalidInput, Unavailable
+from domain.errors import InvalidInput, Unavailable
 from tests.memory_table import MemoryTable
 
 pytestmark = pytest.mark.fast
@@ -26,7 +29,7 @@ def person(handle: str) -> dict[str, str]:
 @pytest.fixture
 def table() -> MemoryTable:
     table = MemoryTable(exists=False)
-    assert ConversationStore(table).create_table()
+    assert table_setup.create_table(table)
     return table
 
 
@@ -96,8 +99,8 @@ def test_a_message_at_a_taken_microsecond_takes_a_new_time(store, table, monkeyp
     group = store.send_to_user(ANA, BO, "first").message.message_group_uuid
     taken, free = "2031-01-01T00:00:00.000000+00:00", "2031-01-01T00:00:00.000001+00:00"
     table.put(layout.message_item(group, BO, "already here", taken))
-    times = iter([taken, free])
-    monkeypatch.setattr(layout, "now_iso", lambda: next(times))
+    picks = iter([taken, free])
+    monkeypatch.setattr(times, "now_iso", lambda: next(picks))
     sent = store.send_to_group(ANA, group, "second")
     assert sent.message.created_at == free
     assert {m["message"] for m in messages(table, group)} == {"first", "already here", "second"}
@@ -356,14 +359,14 @@ class StoreWithoutStreams(MemoryTable):
 def test_a_store_without_streams_or_ttl_gets_a_line_for_each_and_a_table_that_serves():
     table = StoreWithoutStreams()
     store = ConversationStore(table)
-    done = store.set_up_table()
+    done = table_setup.set_up_table(store.table)
     assert any(line.startswith("no stream (UpdateTable refused: ValidationException") and
                "conversation rows will not follow new messages" in line for line in done), done
     assert any(line.startswith("no time to live (DescribeTimeToLive refused") and "will not expire" in line
                for line in done), done
     assert "wrote the layout mark (the table is in the current layout)" in done
     assert week5.layout_version(table) == layout.LAYOUT_VERSION
-    again = store.set_up_table()  # the same two lines, and nothing else to do
+    again = table_setup.set_up_table(store.table)  # the same two lines, and nothing else to do
     assert len(again) == 2 and all(line.startswith("no ") for line in again)
 
 
@@ -376,5 +379,5 @@ def test_an_empty_table_is_marked_before_a_step_that_fails_so_it_is_never_taken_
     table = IndexRefused()
     table.create_table({"TableName": table.table, "KeySchema": []})  # made by hand: no index yet
     with pytest.raises(Exception, match="UpdateTable refused"):
-        ConversationStore(table).set_up_table()
+        table_setup.set_up_table(table)
     assert week5.layout_version(table) == layout.LAYOUT_VERSION

@@ -8,7 +8,8 @@ import uuid
 import psycopg
 import pytest
 
-from lib.db import DatabaseUnavailable, Db, template
+from lib.db import DatabaseUnavailable, Db
+from lib.sql_files import template
 from devstack import LocalPostgres, free_port, postgres_bin_path
 
 INSERT_USER = """

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from botocore.exceptions import ClientError
 
+from domain import times
 from lib import aws
 from lib import ddb as dynamo
-from lib.conversations import ConversationStore, layout
+from lib.conversations import layout, table_setup
 from lib.db import Db
 from lib.ddb import Ddb, KeyTaken
 from devstack import seed as local_seed
@@ -87,7 +88,7 @@ def test_schema_load_turns_ttl_on_for_a_table_made_without_it(settings):
         assert ttl_of(old) == ("DISABLED", None)
         assert tables.create_table(table) is False
         assert ttl_of(old) == ("ENABLED", "expires_at")
-        assert tables.create_table(table) is False and ConversationStore(table).ensure_ttl() == "ENABLED"
+        assert tables.create_table(table) is False and table_setup.ensure_ttl(table) == "ENABLED"
     finally:
         table.delete_table()
 
@@ -99,7 +100,7 @@ def test_ttl_on_another_attribute_is_left_alone_with_a_warning(settings, caplog)
     table.client.update_time_to_live(TableName=other.ddb_table, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "purge_at"})
     try:
-        assert ConversationStore(table).ensure_ttl() == "ENABLED"
+        assert table_setup.ensure_ttl(table) == "ENABLED"
         assert ttl_of(other) == ("ENABLED", "purge_at")
         assert "not expires_at" in caplog.text
     finally:
@@ -166,11 +167,11 @@ def test_times_sort_as_strings():
                # other offsets are normalised to UTC
                datetime(2025, 1, 1, 2, 0, tzinfo=timezone(timedelta(hours=3))),
                datetime(2024, 12, 31, 20, 0, tzinfo=timezone(timedelta(hours=-5)))]
-    strings = [layout.iso(m) for m in moments]
+    strings = [times.iso(m) for m in moments]
     assert all(s.endswith("+00:00") and len(s) == len(strings[0]) for s in strings)
-    assert sorted(strings) == [layout.iso(m) for m in sorted(moments)]
-    assert layout.iso(base.replace(microsecond=0)) == "2024-12-31T23:59:59.000000+00:00"
-    assert layout.now_iso() > layout.iso(base)
+    assert sorted(strings) == [times.iso(m) for m in sorted(moments)]
+    assert times.iso(base.replace(microsecond=0)) == "2024-12-31T23:59:59.000000+00:00"
+    assert times.now_iso() > times.iso(base)
 
 
 # -- reads: pages ----------------------------------------------------------------------------------
@@ -193,10 +194,10 @@ def test_messages_page_paginates_newest_first(fresh_table):
     ddb = Ddb(fresh_table)
     g = layout.group_uuid_for(ALICE["uuid"], BOB["uuid"])
     start = datetime(2024, 12, 30, tzinfo=timezone.utc)
-    items = [layout.message_item(g, ALICE if i % 2 else BOB, f"m{i}", layout.iso(start + timedelta(hours=i)))
+    items = [layout.message_item(g, ALICE if i % 2 else BOB, f"m{i}", times.iso(start + timedelta(hours=i)))
              for i in range(7)]
     # another group's messages must not leak in
-    ddb.batch_write(items + [layout.message_item("other", ALICE, "x", layout.iso(start))])
+    ddb.batch_write(items + [layout.message_item("other", ALICE, "x", times.iso(start))])
     seen, pages = collect(lambda limit, after: tables.messages_page(ddb, g, limit, after), 3)
     assert [m["message"] for m in seen] == [f"m{i}" for i in reversed(range(7))]
     assert pages == 3
@@ -210,7 +211,7 @@ def test_groups_page_paginates_most_recent_first(fresh_table):
     start = datetime(2025, 6, 1, tzinfo=timezone.utc)
     others = [{"uuid": str(uuid.uuid4()), "display_name": f"U{i}", "handle": f"u{i}"} for i in range(5)]
     rows = [layout.group_row(ALICE["uuid"], o, layout.group_uuid_for(ALICE["uuid"], o["uuid"]),
-                             f"last {i}", layout.iso(start + timedelta(days=i)))
+                             f"last {i}", times.iso(start + timedelta(days=i)))
             for i, o in enumerate(others)]
     ddb.batch_write(rows)
     seen, _ = collect(lambda limit, after: tables.groups_page(ddb, ALICE["uuid"], limit, after), 2)
@@ -221,7 +222,7 @@ def test_groups_page_paginates_most_recent_first(fresh_table):
 def test_group_rows_through_the_gsi(fresh_table):
     ddb = Ddb(fresh_table)
     g = layout.group_uuid_for(ALICE["uuid"], BOB["uuid"])
-    sk = layout.now_iso()
+    sk = times.now_iso()
     ddb.batch_write([layout.group_row(ALICE["uuid"], BOB, g, "hi", sk),
                      layout.group_row(BOB["uuid"], ALICE, g, "hi", sk),
                      layout.message_item(g, ALICE, "hi", sk),
@@ -299,7 +300,7 @@ def test_batch_write_retries_unprocessed_items(fresh_table):
     client = CountingClient(aws.client(fresh_table, "dynamodb"), hold_back=5)
     ddb = Ddb(fresh_table, client=client)
     start = datetime(2025, 1, 1, tzinfo=timezone.utc)
-    items = [layout.message_item("g1", ALICE, f"m{i}", layout.iso(start + timedelta(seconds=i)))
+    items = [layout.message_item("g1", ALICE, f"m{i}", times.iso(start + timedelta(seconds=i)))
              for i in range(30)]
     progress: list[int] = []
     calls = ddb.batch_write(items, on_progress=progress.append)
@@ -400,7 +401,7 @@ def test_seed_items_span_calendar_years_wherever_they_end():
         sks = [i["sk"] for i in items if i["pk"].startswith("MSG#")]
         assert sks == sorted(sks) and len(set(sks)) == len(sks)
         assert len({sk[:4] for sk in sks}) > 1
-        assert max(sks) <= layout.iso(end)
+        assert max(sks) <= times.iso(end)
 
 
 def test_expiry_is_read_as_the_put_condition_reads_it(settings):
@@ -433,10 +434,10 @@ def test_only_a_record_that_expires_asks_the_store_to_compare_expiry(settings):
         lambda params, **_: asked.append({k: v for k, v in params.items() if k != "Item"}))
     ana, bo = ({**ALICE, "uuid": str(uuid.uuid4())}, {**BOB, "uuid": str(uuid.uuid4())})  # a new pair
     group = layout.group_uuid_for(ana["uuid"], bo["uuid"])
-    never = [layout.header_item(group, [ana["uuid"], bo["uuid"]], layout.now_iso(),
+    never = [layout.header_item(group, [ana["uuid"], bo["uuid"]], times.now_iso(),
                                 layout.profiles_of(ana, bo), str(uuid.uuid4())),
-             layout.message_item(group, ana, "hi", layout.now_iso()),
-             layout.group_row(ana["uuid"], bo, group, "hi", layout.now_iso())]
+             layout.message_item(group, ana, "hi", times.now_iso()),
+             layout.group_row(ana["uuid"], bo, group, "hi", times.now_iso())]
     record = {**layout.idempotency_key(ana["uuid"], "k"), "fingerprint": "f",
               "expires_at": int(time.time()) + 60}
     for item in never:

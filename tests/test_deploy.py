@@ -309,34 +309,36 @@ def test_the_connection_url_is_a_secret_not_a_setting(deployed):
 
 
 def test_the_sign_up_package_holds_the_identity_rules_it_runs(tmp_path):
-    """The deployed zip of the sign-up Lambda carries lib/identity.py and lib/text.py beside its
-    handler, and runs from the zip alone: the rules the API runs are the rules deployed."""
+    """The deployed zip of the sign-up Lambda carries the identity rules (domain/identity.py,
+    domain/visible_text.py) and the users' store (lib/users.py) beside its handler, and runs from
+    the zip alone: the rules the API runs are the rules deployed, and nothing else is packaged."""
     import io
     import sys
     import zipfile
 
-    from cli.aws import POST_CONFIRMATION_LAMBDA, POST_CONFIRMATION_MODULES, package
+    from cli.aws import POST_CONFIRMATION_LAMBDA, files_of, package
 
-    data = package(POST_CONFIRMATION_LAMBDA, None, POST_CONFIRMATION_MODULES)
+    data = package(POST_CONFIRMATION_LAMBDA, None, files_of(POST_CONFIRMATION_LAMBDA))
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         names = set(archive.namelist())
         assert {n for n in names if not n.startswith("db/sql/users/")} == {
-            "cruddur-post-confirmation.py", "lib/__init__.py", "lib/identity.py", "lib/text.py",
-            "lib/lambda_support.py", "lib/sql_files.py"}
+            "cruddur-post-confirmation.py", "lib/__init__.py", "lib/users.py", "lib/lambda_support.py",
+            "lib/sql_files.py", "domain/__init__.py", "domain/identity.py",
+            "domain/visible_text.py"}
         assert {"db/sql/users/holder_of_email.sql", "db/sql/users/create.sql",
                 "db/sql/users/link_unlinked.sql"} <= names  # identity's statements
         archive.extractall(tmp_path)
     code = ("import importlib.util, sys; "
             "spec = importlib.util.spec_from_file_location('handler', 'cruddur-post-confirmation.py'); "
             "handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler); "
-            "print(handler.identity.__file__); "
+            "print(handler.users.__file__); "
             "print(handler.lambda_handler({'triggerSource': 'CustomMessage_SignUp'}, None)); "
-            "print(handler.identity.template('users', 'create').splitlines()[0])")
+            "print(handler.users.template('users', 'create').splitlines()[0])")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=60, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     where, answer, statement = result.stdout.splitlines()
-    assert where == str(tmp_path / "lib" / "identity.py")
+    assert where == str(tmp_path / "lib" / "users.py")
     assert answer == "{'triggerSource': 'CustomMessage_SignUp'}"
     assert statement.startswith("-- A new user")  # read from the zip's own db/sql/users/
 
@@ -358,9 +360,9 @@ def test_the_stream_package_holds_the_store_code_it_runs(tmp_path):
     import sys
     import zipfile
 
-    from cli.aws import STREAM_LAMBDA, STREAM_MODULES, package
+    from cli.aws import STREAM_LAMBDA, files_of, package
 
-    with zipfile.ZipFile(io.BytesIO(package(STREAM_LAMBDA, None, STREAM_MODULES))) as archive:
+    with zipfile.ZipFile(io.BytesIO(package(STREAM_LAMBDA, None, files_of(STREAM_LAMBDA)))) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path)
     assert {"cruddur-messaging-stream.py", "lib/ddb.py", "lib/conversations/stream.py",
@@ -370,8 +372,8 @@ def test_the_stream_package_holds_the_store_code_it_runs(tmp_path):
             "handler = sys.modules['handler'] = importlib.util.module_from_spec(spec); "
             "spec.loader.exec_module(handler); "
             "answer = handler.handle_event({'Records': [{'eventName': 'REMOVE'}]}, handler.make_client({'AWS_DEFAULT_REGION': 'us-east-1'}), handler.Config()); "
-            "mods = sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('lib', 'services')); "
-            "print(answer); print(*mods, sep='\\n'); print(sys.modules['lib.conversations.layout'].UNREAD_CAP)")
+            "mods = sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('lib', 'domain', 'services')); "
+            "print(answer); print(*mods, sep='\\n'); print(sys.modules['domain.unread'].UNREAD_CAP)")
     result = subprocess.run([sys.executable, "-c", "import sys; " + code], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr
@@ -388,9 +390,9 @@ def test_the_events_package_runs_from_the_zip_with_its_sql(tmp_path, settings):
     import sys
     import zipfile
 
-    from cli.aws import EVENTS_LAMBDA, EVENTS_MODULES, package
+    from cli.aws import EVENTS_LAMBDA, files_of, package
 
-    with zipfile.ZipFile(io.BytesIO(package(EVENTS_LAMBDA, None, EVENTS_MODULES))) as archive:
+    with zipfile.ZipFile(io.BytesIO(package(EVENTS_LAMBDA, None, files_of(EVENTS_LAMBDA)))) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path)
     assert {"cruddur-messaging-events.py", "lib/event_log.py", "lib/conversations/events.py",
@@ -418,8 +420,7 @@ def test_the_deployed_lambdas_carry_the_rds_bundle_and_reach_postgresql_over_ver
     import sys
     import zipfile
 
-    from cli.aws import (EVENTS_LAMBDA, EVENTS_MODULES, POST_CONFIRMATION_LAMBDA, POST_CONFIRMATION_MODULES,
-                         ca_bundle, package)
+    from cli.aws import EVENTS_LAMBDA, POST_CONFIRMATION_LAMBDA, ca_bundle, files_of, package
     from lib import lambda_support
 
     url, bundle = tls_database
@@ -427,9 +428,9 @@ def test_the_deployed_lambdas_carry_the_rds_bundle_and_reach_postgresql_over_ver
     assert files == {lambda_support.RDS_CA_BUNDLE: bundle.read_bytes()}
     arn = aws.client(settings, "secretsmanager").create_secret(
         Name=f"test/{uuid.uuid4().hex[:8]}", SecretString=url + "?sslmode=prefer")["ARN"]
-    for lambda_file, modules in ((EVENTS_LAMBDA, EVENTS_MODULES), (POST_CONFIRMATION_LAMBDA, POST_CONFIRMATION_MODULES)):
+    for lambda_file in (EVENTS_LAMBDA, POST_CONFIRMATION_LAMBDA):
         where = tmp_path / lambda_file.stem
-        with zipfile.ZipFile(io.BytesIO(package(lambda_file, None, modules, files))) as archive:
+        with zipfile.ZipFile(io.BytesIO(package(lambda_file, None, files_of(lambda_file), files))) as archive:
             assert lambda_support.RDS_CA_BUNDLE in archive.namelist()
             archive.extractall(where)
         code = ("from lib import lambda_support; c = lambda_support.connect(); "

@@ -264,7 +264,7 @@ def test_the_events_lambda_bounds_its_waits_and_a_timed_out_batch_is_retried_who
 
     import yaml
 
-    from lib import lambda_files
+    from devstack import lambdas as lambda_files
     from lib.config import ROOT
 
     monkeypatch.setenv("CONNECTION_URL", settings.connection_url)
@@ -285,8 +285,7 @@ def test_the_events_lambda_bounds_its_waits_and_a_timed_out_batch_is_retried_who
     monkeypatch.setattr(handler, "_db", handler.OneConnection(options="-c lock_timeout=300"))
     first, locked = sorted([user(), user()])  # appends lock users in this order
     batch = [NewEvent(first, "message", {"n": 1}, "one"), NewEvent(locked, "message", {"n": 2}, "two")]
-    handler.events = types.SimpleNamespace(participants_from=lambda mover: None,
-                                           events_of=lambda record, participants: batch if record else [])
+    handler.events = types.SimpleNamespace(events_of=lambda record, participants: batch if record else [])
     with psycopg.connect(settings.connection_url, autocommit=True) as other:
         event_log.append(other, [NewEvent(locked, "message", {"n": 0}, "zero")])
         with other.transaction():
@@ -313,7 +312,7 @@ def test_each_lambda_has_a_database_user_that_can_do_its_work_and_nothing_else(s
 
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from lib import identity
+    from lib import users
     from lib.config import ROOT
 
     env = {**os.environ, "CONNECTION_URL": settings.connection_url,
@@ -338,7 +337,7 @@ def test_each_lambda_has_a_database_user_that_can_do_its_work_and_nothing_else(s
                 events_conn.execute(forbidden)
     handle = f"lu{uuid.uuid4().hex[:8]}"
     with as_user("cruddur_sign_up", "sign-up-secret") as sign_up_conn:
-        made_user = identity.create_user(sign_up_conn, {
+        made_user = users.create_user(sign_up_conn, {
             "sub": str(uuid.uuid4()), "email": f"{handle}@example.test", "email_verified": "true",
             "name": "Lambda User", "preferred_username": handle})
         for forbidden in ("SELECT * FROM events LIMIT 1", "DELETE FROM users WHERE false",

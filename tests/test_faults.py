@@ -12,7 +12,7 @@ from lib import ddb as dynamo
 from lib.conversations import layout
 from cli import db as db_cli
 from devstack import DATABASE, LocalPostgres, access_token, children_of, free_port
-from services.backend import Backend
+from services.bootstrap import Parts
 from tests import tables
 
 
@@ -62,7 +62,7 @@ def test_postgres_down_at_start_then_up_then_down_again(own_postgres, settings):
 
     # Down mid-run: a caller not yet cached needs PostgreSQL and gets 503, not 500 or a hang.
     pg.stop()
-    app.extensions["backend"].users.clear()
+    app.extensions["parts"].known_users.clear()
     assert _until(lambda: client.get("/api/health-check").status_code == 503)
     assert client.get("/api/message_groups", headers=auth).status_code == 503
 
@@ -72,7 +72,7 @@ def test_postgres_down_at_start_then_up_then_down_again(own_postgres, settings):
 
 
 def test_pool_is_bounded_with_timeouts(settings):
-    backend = Backend.from_settings(settings.with_(db_pool_max=3, db_timeout_seconds=2.0))
+    backend = Parts.from_settings(settings.with_(db_pool_max=3, db_timeout_seconds=2.0))
     try:
         assert backend.db.pool.max_size == 3
         assert backend.db.pool.timeout == 2.0
@@ -112,7 +112,7 @@ def inject_dynamodb_errors(client, status: int, code: str, times: int | None):
 def faulty(fresh_table):
     """An app over a fresh table, with its backend at hand for injecting faults (the table's
     layout already read, so that the faults fall on the requests' own calls)."""
-    backend = Backend.from_settings(fresh_table.with_(cursor_secret="faults"))
+    backend = Parts.from_settings(fresh_table.with_(cursor_secret="faults"))
     assert backend.conversations.layout_current()
     app = create_app(fresh_table, backend)
     yield app, backend
@@ -138,7 +138,7 @@ def test_transient_dynamodb_errors_are_retried(faulty, settings, status, code):
     assert [m["message"] for m in tables.messages_page(backend.conversations.table, group, 10).items] == ["through the storm"]
 
 
-def _items(backend: Backend) -> list[dict]:
+def _items(backend: Parts) -> list[dict]:
     """Everything in the backend's table but its layout mark, read through a client of its own
     (no injected faults)."""
     client = dynamo.Ddb(backend.settings).client

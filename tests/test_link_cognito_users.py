@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from lib.db import Db
+from lib.users import UserStore
 from services.link_cognito_users import LinkCognitoUsers
 
 
@@ -45,7 +46,7 @@ def test_a_handle_picked_at_sign_up_takes_over_nobody(db):
     db.person(victim, f"{victim}@example.test")
     attacker = pool_user(f"attacker{tag}@example.test", preferred_username=victim)
     real = pool_user(f"{victim}@example.test", preferred_username=f"renamed{tag}")  # renamed: no crash
-    report = LinkCognitoUsers.run(db, [attacker, real])
+    report = LinkCognitoUsers.run(UserStore(db), [attacker, real])
     assert sub_of(db, victim) == real["sub"] and report.linked[victim] == real["sub"]
     assert attacker["sub"] not in report.linked.values()
 
@@ -59,7 +60,7 @@ def test_unverified_ambiguous_and_existing_links_are_skipped_and_said(db):
     pool = [pool_user(f"{unverified}@example.test", unverified, verified=False),
             pool_user(f"{twice}@example.test", twice), pool_user(f"{twice}@EXAMPLE.test", "other"),
             pool_user(f"{linked}@example.test", linked)]
-    report = LinkCognitoUsers.run(db, pool)
+    report = LinkCognitoUsers.run(UserStore(db), pool)
     assert sub_of(db, unverified) is None and sub_of(db, twice) is None
     assert sub_of(db, linked) == "existing-sub-" + tag, "an existing link is never replaced silently"
     reasons = dict(report.skipped)
@@ -67,7 +68,7 @@ def test_unverified_ambiguous_and_existing_links_are_skipped_and_said(db):
     assert reasons[twice].startswith("ambiguous")
     assert reasons[linked].startswith("linked to another identity")
     # asked for explicitly, it is replaced
-    assert LinkCognitoUsers.run(db, pool, replace=True).linked[linked] == pool[3]["sub"]
+    assert LinkCognitoUsers.run(UserStore(db), pool, replace=True).linked[linked] == pool[3]["sub"]
     assert sub_of(db, linked) == pool[3]["sub"]
 
 
@@ -77,6 +78,6 @@ def test_an_identity_is_linked_to_one_user_only(db):
     identity = pool_user(f"{second}@example.test", second)
     db.person(first, f"{first}@example.test", sub=identity["sub"])
     db.person(second, f"{second}@example.test")
-    report = LinkCognitoUsers.run(db, [identity])
+    report = LinkCognitoUsers.run(UserStore(db), [identity])
     assert sub_of(db, second) is None
     assert dict(report.skipped)[second] == "that identity is linked to another user"

@@ -6,9 +6,12 @@ import threading
 
 import pytest
 
-from lib.conversations import ConversationStore, layout
-from lib.conversations.events import events_of, participants_from
-from lib.conversations.stream import IndexBehind, RowMover, apply_batch
+from lib.conversations import layout, table_setup
+from lib.conversations.store import ConversationStore
+from lib.conversations.events import events_of
+from lib.conversations.participants import Participants
+from lib.conversations.rows import IndexBehind
+from lib.conversations.stream import RowMover, apply_batch
 from lib.ddb import serialize
 from lib.event_listener import EventHub
 from routes.events import server_sent
@@ -100,7 +103,7 @@ def test_a_conversations_changes_make_each_event_once_and_only_for_its_participa
 
     table = MemoryTable(exists=False)
     store = ConversationStore(table)
-    store.create_table()
+    table_setup.create_table(store.table)
     first = store.send_to_user(ANDREW, BAYKO, "hi").message
     store.send_to_group(BAYKO, first.message_group_uuid, "hello back")
     records = table.stream_records()
@@ -109,7 +112,7 @@ def test_a_conversations_changes_make_each_event_once_and_only_for_its_participa
     records += table.stream_records()  # the rows the mover wrote
     store.mark_read(first.message_group_uuid, ANDREW["uuid"])
     records += table.stream_records()
-    participants = participants_from(mover)
+    participants = mover.participants.both
     # every record delivered twice, as a stream may
     made = [e for record in records + records for e in events_of(record, participants)]
     by_key = {(e.user_uuid, e.key): e for e in made}
@@ -126,18 +129,18 @@ def test_a_conversations_changes_make_each_event_once_and_only_for_its_participa
 def test_a_week5_groups_participants_are_its_rows_owners_once_the_index_shows_both():
 
     table = MemoryTable(exists=False)
-    ConversationStore(table).create_table()
+    table_setup.create_table(table)
     group = "6f1c3c55-0000-4000-8000-00000000aaaa"  # a week-5 group: random uuid, no header
     mine, theirs = layout.message_rows(ANDREW, BAYKO, group, "from week 5", T1)
     table.put(mine)
     table.freeze_index()
     table.put(theirs)
-    participants = participants_from(RowMover(table))
+    participants = Participants(table).both
     with pytest.raises(IndexBehind):  # one owner shown: the record is tried again later
         participants(group)
     table.catch_up_index()
-    assert participants(group) == sorted([ANDREW["uuid"], BAYKO["uuid"]])
-    assert participants("6f1c3c55-0000-4000-8000-00000000bbbb") == []  # no conversation at all
+    assert participants(group) == tuple(sorted([ANDREW["uuid"], BAYKO["uuid"]]))
+    assert participants("6f1c3c55-0000-4000-8000-00000000bbbb") == ()  # no conversation at all
 
 
 def _quiet_hub(**caps) -> EventHub:
@@ -148,7 +151,7 @@ def _quiet_hub(**caps) -> EventHub:
 
 
 def test_a_hub_holds_a_few_streams_per_user_and_a_bounded_number_in_all():
-    from lib.errors import Busy, Unavailable
+    from domain.errors import Busy, Unavailable
 
     hub = _quiet_hub(per_user=2, per_process=3, retry_after=16)
     try:
@@ -219,9 +222,10 @@ def test_a_stream_sending_full_pages_still_ends_when_its_time_is_up(monkeypatch)
     monkeypatch.setattr(event_log, "resume", lambda conn, user, last: (0, False))
     monkeypatch.setattr(event_log, "after", full_page)
     hub = _quiet_hub()
-    backend = SimpleNamespace(settings=Settings(), db=SimpleNamespace(run=lambda use: use(None)), live=hub)
+    log = event_log.EventLog(SimpleNamespace(run=lambda use: use(None)))
+    ping = Settings().events_ping_seconds
     try:
-        stream = Stream(backend, "u", hub.subscribe("u"), 5.0, None, lambda: now[0])
+        stream = Stream(hub, log, "u", hub.subscribe("u"), 5.0, None, ping, lambda: now[0])
         sent = list(itertools.islice(stream, 20 * event_log.PAGE))
         assert len([e for e in sent if isinstance(e, Event)]) == 5 * event_log.PAGE
         assert hub.open_streams() == 0
@@ -242,11 +246,11 @@ def test_a_gap_in_the_log_after_a_streams_position_is_a_reset(monkeypatch):
                         [event_log.LoggedEvent(s, "message", "{}") for s in (9, 10) if s > seq])
     monkeypatch.setattr(event_log, "head", lambda conn, user: 10)
     hub = _quiet_hub()
-    backend = SimpleNamespace(settings=Settings(events_ping_seconds=0.1), db=SimpleNamespace(run=lambda use: use(None)),
-                              live=hub)
+    log = event_log.EventLog(SimpleNamespace(run=lambda use: use(None)))
+    ping = Settings(events_ping_seconds=0.1).events_ping_seconds
     clock = iter(float(t) for t in range(100))
     try:
-        stream = Stream(backend, "u", hub.subscribe("u"), 3.0, "3", lambda: next(clock))
+        stream = Stream(hub, log, "u", hub.subscribe("u"), 3.0, "3", ping, lambda: next(clock))
         events = [e for e in stream if isinstance(e, Event)]
         assert [(e.id, e.name) for e in events][:1] == [("10", "reset")]
         assert all(e.name == "reset" for e in events)
@@ -267,10 +271,10 @@ def test_a_streams_reads_of_the_log_wait_for_a_slot_of_the_hubs(monkeypatch):
     monkeypatch.setattr(event_log, "resume", lambda conn, user, last: (reads.append("resume"), (0, False))[1])
     monkeypatch.setattr(event_log, "after", lambda conn, user, seq, **bounds: (reads.append("after"), [])[1])
     hub = _quiet_hub(reads_at_once=1)
-    backend = SimpleNamespace(settings=Settings(events_ping_seconds=0.05), db=SimpleNamespace(run=lambda use: use(None)),
-                              live=hub)
+    log = event_log.EventLog(SimpleNamespace(run=lambda use: use(None)))
+    ping = Settings(events_ping_seconds=0.05).events_ping_seconds
     now = [0.0]
-    stream = Stream(backend, "u", hub.subscribe("u"), 1.0, None, lambda: now[0])
+    stream = Stream(hub, log, "u", hub.subscribe("u"), 1.0, None, ping, lambda: now[0])
     seen: list[object] = []
     try:
         with hub.reading():  # the process's one slot, taken

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
+from domain import times
 from lib import aws
 from lib import ddb as dynamo
 from lib.conversations import layout
@@ -65,7 +66,7 @@ def test_concurrent_writes_survive_cancelled_transactions(fresh_table):
     def writer(n: int) -> None:
         own = dynamo.Ddb(fresh_table)
         for i in range(25):
-            item = layout.message_item("g", PERSON, f"{n}-{i}", layout.now_iso())
+            item = layout.message_item("g", PERSON, f"{n}-{i}", times.now_iso())
             own.put(item)
             with lock:
                 written.append(item)

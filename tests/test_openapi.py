@@ -22,6 +22,7 @@ from devstack import LocalSettings
 SPEC_PATH = config.ROOT / "openapi.yml"
 SOURCES = [config.ROOT / "app.py", *sorted((config.ROOT / "routes").glob("*.py")),
            *sorted((config.ROOT / "services").glob("*.py")), *sorted((config.ROOT / "lib").rglob("*.py")),
+           *sorted((config.ROOT / "domain").rglob("*.py")),
            config.ROOT / "aws" / "lambdas" / "cruddur-post-confirmation.py"]
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 # Flask adds these to every rule; the spec describes CORS preflight in its description instead.
@@ -93,7 +94,7 @@ def test_every_route_of_the_app_is_in_the_spec_and_vice_versa(settings: Settings
     try:
         routes = app_operations(app)
     finally:
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
     assert routes == spec_operations(spec)
     assert ("/api/messages/{message_group_uuid}", "get") in routes  # the converter was mapped
 
@@ -170,7 +171,7 @@ def codes_in_source() -> dict[str, str]:
     import lib.cognito_jwt_token  # noqa: F401  (defines TokenError)
     import lib.db  # noqa: F401  (defines DatabaseUnavailable)
     import lib.ddb  # noqa: F401  (defines StoreUnavailable, WriteConflict)
-    from lib.errors import CruddurError
+    from domain.errors import CruddurError
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
@@ -220,7 +221,7 @@ def codes_of_http_errors(settings: Settings) -> set[str]:
                                  headers={"Authorization": f"Bearer {token}",
                                           "Content-Type": "application/json"})]
     finally:
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
     assert [r.status_code for r in responses] == [404, 405, 413]
     return {code for r in responses for code in r.get_json()}
 

@@ -7,7 +7,7 @@ import uuid
 import psycopg
 import pytest
 
-from lib import lambda_files
+from devstack import lambdas as lambda_files
 
 
 @pytest.fixture(scope="module")

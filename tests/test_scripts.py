@@ -13,7 +13,8 @@ from jose import jwt
 from lib import config
 from lib import db as pg_admin
 from devstack import seed as local_seed
-from lib.db import Db, template
+from lib.db import Db
+from lib.sql_files import template
 from lib.conversations.layout import group_uuid_for
 from lib.ddb import Ddb
 from devstack import free_port

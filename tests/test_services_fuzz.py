@@ -9,10 +9,10 @@ from app import status_of
 from lib import ddb as dynamo
 from lib.conversations import layout
 from lib.ddb import Ddb
-from lib.errors import CruddurError
+from domain.errors import CruddurError
 from devstack.seed import user_by_handle
 from services import validation
-from services.backend import Backend
+from services.bootstrap import Parts
 from services.create_message import CreateMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
@@ -21,21 +21,21 @@ from tests import tables
 
 
 @pytest.fixture(scope="module")
-def fuzz_backend(settings):
-    """A backend over a table of its own, so that what the fuzzer stores can be checked whole."""
+def fuzz_parts(settings):
+    """The app's parts over a table of its own, so that what the fuzzer stores can be checked whole."""
     import uuid
 
     own = settings.with_(ddb_table=f"fuzz-{uuid.uuid4().hex[:12]}", cursor_secret="fuzz")
     tables.create_table(Ddb(own))
-    backend = Backend.from_settings(own)
-    yield backend
-    backend.db.close()
-    backend.conversations.table.delete_table()
+    parts = Parts.from_settings(own)
+    yield parts
+    parts.db.close()
+    parts.conversations.table.delete_table()
 
 
 @pytest.fixture(scope="module")
-def people(fuzz_backend):
-    return {h: user_by_handle(fuzz_backend.db, h) for h in ("andrewbrown", "bayko", "londo")}
+def people(fuzz_parts):
+    return {h: user_by_handle(fuzz_parts.db, h) for h in ("andrewbrown", "bayko", "londo")}
 
 
 texts = st.one_of(
@@ -68,7 +68,7 @@ def resolve_pairs(body, people):
     return body
 
 
-def test_create_message_answers_or_refuses_and_stores_no_junk(fuzz_backend, people):
+def test_create_message_answers_or_refuses_and_stores_no_junk(fuzz_parts, people):
     """Whatever is sent, a result or a 4xx; then, every item the fuzzer stored is well formed."""
 
     @hsettings(max_examples=150, deadline=None, derandomize=True,
@@ -78,28 +78,28 @@ def test_create_message_answers_or_refuses_and_stores_no_junk(fuzz_backend, peop
     def fuzz(body, sender, key):
         try:
             key = validation.idempotency_key(key)
-            result = CreateMessage.run(fuzz_backend, people[sender], resolve_pairs(body, people), key)
+            result = CreateMessage.run(fuzz_parts.conversations, fuzz_parts.users, people[sender], resolve_pairs(body, people), key)
         except CruddurError as error:
             assert 400 <= status_of(error) < 500, error.codes
             assert error.codes and all(isinstance(c, str) for c in error.codes)
             return
         assert set(result) >= {"uuid", "display_name", "handle", "message", "created_at"}
         assert ("message_group_uuid" in result) == (isinstance(body, dict) and body.get("handle") is not None)
-        assert 1 <= len(result["message"]) <= validation.MESSAGE_MAX_LENGTH
+        assert 1 <= len(result["message"]) <= validation.DIRECT_MESSAGE_MAX_LENGTH
         assert result["message"] == result["message"].strip()
 
     fuzz()
-    assert_stored_no_junk(fuzz_backend, people)
+    assert_stored_no_junk(fuzz_parts, people)
 
 
 @hsettings(max_examples=60, deadline=None, derandomize=True,
            suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(group=st.one_of(groups, pairs), limit=st.integers(min_value=1, max_value=100),
        cursor=st.one_of(st.none(), st.text(max_size=80), st.sampled_from(["a.b", ".", "e30.AAAA"])))
-def test_reading_answers_or_refuses(fuzz_backend, people, group, limit, cursor):
+def test_reading_answers_or_refuses(fuzz_parts, people, group, limit, cursor):
     group = resolve_pairs({"message_group_uuid": group}, people)["message_group_uuid"]
-    for call in (lambda: Messages.run(fuzz_backend, people["bayko"], group, limit, cursor),
-                 lambda: MessageGroups.run(fuzz_backend, people["bayko"], limit, cursor)):
+    for call in (lambda: Messages.run(fuzz_parts.conversations, fuzz_parts.cursors, people["bayko"], group, limit, cursor),
+                 lambda: MessageGroups.run(fuzz_parts.conversations, fuzz_parts.cursors, people["bayko"], limit, cursor)):
         try:
             items, _ = call()
         except CruddurError as error:
@@ -111,19 +111,19 @@ def test_reading_answers_or_refuses(fuzz_backend, people, group, limit, cursor):
 @hsettings(max_examples=60, deadline=None, derandomize=True,
            suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(handle=handles)
-def test_users_short_answers_or_refuses(fuzz_backend, handle):
+def test_users_short_answers_or_refuses(fuzz_parts, handle):
     try:
-        user = UsersShort.run(fuzz_backend, handle)
+        user = UsersShort.run(fuzz_parts.users, handle)
     except CruddurError as error:
         assert status_of(error) == 404
         return
     assert set(user) == {"uuid", "handle", "display_name"}
 
 
-def assert_stored_no_junk(fuzz_backend, people):
+def assert_stored_no_junk(fuzz_parts, people):
     """Every item of the fuzzer's table is well formed."""
-    client = fuzz_backend.conversations.table.client
-    pages = client.get_paginator("scan").paginate(TableName=fuzz_backend.conversations.table.table)
+    client = fuzz_parts.conversations.table.client
+    pages = client.get_paginator("scan").paginate(TableName=fuzz_parts.conversations.table.table)
     items = [dynamo.deserialize(i) for page in pages for i in page["Items"]]
     assert items, "the fuzzers stored nothing: the test would prove nothing"
     uuids = {p["uuid"] for p in people.values()}
@@ -131,7 +131,7 @@ def assert_stored_no_junk(fuzz_backend, people):
     for item in items:
         if item["pk"].startswith(layout.MESSAGE_PREFIX):
             text = item["message"]
-            assert 1 <= len(text) <= validation.MESSAGE_MAX_LENGTH and text == text.strip()
+            assert 1 <= len(text) <= validation.DIRECT_MESSAGE_MAX_LENGTH and text == text.strip()
             assert "\x00" not in text
             group = layout.message_group_uuid_of(item)
             # Stored only into a group that exists, by one of its participants.

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from domain import times
 from lib import aws
 from lib import ddb as dynamo
 from lib.conversations import layout
@@ -28,7 +29,7 @@ def person(handle: str) -> dict[str, str]:
 
 
 def at(seconds: float) -> str:
-    return layout.iso(START + timedelta(seconds=seconds))
+    return times.iso(START + timedelta(seconds=seconds))
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +314,7 @@ def test_conversations_whose_last_messages_share_a_microsecond_keep_a_row_each(e
     # the first one applied keeps the exact time, the others follow a microsecond apart
     start = datetime.fromisoformat(same)
     assert sorted(r["sk"] for r in bo_rows.values()) == [
-        layout.iso(start + timedelta(microseconds=n)) for n in range(3)]
+        times.iso(start + timedelta(microseconds=n)) for n in range(3)]
     for group, other in zip(groups, (ana, cy, di)):
         env.assert_last(group, [other], last[group])  # the other side is not shifted
 
@@ -334,7 +335,7 @@ def test_a_key_collision_across_batches_is_applied_too(env, people):
     env.assert_last(g2, [cy], second)
     mine = [r for r in env.rows(bo) if r["message_group_uuid"] == g2]
     assert [(r["sk"], r["message"]) for r in mine] == [
-        (layout.iso(datetime.fromisoformat(at(5)) + timedelta(microseconds=1)), "second")]
+        (times.iso(datetime.fromisoformat(at(5)) + timedelta(microseconds=1)), "second")]
     # a newer message later moves the shifted row on as usual
     newest = env.send(g2, bo, "newest", at(6))
     assert env.handle(env.new_records()) == {"batchItemFailures": []}
@@ -476,7 +477,7 @@ def test_a_header_without_names_waits_for_the_rows(env, people):
     assert env.mod.handle_event({"Records": records}, env.client, quick)["batchItemFailures"]
     env.table.put(layout.group_row(ana["uuid"], bo, group, "hi", at(0)))
     env.table.put(layout.group_row(bo["uuid"], ana, group, "hi", at(0)))
-    env.mod._headers.clear()
+    env.mod._groups.clear()
     assert env.handle(records) == {"batchItemFailures": []}
     env.assert_last(group, [ana, bo], first)
 
@@ -491,7 +492,7 @@ def test_a_move_cut_short_after_its_put_leaves_a_row_readers_skip_and_the_retry_
     """The put of a participant's new row landed, the delete of the old one failed: the record is
     reported failed, the participant has two rows of the group for the moment (pattern B shows
     the newest only), and Lambda's retry deletes the old one."""
-    from lib.conversations.read_markers import newest_row_per_group
+    from lib.conversations.rows import newest_row_per_group
 
     ana, bo = people["ana"], people["bo"]
     group = env.conversation(ana, bo, "hi", at(0))

@@ -15,6 +15,8 @@ from typing import Any, Callable
 import pytest
 from botocore.exceptions import ClientError
 
+from domain import unread
+from domain import times
 from lib import aws
 from lib import ddb as dynamo
 from lib.conversations import layout
@@ -29,7 +31,7 @@ WAIT_SECONDS = 10
 
 
 def at(seconds: float) -> str:
-    return layout.iso(START + timedelta(seconds=seconds))
+    return times.iso(START + timedelta(seconds=seconds))
 
 
 def person(handle: str) -> dict[str, str]:
@@ -530,7 +532,7 @@ def test_a_backlog_of_thousands_of_records_is_replayed_group_by_group_not_record
         assert chat.shows(backlog[chats.index(chat) * per_chat + per_chat - 1])
     for chat in chats:  # every message of the backlog counted as unread for the one who did not send it
         [[ana_row], [bo_row]] = chat.rows()
-        assert layout.unread_of(ana_row) == min(per_chat + (chat is chats[0]), layout.UNREAD_CAP)
+        assert layout.unread_of(ana_row) == min(per_chat + (chat is chats[0]), unread.UNREAD_CAP)
         assert layout.unread_of(bo_row) == 0
     assert len(recorder.delivered) == len(backlog) + 1
     # 2,501 records in 3 batches; each batch moves each of its groups once: a Query and four

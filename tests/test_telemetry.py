@@ -21,7 +21,7 @@ def traced(settings):
     try:
         yield app, exporter
     finally:
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
         telemetry.shutdown(app.extensions["tracing"])
 
 
@@ -64,7 +64,7 @@ def test_without_an_endpoint_nothing_is_traced(settings, caplog):
         [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "cruddur.access"]
         assert line["trace_id"] is None
     finally:
-        app.extensions["backend"].db.close()
+        app.extensions["parts"].db.close()
 
 
 def test_a_live_event_ticket_never_reaches_a_span(traced):

@@ -11,7 +11,7 @@ import pytest
 from bench.stream import stream_record
 from lib import ddb as dynamo
 from lib.conversations import layout
-from lib.conversations.read_markers import rows_of
+from lib.conversations.rows import rows_of
 from devstack.stream_worker import lambda_event, load_lambda
 from tests.test_api_e2e import Users, conforms, error, get, groups, post, send
 from tests import tables

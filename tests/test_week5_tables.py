@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app import create_app
+from domain import times
 from lib import aws, cognito
 from lib import ddb as dynamo
 from lib.conversations import layout
@@ -22,6 +23,7 @@ from lib.config import ROOT, Settings
 from lib.db import Db
 from lib.ddb import Ddb
 from devstack import LocalSettings, access_token, add_user
+from lib.users import UserStore
 from services.link_cognito_users import LinkCognitoUsers
 from tests import tables
 
@@ -79,7 +81,7 @@ def people(settings: Settings) -> dict[str, dict[str, str]]:
                    "email": f"{handle}@example.test"}
             add_user(client, settings.cognito_user_pool_id, row, LocalSettings().seed_password)
             made[name] = row
-        LinkCognitoUsers.run(db, cognito.pool_users(client, settings.cognito_user_pool_id))
+        LinkCognitoUsers.run(UserStore(db), cognito.pool_users(client, settings.cognito_user_pool_id))
     finally:
         db.close()
     for person in made.values():
@@ -93,7 +95,7 @@ class Client:
     def __init__(self, settings: Settings):
         self.app = create_app(settings.with_(cursor_secret="week5"))
         self.http = self.app.test_client()
-        self.backend = self.app.extensions["backend"]
+        self.backend = self.app.extensions["parts"]
 
     def get(self, path: str, who: dict):
         return self.http.get(path, headers={"Authorization": who["auth"]})
@@ -161,7 +163,7 @@ def test_the_stream_lambda_moves_the_rows_of_a_week5_group(week5, people):
     ann, ben = people["ann"], people["ben"]
     client = Ddb(week5).client
     group = week5_group(client, week5.ddb_table, ann, ben, "hi", week5_time())
-    newest = layout.message_item(group, ben, "newest", layout.now_iso())
+    newest = layout.message_item(group, ben, "newest", times.now_iso())
     Ddb(week5).put(newest)
     lambda_ = load_lambda()
     record = {"eventName": "INSERT", "dynamodb": {"NewImage": dynamo.serialize(newest),
@@ -212,8 +214,8 @@ def test_bin_ddb_migrate_brings_a_week5_table_to_the_current_layout(week5, peopl
     # the same messages (same uuids, same order), at canonical UTC times
     assert [m["message"] for m in messages] == ["m0", "m1", "m2", "m3"]
     assert {m["message_uuid"] for m in messages} == {i["message_uuid"] for i in before if "message_uuid" in i}
-    assert all(m["sk"] == layout.iso(datetime.fromisoformat(m["sk"])) for m in messages)
-    assert messages[0]["sk"] == layout.iso(start)
+    assert all(m["sk"] == times.iso(datetime.fromisoformat(m["sk"])) for m in messages)
+    assert messages[0]["sk"] == times.iso(start)
 
     again = migrate(week5)
     assert again.returncode == 0 and "nothing written: the table is current" in again.stdout

@@ -2,7 +2,8 @@
 
 Triggered by the table's stream through its own mapping (aws/template.yaml, EventsMapping: no
 batching window, so a message is an event at once; its filter passes new messages and written
-group rows). Each record becomes events (lib/conversations/events.py: which, and for whom), and a
+group rows). Each record becomes events (lib/conversations/events.py, by domain/live_events.py's
+rule; a message's go to both participants, lib/conversations/participants.py), and a
 batch's events are logged in one PostgreSQL transaction (lib/event_log.py: numbered per user,
 duplicates skipped, a NOTIFY at commit that wakes the API processes holding those users'
 streams). A delivery of the same records again logs nothing new.
@@ -17,18 +18,17 @@ CONNECTION_URL or CONNECTION_SECRET_ARN, AWS_DEFAULT_REGION or AWS_REGION, AWS_E
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Mapping
 
 import psycopg
 
+from domain.live_events import NewEvent
 from lib import event_log
-from lib.cache import Cache
-from lib.conversations import events, stream
-from lib.conversations.layout import GSI_NAME
-from lib.ddb import Ddb
-from lib.lambda_support import OneConnection, dynamodb_client, json_logger
+from lib.conversations import events
+from lib.conversations.participants import Participants
+from lib.conversations.rows import IndexBehind
+from lib.lambda_support import OneConnection, json_logger, messages_table
 
 log = json_logger("cruddur-messaging-events")
 
@@ -48,39 +48,29 @@ IDLE_IN_TRANSACTION_MS = 10000
 BOUNDS = (f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS} "
           f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}")
 
-_ddb: tuple[Ddb, stream.RowMover] | None = None
+_participants: Participants | None = None
 _db = OneConnection(options=BOUNDS)
-_headers: "Cache[stream.Header]" = Cache(stream.HEADER_CACHE_SIZE)
 _next_purge = 0.0
 
 
-class _Table:
-    """What lib.ddb.Ddb reads of a configuration."""
-
-    def __init__(self, env: Mapping[str, str]):
-        self.ddb_table = env.get("DDB_MESSAGE_TABLE") or "cruddur-messages"
-
-
-def _runtime() -> tuple[Ddb, stream.RowMover]:
+def _runtime() -> Participants:
     # Made on the first invocation and kept for the container's life, with the headers it read.
-    global _ddb
-    if _ddb is None:
-        table = Ddb(_Table(os.environ), dynamodb_client())
-        _ddb = (table, stream.RowMover(table, os.environ.get("DDB_GSI_NAME") or GSI_NAME, headers=_headers))
-    return _ddb
+    global _participants
+    if _participants is None:
+        _participants = Participants(*messages_table())
+    return _participants
 
 
 def lambda_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     global _next_purge
     records = list(event.get("Records") or [])
-    _, mover = _runtime()
-    participants = events.participants_from(mover)
-    found: list[event_log.NewEvent] = []
+    participants = _runtime().both
+    found: list[NewEvent] = []
     failures: list[dict[str, str]] = []
     for record in records:
         try:
             found.extend(events.events_of(record, participants))
-        except stream.IndexBehind as behind:
+        except IndexBehind as behind:
             # the records from this one on are given again; those before it are logged now
             log.info("index behind, retrying from this record", extra={"fields": {"reason": str(behind)}})
             failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from lib.cache import Cache
-from lib.conversations import stream
-from lib.conversations.layout import GSI_NAME
-from lib.conversations.stream import NewMessage  # noqa: F401  (part of this module's interface)
+from lib.conversations import participants, stream
+from lib.conversations.layout import GSI_NAME, TABLE_NAME
+from lib.conversations.records import NewMessage  # noqa: F401  (part of this module's interface)
 from lib.ddb import Ddb
-from lib.lambda_support import dynamodb_client, json_logger
+from lib.lambda_support import dynamodb_client, json_logger, table_names
 
 
 log = json_logger(stream.__name__)
@@ -33,24 +33,21 @@ log = json_logger(stream.__name__)
 # -- configuration and the client, made once per container ------------------------------------
 @dataclass(frozen=True)
 class Config:
-    table: str = "cruddur-messages"
+    table: str = TABLE_NAME
     index: str = GSI_NAME
     # Attempts of one group's move when concurrent movers keep cancelling it.
     move_attempts: int = 4
     # Groups of one batch moved at once: a backlog's batch holds many groups, each a few calls.
     groups_at_once: int = 8
 
-    @property
-    def ddb_table(self) -> str:  # what lib.ddb.Ddb reads
-        return self.table
-
 
 def load_config(env: Mapping[str, str] | None = None) -> Config:
     env = os.environ if env is None else env
     default = Config()
+    table, index = table_names(env)
     return Config(
-        table=env.get("DDB_MESSAGE_TABLE") or default.table,
-        index=env.get("DDB_GSI_NAME") or default.index,
+        table=table,
+        index=index,
         move_attempts=max(1, int(env.get("MOVE_ATTEMPTS") or default.move_attempts)),
         groups_at_once=max(1, int(env.get("GROUPS_AT_ONCE") or default.groups_at_once)),
     )
@@ -63,8 +60,8 @@ def make_client(env: Mapping[str, str] | None = None) -> Any:
 
 
 _runtime: tuple[Any, Config] | None = None
-# Groups' headers, remembered for the container's life (they never change).
-_headers: "Cache[stream.Header]" = Cache(stream.HEADER_CACHE_SIZE)
+# What each group's header says, remembered for the container's life (it never changes).
+_groups: "Cache[participants.Header]" = Cache(participants.CACHE_SIZE)
 
 
 def _get_runtime() -> tuple[Any, Config]:
@@ -81,11 +78,12 @@ def reset() -> None:
     again)."""
     global _runtime
     _runtime = None
-    _headers.clear()
+    _groups.clear()
 
 
 def mover(client: Any, config: Config) -> stream.RowMover:
-    return stream.RowMover(Ddb(config, client), config.index, config.move_attempts, _headers)
+    table = Ddb(config.table, client)
+    return stream.RowMover(table, participants.Participants(table, config.index, _groups), config.move_attempts)
 
 
 # -- the handler -----------------------------------------------------------------------------
@@ -102,7 +100,7 @@ def handle_event(event: Mapping[str, Any], client: Any, config: Config,
                               getattr(context, "aws_request_id", None), config.groups_at_once)
 
 
-def apply_message(client: Any, config: Config, message: stream.NewMessage,
-                  batch: list[stream.NewMessage] | None = None) -> str:
+def apply_message(client: Any, config: Config, message: NewMessage,
+                  batch: list[NewMessage] | None = None) -> str:
     """One group's rows brought to `message` (see RowMover.apply)."""
     return mover(client, config).apply(message, batch)

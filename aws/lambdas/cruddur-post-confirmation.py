@@ -14,8 +14,8 @@ One function for two of the user pool's triggers (the pool's LambdaConfig names 
   only be a race with another sign-up after the pre-sign-up check; it fails the confirmation with
   the reason (see docs/security.md for what the operator does then).
 
-Every rule is in lib/identity.py, which bin/aws/deploy packages beside this file (with
-lib/text.py) and which the API runs too. Forgotten-password confirmations and other triggers are
+Every rule is in domain/identity.py, applied to PostgreSQL by lib/users.py: bin/aws/deploy packages
+them beside this file (with what they import), and the API runs the same code. Forgotten-password confirmations and other triggers are
 let through untouched. Environment: CONNECTION_URL or CONNECTION_SECRET_ARN (a Secrets Manager
 secret holding the URL, read at run time), LOG_LEVEL (INFO).
 """
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib import identity
+from domain.identity import EmailUnverified, UserConflict, UserInvalid  # noqa: F401 (what callers catch)
+from lib import users
 from lib.lambda_support import OneConnection, json_logger
-from lib.identity import EmailUnverified, UserConflict, UserInvalid  # noqa: F401 (what callers catch)
 
 log = json_logger("cruddur-post-confirmation")
 
@@ -44,10 +44,10 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         if source in PRE_SIGN_UP:
             # an account the operator makes (an invitation) may take a week-5 user's email
-            identity.check_sign_up(_db.get(), attributes, invited=source == "PreSignUp_AdminCreateUser")
+            users.check_sign_up(_db.get(), attributes, invited=source == "PreSignUp_AdminCreateUser")
             log.info("sign-up may proceed", extra={"fields": {"trigger": source}})
             return event
-        uuid = identity.create_user(_db.get(), attributes)
+        uuid = users.create_user(_db.get(), attributes)
     except EmailUnverified:
         log.warning("confirmed without a verified email: no user made or linked",
                     extra={"fields": {"sub": attributes.get("sub")}})

@@ -1,10 +1,11 @@
-"""The conversation store (store.py) and what it is made of: the table's layout (layout.py), the
-write order of a message (sending.py), read markers (read_markers.py), the stream's row mover
-(stream.py), the live events a change makes (events.py), the contract's shapes (shapes.py) and
-the week-5 compatibility (week5.py). docs/data-model.md tells the story."""
-from lib.conversations.model import Conversation, Idempotency, Message, Page, Person, Sent
-from lib.conversations.shapes import group_json, message_json
-from lib.conversations.store import ConversationStore
+"""The conversation store: direct messages in one DynamoDB table, as the API and both Lambdas
+use them. An adapter: it turns the domain's requests into items and writes in a safe order, and
+the table's items back into the domain's values (domain/conversations.py).
 
-__all__ = ["ConversationStore", "Conversation", "Idempotency", "Message", "Page", "Person", "Sent",
-           "group_json", "message_json"]
+store.py (what the API asks, put together from the parts below), participants.py (who takes part;
+one cache), sending.py (patterns C and D: the write order), read_markers.py (markers and unread
+counts in the rows), rows.py (reading the group rows), stream.py (the stream Lambda's row mover),
+records.py (reading a stream record), events.py (a record's live events), layout.py (keys and
+items), week5.py (old week-5 tables), table_setup.py (making the table). None imports the store, and
+no two import each other (tests/test_structure.py checks); docs/data-model.md tells the story.
+"""

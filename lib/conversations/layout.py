@@ -1,8 +1,8 @@
 """The single table's layout: the one place its keys, its items' shapes and its times are made.
 
-The conversation store (this package), the scripts and the stream Lambda all build and read items
-through these names and functions; the stream Lambda ships this package beside its handler
-(bin/aws/deploy packages it). Nothing here reads or writes the table.
+The conversation store (this package), both Lambdas, the scripts and the bench all build and read
+items through these names and functions, and turn items into the domain's values here
+(`message_of_item`, `conversation_of_row`). Nothing here reads or writes the table.
 
   group row    pk GRP#<owner user uuid>     sk <time of last message>
                message_group_uuid, message, and user_uuid/user_display_name/user_handle of the
@@ -34,11 +34,15 @@ first message to a user looks for an old group of the pair before creating one.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from lib.ddb import epoch_now  # the clock DynamoDB's TTL reads, as put_new(expires=) compares it
+from domain import unread
+from domain.conversations import Conversation, Message
+from domain.times import epoch_now, now_iso  # epoch_now: the clock DynamoDB's TTL reads
 
+# The table's name where no setting names another (the API's DDB_MESSAGE_TABLE, the Lambdas' and
+# the scripts' alike), and its index's.
+TABLE_NAME = "cruddur-messages"
 GSI_NAME = "message-group-sk-index"
 GROUP_PREFIX = "GRP#"
 MESSAGE_PREFIX = "MSG#"
@@ -47,9 +51,6 @@ HEADER_SK = "GROUP"
 IDEMPOTENCY_PREFIX = "IDEM#"
 LAYOUT_KEY = {"pk": "META#layout", "sk": "META"}
 LAYOUT_VERSION = 2
-# A row's unread_count counts up to this many: a badge shows "99+" past it, and counting further
-# would read every unread message of a long-silent conversation on each move of its row.
-UNREAD_CAP = 99
 
 # The attribute DynamoDB's TTL reads (idempotency records only), and how long a record is kept.
 TTL_ATTRIBUTE = "expires_at"
@@ -57,23 +58,6 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 # Fixed namespace for deriving a group's uuid from its participants (uuid5).
 GROUP_NAMESPACE = uuid.UUID("6f1c3c55-8d3e-4a53-9d0b-6f8f3b1a2c4d")
-
-
-# -- times -----------------------------------------------------------------------------------
-def now_iso() -> str:
-    return iso(datetime.now(timezone.utc))
-
-
-def iso(moment: datetime) -> str:
-    """UTC ISO-8601 with microseconds and +00:00: string order is time order."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def later(sk: str, microseconds: int) -> str:
-    """`sk` moved on by `microseconds`, in the same format."""
-    if not microseconds:
-        return sk
-    return iso(datetime.fromisoformat(sk) + timedelta(microseconds=microseconds))
 
 
 # -- keys ------------------------------------------------------------------------------------
@@ -91,6 +75,12 @@ def group_pk(user_uuid: str) -> str:
 def owner_of(row: Mapping[str, Any]) -> str:
     """The user uuid whose group row this is."""
     return row["pk"][len(GROUP_PREFIX):]
+
+
+def owners_of(rows: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The users whose rows these are, sorted: a group's participants, when they are its two rows
+    (a week-5 group's only record of who takes part)."""
+    return tuple(sorted({owner_of(row) for row in rows}))
 
 
 def message_pk(message_group_uuid: str) -> str:
@@ -208,8 +198,31 @@ def layout_item() -> dict[str, Any]:
 
 def unread_of(row: Mapping[str, Any] | None) -> int:
     """A group row's unread count as shown: 0 for a row without one (written before there were
-    counts), at most UNREAD_CAP."""
-    return min(int(row.get("unread_count") or 0), UNREAD_CAP) if row else 0
+    counts), at most the cap (domain/unread.py)."""
+    return unread.capped(row.get("unread_count") or 0) if row else 0
+
+
+def seen_of(row: Mapping[str, Any] | None) -> unread.Seen | None:
+    """Where the row's owner is in the conversation, for the unread rules."""
+    if row is None:
+        return None
+    return unread.Seen(row["sk"], row.get("read_up_to", ""), int(row.get("unread_count") or 0))
+
+
+# -- items as the domain's values ----------------------------------------------------------------
+def message_of_item(item: Mapping[str, Any], group: str) -> Message:
+    """A message item of `group` as the domain's Message."""
+    return Message(uuid=item["message_uuid"], message_group_uuid=group,
+                   display_name=item["user_display_name"],
+                   handle=item["user_handle"], text=item["message"], created_at=item["sk"])
+
+
+def conversation_of_row(row: Mapping[str, Any]) -> Conversation:
+    """A group row as the conversation its owner sees."""
+    return Conversation(message_group_uuid=row["message_group_uuid"],
+                        display_name=row["user_display_name"], handle=row["user_handle"],
+                        last_message=row["message"], last_message_at=row["sk"],
+                        unread_count=unread_of(row))
 
 
 def table_definition(name: str, provisioned: bool = False, read_capacity: int = 5,

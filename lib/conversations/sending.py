@@ -18,15 +18,15 @@ still on its way (it writes that very message, and whichever lands second finds 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any
 
+from domain.conversations import Idempotency, Person, Sent
+from domain.errors import InvalidInput
+from domain import times
 from lib.conversations import layout
-from lib.conversations.model import Idempotency, Message, Person, Sent
-from lib.ddb import KeyTaken, WriteConflict
-from lib.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from lib.conversations.store import ConversationStore
+from lib.conversations.layout import message_of_item
+from lib.conversations.participants import Participants
+from lib.ddb import Ddb, KeyTaken, WriteConflict
 
 # Two writes may pick the same microsecond for the same partition; each retry takes a new time.
 ATTEMPTS = 5
@@ -39,85 +39,81 @@ class _Replay(Exception):
         self.sent = sent
 
 
-def message_of(item: Mapping[str, Any], group: str) -> Message:
-    return Message(uuid=item["message_uuid"], message_group_uuid=group,
-                   display_name=item["user_display_name"],
-                   handle=item["user_handle"], text=item["message"], created_at=item["sk"])
+class Sender:
+    """Writes messages into one table, in the order above. `participants` answers which
+    conversation a pair has, and learns what a first message wrote."""
 
+    def __init__(self, table: Ddb, participants: Participants):
+        self.table, self.participants = table, participants
 
-def to_user(store: "ConversationStore", sender: Person, recipient: Person, text: str,
-            idempotency: Idempotency | None) -> Sent:
-    """Pattern C: into the pair's conversation, creating it with the first message."""
-    draft = _Draft(sender, text)
-    record = _Record(store, sender, idempotency)
-    try:
-        group = layout.group_uuid_for(sender["uuid"], recipient["uuid"])
-        known = store.conversation_of_pair(group, sender["uuid"], recipient["uuid"])
-        if known is not None:
-            return _into_group(store, draft, known, record, named=True)
-        return _first_message(store, draft, group, recipient, record)
-    except _Replay as replay:
-        return replay.sent
-
-
-def to_group(store: "ConversationStore", sender: Person, group: str, text: str,
-             idempotency: Idempotency | None) -> Sent:
-    """Pattern D: into a conversation the sender belongs to (the caller has checked)."""
-    try:
-        return _into_group(store, _Draft(sender, text), group, _Record(store, sender, idempotency),
-                           named=False)
-    except _Replay as replay:
-        return replay.sent
-
-
-def _first_message(store: "ConversationStore", draft: "_Draft", group: str, other: Person,
-                   record: "_Record") -> Sent:
-    caller = draft.sender
-    members = tuple(sorted([str(caller["uuid"]), str(other["uuid"])]))
-    header = layout.header_item(group, members, draft.created_at,
-                                layout.profiles_of(caller, other), draft.message_uuid)
-    try:
-        store.table.put_new(header)
-    except KeyTaken as taken:
-        held = taken.held.get(0, {})
-        if held.get("first_message_uuid") != draft.message_uuid:  # else: ours, retried
-            # The pair has a conversation already (another, when the header is a migrated
-            # week-5 group's alias): this is a message into it.
-            actual = held.get("message_group_uuid", group)
-            store.remember_group(group, actual, members)
-            return _into_group(store, draft, actual, record, named=True)
-    store.remember_group(group, group, members)
-    sent = _into_group(store, draft, group, record, named=True)
-    for row in layout.message_rows(caller, other, group, draft.text, sent.message.created_at):
+    def to_user(self, sender: Person, recipient: Person, text: str,
+                idempotency: Idempotency | None) -> Sent:
+        """Pattern C: into the pair's conversation, creating it with the first message."""
+        draft = _Draft(sender, text)
+        record = _Record(self.table, sender, idempotency)
         try:
-            store.table.put_new(row)
-        except KeyTaken:
-            # Written already by the stream Lambda (it found the message first), or the owner's
-            # row of another conversation holds this microsecond: the Lambda puts this row a
-            # microsecond later.
-            pass
-    return sent
+            group = layout.group_uuid_for(sender["uuid"], recipient["uuid"])
+            known = self.participants.conversation_of_pair(group, sender["uuid"], recipient["uuid"])
+            if known is not None:
+                return self._into_group(draft, known, record, named=True)
+            return self._first_message(draft, group, recipient, record)
+        except _Replay as replay:
+            return replay.sent
 
-
-def _into_group(store: "ConversationStore", draft: "_Draft", group: str, record: "_Record",
-                named: bool) -> Sent:
-    """One message into a group. With an Idempotency-Key, its record is written first, then the
-    message: a retry that finds the record answers from the message, or writes that very message
-    if it is not there yet."""
-    group = record.claim(draft, group, named)
-    for _ in range(ATTEMPTS):
-        item = draft.item(group)
+    def to_group(self, sender: Person, group: str, text: str,
+                 idempotency: Idempotency | None) -> Sent:
+        """Pattern D: into a conversation the sender belongs to (the caller has checked)."""
         try:
-            store.table.put_new(item)
-            return Sent(message_of(item, group), named)
+            return self._into_group(_Draft(sender, text), group, _Record(self.table, sender, idempotency),
+                                    named=False)
+        except _Replay as replay:
+            return replay.sent
+
+    def _first_message(self, draft: "_Draft", group: str, other: Person, record: "_Record") -> Sent:
+        caller = draft.sender
+        members = sorted([str(caller["uuid"]), str(other["uuid"])])
+        header = layout.header_item(group, members, draft.created_at,
+                                    layout.profiles_of(caller, other), draft.message_uuid)
+        try:
+            self.table.put_new(header)
         except KeyTaken as taken:
-            if taken.held.get(0, {}).get("message_uuid") == draft.message_uuid:
-                return Sent(message_of(item, group), named)  # ours: a retry of a lost response
-        # Another message holds this microsecond of the group: take a new time, and say so in
-        # the record first.
-        draft.retime()
-        record.write(draft, group, named)
-    raise WriteConflict(reason="attempts exhausted")
+            held = taken.held.get(0, {})
+            if held.get("first_message_uuid") != draft.message_uuid:  # else: ours, retried
+                # The pair has a conversation already (another, when the header is a migrated
+                # week-5 group's alias): this is a message into it.
+                if held:
+                    self.participants.remember_header(group, held)
+                return self._into_group(draft, held.get("message_group_uuid", group), record, named=True)
+        self.participants.remember_header(group, header)
+        sent = self._into_group(draft, group, record, named=True)
+        for row in layout.message_rows(caller, other, group, draft.text, sent.message.created_at):
+            try:
+                self.table.put_new(row)
+            except KeyTaken:
+                # Written already by the stream Lambda (it found the message first), or the owner's
+                # row of another conversation holds this microsecond: the Lambda puts this row a
+                # microsecond later.
+                pass
+        return sent
+
+    def _into_group(self, draft: "_Draft", group: str, record: "_Record", named: bool) -> Sent:
+        """One message into a group. With an Idempotency-Key, its record is written first, then the
+        message: a retry that finds the record answers from the message, or writes that very message
+        if it is not there yet."""
+        group = record.claim(draft, group, named)
+        for _ in range(ATTEMPTS):
+            item = draft.item(group)
+            try:
+                self.table.put_new(item)
+                return Sent(message_of_item(item, group), named)
+            except KeyTaken as taken:
+                if taken.held.get(0, {}).get("message_uuid") == draft.message_uuid:
+                    return Sent(message_of_item(item, group), named)  # ours: a retry of a lost response
+            # Another message holds this microsecond of the group: take a new time, and say so in
+            # the record first.
+            draft.retime()
+            record.write(draft, group, named)
+        raise WriteConflict(reason="attempts exhausted")
 
 
 class _Draft:
@@ -127,10 +123,10 @@ class _Draft:
 
     def __init__(self, sender: Person, text: str):
         self.sender, self.text, self.message_uuid = sender, text, str(uuid.uuid4())
-        self.created_at = layout.now_iso()
+        self.created_at = times.now_iso()
 
     def retime(self) -> None:
-        self.created_at = layout.now_iso()
+        self.created_at = times.now_iso()
 
     def item(self, group: str) -> dict[str, Any]:
         return layout.message_item(group, self.sender, self.text, self.created_at, self.message_uuid)
@@ -140,8 +136,8 @@ class _Record:
     """An Idempotency-Key's record: which message the request makes, written before it (1 WCU,
     a plain conditional put). Does nothing without a key."""
 
-    def __init__(self, store: "ConversationStore", sender: Person, idempotency: Idempotency | None):
-        self.table, self.user, self.idempotency = store.table, str(sender["uuid"]), idempotency
+    def __init__(self, table: Ddb, sender: Person, idempotency: Idempotency | None):
+        self.table, self.user, self.idempotency = table, str(sender["uuid"]), idempotency
 
     def _item(self, draft: _Draft, group: str, named: bool) -> dict[str, Any]:
         assert self.idempotency is not None
@@ -171,7 +167,7 @@ class _Record:
         recorded_group = held["group"]
         message = self.table.get(layout.message_key(recorded_group, held["created_at"]))
         if message is not None and message.get("message_uuid") == held["message_uuid"]:
-            raise _Replay(Sent(message_of(message, recorded_group), bool(held.get("named"))))
+            raise _Replay(Sent(message_of_item(message, recorded_group), bool(held.get("named"))))
         # The first attempt stopped (or is still on its way) between its record and its message:
         # this request writes that message; whichever of the two lands second finds it landed.
         draft.message_uuid, draft.created_at = held["message_uuid"], held["created_at"]

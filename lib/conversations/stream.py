@@ -31,8 +31,8 @@ lags). A row it shows that has moved makes the delete's condition fail, and the 
 Week-5 groups (no header) have exactly two participants, each with a row: the index must show
 both, and until it does the record is reported failed, to be retried; never reported done.
 
-Each row also carries its owner's read marker and unread count (lib/conversations/read_markers.py
-counts from the table when the batch cannot tell). A participant's rows share one partition, so
+Each row also carries its owner's read marker and unread count: domain/unread.py says what they
+must be, read_markers.py counts them from the table when the batch cannot tell and writes them. A participant's rows share one partition, so
 two of their conversations whose last messages carry the same microsecond would need the same
 key: the later one's row goes one microsecond later.
 """
@@ -43,18 +43,19 @@ import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from lib.cache import Cache
-from lib.conversations import layout, week5
-from lib.conversations.read_markers import count_unread, group_rows, rows_of
-from lib.ddb import Ddb, KeyTaken, deserialize, key_of
+from domain import unread
+from domain.times import later
+from lib.conversations import layout, read_markers, week5
+from lib.conversations.participants import Header, Participants
+from lib.conversations.read_markers import count_unread
+from lib.conversations.records import NewMessage, new_message
+from lib.conversations.rows import IndexBehind, group_rows, has_row, rows_of
+from lib.ddb import Ddb, KeyTaken, key_of
 
 log = logging.getLogger(__name__)
 
-# How many groups' headers a container remembers (they never change).
-HEADER_CACHE_SIZE = 10_000
 # The time one group may take at worst (its reads and writes, each retried by botocore with
 # backoff): a group is begun only with this much of the invocation left. The groups left over are
 # reported failed, so Lambda retries the batch from them, instead of the invocation timing out and
@@ -67,43 +68,8 @@ def _log(level: int, message: str, exc_info: bool = False, **fields: Any) -> Non
     log.log(level, message, exc_info=exc_info, extra={"fields": fields})
 
 
-@dataclass(frozen=True)
-class NewMessage:
-    group: str
-    sk: str
-    text: str
-    message_uuid: str
-    sender: str = ""
-
-
-class IndexBehind(RuntimeError):
-    """The GSI does not yet show every participant's row: try again later."""
-
-
 class Unsettled(RuntimeError):
     """The group's rows kept changing under us: try the record again later."""
-
-
-@dataclass(frozen=True)
-class Header:
-    """What a group's header tells: its participants, the fixed part of each one's row (the other
-    participant's uuid and names) when it carries their profiles, and when the group began."""
-    owners: frozenset[str]
-    rows: Mapping[str, Mapping[str, Any]]
-    created_at: str
-
-
-def message_of(record: Mapping[str, Any]) -> NewMessage | None:
-    """The message a stream record inserted, or None for anything else (other events, other
-    items, records without a new image)."""
-    if record.get("eventName") != "INSERT":
-        return None
-    image = deserialize((record.get("dynamodb") or {}).get("NewImage") or {})
-    if not layout.is_message(image) or not image.get("sk"):
-        return None
-    return NewMessage(group=layout.message_group_uuid_of(image), sk=image["sk"],
-                      text=image.get("message", ""), message_uuid=image["message_uuid"],
-                      sender=image.get("user_uuid", ""))
 
 
 def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
@@ -127,7 +93,7 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
     first_position: dict[str, int] = {}
     messages = 0
     for position, record in enumerate(records):
-        message = message_of(record)
+        message = new_message(record)
         if message is None:
             continue
         messages += 1
@@ -176,14 +142,14 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
 
 
 class RowMover:
-    """Brings a group's rows to a message, over one table. Remembers headers (they never change)
-    in `headers`, which a Lambda keeps for its container's life. Safe to share between threads
-    (`apply_batch` moves several groups at once)."""
+    """Brings a group's rows to a message, over one table. Asks `participants` for the group's
+    header (read once, then remembered: a Lambda keeps it for its container's life). Safe to share
+    between threads (`apply_batch` moves several groups at once)."""
 
-    def __init__(self, table: Ddb, index: str = layout.GSI_NAME, move_attempts: int = 4,
-                 headers: "Cache[Header] | None" = None):
-        self.table, self.index, self.move_attempts = table, index, max(1, move_attempts)
-        self.headers: "Cache[Header]" = Cache(HEADER_CACHE_SIZE) if headers is None else headers
+    def __init__(self, table: Ddb, participants: Participants | None = None, move_attempts: int = 4):
+        self.table, self.move_attempts = table, max(1, move_attempts)
+        self.participants = participants if participants is not None else Participants(table)
+        self.index = self.participants.index
 
     def apply(self, message: NewMessage, batch: list[NewMessage] | None = None) -> str:
         """Bring each participant's row of the group to `message`, the newest of `batch` (the
@@ -192,7 +158,7 @@ class RowMover:
         conversation: no header, and no row anywhere). Raises when it cannot, IndexBehind among
         others."""
         batch = batch or [message]
-        header = self.header(message.group)
+        header = self.participants.header(message.group)
         for attempt in range(1, self.move_attempts + 1):
             try:
                 by_owner = self.current_rows(message, header, settled=attempt > 1)
@@ -213,25 +179,6 @@ class RowMover:
             return "moved" if moved else "current"
         raise AssertionError("unreachable")
 
-    def header(self, group: str) -> Header | None:
-        """The group's header (a consistent read, then remembered); None when the group has none
-        (one written by the bootcamp's week-5 backend, or not a conversation)."""
-        return self.headers.get_or_load(group, lambda: self._read_header(group))
-
-    def _read_header(self, group: str) -> Header | None:
-        item = self.table.get(layout.header_key(group), attributes=("participants", "profiles", "created_at"))
-        if item is None:
-            return None
-        people = list(item["participants"])
-        profiles = item.get("profiles") or {}
-        rows: dict[str, dict[str, Any]] = {}
-        if len(people) == 2 and all(p in profiles for p in people):
-            for me, other in (people, people[::-1]):
-                rows[me] = {"pk": layout.group_pk(me), "message_group_uuid": group, "user_uuid": other,
-                            "user_display_name": profiles[other]["display_name"],
-                            "user_handle": profiles[other]["handle"]}
-        return Header(owners=frozenset(people), rows=rows, created_at=item.get("created_at", ""))
-
     def current_rows(self, message: NewMessage, header: Header | None,
                      settled: bool) -> dict[str, list[dict[str, Any]]] | None:
         """Each participant's rows of the group (by user uuid), oldest first: as the GSI shows
@@ -246,11 +193,11 @@ class RowMover:
                 if len(by_owner) == 2:  # give it a header: the API serves it as any other group
                     week5.adopt(self.table, message.group, [r for rows in by_owner.values() for r in rows])
                 return _oldest_first(by_owner)
-            if not by_owner and not self.has_row(message.sender, message.group):
+            if not by_owner and not has_row(self.table, message.sender, message.group):
                 return None
             raise IndexBehind(f"a group without a header shows {len(by_owner)} of its 2 rows")
         by_owner = {owner: rows for owner, rows in by_owner.items() if owner in header.owners}
-        missing = header.owners - by_owner.keys()
+        missing = set(header.owners) - by_owner.keys()
         if missing and not settled:
             raise IndexBehind(f"no row shown for {len(missing)} of {len(header.owners)} participants")
         for owner in missing:
@@ -259,15 +206,6 @@ class RowMover:
                 raise IndexBehind("a participant has no row, and the header cannot make one")
             by_owner[owner] = rows
         return _oldest_first(by_owner)
-
-    def has_row(self, user: str, group: str) -> bool:
-        """Whether `user` has a row for `group`, read from the table itself (consistently): the
-        rare check of a group that has neither a header nor a row in the index."""
-        if not user:
-            return False
-        found = self.table.query_items(layout.group_pk(user), consistent=True,
-                                       where={"message_group_uuid": group}, attributes=("pk",))
-        return next(found, None) is not None
 
     def bring_up(self, message: NewMessage, owner: str, rows: list[dict[str, Any]],
                  header: Header | None, batch: list[NewMessage] | None = None) -> bool:
@@ -290,7 +228,7 @@ class RowMover:
             if recent:
                 rows = [r for r in rows if r["sk"] < since] + recent
                 latest = rows[-1]
-        marker, count = unread(latest, batch, owner)
+        marker, count = unread.after_batch(layout.seen_of(latest), batch, owner)
         if latest is not None and latest["sk"] >= message.sk:
             older = rows[:-1]  # leftovers of an interrupted move, if any
             wrote = self.settle_count(message.group, owner, latest, marker, count)
@@ -322,14 +260,14 @@ class RowMover:
         counted = int(row.get("unread_count", 0))
         if count is None:
             count = count_unread(self.table, group, owner, marker, row["sk"])
+        count = unread.capped(count)
         if (marker, count) == (before, counted):
             return False
         try:
-            self.table.update_if(key_of(row), {"read_up_to": marker, "unread_count": count},
-                                 {"message_group_uuid": group, "read_up_to": before or None})
+            read_markers.write(self.table, row, group, marker, count)
         except KeyTaken as changed:
             now = changed.held.get(0) or {}
-            if (now.get("read_up_to", ""), int(now.get("unread_count", -1))) == (marker, count):
+            if (now.get("read_up_to", ""), int(now.get("unread_count", -1))) == (marker, unread.capped(count)):
                 return True  # our own update landed and its response was lost: the SDK's retry found it
             if not again:
                 raise Unsettled(f"the row of {owner} keeps changing") from changed
@@ -341,7 +279,7 @@ class RowMover:
         when another conversation's row holds the key (keys stay unique, the list keeps its
         order)."""
         for shift in range(self.move_attempts * 4):
-            row = {**base, "sk": layout.later(message.sk, shift), "message": message.text}
+            row = {**base, "sk": later(message.sk, shift), "message": message.text}
             try:
                 self.table.put_new(row)
                 return
@@ -378,27 +316,6 @@ class RowMover:
             self.delete_row(group, row)
         _log(logging.INFO, "rows read again from the table", message_group_uuid=group, owner=owner,
              rows=len(rows))
-
-
-def unread(row: Mapping[str, Any] | None, batch: list[NewMessage], me: str) -> tuple[str, int | None]:
-    """(read marker, unread count) the participant's row must carry once `batch` is applied: the
-    count is of the other participant's messages newer than the marker, up to the row's last
-    message. Sending marks read: the marker moves to the participant's own newest message. The
-    count is worked out from the row as read and the batch's messages newer than the row; None
-    when that cannot be told (a record older than the row came late, or again: counted before or
-    not?), and the count must be read from the table."""
-    last = row["sk"] if row else ""
-    counted = int(row.get("unread_count", 0)) if row else 0
-    before = row.get("read_up_to", "") if row else ""
-    marker = max([before, *(m.sk for m in batch if m.sender == me)])
-    if marker == before:
-        base: int | None = counted
-    else:
-        base = 0 if marker >= last else None  # what it had counted is read now, or partly
-    theirs = [m for m in batch if m.sender != me and m.sk > marker]
-    if base is None or any(m.sk < last for m in theirs):
-        return marker, None
-    return marker, base + sum(1 for m in theirs if m.sk > last)
 
 
 def _oldest_first(by_owner: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:

@@ -33,16 +33,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from domain.times import iso, now_iso
 from lib.conversations import layout
 from lib.ddb import Ddb, KeyTaken
 
 log = logging.getLogger(__name__)
-
-
-def participants(rows: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The owners of a headerless group's rows, as the index shows them (both, once it has caught
-    up: a week-5 group has exactly two)."""
-    return tuple(sorted({layout.owner_of(row) for row in rows}))
 
 
 def conversation_between(table: Ddb, owner_uuid: str, other_uuid: str) -> str | None:
@@ -65,7 +60,7 @@ def layout_version(table: Ddb) -> int:
 def header_from_rows(group: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The header of a group the week-5 backend wrote, from its two rows: participants are the
     rows' owners, and (each row naming the other) their names."""
-    owners = sorted({layout.owner_of(row) for row in rows})
+    owners = list(layout.owners_of(rows))
     first = min(canonical(row["sk"]) or row["sk"] for row in rows)
     named = {row["user_uuid"]: row for row in rows
              if {"user_uuid", "user_display_name", "user_handle"} <= row.keys()}
@@ -83,7 +78,7 @@ def adopt(table: Ddb, group: str, rows: list[dict[str, Any]]) -> None:
     header = header_from_rows(group, rows)
     owners = header["participants"]
     derived = layout.group_uuid_for(*owners)
-    items = [header] + ([{**layout.header_item(derived, owners, layout.now_iso()), "message_group_uuid": group}]
+    items = [header] + ([{**layout.header_item(derived, owners, now_iso()), "message_group_uuid": group}]
                         if derived != group else [])
     for item in items:
         try:
@@ -115,7 +110,7 @@ def canonical(sk: str) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return layout.iso(moment)
+    return iso(moment)
 
 
 def plan(items: Iterable[dict[str, Any]]) -> Plan:
@@ -139,7 +134,7 @@ def plan(items: Iterable[dict[str, Any]]) -> Plan:
 
     latest_of_pair: dict[str, tuple[str, str]] = {}  # derived uuid -> (last sk, group)
     for group, group_rows in sorted(rows.items()):
-        owners = sorted({row["pk"][len(layout.GROUP_PREFIX):] for row in group_rows})
+        owners = list(layout.owners_of(group_rows))
         if len(owners) != 2:
             if group not in headers:
                 result.skipped.append((group, f"{len(owners)} participant(s) among its rows, not 2"))
@@ -152,8 +147,8 @@ def plan(items: Iterable[dict[str, Any]]) -> Plan:
             latest_of_pair[derived] = (last, group)
     for derived, (_, group) in sorted(latest_of_pair.items()):
         if derived not in headers:
-            owners = sorted({row["pk"][len(layout.GROUP_PREFIX):] for row in rows[group]})
-            result.aliases.append({**layout.header_item(derived, owners, layout.now_iso()),
+            owners = list(layout.owners_of(rows[group]))
+            result.aliases.append({**layout.header_item(derived, owners, now_iso()),
                                    "message_group_uuid": group})
     return result
 

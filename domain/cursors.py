@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from itsdangerous import BadData, URLSafeSerializer
 
-from lib.errors import MalformedRequest
+from domain.errors import MalformedRequest
 
 MAX_CURSOR_LENGTH = 512
 

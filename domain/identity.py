@@ -1,11 +1,8 @@
 """Who may become a Cruddur user, and with which handle: the one place the rules live.
 
-The post-confirmation Lambda (aws/lambdas/cruddur-post-confirmation.py) runs this code in AWS,
-both when Cognito asks whether a sign-up may go ahead (pre-sign-up) and when it is confirmed
-(post-confirmation); the API runs the same `create_user` where no trigger runs (the local stack's
-Cognito) or where the trigger failed. bin/aws/deploy packages this file, lib/text.py and the
-handler together, with lib/sql_files.py and its statements (db/sql/users/), so the deployed zip
-holds exactly this code. psycopg and the standard library only.
+Pure rules: the users' store (lib/users.py) applies them to PostgreSQL, for the post-confirmation
+Lambda (aws/lambdas/cruddur-post-confirmation.py: pre-sign-up and post-confirmation) and for the
+API (where no trigger runs, as in the local stack, or where the trigger failed) alike.
 
 The rules:
 - A PostgreSQL user is created, or an existing one linked to a Cognito identity, only for an email
@@ -26,23 +23,17 @@ The rules:
   (`AndrewBrown` cannot sign up beside `andrewbrown`; the schema's unique index on lower(handle)
   holds it against races too).
 - A display name is 1 to 64 characters on one line, with no control, format (bidi, zero-width) or
-  only-invisible characters, and does not mix the look-alike scripts (lib/text.py).
+  only-invisible characters, and does not mix the look-alike scripts (domain/visible_text.py).
 - A sign-up whose handle is taken, or whose email belongs to another user, is refused before the
   account exists (`check_sign_up`), so nobody is left with a confirmed Cognito account that
   Cruddur cannot use.
 """
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any, Mapping
 
-import psycopg
-
-from lib import text
-from lib.sql_files import template
-
-log = logging.getLogger("cruddur.identity")
+from domain import visible_text
 # fullmatch: at least one letter or digit among the handle's characters
 HANDLE = re.compile(r"(?=[_.-]*[A-Za-z0-9])[A-Za-z0-9_.-]{1,64}")
 DISPLAY_NAME_MAX_LENGTH = 64
@@ -93,7 +84,7 @@ def display_name_problem(value: Any) -> str | None:
         return "is not a string"
     if len(value.strip()) > DISPLAY_NAME_MAX_LENGTH:
         return f"is over {DISPLAY_NAME_MAX_LENGTH} characters"
-    return text.name_problem(value.strip())
+    return visible_text.name_problem(value.strip())
 
 
 def user_of(attributes: Mapping[str, Any], need_sub: bool = True) -> dict[str, str]:
@@ -113,72 +104,3 @@ def user_of(attributes: Mapping[str, Any], need_sub: bool = True) -> dict[str, s
     if problem:
         raise UserInvalid(f"the name {problem}", code="display_name_invalid")
     return user
-
-
-def _holder_of_email(conn: psycopg.Connection, user: Mapping[str, str]) -> tuple[str, str | None] | None:
-    """(uuid, cognito_user_id) of the oldest user with this email, in any case."""
-    row = conn.execute(template("users", "holder_of_email"), user).fetchone()
-    return (row[0], row[1]) if row else None
-
-
-def _handle_taken(conn: psycopg.Connection, user: Mapping[str, str]) -> bool:
-    return conn.execute(template("users", "handle_taken"), user).fetchone() is not None
-
-
-def _taken_handle(handle: str) -> UserConflict:
-    return UserConflict("handle_taken", f"the handle {handle} is taken: choose another")
-
-
-def check_sign_up(conn: psycopg.Connection, attributes: Mapping[str, Any], invited: bool = False) -> None:
-    """Raise UserInvalid or UserConflict when this sign-up could not become a Cruddur user, before
-    Cognito makes the account. The email of a user without an identity yet is theirs: only an
-    account the operator made for it (`invited`: AdminCreateUser) may go ahead, and that person
-    is linked once they sign in."""
-    user = user_of(attributes, need_sub=False)
-    holder = _holder_of_email(conn, user)
-    if holder and holder[1] is not None:
-        raise UserConflict("email_taken", f"the email {user['email']} already has a Cruddur account")
-    if holder and not invited:
-        raise UserConflict("email_reserved", f"the email {user['email']} belongs to a Cruddur account "
-                           "from before sign-ups: it is opened by an invitation sent to that address")
-    if _handle_taken(conn, user) and not (holder and _is_handle_of(conn, holder[0], user["handle"])):
-        raise _taken_handle(user["handle"])
-
-
-def _is_handle_of(conn: psycopg.Connection, uuid: str, handle: str) -> bool:
-    """Whether `handle` is (in any case) the handle of the user `uuid`: a person claiming their
-    own unlinked account under its own handle is no conflict."""
-    return conn.execute(template("users", "is_handle_of"), {"uuid": uuid, "handle": handle}).fetchone() is not None
-
-
-def create_user(conn: psycopg.Connection, attributes: Mapping[str, Any]) -> str:
-    """The uuid of the user of these attributes, created (or linked, or found) in one transaction.
-    Raises EmailUnverified before creating or linking anything for an unverified email,
-    UserConflict when the handle or the email is another user's, UserInvalid for attributes that
-    cannot make a user."""
-    user = user_of(attributes)
-    with conn.transaction():
-        found = conn.execute(template("users", "uuid_of_identity"), user).fetchone()
-        if found:
-            return found[0]  # a replay: nothing to do
-        if not email_verified(attributes):
-            raise EmailUnverified(f"the email {user['email']} is not verified")
-        holder = _holder_of_email(conn, user)
-        if holder and holder[1] is None:
-            linked = conn.execute(template("users", "link_unlinked"), {**user, "uuid": holder[0]}).fetchone()
-            if linked is None:  # another confirmation of this email linked it meanwhile
-                log.warning("refused to link user %s to %s: linked to another identity a moment ago",
-                            holder[0], user["sub"])
-                raise UserConflict("email_taken", f"the email {user['email']} was linked to another "
-                                   "Cruddur account at the same moment")
-            return holder[0]
-        if holder:
-            raise UserConflict("email_taken", f"the email {user['email']} already has a Cruddur account")
-        if _handle_taken(conn, user):
-            raise _taken_handle(user["handle"])
-        try:
-            with conn.transaction():
-                row = conn.execute(template("users", "create"), user).fetchone()
-        except psycopg.errors.UniqueViolation as error:  # a concurrent sign-up won the race
-            raise _taken_handle(user["handle"]) from error
-        return row[0]

@@ -1,19 +1,10 @@
-"""The store's values as the HTTP contract gives them (../shared/CONTRACT.md): the API's answers
-and the live events the events Lambda logs are made here alike."""
+"""Conversations and messages as the HTTP contract gives them (../shared/CONTRACT.md): the API's
+answers and the live events' payloads are made here alike."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-from lib.conversations import layout
-from lib.conversations.model import Conversation, Message
-
-
-def conversation_of(row: Mapping[str, Any]) -> Conversation:
-    """A group row as the conversation its owner sees."""
-    return Conversation(message_group_uuid=row["message_group_uuid"],
-                        display_name=row["user_display_name"], handle=row["user_handle"],
-                        last_message=row["message"], last_message_at=row["sk"],
-                        unread_count=layout.unread_of(row))
+from domain.conversations import Conversation, Message
 
 
 def message_json(message: Message) -> dict[str, str]:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from lib.config import ROOT
+from lib.config import LAMBDAS
 
-LAMBDAS = ROOT / "aws" / "lambdas"
+__all__ = ["LAMBDAS", "load"]
 
 
 def load(path: Path) -> ModuleType:
