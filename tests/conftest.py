@@ -33,6 +33,18 @@ def pg_data_dir() -> Path:
     shutil.rmtree(path.parent, ignore_errors=True)
 
 
+# The fast tier: every test in tests/fast/ (the domain, the services over in-memory twins of the
+# adapters, the rules read from files), and the in-memory halves of the contract tests in
+# tests/stack/. tests/stack/ holds everything that needs PostgreSQL, moto, a server or a browser.
+FAST = Path(__file__).resolve().parent / "fast"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if FAST in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.fast)
+
+
 # The fixtures that start the local stores (and those that need them).
 STORE_FIXTURES = {"settings", "fresh_table", "pg_data_dir", "tls_database"}
 

@@ -23,6 +23,7 @@ from domain.live_events import NewEvent
 from domain.times import iso
 from lib import event_log
 from lib.cognito_jwt_token import TokenError
+from lib.event_listener import EventHub
 from lib.event_log import LoggedEvent
 
 
@@ -288,3 +289,17 @@ class FakeTokens:
 
     def verify_for_a_while(self, token: str) -> tuple[dict[str, Any], float]:
         return self.verify(token), self.clock() + self.trust_seconds
+
+
+# -- the live-event hub ------------------------------------------------------------------------------
+def quiet_hub(**caps: Any) -> EventHub:
+    """A real EventHub whose listener never starts (no database): rings are made by hand, by
+    `ring`."""
+    hub = EventHub("postgresql://unused", connect=lambda *a, **k: threading.Event().wait(), **caps)
+    hub._thread = threading.current_thread()  # as if listening already
+    return hub
+
+
+def ring(hub: EventHub, user_uuid: str) -> None:
+    """What the listener does on a NOTIFY for the user: wake their streams."""
+    hub._ring(user_uuid)

@@ -19,7 +19,6 @@ from lib.ddb import StoreUnavailable
 from domain.errors import InvalidInput, Unavailable
 from tests.memory_table import MemoryTable
 
-pytestmark = pytest.mark.fast
 
 
 def person(handle: str) -> dict[str, str]:

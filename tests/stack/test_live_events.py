@@ -459,7 +459,7 @@ def test_a_stream_ends_within_the_token_recheck_time_and_a_revoked_user_gets_no_
     """A stream lasts no longer than its token may be trusted without asking the user pool again
     (TOKEN_RECHECK_SECONDS), so a disabled or signed-out user stops receiving within the bound
     their requests have. The page's next ticket asks the pool, which refuses the revoked user."""
-    from tests.test_api_e2e import Users
+    from tests.http_api import Users
 
     users = Users(live.settings)
     stack = Stack()

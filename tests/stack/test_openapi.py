@@ -13,18 +13,16 @@ import psycopg
 import pytest
 import schemathesis
 import yaml
-from openapi_spec_validator import validate as validate_spec
 
 from lib import config
 from lib.config import Settings
 from devstack import LocalSettings
+from tests.openapi_spec import SPEC_PATH, enum_of_error_body, error_responses, spec_operations
 
-SPEC_PATH = config.ROOT / "openapi.yml"
 SOURCES = [config.ROOT / "app.py", *sorted((config.ROOT / "routes").glob("*.py")),
            *sorted((config.ROOT / "services").glob("*.py")), *sorted((config.ROOT / "lib").rglob("*.py")),
            *sorted((config.ROOT / "domain").rglob("*.py")),
            config.ROOT / "aws" / "lambdas" / "cruddur-post-confirmation.py"]
-HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 # Flask adds these to every rule; the spec describes CORS preflight in its description instead.
 IMPLICIT_METHODS = {"head", "options"}
 UNDOCUMENTED_RULES = {"static", "metrics"}  # endpoints, not part of the contract
@@ -33,20 +31,6 @@ UNDOCUMENTED_RULES = {"static", "metrics"}  # endpoints, not part of the contrac
 @pytest.fixture(scope="module")
 def spec() -> dict:
     return yaml.safe_load(SPEC_PATH.read_text())
-
-
-def resolve(spec: dict, node: dict) -> dict:
-    while isinstance(node, dict) and "$ref" in node:
-        target = spec
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
-def spec_operations(spec: dict) -> set[tuple[str, str]]:
-    return {(path, method) for path, item in spec["paths"].items() for method in item
-            if method in HTTP_METHODS}
 
 
 def app_operations(app) -> set[tuple[str, str]]:
@@ -61,31 +45,7 @@ def app_operations(app) -> set[tuple[str, str]]:
     return operations
 
 
-def error_responses(spec: dict):
-    """(operation, status, resolved response) of every 4xx and 5xx response."""
-    for path, item in spec["paths"].items():
-        for method, operation in item.items():
-            if method not in HTTP_METHODS:
-                continue
-            for status, response in operation["responses"].items():
-                if str(status)[0] in "45":
-                    yield f"{method.upper()} {path}", str(status), resolve(spec, response)
-
-
-def enum_of_error_body(spec: dict, response: dict) -> list[str]:
-    schema = resolve(spec, response["content"]["application/json"]["schema"])
-    assert schema["type"] == "array" and schema.get("minItems", 0) >= 1
-    items = resolve(spec, schema["items"])
-    assert items["type"] == "string"
-    return items["enum"]
-
-
-# -- the spec itself ---------------------------------------------------------------------------
-
-def test_spec_is_a_valid_openapi_document(spec):
-    validate_spec(spec)
-    assert spec["openapi"].startswith("3.")
-
+# -- the spec against the app ------------------------------------------------------------------
 
 def test_every_route_of_the_app_is_in_the_spec_and_vice_versa(settings: Settings, spec):
     from app import create_app
@@ -97,59 +57,6 @@ def test_every_route_of_the_app_is_in_the_spec_and_vice_versa(settings: Settings
         app.extensions["parts"].db.close()
     assert routes == spec_operations(spec)
     assert ("/api/messages/{message_group_uuid}", "get") in routes  # the converter was mapped
-
-
-def test_every_operation_documents_parameters_security_and_errors(spec):
-    security = spec["components"]["securitySchemes"]["bearerAuth"]
-    assert (security["type"], security["scheme"]) == ("http", "bearer")
-    public = {("/api/health-check", "get"), ("/api/ready", "get"), ("/api/users/@{handle}/short", "get"),
-              ("/api/activities/home", "get"), ("/api/activities/@{handle}", "get"),
-              ("/api/activities/search", "get"), ("/api/activities/{activity_uuid}", "get")}
-    optional = {("/api/activities/notifications", "get")}  # no token: an empty list
-    by_ticket = {("/api/events", "get")}  # EventSource sends no header: a ticket in the query
-    for path, method in spec_operations(spec):
-        operation = spec["paths"][path][method]
-        responses = {str(s) for s in operation["responses"]}
-        assert {"200", "500", "503"} <= responses, (path, method)
-        declared = {resolve(spec, p)["name"] for p in operation.get("parameters", [])}
-        assert set(re.findall(r"{([^}]+)}", path)) <= declared, (path, method)
-        if (path, method) in public:
-            assert operation["security"] == []
-        elif (path, method) in by_ticket:
-            assert operation["security"] == [] and "401" in responses and "ticket" in declared
-        elif (path, method) in optional:
-            assert operation["security"] == [{}, {"bearerAuth": []}]
-            assert "401" in responses
-        else:
-            assert "security" not in operation  # the global bearer requirement applies
-            assert "401" in responses and "403" in responses
-        for status, response in operation["responses"].items():
-            if str(status) == "503":
-                assert resolve(spec, response)["headers"]["Retry-After"]
-    pages = [("/api/message_groups", "get"), ("/api/messages/{message_group_uuid}", "get"),
-             ("/api/activities/home", "get"), ("/api/activities/@{handle}", "get"),
-             ("/api/activities/notifications", "get"), ("/api/activities/search", "get")]
-    for path, method in pages:
-        operation = spec["paths"][path][method]
-        names = {resolve(spec, p)["name"] for p in operation["parameters"]}
-        assert {"limit", "cursor"} <= names
-        assert "Link" in resolve(spec, operation["responses"]["200"])["headers"]
-        assert "400" in operation["responses"]
-    limit = spec["components"]["parameters"]["Limit"]["schema"]
-    assert (limit["minimum"], limit["maximum"]) == (1, 100)
-    post = spec["paths"]["/api/messages"]["post"]
-    assert "Idempotency-Key" in {resolve(spec, p)["name"] for p in post["parameters"]}
-    assert {"400", "404", "413", "422"} <= set(post["responses"])
-    body = resolve(spec, post["requestBody"]["content"]["application/json"]["schema"])
-    assert body["additionalProperties"] is True  # decided: extra fields are ignored
-
-
-def test_every_error_response_is_an_array_of_known_codes(spec):
-    known = spec["components"]["schemas"]["ErrorCode"]["enum"]
-    assert len(known) == len(set(known))
-    for operation, status, response in error_responses(spec):
-        codes = enum_of_error_body(spec, response)
-        assert codes and set(codes) <= set(known), (operation, status)
 
 
 def _string_constants(node: ast.AST) -> list[str]:
@@ -168,9 +75,6 @@ def codes_in_source() -> dict[str, str]:
     """Every error code a constructor of a CruddurError (or the app's error helpers, or an error
     class's own super().__init__) is given in the source, and every default of a `code` parameter:
     {code: where}."""
-    import lib.cognito_jwt_token  # noqa: F401  (defines TokenError)
-    import lib.db  # noqa: F401  (defines DatabaseUnavailable)
-    import lib.ddb  # noqa: F401  (defines StoreUnavailable, WriteConflict)
     from domain.errors import CruddurError
 
     def subclasses(cls):

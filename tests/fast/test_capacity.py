@@ -1,13 +1,11 @@
 """bench/capacity.py: DynamoDB's published capacity rules, applied to items in wire format."""
 from __future__ import annotations
 
-import pytest
 
 from bench import capacity
 from lib import ddb as dynamo
 from lib.conversations import layout
 
-pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 
 ANA = {"uuid": "0b3c5f52-7d5e-4d43-9d6b-0ab3c4f1a001", "display_name": "Ana", "handle": "ana"}
 BO = {"uuid": "0b3c5f52-7d5e-4d43-9d6b-0ab3c4f1a002", "display_name": "Bo", "handle": "bo"}

@@ -9,7 +9,6 @@ import pytest
 
 from lib.config import ROOT
 
-pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 150

@@ -14,7 +14,6 @@ import yaml
 
 from lib.config import ROOT
 
-pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 
 TEMPLATE = ROOT / "aws" / "template.yaml"
 

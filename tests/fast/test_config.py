@@ -11,7 +11,6 @@ from lib import config
 from cli import common
 from devstack import settings as local_settings
 
-pytestmark = pytest.mark.fast  # pure functions: neither PostgreSQL nor moto
 
 FULL_ENV = {
     "CONNECTION_URL": "postgresql://app@db.example:5432/cruddur",

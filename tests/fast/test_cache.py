@@ -8,7 +8,6 @@ import pytest
 
 from lib.cache import Cache
 
-pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 
 
 class Clock:

@@ -23,7 +23,6 @@ from lib.cognito_jwt_token import (KEYS_MAX_AGE_SECONDS, REFETCH_INTERVAL_SECOND
 from lib.config import Settings
 from domain.errors import Unauthenticated, Unavailable
 
-pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 
 POOL = "us-east-1_TestPool"
 CLIENT = "test-client-id"

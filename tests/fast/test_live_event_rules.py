@@ -18,7 +18,6 @@ from routes.events import server_sent
 from services.live_events import Comment, Event
 from tests.memory_table import MemoryTable
 
-pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 
 ANDREW = {"uuid": "11111111-1111-4111-8111-111111111111", "display_name": "Andrew Brown", "handle": "andrewbrown"}
 BAYKO = {"uuid": "22222222-2222-4222-8222-222222222222", "display_name": "Bayko", "handle": "bayko"}

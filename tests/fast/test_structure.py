@@ -12,7 +12,6 @@ import pytest
 
 from lib import config
 
-pytestmark = pytest.mark.fast  # needs neither PostgreSQL nor moto
 
 ROOT = config.ROOT
 

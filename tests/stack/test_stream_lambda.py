@@ -652,15 +652,6 @@ def test_lambda_handler_configures_itself_from_the_environment_once(env, people,
         stream_lambda.reset()
 
 
-def test_client_and_config_come_from_the_environment(stream_lambda):
-    client = stream_lambda.make_client({"AWS_REGION": "eu-west-2"})
-    assert client.meta.region_name == "eu-west-2"
-    assert client.meta.config.retries["mode"] == "standard"
-    local = stream_lambda.make_client({"AWS_DEFAULT_REGION": "ap-south-1",
-                                       "AWS_ENDPOINT_URL": "http://127.0.0.1:8000"})
-    assert (local.meta.region_name, local.meta.endpoint_url) == ("ap-south-1", "http://127.0.0.1:8000")
-    assert stream_lambda.load_config({}) == stream_lambda.Config("cruddur-messages", "message-group-sk-index")
-    assert stream_lambda.load_config({"DDB_MESSAGE_TABLE": "t", "DDB_GSI_NAME": "i"}).table == "t"
 
 
 # -- its IAM policy allows what it calls, and only that --------------------------------------------

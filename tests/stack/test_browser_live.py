@@ -19,7 +19,7 @@ import pytest
 
 from devstack import access_token, free_port
 from lib import config
-from tests.test_dev import START_TIMEOUT, dev_env, start
+from tests.stack.test_dev import START_TIMEOUT, dev_env, start
 
 ROOT = config.ROOT
 PAGES = ROOT / "tests" / "browser"

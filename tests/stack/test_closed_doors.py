@@ -21,9 +21,9 @@ from lib import db
 from lib.sql_files import template
 from psycopg.conninfo import make_conninfo
 from services import activities
-from tests.test_api_e2e import Users, error, get, post, send
+from tests.http_api import Users, error, get, post, send
 # the sign-up Lambda, and the suite's database (the users a test makes are removed after it)
-from tests.test_post_confirmation import env, trigger  # noqa: F401 (fixtures)
+from tests.stack.test_post_confirmation import env, trigger  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from lib import ddb as dynamo
 from lib.conversations import layout
 from lib.conversations.rows import rows_of
 from devstack.stream_worker import lambda_event, load_lambda
-from tests.test_api_e2e import Users, conforms, error, get, groups, post, send
+from tests.http_api import Users, conforms, error, get, groups, post, send
 from tests import tables
 
 CAP = 99
