@@ -180,40 +180,6 @@ def test_postgres_starts_from_a_checkout_other_users_cannot_enter(tmp_path):
         package.chmod(stat.S_IMODE(mode) | 0o055)  # as start() leaves it, even if it failed
 
 
-def test_the_watchdog_is_woken_only_for_a_deadline_sooner_than_its_own(monkeypatch):
-    """Statements that all get the same timeout need no wake-up of the watching thread each (it
-    looks at them when its own wake-up comes); one whose deadline is sooner than that wake-up
-    gets one, and is cut when its deadline passes."""
-    import threading
-    import time
-
-    from lib.db import Watchdog
-
-    cut = threading.Event()
-    monkeypatch.setattr(Watchdog, "_cut", staticmethod(lambda conn: cut.set()))
-    watchdog = Watchdog()
-    notified = []
-
-    class Counting(threading.Condition):
-        def notify(self, n: int = 1) -> None:
-            notified.append(n)
-            super().notify(n)
-
-    watchdog._changed = Counting()
-    far = time.monotonic() + 600
-    with watchdog.watching(object(), far):  # starts the thread, which will wake at `far`
-        for _ in range(1000):
-            if watchdog._wake_at == far:
-                break
-            time.sleep(0.01)
-        assert watchdog._wake_at == far
-    for n in range(50):
-        with watchdog.watching(object(), far + n):
-            pass
-    assert notified == []
-    with watchdog.watching(object(), time.monotonic() + 0.05):  # sooner: wake up, then cut it
-        assert cut.wait(10)
-    assert len(notified) == 1
 
 
 def test_a_database_started_over_seeds_the_same_users(settings):

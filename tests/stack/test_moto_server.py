@@ -177,21 +177,6 @@ def test_index_query_follows_every_kind_of_change(fresh_table):
     assert [len(by_query(g)) for g in groups] == [2, 4, 4]
 
 
-def test_the_corrections_fit_this_moto_and_fail_loudly_on_one_that_changed():
-    """What devstack/moto_corrections rely on in moto is checked at start-up: an upgrade that
-    renames an argument they read stops the local stack with a message naming it, instead of
-    silently answering differently."""
-
-    from devstack import moto_corrections
-    from devstack.moto_corrections import dynamodb
-
-    moto_corrections.check_moto()  # this moto fits
-    real = dynamodb.MOTO_QUERY_SIGNATURE
-    renamed = real.replace(parameters=[
-        p.replace(name="start_key") if p.name == "exclusive_start_key" else p
-        for p in real.parameters.values()])
-    with pytest.raises(RuntimeError, match="Table.query argument 'exclusive_start_key'"):
-        moto_corrections.check_moto(renamed)
 
 
 def test_a_full_collection_hands_its_survivors_out_of_the_collectors_view():
@@ -262,26 +247,6 @@ def test_a_deleted_table_gives_what_is_frozen_back_to_the_collector(monkeypatch)
 
 # -- the harsh switch (devstack/harsh.py) ---------------------------------------------------------
 
-def test_harsh_knobs_come_from_the_environment_and_refuse_nonsense():
-    from devstack import harsh
-
-    assert not harsh.from_env({}).on
-    everything = harsh.from_env({"LOCAL_HARSH": "1"})
-    assert everything == harsh.Harshness(**harsh.DEFAULTS)
-    one = harsh.from_env({"LOCAL_HARSH_GSI_LAG_MS": "250"})
-    assert one == harsh.Harshness(gsi_lag_ms=250)
-    assert harsh.from_env(harsh.environment(everything)) == everything
-    for bad in ({"throttle": 2}, {"lost_responses": -0.1}, {"nope": 1}, {"throttle": "nan"},
-                {"gsi_lag_ms": "inf"}):
-        with pytest.raises(ValueError):
-            harsh.Harshness().changed(bad)
-    # from the environment: one line naming the variable (./bin/dev shows it and stops)
-    from lib.config import ConfigError
-    for env, says in (({"LOCAL_HARSH": "maybe"}, "LOCAL_HARSH must be 1, true or on"),
-                      ({"LOCAL_HARSH_THROTTLE": "2"}, "LOCAL_HARSH_THROTTLE must be a probability"),
-                      ({"LOCAL_HARSH_GSI_LAG_MS": "soon"}, "LOCAL_HARSH_GSI_LAG_MS must be milliseconds")):
-        with pytest.raises(ConfigError, match=says):
-            harsh.from_env(env)
 
 
 def test_the_switch_over_http_changes_the_running_server(settings, harsh):
@@ -615,17 +580,3 @@ def test_a_state_saved_before_the_corrections_were_split_by_service_is_still_rea
     assert isinstance(read, dynamodb.IndexBuckets) and read.name == "sk"
 
 
-def test_each_correction_has_its_service_module_reason_and_moto_version():
-    """Issue 34, item 5: one module per service corrected, and every correction listed with its
-    reason in one line and the moto version it was measured on."""
-    import pkgutil
-
-    from devstack import moto_corrections
-
-    modules = {m.name for m in pkgutil.iter_modules(moto_corrections.__path__)}
-    listed = {c.module for c in moto_corrections.CORRECTIONS}
-    assert listed == modules, (listed, modules)
-    assert [c.number for c in moto_corrections.CORRECTIONS] == list(range(1, len(moto_corrections.CORRECTIONS) + 1))
-    for correction in moto_corrections.CORRECTIONS:
-        assert correction.reason and "\n" not in correction.reason and correction.measured_on
-        assert f"| {correction.number} |" in moto_corrections.__doc__

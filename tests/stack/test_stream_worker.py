@@ -22,8 +22,7 @@ from lib import ddb as dynamo
 from lib.conversations import layout
 from lib.ddb import Ddb
 from devstack import Stack, stream_mapping, start_stream_worker
-from devstack.stream_worker import (SHARD_END, Checkpoints, StreamWorker, failed_position,
-                                     lambda_environment, lambda_event, load_lambda)
+from devstack.stream_worker import StreamWorker, lambda_environment, lambda_event, load_lambda
 from tests import tables
 
 START = datetime(2030, 1, 1, tzinfo=timezone.utc)
@@ -278,28 +277,8 @@ def test_a_handler_exception_retries_the_whole_batch(fresh_table, chat, tmp_path
     assert calls[1] == calls[0]
 
 
-def test_failed_position_follows_lambda_rules():
-    records = [{"dynamodb": {"SequenceNumber": s}} for s in ("11", "12", "13")]
-    assert failed_position(records, {"batchItemFailures": []}) is None
-    assert failed_position(records, None) is None
-    assert failed_position(records, {"batchItemFailures": [{"itemIdentifier": "13"},
-                                                           {"itemIdentifier": "12"}]}) == 1
-    assert failed_position(records, {"batchItemFailures": [{"itemIdentifier": "99"}]}) == 0
-    assert failed_position(records, {"batchItemFailures": [{"itemIdentifier": ""}]}) == 0
 
 
-def test_checkpoints_are_replaced_atomically_and_forget_recreated_tables(tmp_path):
-    path = tmp_path / "nested" / "cp.json"
-    old = "arn:aws:dynamodb:us-east-1:123:table/t/stream/2030-01-01T00:00:00"
-    new = "arn:aws:dynamodb:us-east-1:123:table/t/stream/2030-01-02T00:00:00"
-    other = "arn:aws:dynamodb:us-east-1:123:table/u/stream/2030-01-01T00:00:00"
-    cp = Checkpoints(path)
-    cp.put(old, "shard-1", "5")
-    cp.put(other, "shard-1", "7")
-    cp.put(new, "shard-2", SHARD_END)
-    cp.forget_older_streams(new)
-    assert Checkpoints(path).data == {new: {"shard-2": SHARD_END}, other: {"shard-1": "7"}}
-    assert [p.name for p in path.parent.iterdir()] == ["cp.json"]  # no temporary file left
 
 
 def test_the_worker_waits_for_a_missing_table(settings, tmp_path):
@@ -414,21 +393,6 @@ def record_of(item: dict, event_name: str = "INSERT") -> dict:
                          "SequenceNumber": "1"}}
 
 
-def test_the_mappings_filter_lets_through_only_new_messages():
-    """The pattern is the template's own; each kind of item the table holds is tried."""
-    patterns = stream_mapping.stream_patterns()
-    assert patterns, "the stream mapping has a FilterCriteria"
-    a, b = person("ana"), person("bo")
-    group = layout.group_uuid_for(a["uuid"], b["uuid"])
-    message = layout.message_item(group, a, "hi", at(0))
-    assert stream_mapping.delivered(patterns, record_of(message))
-    assert not stream_mapping.delivered(patterns, record_of(message, "MODIFY"))
-    assert not stream_mapping.delivered(patterns, record_of(message, "REMOVE"))
-    no_uuid = {k: v for k, v in message.items() if k != "message_uuid"}
-    assert not stream_mapping.delivered(patterns, record_of(no_uuid))
-    for other in [*layout.message_rows(a, b, group, "hi", at(0)),
-                  layout.header_item(group, [a["uuid"], b["uuid"]], at(0))]:
-        assert not stream_mapping.delivered(patterns, record_of(other)), other["pk"]
 
 
 def test_the_worker_hands_the_function_only_what_the_filter_lets_through(fresh_table, chat, stream_lambda,

@@ -1,0 +1,164 @@
+"""The HTTP side (app.py, routes/) over the in-memory parts, through Flask's test client: each
+route hands its service the request's parts and shapes the answer as the contract says (bare
+arrays, a Link to the next page, errors as arrays of codes with their status and headers). The
+same against a real gunicorn over the local stack: tests/stack/test_api_*.py."""
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from lib.config import Settings
+
+ORIGIN = "http://localhost:3000"
+
+
+class FakeDb:
+    """What the health check asks of PostgreSQL."""
+
+    def __init__(self) -> None:
+        self.up = True
+
+    def ping(self) -> bool:
+        return self.up
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def client(world):
+    world.parts.db = FakeDb()
+    settings = Settings(cursor_secret="fast", db_pool_min=0, cognito_user_pool_id="p", cognito_client_id="c",
+                        frontend_url=ORIGIN)
+    app = create_app(settings, world.parts)
+    return app.test_client()
+
+
+@pytest.fixture
+def ana(world):
+    world.person("ana", "Ana A")
+    return {"Authorization": f"Bearer {world.parts.tokens.issue('sub-ana')}"}
+
+
+@pytest.fixture
+def bo(world):
+    world.person("bo", "Bo B")
+    return {"Authorization": f"Bearer {world.parts.tokens.issue('sub-bo')}"}
+
+
+def codes(response) -> list[str]:
+    assert response.is_json and isinstance(response.json, list), response.data[:200]
+    return response.json
+
+
+def test_a_message_by_handle_is_answered_with_its_conversation(client, ana, bo):
+    response = client.post("/api/messages", json={"handle": "bo", "message": "hi bo"}, headers=ana)
+    assert response.status_code == 200
+    assert response.json["message"] == "hi bo" and response.json["message_group_uuid"]
+    [conversation] = client.get("/api/message_groups", headers=bo).json
+    assert (conversation["handle"], conversation["unread_count"]) == ("ana", 1)
+
+
+def test_a_page_with_more_after_it_links_to_the_next_with_the_same_query(client, world, ana, bo):
+    group = client.post("/api/messages", json={"handle": "bo", "message": "m0"}, headers=ana).json["message_group_uuid"]
+    for i in range(1, 4):
+        client.post("/api/messages", json={"message_group_uuid": group, "message": f"m{i}"}, headers=bo)
+    first = client.get(f"/api/messages/{group}?limit=2", headers=ana)
+    assert [m["message"] for m in first.json] == ["m2", "m3"]
+    link = first.headers["Link"]
+    assert link.startswith(f"</api/messages/{group}?limit=2&cursor=") and link.endswith('>; rel="next"')
+    second = client.get(link[1:link.index(">")], headers=ana)
+    assert [m["message"] for m in second.json] == ["m0", "m1"] and "Link" not in second.headers
+
+
+@pytest.mark.parametrize("headers, code", [({}, "token_missing"), ({"Authorization": "Basic x"}, "token_malformed"),
+                                           ({"Authorization": "Bearer nope"}, "token_invalid")])
+def test_no_good_token_is_401_with_a_bearer_challenge(client, headers, code):
+    response = client.get("/api/message_groups", headers=headers)
+    assert response.status_code == 401 and codes(response) == [code]
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_an_identity_without_a_user_is_403(client, world):
+    response = client.get("/api/message_groups",
+                          headers={"Authorization": f"Bearer {world.parts.tokens.issue('sub-stranger')}"})
+    assert response.status_code == 403 and codes(response) == ["user_unknown"]
+
+
+@pytest.mark.parametrize("body, content_type, status, code", [
+    (b"{not json", "application/json", 400, "body_invalid"),
+    (b'{"handle": "bo", "message": "hi"}', "text/plain", 400, "body_invalid"),
+    (b'{"handle": "nobody", "message": "hi"}', "application/json", 404, "user_not_found"),
+    (b'{"handle": "bo", "message": ""}', "application/json", 422, "message_blank"),
+    (b'{"handle": "bo", "message": "\\ud800"}', "application/json", 422, "message_invalid"),
+    (b"[" * 100_000, "application/json", 413, "request_entity_too_large"),
+])
+def test_a_bad_post_is_its_status_and_code_with_a_readable_detail(client, ana, bo, body, content_type, status, code):
+    response = client.post("/api/messages", data=body, headers={**ana, "Content-Type": content_type})
+    assert response.status_code == status and codes(response) == [code]
+    assert status == 413 or response.headers["X-Error-Detail"]
+
+
+def test_a_stranger_reading_a_conversation_is_404_like_one_that_does_not_exist(client, world, ana, bo):
+    group = client.post("/api/messages", json={"handle": "bo", "message": "hi"}, headers=ana).json["message_group_uuid"]
+    world.person("eve")
+    eve = {"Authorization": f"Bearer {world.parts.tokens.issue('sub-eve')}"}
+    theirs = client.get(f"/api/messages/{group}", headers=eve)
+    nowhere = client.get("/api/messages/6f1c3c55-0000-4000-8000-00000000dead", headers=eve)
+    assert (theirs.status_code, theirs.json, theirs.headers.get("X-Error-Detail")) == (
+        nowhere.status_code, nowhere.json, nowhere.headers.get("X-Error-Detail")) == (404, ["message_group_not_found"],
+                                                                                        "no such conversation")
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=abc", "limit=101", "cursor=forged"])
+def test_a_bad_query_parameter_is_400(client, ana, query):
+    response = client.get(f"/api/message_groups?{query}", headers=ana)
+    assert response.status_code == 400 and codes(response)[0] in ("limit_invalid", "cursor_invalid")
+
+
+def test_an_unknown_route_and_a_wrong_method_answer_as_json(client, ana):
+    missing = client.get("/api/nothing-here", headers=ana)
+    assert missing.status_code == 404 and codes(missing) == ["not_found"]
+    wrong = client.delete("/api/messages", headers=ana)
+    assert wrong.status_code == 405 and codes(wrong) == ["method_not_allowed"] and "POST" in wrong.headers["Allow"]
+
+
+def test_the_frontends_origin_is_let_through_and_a_preflight_needs_no_token(client):
+    preflight = client.options("/api/messages", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"})
+    assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
+    foreign = client.get("/api/health-check", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers and foreign.headers["Vary"] == "Origin"
+
+
+def test_health_asks_postgresql_and_readiness_both_stores(client, world):
+    assert client.get("/api/health-check").json == {"success": True}
+    assert client.get("/api/ready").json == {"ready": True, "checks": {"postgres": True, "dynamodb": True}}
+    world.parts.db.up = False
+    world.parts.readiness.clear()
+    assert client.get("/api/health-check").status_code == 503
+    down = client.get("/api/ready")
+    assert down.status_code == 503 and codes(down) == ["not_ready"] and down.headers["Retry-After"] == "5"
+
+
+def test_a_crud_posted_by_the_caller_shows_on_home_and_their_page(client, ana):
+    made = client.post("/api/activities", json={"message": "hello cruddur", "ttl": "7-days"}, headers=ana)
+    assert made.status_code == 200 and made.json["handle"] == "ana"
+    assert [a["message"] for a in client.get("/api/activities/home").json] == ["hello cruddur"]
+    assert [a["uuid"] for a in client.get("/api/activities/@ana").json] == [made.json["uuid"]]
+    assert client.get(f"/api/activities/{made.json['uuid']}").json["message"] == "hello cruddur"
+    assert codes(client.get("/api/activities/@nobody")) == ["user_not_found"]
+
+
+def test_a_users_card_is_public(client, bo):
+    assert client.get("/api/users/@bo/short").json == {"uuid": client.get("/api/users/@BO/short").json["uuid"],
+                                                       "handle": "bo", "display_name": "Bo B"}
+
+
+def test_a_ticket_is_bought_with_a_token_and_a_stream_opened_with_the_ticket(client, ana):
+    bought = client.post("/api/events/ticket", headers=ana)
+    assert bought.status_code == 200 and bought.json["expires_in"] > 0
+    refused = client.get("/api/events?ticket=not-a-ticket")
+    assert refused.status_code == 401 and codes(refused) == ["ticket_invalid"]
+    assert client.post("/api/events/ticket").status_code == 401
