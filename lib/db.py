@@ -165,7 +165,7 @@ class Db:
         except (PoolTimeout, psycopg.OperationalError) as error:
             raise DatabaseUnavailable(reason=str(error).splitlines()[0] if str(error) else "unavailable") from error
 
-    def run(self, use: Callable[[psycopg.Connection], T]) -> T:
+    def with_connection(self, use: Callable[[psycopg.Connection], T]) -> T:
         """`use` with a pooled connection, for code that speaks SQL itself (lib/event_log.py);
         counted as one query, as each of the helpers below counts its statement."""
         metrics.count("pg_queries")

@@ -181,19 +181,19 @@ class EventLog:
         self.db = db
 
     def append(self, events: Iterable[NewEvent]) -> dict[str, int]:
-        return self.db.run(lambda conn: append(conn, list(events)))
+        return self.db.with_connection(lambda conn: append(conn, list(events)))
 
     def head(self, user_uuid: str) -> int:
-        return self.db.run(lambda conn: head(conn, user_uuid))
+        return self.db.with_connection(lambda conn: head(conn, user_uuid))
 
     def after(self, user_uuid: str, seq: int, limit: int = PAGE, max_bytes: int = PAGE_BYTES) -> list[LoggedEvent]:
-        return self.db.run(lambda conn: after(conn, user_uuid, seq, limit=limit, max_bytes=max_bytes))
+        return self.db.with_connection(lambda conn: after(conn, user_uuid, seq, limit=limit, max_bytes=max_bytes))
 
     def resume(self, user_uuid: str, last_event_id: str | None) -> tuple[int, bool]:
-        return self.db.run(lambda conn: resume(conn, user_uuid, last_event_id))
+        return self.db.with_connection(lambda conn: resume(conn, user_uuid, last_event_id))
 
     def new_ticket(self, user_uuid: str, trusted_until: float, most: int) -> str | None:
-        return self.db.run(lambda conn: new_ticket(conn, user_uuid, trusted_until, most))
+        return self.db.with_connection(lambda conn: new_ticket(conn, user_uuid, trusted_until, most))
 
     def claim_ticket(self, ticket: str) -> tuple[str, float] | None:
-        return self.db.run(lambda conn: claim_ticket(conn, ticket))
+        return self.db.with_connection(lambda conn: claim_ticket(conn, ticket))

@@ -221,7 +221,7 @@ def test_a_stream_sending_full_pages_still_ends_when_its_time_is_up(monkeypatch)
     monkeypatch.setattr(event_log, "resume", lambda conn, user, last: (0, False))
     monkeypatch.setattr(event_log, "after", full_page)
     hub = _quiet_hub()
-    log = event_log.EventLog(SimpleNamespace(run=lambda use: use(None)))
+    log = event_log.EventLog(SimpleNamespace(with_connection=lambda use: use(None)))
     ping = Settings().events_ping_seconds
     try:
         stream = Stream(hub, log, "u", hub.subscribe("u"), 5.0, None, ping, lambda: now[0])
@@ -245,7 +245,7 @@ def test_a_gap_in_the_log_after_a_streams_position_is_a_reset(monkeypatch):
                         [event_log.LoggedEvent(s, "message", "{}") for s in (9, 10) if s > seq])
     monkeypatch.setattr(event_log, "head", lambda conn, user: 10)
     hub = _quiet_hub()
-    log = event_log.EventLog(SimpleNamespace(run=lambda use: use(None)))
+    log = event_log.EventLog(SimpleNamespace(with_connection=lambda use: use(None)))
     ping = Settings(events_ping_seconds=0.1).events_ping_seconds
     clock = iter(float(t) for t in range(100))
     try:
@@ -270,7 +270,7 @@ def test_a_streams_reads_of_the_log_wait_for_a_slot_of_the_hubs(monkeypatch):
     monkeypatch.setattr(event_log, "resume", lambda conn, user, last: (reads.append("resume"), (0, False))[1])
     monkeypatch.setattr(event_log, "after", lambda conn, user, seq, **bounds: (reads.append("after"), [])[1])
     hub = _quiet_hub(reads_at_once=1)
-    log = event_log.EventLog(SimpleNamespace(run=lambda use: use(None)))
+    log = event_log.EventLog(SimpleNamespace(with_connection=lambda use: use(None)))
     ping = Settings(events_ping_seconds=0.05).events_ping_seconds
     now = [0.0]
     stream = Stream(hub, log, "u", hub.subscribe("u"), 1.0, None, ping, lambda: now[0])
