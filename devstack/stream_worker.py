@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any, Callable, Mapping
 
-from devstack import lambdas as lambda_files
+from devstack import lambdas
 from lib import aws, config
 from lib.config import ROOT, Settings
 from devstack import stream_mapping
@@ -38,8 +38,8 @@ from devstack.files import write_atomically
 
 log = logging.getLogger("stream-worker")
 
-LAMBDA_PATH = ROOT / "aws" / "lambdas" / "cruddur-messaging-stream.py"
-EVENTS_LAMBDA_PATH = ROOT / "aws" / "lambdas" / "cruddur-messaging-events.py"
+LAMBDA_PATH = lambdas.LAMBDAS / "cruddur-messaging-stream.py"
+EVENTS_LAMBDA_PATH = lambdas.LAMBDAS / "cruddur-messaging-events.py"
 LAMBDA_NAME = "cruddur-messaging-stream"
 DEFAULT_CHECKPOINT = ROOT / ".local" / "stream-worker.json"
 # How often an idle events mapping asks the stream again: a live event waits at most this long
@@ -58,7 +58,7 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 def load_lambda(path: Path = LAMBDA_PATH) -> ModuleType:
     """The Lambda's module; each call gives a new module, with its own cached client."""
-    return lambda_files.load(path)
+    return lambdas.load(path)
 
 
 def lambda_environment(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:

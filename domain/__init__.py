@@ -10,5 +10,5 @@ layer raises, by meaning).
 
 The adapters (lib/) translate the outside world into these values and errors; the services
 (services/) apply the rules through the adapters. The domain imports neither
-(tests/test_structure.py checks), so the Lambdas ship the parts they need as they are.
+(tests/fast/test_structure.py checks), so the Lambdas ship the parts they need as they are.
 """

@@ -1,6 +1,6 @@
 """Cognito user pools through boto3: the pool's users as plain dicts, and a signed-in user's own
 attributes. (Access tokens are verified by lib/cognito_jwt_token.py; who may become a Cruddur
-user is lib/identity.py.)"""
+user is domain/identity.py.)"""
 from __future__ import annotations
 
 from typing import Any
@@ -38,7 +38,7 @@ def own_attributes(client: Any, access_token: str) -> dict[str, str]:
 def invite(client: Any, pool_id: str, user: dict[str, Any]) -> str | None:
     """Make the pool account of a Cruddur user who has none (AdminCreateUser with their email,
     verified, handle and name): Cognito mails a temporary password to that address, so only its
-    owner can sign in, and the API links their row at their first request (lib/identity.py).
+    owner can sign in, and the API links their row at their first request (lib/users.py).
     The new account's sub; None when the pool has an account for that email already."""
     try:
         created = client.admin_create_user(

@@ -7,7 +7,7 @@ a key range, a projection) in Python terms. What the items mean, which keys they
 in what order they are written is the conversation store's (lib/conversations/). The tests hold
 an in-memory twin of this class (tests/memory_table.py) to the same contract.
 
-It needs boto3 only (and lib/errors.py): the stream Lambda ships it beside its handler.
+It needs boto3 only (and the domain's errors and times): both table Lambdas ship it beside their handlers.
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ def message_text(value: Any) -> str:
 def text(value: Any, max_length: int, too_long: str = "message_too_long",
          blank: str = "message_blank", invalid: str = "message_invalid") -> str:
     """A text of 1 to `max_length` characters after trimming, storable as it is, and with something
-    a reader can see (not only zero-width, bidi or blank-looking characters: lib/text.py)."""
+    a reader can see (not only zero-width, bidi or blank-looking characters: domain/visible_text.py)."""
     if not isinstance(value, str):
         raise InvalidInput(invalid, detail="must be a string")
     trimmed = value.strip()

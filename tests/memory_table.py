@@ -1,6 +1,6 @@
 """An in-memory twin of lib.ddb.Ddb, for the fast tests of the conversation store and the stream.
 
-tests/test_table_contract.py runs the same tests against this and against moto, so it cannot
+tests/stack/test_table_contract.py runs the same tests against this and against moto, so it cannot
 drift from what the real helper does. It can also be made as unkind as AWS, on purpose and one
 step at a time, which a test of the store's write order needs:
 - `lose_responses(n)`: the next n writes land, but their answer is lost, and the caller's retry

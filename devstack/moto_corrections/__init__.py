@@ -120,10 +120,10 @@ def install(harshness: harsh.Harshness | None = None,
     CognitoIdpBackend.confirm_sign_up = cognito.confirm_sign_up  # type: ignore[method-assign]
     database = os.environ.get(SIGN_UP_DATABASE_ENV)
     if database:
-        from devstack import lambdas as lambda_files  # the Lambda's code, as it is deployed
+        from devstack import lambdas  # the Lambda's code, as it is deployed
 
         os.environ["CONNECTION_URL"] = database  # what the Lambda reads, in this process only
-        cognito.use_sign_up_lambda(lambda_files.load(lambda_files.LAMBDAS / "cruddur-post-confirmation.py"))
+        cognito.use_sign_up_lambda(lambdas.load(lambdas.LAMBDAS / "cruddur-post-confirmation.py"))
         CognitoIdpBackend.sign_up = cognito.sign_up  # type: ignore[method-assign]
     Table.create_from_cloudformation_json = classmethod(cloudformation.table_from_cloudformation)  # type: ignore[method-assign,assignment]
     ddb_models.copy = dynamodb.CopyWithoutTables()  # type: ignore[assignment]

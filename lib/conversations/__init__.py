@@ -7,5 +7,5 @@ one cache), sending.py (patterns C and D: the write order), read_markers.py (mar
 counts in the rows), rows.py (reading the group rows), stream.py (the stream Lambda's row mover),
 records.py (reading a stream record), events.py (a record's live events), layout.py (keys and
 items), week5.py (old week-5 tables), table_setup.py (making the table). None imports the store, and
-no two import each other (tests/test_structure.py checks); docs/data-model.md tells the story.
+no two import each other (tests/fast/test_structure.py checks); docs/data-model.md tells the story.
 """

@@ -103,9 +103,9 @@ class Participants:
         header's, or a headerless group's rows' owners whatever the layout mark says (a week-5
         writer may still add groups to a migrated table). IndexBehind while the index shows one
         of the two rows; empty: not a conversation."""
-        header = self.header(group)
-        if header is not None:
-            return header.owners
+        known = self.groups.get(group) or self._read_header(group)
+        if known is not None:
+            return known.owners
         owners = self._from_rows(group)
         if len(owners) == 1:
             raise IndexBehind(f"group {group}: the index shows one participant")

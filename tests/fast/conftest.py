@@ -46,3 +46,14 @@ def world() -> World:
                   table_probe=table, readiness=Cache(max_size=1, ttl=5.0), live=quiet_hub())  # type: ignore[arg-type]
     yield World(parts, table)
     parts.live.close_all()
+
+
+@pytest.fixture
+def ana(world) -> dict[str, Any]:
+    return world.person("ana", "Ana A")
+
+
+@pytest.fixture
+def bo(world) -> dict[str, Any]:
+    return world.person("bo", "Bo B")
+

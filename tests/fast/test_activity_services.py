@@ -7,26 +7,11 @@ import threading
 
 import pytest
 
-from domain.errors import Busy, CruddurError, InvalidInput, MalformedRequest, NotFound
+from domain.errors import Busy, InvalidInput, MalformedRequest, NotFound
 from services import activities
 from services.activities import (CreateActivity, CreateReply, HomeActivities, NotificationsActivities,
                                  SearchActivities, ShowActivity, UserActivities)
-
-
-def refused(call, kind: type[CruddurError], code: str) -> None:
-    with pytest.raises(kind) as error:
-        call()
-    assert error.value.codes == [code]
-
-
-@pytest.fixture
-def ana(world):
-    return world.person("ana", "Ana A")
-
-
-@pytest.fixture
-def bo(world):
-    return world.person("bo", "Bo B")
+from tests.expect import refused
 
 
 def crud(world, who, text, ttl="7-days"):

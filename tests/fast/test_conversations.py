@@ -1,5 +1,5 @@
 """The conversation store's use cases, fast: over the in-memory table (tests/memory_table.py, held
-to moto's behaviour by tests/test_table_contract.py), made as unkind as AWS one step at a time.
+to moto's behaviour by tests/stack/test_table_contract.py), made as unkind as AWS one step at a time.
 The same behaviours are tested end to end through HTTP over moto in test_api_e2e.py and
 test_unread.py; these say exactly which step each one survives."""
 from __future__ import annotations

@@ -47,3 +47,16 @@ def test_every_link_leads_somewhere(page: Path):
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
             broken.append(f"{target}: no such heading")
     assert not broken, broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_file_a_page_names_exists(page: Path):
+    """A module, script or statement named in `code` (`lib/users.py`, `tests/fast/test_routes.py`,
+    `db/sql/users/short.sql`) is where the page says: pages follow the code when it moves."""
+    missing = []
+    for name in re.findall(r"`([\w./-]+\.(?:py|sql|yaml|yml|md|json|html))(?:::\w+)?`", page.read_text()):
+        if "*" in name or name.startswith(("../", "http", "/")) or "/" not in name:
+            continue
+        if not (ROOT / name).exists():
+            missing.append(name)
+    assert not missing, missing

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from domain.errors import CruddurError, InvalidInput, MalformedRequest, NotFound, Unavailable
+from domain.errors import InvalidInput, MalformedRequest, NotFound, Unavailable
 from services import validation
 from services.create_message import CreateMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
 from services.read_markers import MarkRead, UnreadSummary
 from services.users_short import UsersShort
+from tests.expect import refused
 
 
 def send(world, sender: dict, body: dict, key: str | None = None) -> dict[str, Any]:
@@ -26,23 +27,6 @@ def read(world, caller: dict, group: str, limit: int = 20, cursor: str | None = 
 
 def listing(world, caller: dict, limit: int = 20, cursor: str | None = None):
     return MessageGroups.run(world.parts.conversations, world.parts.cursors, caller, limit, cursor)
-
-
-def refused(call, kind: type[CruddurError], code: str) -> CruddurError:
-    with pytest.raises(kind) as error:
-        call()
-    assert error.value.codes == [code]
-    return error.value
-
-
-@pytest.fixture
-def ana(world):
-    return world.person("ana", "Ana A")
-
-
-@pytest.fixture
-def bo(world):
-    return world.person("bo", "Bo B")
 
 
 @pytest.fixture

@@ -76,7 +76,11 @@ def test_a_headerless_groups_participants_are_its_rows_owners_once_both_show(tab
     with pytest.raises(IndexBehind):
         participants.both(group)
     table.catch_up_index()
-    assert participants.both(group) == tuple(sorted([ANA["uuid"], BO["uuid"]]))
+    queries = []
+    real_query = table.query_index
+    table.query_index = lambda *a: (queries.append(a), real_query(*a))[1]  # type: ignore[method-assign]
+    assert participants.both(group) == participants.both(group) == tuple(sorted([ANA["uuid"], BO["uuid"]]))
+    assert len(queries) == 1, "both rows seen once: the participants are known for good"
     assert participants.header(group) is None, "still no header: the row mover adopts it"
 
 

@@ -213,7 +213,7 @@ def test_no_circle_anywhere():
     graph = import_graph()
     circles, seen = [], set()
     for start in graph:
-        path, todo = [], [(start, iter(sorted(graph[start])))]
+        todo = [(start, iter(sorted(graph[start])))]
         on_path = {start}
         while todo:
             node, children = todo[-1]

@@ -1,6 +1,6 @@
 """aws/template.yaml, checked offline: cfn-lint finds nothing, the resources have what the system
 needs, and the stream Lambda's role is the least-privilege policy of aws/policies/ (the one
-tests/test_stream_lambda.py checks against every call the function makes), with the stack's own
+tests/stack/test_stream_lambda.py checks against every call the function makes), with the stack's own
 ARNs instead of pasted ones."""
 from __future__ import annotations
 

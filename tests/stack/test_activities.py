@@ -243,7 +243,7 @@ def test_a_user_who_just_signed_up_can_message_and_crud_at_once(api, settings: S
 
 def test_a_pool_user_whose_handle_is_taken_is_refused_clearly(api, settings: Settings, pg):
     """A sign-up by the frontend is refused before its account exists (the pre-sign-up check:
-    tests/test_closed_doors.py). A pool user made otherwise (by an administrator, or two sign-ups
+    tests/stack/test_closed_doors.py). A pool user made otherwise (by an administrator, or two sign-ups
     racing past that check) whose handle is taken gets a clear 409 from the API, and nothing is
     written."""
     cognito = aws.client(settings, "cognito-idp")

@@ -55,7 +55,9 @@ def serve_pages(port: int) -> http.server.ThreadingHTTPServer:
 
 # On a laptop without a browser the test is skipped; in CI (.ci/run installs Debian's chromium
 # where it can) a missing browser fails it instead, so that CI never passes without opening one.
-MISSING = None if CHROMIUM and shutil.which("node") else "needs Debian's chromium and node (apt-get install chromium)"
+MISSING = None if CHROMIUM and shutil.which("node") else (
+    "needs a browser and node: `sudo apt-get install chromium nodejs`, then "
+    "`./bin/test tests/stack/test_browser_live.py` runs it")
 
 
 @pytest.mark.skipif(MISSING is not None and os.environ.get("CI") != "true", reason=MISSING or "")

@@ -129,7 +129,7 @@ def test_the_deployed_point_in_time_recovery(deployed):
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
     # (the log groups, their retention and the alarms are not read back: moto's CloudFormation
     # reports them created but they do not show in moto's Logs and CloudWatch;
-    # tests/test_template.py checks them in the template)
+    # tests/fast/test_template.py checks them in the template)
 
 
 class FailingStack:

@@ -264,13 +264,13 @@ def test_the_events_lambda_bounds_its_waits_and_a_timed_out_batch_is_retried_who
 
     import yaml
 
-    from devstack import lambdas as lambda_files
+    from devstack import lambdas
     from lib.config import ROOT
 
     monkeypatch.setenv("CONNECTION_URL", settings.connection_url)
     monkeypatch.setenv("AWS_DEFAULT_REGION", settings.aws_region)
     monkeypatch.delenv("CONNECTION_SECRET_ARN", raising=False)
-    handler = lambda_files.load(lambda_files.LAMBDAS / "cruddur-messaging-events.py")
+    handler = lambdas.load(lambdas.LAMBDAS / "cruddur-messaging-events.py")
     template = yaml.load((ROOT / "aws" / "template.yaml").read_text(), Loader=yaml.BaseLoader)
     budget_ms = int(template["Resources"]["EventsFunction"]["Properties"]["Timeout"]) * 1000
     assert handler.LOCK_TIMEOUT_MS + handler.STATEMENT_TIMEOUT_MS + handler.PURGE_SECONDS * 1000 < budget_ms

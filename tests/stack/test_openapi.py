@@ -187,7 +187,7 @@ def make_user(settings: Settings, prefix: str) -> tuple[dict, str]:
 # gunicorn refuses longer request lines (414, not JSON) before the app sees them.
 GUNICORN_REQUEST_LINE_LIMIT = 4094
 # Not negative_data_rejection: the API ignores unknown query parameters, and the fuzzer's "missing
-# Authorization" cases get the token added back; tests/test_api_e2e.py checks each bad input.
+# Authorization" cases get the token added back; tests/stack/test_api_*.py checks each bad input.
 FUZZ_CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance",
                "response_schema_conformance", "response_headers_conformance",
                "unsupported_method", "missing_required_header"]

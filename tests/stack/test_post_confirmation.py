@@ -7,12 +7,12 @@ import uuid
 import psycopg
 import pytest
 
-from devstack import lambdas as lambda_files
+from devstack import lambdas
 
 
 @pytest.fixture(scope="module")
 def trigger():
-    return lambda_files.load(lambda_files.LAMBDAS / "cruddur-post-confirmation.py")
+    return lambdas.load(lambdas.LAMBDAS / "cruddur-post-confirmation.py")
 
 
 @pytest.fixture
