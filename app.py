@@ -149,7 +149,8 @@ def refuse_half_configured(settings: Settings) -> None:
 def create_app(settings: Settings | None = None, parts: Parts | None = None,
                span_exporter: object | None = None) -> Flask:
     """Build the app. It owns its parts (services/bootstrap.py): the PostgreSQL pool, the
-    DynamoDB client and caches. Traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (or, in tests, into `span_exporter`)."""
+    DynamoDB client and caches. Traced when OTEL_EXPORTER_OTLP_ENDPOINT is set (or, in tests,
+    into `span_exporter`)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if settings is None:
         try:

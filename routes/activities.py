@@ -20,7 +20,8 @@ def page_args() -> tuple[int, str | None]:
 def home():
     # Everyone's: a token is not needed, and not read (a signed-out frontend sends "Bearer null").
     limit, cursor = page_args()
-    return page_response(*HomeActivities.run(parts().activities, parts().cursors, limit, cursor), limit)
+    app = parts()
+    return page_response(*HomeActivities.run(app.activities, app.cursors, limit, cursor), limit)
 
 
 @bp.get("/api/activities/notifications")
@@ -30,19 +31,23 @@ def notifications():
         return jsonify([])
     user = caller()
     limit, cursor = page_args()
-    return page_response(*NotificationsActivities.run(parts().activities, parts().cursors, user, limit, cursor), limit)
+    app = parts()
+    return page_response(*NotificationsActivities.run(app.activities, app.cursors, user, limit, cursor), limit)
 
 
 @bp.get("/api/activities/search")
 def search():
     limit, cursor = page_args()
-    return page_response(*SearchActivities.run(parts().activities, parts().cursors, request.args.get("term"), limit, cursor), limit)
+    app = parts()
+    term = request.args.get("term")
+    return page_response(*SearchActivities.run(app.activities, app.cursors, term, limit, cursor), limit)
 
 
 @bp.get("/api/activities/@<handle>")
 def user_activities(handle: str):
     limit, cursor = page_args()
-    return page_response(*UserActivities.run(parts().activities, parts().users, parts().cursors, handle, limit, cursor), limit)
+    app = parts()
+    return page_response(*UserActivities.run(app.activities, app.users, app.cursors, handle, limit, cursor), limit)
 
 
 @bp.get("/api/activities/<activity_uuid>")

@@ -18,7 +18,8 @@ bp = Blueprint("messages", __name__)
 def message_groups():
     user = caller()
     limit = validation.limit(request.args.get("limit"))
-    items, next_cursor = MessageGroups.run(parts().conversations, parts().cursors, user, limit, request.args.get("cursor"))
+    app = parts()
+    items, next_cursor = MessageGroups.run(app.conversations, app.cursors, user, limit, request.args.get("cursor"))
     return page_response(items, next_cursor, limit)
 
 

@@ -14,7 +14,8 @@ from services.pages import page_of
 class Messages:
     @staticmethod
     def run(conversations: ConversationStore, cursors: Cursors, caller: dict[str, Any],
-            message_group_uuid: str, limit: int, cursor: str | None = None) -> tuple[list[dict[str, str]], str | None]:
+            message_group_uuid: str, limit: int,
+            cursor: str | None = None) -> tuple[list[dict[str, str]], str | None]:
         group = validation.canonical_uuid(message_group_uuid, not_found=True)
         require_participant(conversations, group, caller["uuid"])
         messages, next_cursor = page_of(

@@ -14,10 +14,11 @@ One function for two of the user pool's triggers (the pool's LambdaConfig names 
   only be a race with another sign-up after the pre-sign-up check; it fails the confirmation with
   the reason (see docs/security.md for what the operator does then).
 
-Every rule is in domain/identity.py, applied to PostgreSQL by lib/users.py: bin/aws/deploy packages
-them beside this file (with what they import), and the API runs the same code. Forgotten-password confirmations and other triggers are
-let through untouched. Environment: CONNECTION_URL or CONNECTION_SECRET_ARN (a Secrets Manager
-secret holding the URL, read at run time), LOG_LEVEL (INFO).
+Every rule is in domain/identity.py, applied to PostgreSQL by lib/users.py: bin/aws/deploy
+packages them beside this file (with what they import), and the API runs the same code.
+Forgotten-password confirmations and other triggers are let through untouched. Environment:
+CONNECTION_URL or CONNECTION_SECRET_ARN (a Secrets Manager secret holding the URL, read at run
+time), LOG_LEVEL (INFO).
 """
 from __future__ import annotations
 

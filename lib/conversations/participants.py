@@ -64,7 +64,8 @@ class Participants:
 
     def layout_current(self) -> bool:
         """Whether every group of the table has its header (no week-5 group left to look for)."""
-        return self.layout.get_or_load("version", lambda: week5.layout_version(self.table)) >= layout.LAYOUT_VERSION
+        version = self.layout.get_or_load("version", lambda: week5.layout_version(self.table))
+        return version >= layout.LAYOUT_VERSION
 
     def header(self, group: str) -> Header | None:
         """The group's header (a consistent read, then remembered); None when it has none (a

@@ -32,9 +32,9 @@ Week-5 groups (no header) have exactly two participants, each with a row: the in
 both, and until it does the record is reported failed, to be retried; never reported done.
 
 Each row also carries its owner's read marker and unread count: domain/unread.py says what they
-must be, read_markers.py counts them from the table when the batch cannot tell and writes them. A participant's rows share one partition, so
-two of their conversations whose last messages carry the same microsecond would need the same
-key: the later one's row goes one microsecond later.
+must be, read_markers.py counts them from the table when the batch cannot tell and writes them.
+A participant's rows share one partition, so two of their conversations whose last messages carry
+the same microsecond would need the same key: the later one's row goes one microsecond later.
 """
 from __future__ import annotations
 
@@ -49,7 +49,6 @@ from domain import unread
 from domain.times import later
 from lib.conversations import layout, read_markers, week5
 from lib.conversations.participants import Header, Participants
-from lib.conversations.read_markers import count_unread
 from lib.conversations.records import NewMessage, new_message
 from lib.conversations.rows import IndexBehind, group_rows, has_row, rows_of
 from lib.ddb import Ddb, KeyTaken, key_of
@@ -235,7 +234,7 @@ class RowMover:
         else:
             base = latest if latest is not None else header.rows[owner]  # type: ignore[union-attr]
             if count is None:
-                count = count_unread(self.table, message.group, owner, marker, message.sk)
+                count = read_markers.count_unread(self.table, message.group, owner, marker, message.sk)
             row = {**base, "unread_count": count}
             row.pop("read_up_to", None)
             if marker:
@@ -259,7 +258,7 @@ class RowMover:
         before = row.get("read_up_to", "")
         counted = int(row.get("unread_count", 0))
         if count is None:
-            count = count_unread(self.table, group, owner, marker, row["sk"])
+            count = read_markers.count_unread(self.table, group, owner, marker, row["sk"])
         count = unread.capped(count)
         if (marker, count) == (before, counted):
             return False
@@ -267,7 +266,7 @@ class RowMover:
             read_markers.write(self.table, row, group, marker, count)
         except KeyTaken as changed:
             now = changed.held.get(0) or {}
-            if (now.get("read_up_to", ""), int(now.get("unread_count", -1))) == (marker, unread.capped(count)):
+            if (now.get("read_up_to", ""), int(now.get("unread_count", -1))) == (marker, count):
                 return True  # our own update landed and its response was lost: the SDK's retry found it
             if not again:
                 raise Unsettled(f"the row of {owner} keeps changing") from changed

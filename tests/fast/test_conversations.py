@@ -10,13 +10,14 @@ from datetime import datetime, timezone
 
 import pytest
 
-from domain.conversations import Idempotency
 from domain import times
+from domain.conversations import Idempotency
+from domain.errors import InvalidInput, Unavailable
 from lib.conversations import layout, table_setup, week5
+from lib.conversations.records import NewMessage
 from lib.conversations.store import ConversationStore
 from lib.conversations.stream import RowMover, apply_batch
 from lib.ddb import StoreUnavailable
-from domain.errors import InvalidInput, Unavailable
 from tests.memory_table import MemoryTable
 
 
@@ -380,3 +381,40 @@ def test_an_empty_table_is_marked_before_a_step_that_fails_so_it_is_never_taken_
     with pytest.raises(Exception, match="UpdateTable refused"):
         table_setup.set_up_table(table)
     assert week5.layout_version(table) == layout.LAYOUT_VERSION
+
+
+# -- the stream's batches ---------------------------------------------------------------------------
+def test_a_batch_moves_each_group_once_to_its_newest_message_and_counts_them_all(store, table):
+    group = store.send_to_user(ANA, BO, "first").message.message_group_uuid
+    deliver(table)
+    for n in range(4):
+        store.send_to_group(ANA, group, f"m{n}")
+    records = table.stream_records()
+    before = table.calls.copy()
+    assert apply_batch(records, RowMover(table)) == {"batchItemFailures": []}
+    spent = table.calls - before
+    assert spent == {"get_item": 1, "query": 1, "put_item": 2, "delete_item": 2}, (
+        "the header, one query of the index, and one put and one delete per participant: once for four messages")
+    [row] = list(table.query_items(layout.group_pk(BO["uuid"])))
+    assert (row["message"], row["unread_count"]) == ("m3", 5)
+
+
+def test_a_group_begun_with_too_little_time_left_is_handed_back_from_its_first_record(store, table):
+    store.send_to_user(ANA, BO, "hello")
+    store.send_to_user(CY, BO, "hi")
+    records = table.stream_records()
+    answer = apply_batch(records, RowMover(table), remaining_ms=lambda: 1)
+    first_message = next(r for r in records if r["dynamodb"]["NewImage"]["pk"]["S"].startswith("MSG#"))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": first_message["dynamodb"]["SequenceNumber"]}]}
+    assert apply_batch(records, RowMover(table)) == {"batchItemFailures": []}  # Lambda's retry
+
+
+def test_a_message_of_no_conversation_moves_nothing(table):
+    stray, at = "6f1c3c55-0000-4000-8000-00000000f00d", "2030-01-01T00:00:01.000000+00:00"
+    table.put(layout.message_item(stray, ANA, "stray", at))
+    assert RowMover(table).apply(NewMessage(stray, at, "stray", "m", ANA["uuid"])) == "no-rows"
+
+
+def test_setting_the_table_up_again_finds_nothing_to_do(table):
+    assert table_setup.set_up_table(table) == []
+    assert table_setup.create_table(table) is False

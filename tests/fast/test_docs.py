@@ -60,3 +60,16 @@ def test_every_file_a_page_names_exists(page: Path):
         if not (ROOT / name).exists():
             missing.append(name)
     assert not missing, missing
+
+
+def test_the_data_models_table_gives_every_part_of_the_store_and_every_rule_its_place():
+    """docs/data-model.md's "its one place" table names each module of the conversation store and
+    of the domain's conversation rules, and nothing that is not there."""
+    text = (ROOT / "docs" / "data-model.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ") and "`" in line]
+    named = {name for line in table for name in re.findall(r"`((?:lib|domain)/[\w/]+\.py)`", line)}
+    store = {f"lib/conversations/{p.name}" for p in (ROOT / "lib" / "conversations").glob("*.py")
+             if p.name not in ("__init__.py", "events.py")}  # events.py: docs/live-events.md's table
+    rules = {f"domain/{name}.py" for name in ("times", "unread", "live_events", "contract")}
+    assert store | rules <= named, sorted(store | rules - named)
+    assert all((ROOT / name).exists() for name in named)

@@ -286,3 +286,17 @@ def test_a_good_limit_is_read(value, expected):
 @pytest.mark.parametrize("value", ["", "with space", "é", "x" * 256, "tab\t"])
 def test_a_bad_idempotency_key_is_refused(value):
     refused(lambda: validation.idempotency_key(value), MalformedRequest, "idempotency_key_invalid")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2030-01-01T00:00:00+00:00", "2030-01-01T00:00:00+00:00"),
+    ("2030-01-01T02:00:00.5+02:00", "2030-01-01T00:00:00.500000+00:00"),
+])
+def test_a_marker_time_is_read_in_any_zone_as_utc(value, expected):
+    from datetime import datetime
+    assert validation.message_time(value) == datetime.fromisoformat(expected)
+
+
+@pytest.mark.parametrize("value", ["6F1C3C55-0000-4000-8000-000000000000", "6f1c3c55-0000-4000-8000-000000000000"])
+def test_a_uuid_in_a_body_is_read_in_its_canonical_form(value):
+    assert validation.canonical_uuid(value) == "6f1c3c55-0000-4000-8000-000000000000"
