@@ -162,3 +162,59 @@ def test_a_ticket_is_bought_with_a_token_and_a_stream_opened_with_the_ticket(cli
     refused = client.get("/api/events?ticket=not-a-ticket")
     assert refused.status_code == 401 and codes(refused) == ["ticket_invalid"]
     assert client.post("/api/events/ticket").status_code == 401
+
+
+@pytest.mark.parametrize("kind, status", [
+    ("MalformedRequest", 400), ("Unauthenticated", 401), ("NotPermitted", 403), ("NotFound", 404),
+    ("Conflict", 409), ("InvalidInput", 422), ("Busy", 429), ("Unavailable", 503), ("CruddurError", 500),
+])
+def test_each_kind_of_error_has_its_status(kind, status):
+    from app import status_of
+    from domain import errors
+
+    assert status_of(getattr(errors, kind)("some_code")) == status
+
+
+def test_a_busy_answer_says_when_to_try_again(client, world, ana):
+    for _ in range(world.parts.settings.events_tickets_per_user):
+        assert client.post("/api/events/ticket", headers=ana).status_code == 200
+    busy = client.post("/api/events/ticket", headers=ana)
+    assert busy.status_code == 429 and codes(busy) == ["too_many_tickets"] and int(busy.headers["Retry-After"]) > 0
+
+
+def test_a_link_names_the_public_url_never_the_hosts_a_client_sends(world, ana, bo):
+    world.parts.db = FakeDb()
+    settings = Settings(cursor_secret="fast", db_pool_min=0, cognito_user_pool_id="p", cognito_client_id="c",
+                        public_url="https://api.example.test")
+    client = create_app(settings, world.parts).test_client()
+    for n in range(3):
+        world.parts.users.add(f"p{n}", cognito_user_id=f"sub-p{n}")
+        token = world.parts.tokens.issue(f"sub-p{n}")
+        client.post("/api/messages", json={"handle": "ana", "message": "hi"}, headers={"Authorization": f"Bearer {token}"})
+    page = client.get("/api/message_groups?limit=1", headers={**ana, "Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+    assert page.headers["Link"].startswith("<https://api.example.test/api/message_groups?limit=1&cursor=")
+
+
+def test_a_retried_post_with_its_idempotency_key_is_the_same_answer(client, ana, bo):
+    body = {"handle": "bo", "message": "only once"}
+    first = client.post("/api/messages", json=body, headers={**ana, "Idempotency-Key": "retry-1"})
+    again = client.post("/api/messages", json=body, headers={**ana, "Idempotency-Key": "retry-1"})
+    assert first.json == again.json
+    bad = client.post("/api/messages", json=body, headers={**ana, "Idempotency-Key": "has space"})
+    assert bad.status_code == 400 and codes(bad) == ["idempotency_key_invalid"]
+
+
+def test_marking_read_takes_no_body_or_a_marker(client, world, ana, bo):
+    group = client.post("/api/messages", json={"handle": "bo", "message": "hi"}, headers=ana).json["message_group_uuid"]
+    assert client.post(f"/api/messages/{group}/read", headers=bo).json == {"unread_count": 0}
+    assert client.get("/api/message_groups/unread", headers=bo).json == {"conversations": 0, "messages": 0}
+    bad = client.post(f"/api/messages/{group}/read", json={"up_to": "soon"}, headers=bo)
+    assert bad.status_code == 422 and codes(bad) == ["up_to_invalid"]
+
+
+def test_one_access_line_per_request_names_the_route_and_caller_never_the_token_or_text(client, ana, caplog):
+    with caplog.at_level("INFO", logger="cruddur.access"):
+        client.post("/api/messages", json={"handle": "bo", "message": "a secret text"}, headers=ana)
+    lines = [r.getMessage() for r in caplog.records if r.name == "cruddur.access"]
+    assert len(lines) == 1 and '"route": "/api/messages"' in lines[0] and '"status": 404' in lines[0]
+    assert "secret text" not in lines[0] and ana["Authorization"].split()[1] not in lines[0]

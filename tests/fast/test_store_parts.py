@@ -173,3 +173,53 @@ def test_client_and_config_come_from_the_environment(stream_lambda):
     assert (local.meta.region_name, local.meta.endpoint_url) == ("ap-south-1", "http://127.0.0.1:8000")
     assert stream_lambda.load_config({}) == stream_lambda.Config("cruddur-messages", "message-group-sk-index")
     assert stream_lambda.load_config({"DDB_MESSAGE_TABLE": "t", "DDB_GSI_NAME": "i"}).table == "t"
+
+
+def test_a_lambdas_log_line_is_one_json_object_with_its_fields_as_keys():
+    import json
+    import logging
+
+    formatter = lambda_support.JsonFormatter()
+    record = logging.LogRecord("cruddur-x", logging.INFO, __file__, 1, "batch done", None, None)
+    record.fields = {"records": 3, "retry_from": None}
+    line = json.loads(formatter.format(record))
+    assert (line["message"], line["level"], line["records"], line["retry_from"]) == ("batch done", "INFO", 3, None)
+    assert line["time"].endswith("+00:00")
+
+
+def test_a_lambda_reads_its_database_url_from_its_environment():
+    assert lambda_support.connection_url({"CONNECTION_URL": "postgresql://u@h/db"}) == "postgresql://u@h/db"
+
+
+def test_a_page_of_the_log_is_full_at_its_count_or_its_bytes():
+    from lib import event_log
+    from lib.event_log import LoggedEvent
+
+    small = [LoggedEvent(n, "message", "{}") for n in range(3)]
+    assert not event_log.is_full(small) and event_log.is_full(small, limit=3)
+    assert event_log.is_full([LoggedEvent(1, "message", "x" * 100)], max_bytes=100)
+    assert event_log.event_id(42) == "42"
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("/api/events?ticket=abc123", "/api/events?ticket=REDACTED"),
+    ("http://h/api/events?x=1&ticket=abc&y=2", "http://h/api/events?x=1&ticket=REDACTED&y=2"),
+    ("ticket=abc", "ticket=REDACTED"),
+    ("/api/messages?cursor=abc", "/api/messages?cursor=abc"),
+])
+def test_a_traces_urls_never_carry_a_ticket(value, shown):
+    from lib import telemetry
+
+    class Span:
+        def __init__(self):
+            self.attributes = {"http.target": value}
+
+        def is_recording(self):
+            return True
+
+        def set_attribute(self, key, new):
+            self.attributes[key] = new
+
+    span = Span()
+    telemetry.without_secrets(span, "200 OK", [])
+    assert span.attributes["http.target"] == shown

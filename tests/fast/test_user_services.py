@@ -51,8 +51,9 @@ def test_a_display_name_that_hides_or_misleads_has_a_problem(name, why):
     assert why in identity.display_name_problem(name)
 
 
-@pytest.mark.parametrize("name", ["Andrew Brown", "Андрей", "Ανδρέας", "安德鲁", "Zoë O'Brien", "x" * 64])
-def test_a_display_name_in_one_script_is_kept(name):
+@pytest.mark.parametrize("name", ["Andrew Brown", "Андрей", "Ανδρέας", "安德鲁", "Zoë O'Brien", "x" * 64,
+                                  "Васко Попов", "Αλέξης", "山田 Taro", "José Ñúñez", "Ana-María 2"])
+def test_a_display_name_in_one_script_or_in_scripts_that_do_not_look_alike_is_kept(name):
     assert identity.display_name_problem(name) is None
 
 
@@ -113,6 +114,16 @@ def test_the_caller_is_remembered_for_a_while_and_read_again_after(world):
     assert caller(world, f"Bearer {token}")["display_name"] == "Ana A"  # cached
     world.parts.known_users.clear()
     assert caller(world, f"Bearer {token}")["display_name"] == "Renamed"
+
+
+def test_a_revoked_token_loses_access_once_the_caller_is_checked_again(world):
+    world.person("ana")
+    token = world.parts.tokens.issue("sub-ana")
+    assert caller(world, f"Bearer {token}")["handle"] == "ana"
+    world.parts.tokens.revoke(token)
+    with pytest.raises(TokenError) as refused:
+        caller(world, f"Bearer {token}")
+    assert refused.value.codes == ["token_invalid"]
 
 
 def test_an_identity_without_a_user_is_user_unknown_where_the_trigger_makes_users(world):
