@@ -92,12 +92,12 @@ class Participants:
         return self._from_rows(group) or None
 
     def _read_header(self, group: str) -> Header | None:
-        item = self.table.get(layout.header_key(group), attributes=("participants", "profiles", "created_at"))
+        item = self.table.get(layout.header_key(group),
+                              attributes=("participants", "profiles", "created_at", "message_group_uuid"))
         if item is None:
             return None
-        known = header_of(group, item)
-        self.groups.put(group, known)
-        return known
+        self.remember_header(group, item)
+        return header_of(group, item)
 
     def both(self, group: str) -> tuple[str, ...]:
         """Both participants, for what every one of them must get (a message's live events): the
@@ -141,11 +141,10 @@ class Participants:
         return known
 
     def remember_header(self, derived: str, item: Mapping[str, Any]) -> None:
-        """What a first message learnt from the header it wrote or found at the pair's derived
-        uuid: the group's participants, or (an alias header of a week-5 group) the pair's
-        conversation."""
+        """What a header says, written or read at `derived`: the group's participants, and, for an
+        alias header of a week-5 group, the pair's conversation (so that a first message by handle
+        goes there, whoever read the alias first)."""
         actual = item.get("message_group_uuid", derived)
-        if actual == derived:
-            self.groups.put(derived, header_of(derived, item))
-        else:
+        self.groups.put(derived, header_of(derived, item))
+        if actual != derived:  # an alias: whoever reads it learns where the pair's messages are
             self.pairs.put(derived, actual)

@@ -99,6 +99,15 @@ def test_an_alias_header_leads_a_pair_to_its_week5_conversation(table):
     assert store.participants.conversation_of_pair(derived, ANA["uuid"], BO["uuid"]) == old
 
 
+def test_an_alias_read_first_through_its_uuid_still_leads_to_the_week5_conversation(table):
+    old = "6f1c3c55-0000-4000-8000-00000000aaab"
+    derived = layout.group_uuid_for(ANA["uuid"], BO["uuid"])
+    table.put({**layout.header_item(derived, [ANA["uuid"], BO["uuid"]], T1), "message_group_uuid": old})
+    store = ConversationStore(table)
+    assert store.is_participant(derived, ANA["uuid"])  # a client asked for the pair's derived uuid
+    assert store.send_to_user(ANA, BO, "into the old one").message.message_group_uuid == old
+
+
 # -- reading a stream record ----------------------------------------------------------------------
 def record(name: str, image: dict | None) -> dict:
     made = {"eventName": name, "dynamodb": {"SequenceNumber": "1"}}
