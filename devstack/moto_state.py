@@ -66,12 +66,13 @@ class _Unpickler(pickle.Unpickler):
     """Reads a snapshot; one written before the local stack moved from lib/local/ to devstack/
     names this package's classes (the harsh index's change log) by their old module, and one
     written before moto's corrections were split by service names the index's buckets by
-    devstack/moto_server.py."""
+    devstack/moto_server.py: as `__main__` when the server ran it as `python -m`, as ./bin/dev
+    does."""
 
     def find_class(self, module: str, name: str) -> Any:
         if module.startswith("lib.local."):
             module = "devstack." + module[len("lib.local."):]
-        if module == "devstack.moto_server" and name == "_IndexBuckets":
+        if module in ("devstack.moto_server", "__main__") and name == "_IndexBuckets":
             module, name = "devstack.moto_corrections.dynamodb", "IndexBuckets"
         return super().find_class(module, name)
 

@@ -554,9 +554,11 @@ def test_only_the_frontends_origin_may_call_the_local_cognito_from_a_browser(set
 
 
 
-def test_a_state_saved_before_the_corrections_were_split_by_service_is_still_read(monkeypatch):
+@pytest.mark.parametrize("old_module", ["devstack.moto_server", "__main__"])
+def test_a_state_saved_before_the_corrections_were_split_by_service_is_still_read(monkeypatch, old_module):
     """The index's buckets live on a table's stream shard, so a saved state names their class;
-    one saved before the split names it by devstack/moto_server.py, and is read all the same."""
+    one saved before the split names it by devstack/moto_server.py (as `__main__` when ./bin/dev
+    ran it with `python -m`), and is read all the same."""
     import pickle
     import sys
     import types
@@ -567,15 +569,15 @@ def test_a_state_saved_before_the_corrections_were_split_by_service_is_still_rea
     class _IndexBuckets:  # the class as the old module named it
         pass
 
-    _IndexBuckets.__module__, _IndexBuckets.__qualname__ = "devstack.moto_server", "_IndexBuckets"
-    old_home = types.ModuleType("devstack.moto_server")
+    _IndexBuckets.__module__, _IndexBuckets.__qualname__ = old_module, "_IndexBuckets"
+    old_home = types.ModuleType(old_module)
     setattr(old_home, "_IndexBuckets", _IndexBuckets)
-    monkeypatch.setitem(sys.modules, "devstack.moto_server", old_home)
+    monkeypatch.setitem(sys.modules, old_module, old_home)
     stale = _IndexBuckets()
     stale.__dict__.update(name="sk", keys_by_value={}, value_by_key={})
     old = pickle.dumps({"buckets": stale})
     monkeypatch.undo()
-    assert b"devstack.moto_server" in old and b"_IndexBuckets" in old
+    assert old_module.encode() in old and b"_IndexBuckets" in old
     read = moto_state.loads(old)["buckets"]
     assert isinstance(read, dynamodb.IndexBuckets) and read.name == "sk"
 
