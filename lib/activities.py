@@ -52,6 +52,10 @@ class ActivityStore:
     def show(self, activity_uuid: str) -> Activity | None:
         return self.db.query_value(template("activities", "show"), {"uuid": activity_uuid})
 
+    def of_handle(self, handle: str, activity_uuid: str) -> Activity | None:
+        """`show`, only when the activity is that handle's (in any case)."""
+        return self.db.query_value(template("activities", "status"), {"uuid": activity_uuid, "handle": handle})
+
     def create(self, user_uuid: str, text: str, lifetime: str) -> str:
         """A crud by the user, living `lifetime` (a PostgreSQL interval): its uuid."""
         return str(self.db.query_commit(template("activities", "create"), {

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 from routes.http import caller, json_body, page_response, parts
 from services import validation
 from services.activities import (CreateActivity, CreateReply, HomeActivities,
-                                 NotificationsActivities, SearchActivities, ShowActivity,
+                                 NotificationsActivities, SearchActivities, ShowActivity, ShowStatus,
                                  UserActivities)
 
 bp = Blueprint("activities", __name__)
@@ -48,6 +48,12 @@ def user_activities(handle: str):
     limit, cursor = page_args()
     app = parts()
     return page_response(*UserActivities.run(app.activities, app.users, app.cursors, handle, limit, cursor), limit)
+
+
+@bp.get("/api/activities/@<handle>/status/<activity_uuid>")
+def status(handle: str, activity_uuid: str):
+    # the final frontend's crud page: public, as the crud itself is
+    return jsonify(ShowStatus.run(parts().activities, handle, activity_uuid))
 
 
 @bp.get("/api/activities/<activity_uuid>")

@@ -6,10 +6,9 @@ Writes act as the caller, never as a handle in a body.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
 
-from typing import Callable
-
+from domain import identity
 from domain.cursors import Cursors
 from domain.errors import Busy, InvalidInput, MalformedRequest, NotFound
 from lib.activities import Activity, ActivityStore, Position
@@ -112,6 +111,21 @@ class ShowActivity:
         if activity is None:
             raise NotFound("activity_not_found", detail="no such activity")
         return activity
+
+
+class ShowStatus:
+    @staticmethod
+    def run(activities: ActivityStore, handle: str, activity_uuid: str) -> dict[str, Any]:
+        """The final frontend's crud page: {"activity", "replies"} (replies oldest first), for an
+        unexpired activity of that handle only."""
+        missing = NotFound("activity_not_found", detail="no such activity")
+        uuid_ = validation.canonical_uuid(activity_uuid, not_found=missing)
+        if not identity.is_handle(handle):
+            raise missing
+        activity = activities.of_handle(handle, uuid_)
+        if activity is None:
+            raise missing
+        return {"activity": activity, "replies": activity.get("replies", [])}
 
 
 def _body(body: Any) -> dict[str, Any]:

@@ -162,6 +162,12 @@ class MemoryActivities:
         found = self.items.get(activity_uuid)
         return self._json(found) if found is not None and self._live(found) else None
 
+    def of_handle(self, handle: str, activity_uuid: str) -> dict[str, Any] | None:
+        found = self.items.get(activity_uuid)
+        if found is None or not self._live(found) or found.user["handle"].lower() != handle.lower():
+            return None
+        return self._json(found)
+
     def _user(self, user_uuid: str) -> dict[str, Any]:
         return next(MemoryUsers._short(r) for r in self.users.rows if r["uuid"] == user_uuid)
 

@@ -4,13 +4,14 @@ end to end through HTTP: tests/stack/test_activities.py."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from domain.errors import Busy, InvalidInput, MalformedRequest, NotFound
 from services import activities
 from services.activities import (CreateActivity, CreateReply, HomeActivities, NotificationsActivities,
-                                 SearchActivities, ShowActivity, UserActivities)
+                                 SearchActivities, ShowActivity, ShowStatus, UserActivities)
 from tests.expect import refused
 
 
@@ -147,3 +148,24 @@ def test_searches_beyond_the_slots_are_told_to_wait(world, monkeypatch):
     assert busy.value.codes == ["search_busy"] and busy.value.retry_after == 1
     activities.SEARCH_SLOTS.release()
     assert SearchActivities.run(world.parts.activities, world.parts.cursors, "anything", 20) == ([], None)
+
+
+def test_a_cruds_page_is_the_crud_and_its_replies_oldest_first(world, ana, bo):
+    parent = crud(world, ana, "a question")
+    first = CreateReply.run(world.parts.activities, bo, parent["uuid"], {"message": "first"})
+    CreateReply.run(world.parts.activities, ana, parent["uuid"], {"message": "second"})
+    page = ShowStatus.run(world.parts.activities, "ANA", parent["uuid"])
+    assert page["activity"]["uuid"] == parent["uuid"] and page["activity"]["replies_count"] == 2
+    assert [r["message"] for r in page["replies"]] == ["first", "second"]
+    assert ShowStatus.run(world.parts.activities, "bo", first["uuid"])["activity"]["message"] == "first"
+
+
+@pytest.mark.parametrize("handle, which", [("bo", "parent"), ("nobody", "parent"), ("..", "parent"),
+                                           ("ana", "unknown"), ("ana", "not-a-uuid"), ("ana", "expired")])
+def test_a_cruds_page_is_404_unless_the_crud_is_that_handles_and_alive(world, ana, bo, handle, which):
+    parent = crud(world, ana, "mine")
+    if which == "expired":  # a week on, the crud of seven days is gone
+        world.parts.activities.clock = lambda: datetime.now(timezone.utc) + timedelta(days=8)
+    target = {"parent": parent["uuid"], "expired": parent["uuid"], "unknown": "6f1c3c55-0000-4000-8000-00000000dead",
+              "not-a-uuid": "x"}[which]
+    refused(lambda: ShowStatus.run(world.parts.activities, handle, target), NotFound, "activity_not_found")

@@ -26,7 +26,8 @@ def test_every_operation_documents_parameters_security_and_errors(spec):
     assert (security["type"], security["scheme"]) == ("http", "bearer")
     public = {("/api/health-check", "get"), ("/api/ready", "get"), ("/api/users/@{handle}/short", "get"),
               ("/api/activities/home", "get"), ("/api/activities/@{handle}", "get"),
-              ("/api/activities/search", "get"), ("/api/activities/{activity_uuid}", "get")}
+              ("/api/activities/search", "get"), ("/api/activities/{activity_uuid}", "get"),
+              ("/api/activities/@{handle}/status/{activity_uuid}", "get")}
     optional = {("/api/activities/notifications", "get")}  # no token: an empty list
     by_ticket = {("/api/events", "get")}  # EventSource sends no header: a ticket in the query
     for path, method in spec_operations(spec):

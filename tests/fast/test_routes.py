@@ -151,6 +151,14 @@ def test_a_crud_posted_by_the_caller_shows_on_home_and_their_page(client, ana):
     assert codes(client.get("/api/activities/@nobody")) == ["user_not_found"]
 
 
+def test_a_cruds_page_is_public_and_names_its_handle(client, ana):
+    made = client.post("/api/activities", json={"message": "see my page", "ttl": "1-day"}, headers=ana).json
+    page = client.get(f"/api/activities/@ana/status/{made['uuid']}")
+    assert page.status_code == 200 and set(page.json) == {"activity", "replies"}
+    assert page.json["activity"]["message"] == "see my page" and page.json["replies"] == []
+    assert codes(client.get(f"/api/activities/@bo/status/{made['uuid']}")) == ["activity_not_found"]
+
+
 def test_a_users_card_is_public(client, bo):
     assert client.get("/api/users/@bo/short").json == {"uuid": client.get("/api/users/@BO/short").json["uuid"],
                                                        "handle": "bo", "display_name": "Bo B"}

@@ -100,6 +100,7 @@ def test_expired_activities_are_in_no_list_and_not_found(api, pg):
     for path in ("/api/activities/home", "/api/activities/@bayko", "/api/activities/search?term=expired%20crud"):
         assert expired not in [a["uuid"] for a in ok(api.get(path))], path
     refused(api.get(f"/api/activities/{expired}"), 404, "activity_not_found")
+    refused(api.get(f"/api/activities/@bayko/status/{expired}"), 404, "activity_not_found")
     refused(api.post(f"/api/activities/{expired}/reply", headers=auth(api, "londo"),
                      json={"message": "too late"}), 404, "activity_not_found")
 
@@ -166,6 +167,25 @@ def test_a_reply_counts_into_its_parent_and_shows_in_its_replies(api):
     refused(api.post(f"/api/activities/{parent['uuid']}/reply", headers=auth(api, "bayko"),
                      json={"message": " "}), 422, "message_blank")
     assert ok(api.get(f"/api/activities/{parent['uuid']}"))["replies_count"] == 1
+
+
+def test_the_final_frontends_crud_page_is_the_crud_and_its_replies_for_its_handle_only(api):
+    """GET /api/activities/@<handle>/status/<uuid>, as the final frontend's crud page calls it
+    (no token, its JSON Content-Type, its origin): the crud and its replies oldest first."""
+    parent = crud(api, "andrewbrown", "Look at my page")
+    replies = [ok(api.post(f"/api/activities/{parent['uuid']}/reply", headers=auth(api, who),
+                           json={"message": f"reply by {who}"}))["uuid"] for who in ("bayko", "londo")]
+    headers = {"Content-Type": "application/json", "Origin": "http://localhost:3000"}
+    page = ok(api.get(f"/api/activities/@AndrewBrown/status/{parent['uuid']}", headers=headers))
+    assert set(page) == {"activity", "replies"}
+    conforms(page["activity"])
+    assert page["activity"]["uuid"] == parent["uuid"] and page["activity"]["replies_count"] == 2
+    assert [r["uuid"] for r in page["replies"]] == replies
+    for reply in page["replies"]:
+        conforms(reply, top_level=False)
+    refused(api.get(f"/api/activities/@bayko/status/{parent['uuid']}"), 404, "activity_not_found")
+    refused(api.get(f"/api/activities/@andrewbrown/status/{uuid.uuid4()}"), 404, "activity_not_found")
+    refused(api.get("/api/activities/@andrewbrown/status/not-a-uuid"), 404, "activity_not_found")
 
 
 def test_notifications_are_replies_by_others_to_my_cruds(api):

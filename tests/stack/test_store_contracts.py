@@ -139,6 +139,17 @@ def test_replies_are_counted_shown_oldest_first_and_notified_to_the_author_only(
     assert activities.reply(other["uuid"], "to nothing", str(uuid.uuid4())) is None
 
 
+def test_an_activity_is_shown_for_its_own_handle_only(stores):
+    users, activities, _ = stores
+    author, other = new_user(users, "author"), new_user(users, "other")
+    made = activities.create(author["uuid"], "mine", "1 day")
+    activities.reply(other["uuid"], "a reply", made)
+    shown = activities.of_handle(author["handle"].upper(), made)
+    assert shown == activities.show(made) and [r["message"] for r in shown["replies"]] == ["a reply"]
+    assert activities.of_handle(other["handle"], made) is None
+    assert activities.of_handle(author["handle"], str(uuid.uuid4())) is None
+
+
 def test_search_is_case_insensitive_and_takes_wildcards_literally(stores):
     users, activities, _ = stores
     me, word = new_user(users), f"zq{tag()}"
