@@ -181,7 +181,8 @@ def create_app(settings: Settings | None = None, parts: Parts | None = None,
     CORS(app, origins=[settings.frontend_url],
          allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
          expose_headers=["Link", "Retry-After", "X-Error-Detail"],
-         methods=["GET", "POST", "OPTIONS"])
+         # every method the contract's routes use (the final frontend's PUT among them)
+         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     for module in (health, messages, users, activities, events):
         app.register_blueprint(module.bp)
     if settings.metrics_enabled:

@@ -132,6 +132,15 @@ def test_the_frontends_origin_is_let_through_and_a_preflight_needs_no_token(clie
     assert "Access-Control-Allow-Origin" not in foreign.headers and foreign.headers["Vary"] == "Origin"
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE"])
+def test_a_preflight_allows_every_method_the_contract_uses_from_the_frontends_origin(client, method):
+    preflight = client.options("/api/profile/update", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert method in {m.strip() for m in preflight.headers["Access-Control-Allow-Methods"].split(",")}
+
+
 def test_health_asks_postgresql_and_readiness_both_stores(client, world):
     assert client.get("/api/health-check").json == {"success": True}
     assert client.get("/api/ready").json == {"ready": True, "checks": {"postgres": True, "dynamodb": True}}
