@@ -167,6 +167,7 @@ def create_app(settings: Settings | None = None, parts: Parts | None = None,
         hops = settings.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
     app.config["PUBLIC_URL"] = settings.public_url
+    app.config["CRUDDUR_FRONTEND"] = settings.frontend
     app.config["TRUSTED_PROXY_HOPS"] = settings.trusted_proxy_hops
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False

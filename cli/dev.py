@@ -77,7 +77,8 @@ def aws(settings: Settings, local: LocalSettings, stack: Stack,
 def print_frontend_config(settings: Settings, local: LocalSettings) -> None:
     if not settings.is_local:
         return
-    click.echo(f"frontend REACT_APP_AWS_USER_POOLS_ID={settings.cognito_user_pool_id} "
+    click.echo(f"frontend CRUDDUR_FRONTEND={settings.frontend} "
+               f"REACT_APP_AWS_USER_POOLS_ID={settings.cognito_user_pool_id} "
                f"REACT_APP_CLIENT_ID={settings.cognito_client_id} "
                f"Auth.endpoint={local.public_aws_url or settings.endpoint_for('cognito-idp')} "
                f"password of seeded users: {local.seed_password}")

@@ -66,6 +66,9 @@ BEGIN
   END IF;
 END $$;
 
+-- A user's bio, which the final frontend's profile shows and edits (0 to 160 characters).
+ALTER TABLE public.users ADD COLUMN IF NOT EXISTS bio TEXT;
+
 -- Handles are unique regardless of case (lib/identity.py): `AndrewBrown` cannot sign up beside
 -- `andrewbrown`, even in a race, and a handle is looked up in any case along this index. A
 -- database that already holds two such handles is not changed: the load stops and names them.

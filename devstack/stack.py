@@ -194,6 +194,7 @@ def api_env(settings: Settings) -> dict[str, str]:
         "AWS_DEFAULT_REGION": settings.aws_region,
         "DDB_MESSAGE_TABLE": settings.ddb_table,
         "FRONTEND_URL": settings.frontend_url,
+        "CRUDDUR_FRONTEND": settings.frontend,
         "PYTHONPATH": str(ROOT),
     })
     # Every gunicorn worker must sign pagination cursors with the same secret.

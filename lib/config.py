@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # The Lambdas' handlers, each named as deployed (with hyphens).
 LAMBDAS = ROOT / "aws" / "lambdas"
 
+# The frontends a deployment can serve (CRUDDUR_FRONTEND).
+FRONTENDS = ("week-5", "final")
+
 # Per-service endpoint overrides, named as boto3 itself names them.
 SERVICE_ENDPOINT_VARS = {
     "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
@@ -38,6 +41,10 @@ class Settings:
     cognito_user_pool_id: str | None = None
     cognito_client_id: str | None = None
     frontend_url: str = "http://localhost:3000"
+    # Which of the bootcamp's frontends this deployment serves where the two read one URL
+    # differently (GET /api/activities/@<handle>: a bare array for week-5, {profile, activities}
+    # for the final one): FRONTENDS.
+    frontend: str = "week-5"
     port: int = 4567
     # Pool sizing and timeouts: bounded so that a PostgreSQL outage answers fast instead of hanging.
     db_pool_min: int = 1
@@ -142,6 +149,15 @@ def _env_number(env: Mapping[str, str], name: str, default: Any, kind: Callable[
     return number
 
 
+def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name)
+    if not value:
+        return default
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment (or from a given mapping)."""
     env = os.environ if env is None else env
@@ -156,6 +172,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         cognito_user_pool_id=env.get("AWS_COGNITO_USER_POOL_ID") or None,
         cognito_client_id=env.get("AWS_COGNITO_USER_POOL_CLIENT_ID") or None,
         frontend_url=env.get("FRONTEND_URL") or d.frontend_url,
+        frontend=env_choice(env, "CRUDDUR_FRONTEND", d.frontend, FRONTENDS),
         port=env_int(env, "PORT", d.port, 1, 65535),
         db_pool_min=env_int(env, "DB_POOL_MIN", d.db_pool_min, 0),
         db_pool_max=env_int(env, "DB_POOL_MAX", d.db_pool_max, 1),

@@ -38,6 +38,11 @@ class UserStore:
         """The user with this handle, in any case."""
         return self.db.query_object_json(template("users", "short"), {"handle": handle})
 
+    def profile(self, handle: str) -> dict[str, Any] | None:
+        """The user with this handle (in any case) as their profile shows them: uuid, handle,
+        display_name, bio, cruds_count (their unexpired cruds), cognito_user_uuid."""
+        return self.db.query_object_json(template("users", "profile"), {"handle": handle})
+
     def everyone(self) -> list[dict[str, Any]]:
         """Every user, with email and identity, by handle (the linking script's input)."""
         return self.db.query_array_json(template("users", "list"))

@@ -1,13 +1,13 @@
 """Cruddur's public posts ("cruds") and replies."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from routes.http import caller, json_body, page_response, parts
 from services import validation
 from services.activities import (CreateActivity, CreateReply, HomeActivities,
                                  NotificationsActivities, SearchActivities, ShowActivity, ShowStatus,
-                                 UserActivities)
+                                 UserActivities, UserProfile)
 
 bp = Blueprint("activities", __name__)
 
@@ -47,6 +47,8 @@ def search():
 def user_activities(handle: str):
     limit, cursor = page_args()
     app = parts()
+    if current_app.config["CRUDDUR_FRONTEND"] == "final":  # one URL, two readers: a deployment serves one
+        return page_response(*UserProfile.run(app.activities, app.users, app.cursors, handle, limit, cursor), limit)
     return page_response(*UserActivities.run(app.activities, app.users, app.cursors, handle, limit, cursor), limit)
 
 

@@ -46,10 +46,10 @@ def json_body() -> Any:
     return body
 
 
-def page_response(items: list[dict[str, Any]], next_cursor: str | None, limit: int) -> Response:
-    """A bare JSON array (as the frontend expects) with an RFC 8288 Link to the next page: the
-    same query (a search's term, say) with the next cursor."""
-    response = jsonify(items)
+def page_response(page: list[dict[str, Any]] | dict[str, Any], next_cursor: str | None, limit: int) -> Response:
+    """A page (a bare JSON array, as the frontends read lists; or an object holding one) with an
+    RFC 8288 Link to the next page: the same query (a search's term, say) with the next cursor."""
+    response = jsonify(page)
     if next_cursor:
         query = urlencode({**request.args.to_dict(), "limit": limit, "cursor": next_cursor})
         response.headers["Link"] = f'<{next_page_base()}?{query}>; rel="next"'

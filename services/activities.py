@@ -67,11 +67,29 @@ class UserActivities:
             validation.handle(handle)
         except InvalidInput:
             raise NotFound("user_not_found", detail="no such user") from None
-        items, next_cursor = _page(cursors, f"user:{handle}", cursor,
+        items, next_cursor = _page(cursors, f"user:{handle.lower()}", cursor,
                                    lambda after: activities.by_user(handle, limit, after), limit)
         if not items and users.by_handle(handle) is None:
             raise NotFound("user_not_found", detail="no such user")
         return items, next_cursor
+
+
+class UserProfile:
+    @staticmethod
+    def run(activities: ActivityStore, users: UserStore, cursors: Cursors, handle: str, limit: int,
+            cursor: str | None = None) -> tuple[dict[str, Any], str | None]:
+        """The final frontend's profile page, where the week-5 one reads UserActivities' list
+        from the same URL: {"profile", "activities"} (one page of them, newest first) and the
+        cursor of the next page; 404 for a handle nobody has."""
+        missing = NotFound("user_not_found", detail="no such user")
+        if not identity.is_handle(handle):
+            raise missing
+        profile = users.profile(handle)
+        if profile is None:
+            raise missing
+        items, next_cursor = _page(cursors, f"user:{handle.lower()}", cursor,
+                                   lambda after: activities.by_user(handle, limit, after), limit)
+        return {"profile": profile, "activities": items}, next_cursor
 
 
 class NotificationsActivities:

@@ -34,12 +34,13 @@ class MemoryUsers:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []  # in the order they were made (the oldest first)
         self.lock = threading.Lock()
+        self.activities: MemoryActivities | None = None  # set by the MemoryActivities over these users
 
     def add(self, handle: str, display_name: str | None = None, email: str | None = None,
             cognito_user_id: str | None = None) -> dict[str, Any]:
         """A user as a seed would write one: {uuid, display_name, handle}."""
         row = {"uuid": str(uuids.uuid4()), "display_name": display_name or handle.title(), "handle": handle,
-               "email": email or f"{handle}@example.test", "cognito_user_id": cognito_user_id}
+               "email": email or f"{handle}@example.test", "cognito_user_id": cognito_user_id, "bio": None}
         with self.lock:
             self.rows.append(row)
         return self._short(row)
@@ -57,7 +58,16 @@ class MemoryUsers:
         return self._short(found[0]) if found else None
 
     def everyone(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in sorted(self.rows, key=lambda r: r["handle"])]
+        return [{k: v for k, v in r.items() if k != "bio"} for r in sorted(self.rows, key=lambda r: r["handle"])]
+
+    def profile(self, handle: str) -> dict[str, Any] | None:
+        found = [r for r in self.rows if r["handle"].lower() == handle.lower()]
+        if not found:
+            return None
+        row = found[0]
+        cruds = len(self.activities.by_user(row["handle"], 10_000)) if self.activities is not None else 0
+        return {"uuid": row["uuid"], "handle": row["handle"], "display_name": row["display_name"], "bio": row["bio"],
+                "cognito_user_uuid": row["cognito_user_id"], "cruds_count": cruds}
 
     def link(self, uuid: str, cognito_user_id: str, replace: bool = False) -> bool:
         with self.lock:
@@ -86,7 +96,7 @@ class MemoryUsers:
             if any(r["handle"].lower() == user["handle"].lower() for r in self.rows):
                 raise UserConflict("handle_taken", f"the handle {user['handle']} is taken: choose another")
             row = {"uuid": str(uuids.uuid4()), "display_name": user["display_name"], "handle": user["handle"],
-                   "email": user["email"], "cognito_user_id": user["sub"]}
+                   "email": user["email"], "cognito_user_id": user["sub"], "bio": None}
             self.rows.append(row)
             return row["uuid"]
 
@@ -110,6 +120,7 @@ class MemoryActivities:
 
     def __init__(self, users: MemoryUsers, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.users, self.clock = users, clock
+        users.activities = self  # a profile counts its user's cruds, as the SQL does
         self.items: dict[str, _Activity] = {}
         self._ticks = itertools.count()
 

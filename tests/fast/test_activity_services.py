@@ -11,7 +11,7 @@ import pytest
 from domain.errors import Busy, InvalidInput, MalformedRequest, NotFound
 from services import activities
 from services.activities import (CreateActivity, CreateReply, HomeActivities, NotificationsActivities,
-                                 SearchActivities, ShowActivity, ShowStatus, UserActivities)
+                                 SearchActivities, ShowActivity, ShowStatus, UserActivities, UserProfile)
 from tests.expect import refused
 
 
@@ -169,3 +169,21 @@ def test_a_cruds_page_is_404_unless_the_crud_is_that_handles_and_alive(world, an
     target = {"parent": parent["uuid"], "expired": parent["uuid"], "unknown": "6f1c3c55-0000-4000-8000-00000000dead",
               "not-a-uuid": "x"}[which]
     refused(lambda: ShowStatus.run(world.parts.activities, handle, target), NotFound, "activity_not_found")
+
+
+def test_the_final_frontends_profile_is_the_user_and_a_page_of_their_cruds(world, ana, bo):
+    for i in range(3):
+        crud(world, ana, f"crud {i}")
+    crud(world, bo, "not ana's")
+    page, cursor = UserProfile.run(world.parts.activities, world.parts.users, world.parts.cursors, "ANA", 2)
+    assert page["profile"] == {"uuid": ana["uuid"], "handle": "ana", "display_name": "Ana A", "bio": None,
+                               "cognito_user_uuid": "sub-ana", "cruds_count": 3}
+    assert [a["message"] for a in page["activities"]] == ["crud 2", "crud 1"]
+    rest, last = UserProfile.run(world.parts.activities, world.parts.users, world.parts.cursors, "ana", 2, cursor)
+    assert [a["message"] for a in rest["activities"]] == ["crud 0"] and last is None
+
+
+@pytest.mark.parametrize("handle", ["nobody", "..", "a b"])
+def test_a_profile_of_nobody_is_user_not_found(world, handle):
+    refused(lambda: UserProfile.run(world.parts.activities, world.parts.users, world.parts.cursors, handle, 20),
+            NotFound, "user_not_found")

@@ -267,3 +267,10 @@ def test_a_variable_that_cannot_be_used_is_one_clear_error(name, value, says):
 def test_a_local_port_that_is_no_port_is_one_clear_error(name):
     with pytest.raises(config.ConfigError, match=f"{name} must be a whole number from 1 to 65535"):
         local_settings.load({name: "70000"})
+
+
+def test_the_frontend_a_deployment_serves_is_week5_unless_told_final():
+    assert config.load({}).frontend == "week-5"
+    assert config.load({"CRUDDUR_FRONTEND": "final"}).frontend == "final"
+    with pytest.raises(config.ConfigError, match="CRUDDUR_FRONTEND must be one of week-5, final, not 'latest'"):
+        config.load({"CRUDDUR_FRONTEND": "latest"})

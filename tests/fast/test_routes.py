@@ -235,3 +235,21 @@ def test_one_access_line_per_request_names_the_route_and_caller_never_the_token_
     lines = [r.getMessage() for r in caplog.records if r.name == "cruddur.access"]
     assert len(lines) == 1 and '"route": "/api/messages"' in lines[0] and '"status": 404' in lines[0]
     assert "secret text" not in lines[0] and ana["Authorization"].split()[1] not in lines[0]
+
+
+def test_a_deployment_for_the_final_frontend_answers_a_users_page_with_the_profile(world, ana):
+    world.parts.db = FakeDb()
+    final = Settings(cursor_secret="fast", db_pool_min=0, cognito_user_pool_id="p", cognito_client_id="c",
+                     frontend_url=ORIGIN, frontend="final")
+    final_client = create_app(final, world.parts).test_client()
+    week5_client = create_app(Settings(cursor_secret="fast", db_pool_min=0, cognito_user_pool_id="p",
+                                       cognito_client_id="c", frontend_url=ORIGIN), world.parts).test_client()
+    made = final_client.post("/api/activities", json={"message": "on my page", "ttl": "1-day"}, headers=ana).json
+    # the final frontend's call: no token, its JSON Content-Type on a GET, its origin
+    headers = {"Content-Type": "application/json", "Origin": ORIGIN}
+    page = final_client.get("/api/activities/@ana", headers=headers)
+    assert set(page.json) == {"profile", "activities"} and page.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert page.json["profile"]["display_name"] == "Ana A" and page.json["profile"]["cruds_count"] == 1
+    assert [a["uuid"] for a in page.json["activities"]] == [made["uuid"]]
+    assert [a["uuid"] for a in week5_client.get("/api/activities/@ana").json] == [made["uuid"]], "week-5: the array"
+    assert codes(final_client.get("/api/activities/@nobody")) == ["user_not_found"]

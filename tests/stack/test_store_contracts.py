@@ -102,6 +102,20 @@ def test_linking_takes_an_identity_nobody_else_has(stores):
     assert listed[a["handle"]]["cognito_user_id"] == sub and listed[a["handle"]]["email"].endswith("@example.test")
 
 
+def test_a_profile_counts_the_users_live_cruds_and_names_their_identity(stores):
+    users, activities, _ = stores
+    made = attributes(f"prof{tag()}")
+    users.create(made)
+    me = users.by_identity(made["sub"])
+    for n in range(2):
+        activities.create(me["uuid"], f"crud {n}", "1 day")
+    activities.reply(me["uuid"], "a reply is no crud", activities.create(new_user(users)["uuid"], "theirs", "1 day"))
+    profile = users.profile(me["handle"].upper())
+    assert profile == {"uuid": me["uuid"], "handle": me["handle"], "display_name": me["display_name"], "bio": None,
+                       "cognito_user_uuid": made["sub"], "cruds_count": 2}
+    assert users.profile(f"nobody{tag()}") is None
+
+
 # -- the activities' store ------------------------------------------------------------------------------
 def test_a_crud_reads_back_with_the_contracts_fields(stores):
     users, activities, _ = stores
