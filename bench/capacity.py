@@ -282,10 +282,10 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
                      for i in range(repeats)]
         api.take()
         for _ in range(repeats):
-            Messages.run(parts.conversations, parts.cursors, me, group, 20)
+            Messages.run(parts.conversations, parts.names, parts.cursors, me, group, 20)
         page_a = api.take()
         for _ in range(repeats):
-            MessageGroups.run(parts.conversations, parts.cursors, me, 20)
+            MessageGroups.run(parts.conversations, parts.names, parts.cursors, me, 20)
         page_b = api.take()
         reads = []
         for i in range(repeats):  # the partner has unread messages again each time

@@ -16,20 +16,22 @@ Person = Mapping[str, str]
 class Message(NamedTuple):
     uuid: str
     message_group_uuid: str
-    display_name: str  # the sender's, as it was when they sent it
+    display_name: str  # the sender's, as the item copied it when they sent it
     handle: str
     text: str
     created_at: str
+    sender_uuid: str = ""  # whose the names are (the current ones: services/names.py)
 
 
 class Conversation(NamedTuple):
     """One conversation as one participant sees it in their list."""
     message_group_uuid: str
-    display_name: str  # the other participant's
+    display_name: str  # the other participant's, as the row copied it
     handle: str
     last_message: str
     last_message_at: str
     unread_count: int
+    other_uuid: str = ""  # whose the names are (the current ones: services/names.py)
 
 
 class Sent(NamedTuple):

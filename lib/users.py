@@ -43,6 +43,17 @@ class UserStore:
         display_name, bio, cruds_count (their unexpired cruds), cognito_user_uuid."""
         return self.db.query_object_json(template("users", "profile"), {"handle": handle})
 
+    def update_profile(self, uuid: str, display_name: str | None, bio: str | None) -> dict[str, Any] | None:
+        """Set the user's display name and bio (None: left as it is): {uuid, handle, display_name,
+        bio} after, or None for no such user."""
+        return self.db.query_commit(template("users", "update_profile"),
+                                    {"uuid": uuid, "display_name": display_name, "bio": bio})
+
+    def names_of(self, uuids: list[str]) -> dict[str, dict[str, str]]:
+        """uuid -> {uuid, display_name, handle} of the users among `uuids` (one query)."""
+        rows = self.db.query_array_json(template("users", "by_uuids"), {"uuids": list(uuids)})
+        return {row["uuid"]: row for row in rows}
+
     def everyone(self) -> list[dict[str, Any]]:
         """Every user, with email and identity, by handle (the linking script's input)."""
         return self.db.query_array_json(template("users", "list"))

@@ -19,7 +19,8 @@ def message_groups():
     user = caller()
     limit = validation.limit(request.args.get("limit"))
     app = parts()
-    items, next_cursor = MessageGroups.run(app.conversations, app.cursors, user, limit, request.args.get("cursor"))
+    items, next_cursor = MessageGroups.run(app.conversations, app.names, app.cursors, user, limit,
+                                           request.args.get("cursor"))
     return page_response(items, next_cursor, limit)
 
 
@@ -32,7 +33,8 @@ def unread_summary():
 def messages_of_group(message_group_uuid: str):
     user = caller()
     limit = validation.limit(request.args.get("limit"))
-    items, next_cursor = Messages.run(parts().conversations, parts().cursors, user, message_group_uuid, limit,
+    app = parts()
+    items, next_cursor = Messages.run(app.conversations, app.names, app.cursors, user, message_group_uuid, limit,
                                       request.args.get("cursor"))
     return page_response(items, next_cursor, limit)
 

@@ -20,6 +20,7 @@ from lib.ddb import Ddb
 from lib.event_listener import EventHub
 from lib.event_log import EventLog
 from lib.users import UserStore
+from services.names import Names
 
 log = logging.getLogger(__name__)
 # How long a readiness answer is reused: probes every few seconds from several load balancers
@@ -35,6 +36,8 @@ class Parts:
     # which conversation a pair has, the table's layout version)
     conversations: ConversationStore
     users: UserStore
+    # current names by user uuid, for the lists whose items copied them (services/names.py)
+    names: Names
     activities: ActivityStore
     events: EventLog
     tokens: CognitoJwtToken
@@ -65,6 +68,7 @@ class Parts:
             log.warning("CURSOR_SECRET is not set: cursors are valid only in this process")
             secret = secrets.token_hex(32)
         db = db or Db(settings)
+        users = UserStore(db)
         attributes_of = None
         if settings.provisions_users:
             client = aws.client(settings, "cognito-idp")
@@ -73,7 +77,8 @@ class Parts:
             settings=settings,
             db=db,
             conversations=ConversationStore(ddb or Ddb(settings, aws.client(settings, "dynamodb", lean=True))),
-            users=UserStore(db),
+            users=users,
+            names=Names(users),
             activities=ActivityStore(db),
             events=EventLog(db),
             tokens=CognitoJwtToken(settings, still_valid=cls.pool_asker(settings)),

@@ -69,6 +69,19 @@ class MemoryUsers:
         return {"uuid": row["uuid"], "handle": row["handle"], "display_name": row["display_name"], "bio": row["bio"],
                 "cognito_user_uuid": row["cognito_user_id"], "cruds_count": cruds}
 
+    def update_profile(self, uuid: str, display_name: str | None, bio: str | None) -> dict[str, Any] | None:
+        with self.lock:
+            for row in self.rows:
+                if row["uuid"] == uuid:
+                    row["display_name"] = display_name if display_name is not None else row["display_name"]
+                    row["bio"] = bio if bio is not None else row["bio"]
+                    return {"uuid": uuid, "handle": row["handle"], "display_name": row["display_name"], "bio": row["bio"]}
+        return None
+
+    def names_of(self, uuids: list[str]) -> dict[str, dict[str, str]]:
+        wanted = set(uuids)
+        return {r["uuid"]: self._short(r) for r in self.rows if r["uuid"] in wanted}
+
     def link(self, uuid: str, cognito_user_id: str, replace: bool = False) -> bool:
         with self.lock:
             if any(r["cognito_user_id"] == cognito_user_id and r["uuid"] != uuid for r in self.rows):

@@ -89,6 +89,7 @@ def walks() -> dict[str, Walk]:
     from lib.conversations.participants import Participants
     from lib.conversations.store import ConversationStore
     from services.bootstrap import Parts
+    from services.names import Names
     from tests.fakes import FakeTokens, MemoryActivities, MemoryEventLog, MemoryUsers, quiet_hub
     from tests.memory_table import MemoryTable
 
@@ -102,6 +103,7 @@ def walks() -> dict[str, Walk]:
     settings = Settings(cursor_secret="follow", db_pool_min=0, cognito_user_pool_id="p", cognito_client_id="c")
     database = types.SimpleNamespace(ping=lambda: True, close=lambda: None)  # what the health check asks
     parts = Parts(settings=settings, db=database, conversations=ConversationStore(table), users=users,  # type: ignore[arg-type]
+                  names=Names(users),  # type: ignore[arg-type]
                   activities=MemoryActivities(users), events=log, tokens=tokens,  # type: ignore[arg-type]
                   cursors=Cursors(b"follow"), known_users=Cache(max_size=10), attributes_of=None,
                   table_probe=table, readiness=Cache(max_size=1), live=quiet_hub())  # type: ignore[arg-type]

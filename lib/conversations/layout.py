@@ -214,7 +214,8 @@ def message_of_item(item: Mapping[str, Any], group: str) -> Message:
     """A message item of `group` as the domain's Message."""
     return Message(uuid=item["message_uuid"], message_group_uuid=group,
                    display_name=item["user_display_name"],
-                   handle=item["user_handle"], text=item["message"], created_at=item["sk"])
+                   handle=item["user_handle"], text=item["message"], created_at=item["sk"],
+                   sender_uuid=item.get("user_uuid", ""))
 
 
 def conversation_of_row(row: Mapping[str, Any]) -> Conversation:
@@ -222,7 +223,7 @@ def conversation_of_row(row: Mapping[str, Any]) -> Conversation:
     return Conversation(message_group_uuid=row["message_group_uuid"],
                         display_name=row["user_display_name"], handle=row["user_handle"],
                         last_message=row["message"], last_message_at=row["sk"],
-                        unread_count=unread_of(row))
+                        unread_count=unread_of(row), other_uuid=row.get("user_uuid", ""))
 
 
 def table_definition(name: str, provisioned: bool = False, read_capacity: int = 5,

@@ -28,8 +28,8 @@ from lib.ddb import Ddb
 
 # What each read asks for: DynamoDB charges for the whole item either way; what a projection
 # saves is the client's work parsing attributes nobody uses.
-MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_display_name", "user_handle")
-ROW_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_display_name", "user_handle",
+MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_uuid", "user_display_name", "user_handle")
+ROW_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_uuid", "user_display_name", "user_handle",
                   "unread_count")
 
 

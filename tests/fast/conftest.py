@@ -14,6 +14,7 @@ from lib.conversations import table_setup
 from lib.conversations.store import ConversationStore
 from lib.conversations.stream import RowMover, apply_batch
 from services.bootstrap import Parts
+from services.names import Names
 from tests.fakes import FakeTokens, MemoryActivities, MemoryEventLog, MemoryUsers, quiet_hub
 from tests.memory_table import MemoryTable
 
@@ -41,6 +42,7 @@ def world() -> World:
     users = MemoryUsers()
     settings = Settings(cursor_secret="fast", events_tickets_per_user=3)
     parts = Parts(settings=settings, db=None, conversations=ConversationStore(table), users=users,  # type: ignore[arg-type]
+                  names=Names(users),  # type: ignore[arg-type]
                   activities=MemoryActivities(users), events=MemoryEventLog(), tokens=FakeTokens(),  # type: ignore[arg-type]
                   cursors=Cursors(b"fast"), known_users=Cache(max_size=100, ttl=60.0), attributes_of=None,
                   table_probe=table, readiness=Cache(max_size=1, ttl=5.0), live=quiet_hub())  # type: ignore[arg-type]

@@ -22,11 +22,11 @@ def send(world, sender: dict, body: dict, key: str | None = None) -> dict[str, A
 
 
 def read(world, caller: dict, group: str, limit: int = 20, cursor: str | None = None):
-    return Messages.run(world.parts.conversations, world.parts.cursors, caller, group, limit, cursor)
+    return Messages.run(world.parts.conversations, world.parts.names, world.parts.cursors, caller, group, limit, cursor)
 
 
 def listing(world, caller: dict, limit: int = 20, cursor: str | None = None):
-    return MessageGroups.run(world.parts.conversations, world.parts.cursors, caller, limit, cursor)
+    return MessageGroups.run(world.parts.conversations, world.parts.names, world.parts.cursors, caller, limit, cursor)
 
 
 @pytest.fixture

@@ -253,3 +253,16 @@ def test_a_deployment_for_the_final_frontend_answers_a_users_page_with_the_profi
     assert [a["uuid"] for a in page.json["activities"]] == [made["uuid"]]
     assert [a["uuid"] for a in week5_client.get("/api/activities/@ana").json] == [made["uuid"]], "week-5: the array"
     assert codes(final_client.get("/api/activities/@nobody")) == ["user_not_found"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+def test_the_caller_updates_their_own_profile_and_their_conversations_show_it(client, ana, bo, method):
+    group = client.post("/api/messages", json={"handle": "bo", "message": "hi"}, headers=ana).json["message_group_uuid"]
+    answer = client.open("/api/profile/update", method=method, json={"display_name": "Ana New", "bio": "hi there"},
+                         headers=ana)
+    assert answer.status_code == 200 and answer.json["display_name"] == "Ana New" and answer.json["bio"] == "hi there"
+    assert client.get("/api/message_groups", headers=bo).json[0]["display_name"] == "Ana New"
+    assert client.get(f"/api/messages/{group}", headers=bo).json[0]["display_name"] == "Ana New"
+    too_long = client.put("/api/profile/update", json={"bio": "x" * 161}, headers=ana)
+    assert too_long.status_code == 422 and codes(too_long) == ["bio_too_long"]
+    assert client.put("/api/profile/update", json={"bio": "x"}).status_code == 401

@@ -126,7 +126,7 @@ def test_an_inserted_message_reads_as_a_new_message_with_its_sender():
 def test_a_written_row_reads_as_its_owners_conversation_and_marker():
     row = layout.group_row(BO["uuid"], ANA, "g-1", "hi", T1, unread_count=150, read_up_to="2030")
     change = change_of(record("MODIFY", row))
-    assert change == RowWritten(BO["uuid"], Conversation("g-1", "Ana A", "ana", "hi", T1, 99), "2030")
+    assert change == RowWritten(BO["uuid"], Conversation("g-1", "Ana A", "ana", "hi", T1, 99, ANA["uuid"]), "2030")
     assert new_message(record("MODIFY", row)) is None
 
 

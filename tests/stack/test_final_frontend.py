@@ -85,3 +85,29 @@ def test_the_profile_page_reads_the_profile_and_the_users_cruds(final):
     assert all(a["handle"] == "andrewbrown" for a in activities)
     missing = final.call("GET", "/api/activities/@nobody-at-all")
     assert (missing.status_code, missing.json()) == (404, ["user_not_found"])
+
+
+def test_editing_the_profile_renames_the_user_in_every_list(final):
+    """PUT /api/profile/update as the profile form sends it; londo's new name is then what bayko's
+    conversation list and the conversation's messages show (the same server: at once), and
+    what the profile page reads."""
+    before = final.call("GET", "/api/activities/@londo").json()["profile"]
+    sent = final.call("POST", "/api/messages", "londo", json={"handle": "bayko", "message": "before the rename"})
+    assert sent.status_code == 200
+    group = sent.json()["message_group_uuid"]
+    try:
+        answer = final.call("PUT", "/api/profile/update", "londo",
+                            json={"bio": "Renamed for a test", "display_name": "Londo Renamed"})
+        assert answer.status_code == 200
+        assert answer.json() == {"uuid": before["uuid"], "handle": "londo", "display_name": "Londo Renamed",
+                                 "bio": "Renamed for a test"}
+        conversations = final.call("GET", "/api/message_groups", "bayko").json()
+        assert next(c for c in conversations if c["uuid"] == group)["display_name"] == "Londo Renamed"
+        messages = final.call("GET", f"/api/messages/{group}", "bayko").json()
+        assert {m["display_name"] for m in messages if m["handle"] == "londo"} == {"Londo Renamed"}
+        assert final.call("GET", "/api/activities/@londo").json()["profile"]["bio"] == "Renamed for a test"
+        too_long = final.call("PUT", "/api/profile/update", "londo", json={"bio": "x" * 161})
+        assert (too_long.status_code, too_long.json()) == (422, ["bio_too_long"])
+    finally:
+        final.call("PUT", "/api/profile/update", "londo",
+                   json={"bio": before["bio"] or "", "display_name": before["display_name"]})

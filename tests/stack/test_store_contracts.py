@@ -116,6 +116,18 @@ def test_a_profile_counts_the_users_live_cruds_and_names_their_identity(stores):
     assert users.profile(f"nobody{tag()}") is None
 
 
+def test_a_profile_update_changes_what_is_given_and_names_are_read_in_one_go(stores):
+    users, _, _ = stores
+    a, b = new_user(users, "a"), new_user(users, "b")
+    assert users.update_profile(a["uuid"], "New Name", "hello") == {
+        "uuid": a["uuid"], "handle": a["handle"], "display_name": "New Name", "bio": "hello"}
+    assert users.update_profile(a["uuid"], None, "only the bio")["display_name"] == "New Name"
+    assert users.update_profile(str(uuid.uuid4()), "Nobody", None) is None
+    names = users.names_of([a["uuid"], b["uuid"], str(uuid.uuid4())])
+    assert names == {a["uuid"]: {"uuid": a["uuid"], "display_name": "New Name", "handle": a["handle"]},
+                     b["uuid"]: b}
+
+
 # -- the activities' store ------------------------------------------------------------------------------
 def test_a_crud_reads_back_with_the_contracts_fields(stores):
     users, activities, _ = stores
