@@ -47,9 +47,9 @@ def search():
 def user_activities(handle: str):
     limit, cursor = page_args()
     app = parts()
-    if current_app.config["CRUDDUR_FRONTEND"] == "final":  # one URL, two readers: a deployment serves one
-        return page_response(*UserProfile.run(app.activities, app.users, app.cursors, handle, limit, cursor), limit)
-    return page_response(*UserActivities.run(app.activities, app.users, app.cursors, handle, limit, cursor), limit)
+    # one URL, two readers: a deployment serves one of them (CRUDDUR_FRONTEND)
+    show = UserProfile if current_app.config["CRUDDUR_FRONTEND"] == "final" else UserActivities
+    return page_response(*show.run(app.activities, app.users, app.cursors, handle, limit, cursor), limit)
 
 
 @bp.get("/api/activities/@<handle>/status/<activity_uuid>")

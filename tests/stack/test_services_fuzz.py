@@ -98,8 +98,9 @@ def test_create_message_answers_or_refuses_and_stores_no_junk(fuzz_parts, people
        cursor=st.one_of(st.none(), st.text(max_size=80), st.sampled_from(["a.b", ".", "e30.AAAA"])))
 def test_reading_answers_or_refuses(fuzz_parts, people, group, limit, cursor):
     group = resolve_pairs({"message_group_uuid": group}, people)["message_group_uuid"]
-    for call in (lambda: Messages.run(fuzz_parts.conversations, fuzz_parts.names, fuzz_parts.cursors, people["bayko"], group, limit, cursor),
-                 lambda: MessageGroups.run(fuzz_parts.conversations, fuzz_parts.names, fuzz_parts.cursors, people["bayko"], limit, cursor)):
+    parts, bayko = fuzz_parts, people["bayko"]
+    for call in (lambda: Messages.run(parts.conversations, parts.names, parts.cursors, bayko, group, limit, cursor),
+                 lambda: MessageGroups.run(parts.conversations, parts.names, parts.cursors, bayko, limit, cursor)):
         try:
             items, _ = call()
         except CruddurError as error:
