@@ -58,17 +58,27 @@ class HomeActivities:
         return _page(cursors, "home", cursor, lambda after: activities.home(limit, after), limit)
 
 
+def _user(handle: str) -> str:
+    """`handle`, or NotFound: what cannot be a handle is nobody's."""
+    if not identity.is_handle(handle):
+        raise NotFound("user_not_found", detail="no such user")
+    return handle
+
+
+def _user_page(activities: ActivityStore, cursors: Cursors, handle: str, limit: int,
+               cursor: str | None) -> Page:
+    """One page of a user's cruds, for their page in either frontend's shape (the cursor's scope
+    is the handle in any case, as the list is)."""
+    return _page(cursors, f"user:{handle.lower()}", cursor,
+                 lambda after: activities.by_user(handle, limit, after), limit)
+
+
 class UserActivities:
     @staticmethod
     def run(activities: ActivityStore, users: UserStore, cursors: Cursors, handle: str, limit: int,
             cursor: str | None = None) -> Page:
         """One user's cruds; 404 for a handle nobody has."""
-        try:
-            validation.handle(handle)
-        except InvalidInput:
-            raise NotFound("user_not_found", detail="no such user") from None
-        items, next_cursor = _page(cursors, f"user:{handle.lower()}", cursor,
-                                   lambda after: activities.by_user(handle, limit, after), limit)
+        items, next_cursor = _user_page(activities, cursors, _user(handle), limit, cursor)
         if not items and users.by_handle(handle) is None:
             raise NotFound("user_not_found", detail="no such user")
         return items, next_cursor
@@ -81,14 +91,10 @@ class UserProfile:
         """The final frontend's profile page, where the week-5 one reads UserActivities' list
         from the same URL: {"profile", "activities"} (one page of them, newest first) and the
         cursor of the next page; 404 for a handle nobody has."""
-        missing = NotFound("user_not_found", detail="no such user")
-        if not identity.is_handle(handle):
-            raise missing
-        profile = users.profile(handle)
+        profile = users.profile(_user(handle))
         if profile is None:
-            raise missing
-        items, next_cursor = _page(cursors, f"user:{handle.lower()}", cursor,
-                                   lambda after: activities.by_user(handle, limit, after), limit)
+            raise NotFound("user_not_found", detail="no such user")
+        items, next_cursor = _user_page(activities, cursors, handle, limit, cursor)
         return {"profile": profile, "activities": items}, next_cursor
 
 

@@ -12,11 +12,13 @@ costs at most one PostgreSQL query, for the users it names that the cache does n
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypeVar
 
 from domain.conversations import Conversation, Message
 from lib.cache import Cache
 from lib.users import UserStore
+
+Named = TypeVar("Named", Message, Conversation)
 
 # How long this process shows a name it read (the bound on an old name after a change).
 NAMES_SECONDS = 30.0
@@ -47,13 +49,15 @@ class Names:
         self.cache.put(str(user["uuid"]), user)
 
     def on_messages(self, messages: list[Message]) -> list[Message]:
-        current = self.of(m.sender_uuid for m in messages)
-        return [m._replace(display_name=current[m.sender_uuid]["display_name"],
-                           handle=current[m.sender_uuid]["handle"]) if m.sender_uuid in current else m
-                for m in messages]
+        return self._current(messages, "sender_uuid")
 
     def on_conversations(self, conversations: list[Conversation]) -> list[Conversation]:
-        current = self.of(c.other_uuid for c in conversations)
-        return [c._replace(display_name=current[c.other_uuid]["display_name"],
-                           handle=current[c.other_uuid]["handle"]) if c.other_uuid in current else c
-                for c in conversations]
+        return self._current(conversations, "other_uuid")
+
+    def _current(self, items: list[Named], whose: str) -> list[Named]:
+        """`items` with the names of the user each names (its `whose` uuid) as they are now; an
+        item naming nobody known keeps the names it copied."""
+        current = self.of(getattr(item, whose) for item in items)
+        return [item._replace(display_name=current[getattr(item, whose)]["display_name"],
+                              handle=current[getattr(item, whose)]["handle"])
+                if getattr(item, whose) in current else item for item in items]

@@ -96,8 +96,7 @@ class Participants:
                               attributes=("participants", "profiles", "created_at", "message_group_uuid"))
         if item is None:
             return None
-        self.remember_header(group, item)
-        return header_of(group, item)
+        return self.remember_header(group, item)
 
     def both(self, group: str) -> tuple[str, ...]:
         """Both participants, for what every one of them must get (a message's live events): the
@@ -140,11 +139,13 @@ class Participants:
                 self.pairs.put(derived, known)
         return known
 
-    def remember_header(self, derived: str, item: Mapping[str, Any]) -> None:
+    def remember_header(self, derived: str, item: Mapping[str, Any]) -> Header:
         """What a header says, written or read at `derived`: the group's participants, and, for an
         alias header of a week-5 group, the pair's conversation (so that a first message by handle
-        goes there, whoever read the alias first)."""
+        goes there, whoever read the alias first). The Header it tells."""
         actual = item.get("message_group_uuid", derived)
-        self.groups.put(derived, header_of(derived, item))
+        header = header_of(derived, item)
+        self.groups.put(derived, header)
         if actual != derived:  # an alias: whoever reads it learns where the pair's messages are
             self.pairs.put(derived, actual)
+        return header

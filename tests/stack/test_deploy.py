@@ -308,26 +308,34 @@ def test_the_connection_url_is_a_secret_not_a_setting(deployed):
     assert "postgresql://" not in json.dumps(parameters)
 
 
+def unpacked(handler, where, files: dict[str, bytes] | None = None) -> set[str]:
+    """The names in `handler`'s Lambda package as bin/aws/deploy makes it (with `files` at its
+    root), extracted into `where`."""
+    import io
+    import zipfile
+
+    from cli.aws import files_of, package
+
+    with zipfile.ZipFile(io.BytesIO(package(handler, None, files_of(handler), files))) as archive:
+        archive.extractall(where)
+        return set(archive.namelist())
+
+
 def test_the_sign_up_package_holds_the_identity_rules_it_runs(tmp_path):
     """The deployed zip of the sign-up Lambda carries the identity rules (domain/identity.py,
     domain/visible_text.py) and the users' store (lib/users.py) beside its handler, and runs from
     the zip alone: the rules the API runs are the rules deployed, and nothing else is packaged."""
-    import io
     import sys
-    import zipfile
 
-    from cli.aws import POST_CONFIRMATION_LAMBDA, files_of, package
+    from cli.aws import POST_CONFIRMATION_LAMBDA
 
-    data = package(POST_CONFIRMATION_LAMBDA, None, files_of(POST_CONFIRMATION_LAMBDA))
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        names = set(archive.namelist())
-        assert {n for n in names if not n.startswith("db/sql/users/")} == {
-            "cruddur-post-confirmation.py", "lib/__init__.py", "lib/users.py", "lib/lambda_support.py",
-            "lib/sql_files.py", "domain/__init__.py", "domain/identity.py",
-            "domain/visible_text.py"}
-        assert {"db/sql/users/holder_of_email.sql", "db/sql/users/create.sql",
-                "db/sql/users/link_unlinked.sql"} <= names  # identity's statements
-        archive.extractall(tmp_path)
+    names = unpacked(POST_CONFIRMATION_LAMBDA, tmp_path)
+    assert {n for n in names if not n.startswith("db/sql/users/")} == {
+        "cruddur-post-confirmation.py", "lib/__init__.py", "lib/users.py", "lib/lambda_support.py",
+        "lib/sql_files.py", "domain/__init__.py", "domain/identity.py",
+        "domain/visible_text.py"}
+    assert {"db/sql/users/holder_of_email.sql", "db/sql/users/create.sql",
+            "db/sql/users/link_unlinked.sql"} <= names  # identity's statements
     code = ("import importlib.util, sys; "
             "spec = importlib.util.spec_from_file_location('handler', 'cruddur-post-confirmation.py'); "
             "handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler); "
@@ -356,15 +364,11 @@ def test_the_stream_package_holds_the_store_code_it_runs(tmp_path):
     """The stream Lambda's zip carries the conversation store's code (lib/conversations/, the
     DynamoDB helper, the errors) beside its handler and runs from the zip alone, boto3 aside
     (Lambda's own): every project module it loads comes from the zip."""
-    import io
     import sys
-    import zipfile
 
-    from cli.aws import STREAM_LAMBDA, files_of, package
+    from cli.aws import STREAM_LAMBDA
 
-    with zipfile.ZipFile(io.BytesIO(package(STREAM_LAMBDA, None, files_of(STREAM_LAMBDA)))) as archive:
-        names = set(archive.namelist())
-        archive.extractall(tmp_path)
+    names = unpacked(STREAM_LAMBDA, tmp_path)
     assert {"cruddur-messaging-stream.py", "lib/ddb.py", "lib/conversations/stream.py",
             "lib/conversations/read_markers.py", "lib/conversations/layout.py"} <= names
     code = ("import importlib.util; "
@@ -386,15 +390,11 @@ def test_the_events_package_runs_from_the_zip_with_its_sql(tmp_path, settings):
     """Issue 27: the events Lambda's zip carries the conversation code, the event log and its SQL
     (db/sql/events/) beside its handler, and logs a batch from the zip alone (psycopg aside: the
     deployment adds its wheels)."""
-    import io
     import sys
-    import zipfile
 
-    from cli.aws import EVENTS_LAMBDA, files_of, package
+    from cli.aws import EVENTS_LAMBDA
 
-    with zipfile.ZipFile(io.BytesIO(package(EVENTS_LAMBDA, None, files_of(EVENTS_LAMBDA)))) as archive:
-        names = set(archive.namelist())
-        archive.extractall(tmp_path)
+    names = unpacked(EVENTS_LAMBDA, tmp_path)
     assert {"cruddur-messaging-events.py", "lib/event_log.py", "lib/conversations/events.py",
             "db/sql/events/lock_head.sql", "db/sql/events/claim_ticket.sql"} <= names
     code = ("import importlib.util, sys; "
@@ -416,11 +416,9 @@ def test_the_deployed_lambdas_carry_the_rds_bundle_and_reach_postgresql_over_ver
     """Issue 33, item 11: bin/aws/deploy puts the RDS certificate bundle it is given in the
     packages of both Lambdas that reach PostgreSQL; run from its zip with its URL in a secret, a
     Lambda's connection is TLS, checked against that bundle, whatever the URL asks."""
-    import io
     import sys
-    import zipfile
 
-    from cli.aws import EVENTS_LAMBDA, POST_CONFIRMATION_LAMBDA, ca_bundle, files_of, package
+    from cli.aws import EVENTS_LAMBDA, POST_CONFIRMATION_LAMBDA, ca_bundle
     from lib import lambda_support
 
     url, bundle = tls_database
@@ -430,9 +428,7 @@ def test_the_deployed_lambdas_carry_the_rds_bundle_and_reach_postgresql_over_ver
         Name=f"test/{uuid.uuid4().hex[:8]}", SecretString=url + "?sslmode=prefer")["ARN"]
     for lambda_file in (EVENTS_LAMBDA, POST_CONFIRMATION_LAMBDA):
         where = tmp_path / lambda_file.stem
-        with zipfile.ZipFile(io.BytesIO(package(lambda_file, None, files_of(lambda_file), files))) as archive:
-            assert lambda_support.RDS_CA_BUNDLE in archive.namelist()
-            archive.extractall(where)
+        assert lambda_support.RDS_CA_BUNDLE in unpacked(lambda_file, where, files)
         code = ("from lib import lambda_support; c = lambda_support.connect(); "
                 "print(c.pgconn.ssl_in_use, c.execute('SELECT count(*) > 0 FROM users').fetchone()[0])")
         env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(where), "AWS_DEFAULT_REGION": settings.aws_region,
