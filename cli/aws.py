@@ -37,6 +37,9 @@ POST_CONFIRMATION_REQUIREMENTS = ["psycopg[binary]==3.3.9"]
 # `project_modules`, so a module moved or added is packaged without a list to keep), and the
 # statements those modules read.
 EVENTS_LAMBDA = LAMBDAS / "cruddur-messaging-events.py"
+AVATAR_LAMBDA = LAMBDAS / "cruddur-avatar-processing.py"
+# What the avatar Lambda needs beside its file: Pillow, as requirements-dev.txt pins it.
+AVATAR_REQUIREMENTS = ["pillow==12.3.0"]
 STATEMENTS = {POST_CONFIRMATION_LAMBDA: sorted((ROOT / "db" / "sql" / "users").glob("*.sql")),
               EVENTS_LAMBDA: sorted((ROOT / "db" / "sql" / "events").glob("*.sql"))}
 LAMBDA_PYTHON = "3.12"
@@ -171,6 +174,11 @@ def table_exists(settings: Settings, name: str) -> bool:
     return Ddb(settings.with_(ddb_table=name)).table_exists()
 
 
+def assets_bucket_name(stack: str, account: str, region: str) -> str:
+    """The assets bucket's name (the template's AssetsBucketName), unless one is given."""
+    return f"{stack}-assets-{account}-{region}".lower()
+
+
 def artifacts_bucket(s3: Any, stack: str, account: str, region: str) -> str:
     """The stack's artifacts bucket, made if missing; refused when another account owns it.
 
@@ -245,7 +253,8 @@ def upload(settings: Settings, stack: str, prod: bool, database_files: dict[str,
             # locally no Lambda runs the code: its dependencies need not come from the index
             ("PostConfirmationFunctionKey", POST_CONFIRMATION_LAMBDA,
              POST_CONFIRMATION_REQUIREMENTS if prod else None,
-             files_of(POST_CONFIRMATION_LAMBDA), database_files)):
+             files_of(POST_CONFIRMATION_LAMBDA), database_files),
+            ("AvatarFunctionKey", AVATAR_LAMBDA, AVATAR_REQUIREMENTS if prod else None, files_of(AVATAR_LAMBDA), None)):
         data = package(path, requirements, modules, files)
         key = f"{path.stem}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
         s3.put_object(Bucket=bucket, Key=key, Body=data, ExpectedBucketOwner=account)
@@ -322,7 +331,9 @@ def deploy(settings: Settings, prod: bool, stack_name: str, parameter: tuple[str
     if status == "ROLLBACK_COMPLETE":
         raise click.ClickException(f"stack {stack_name} is ROLLBACK_COMPLETE (its creation failed): "
                                    f"destroy it first")
-    values = {"TableName": settings.ddb_table, **given}
+    account = aws.client(settings, "sts").get_caller_identity()["Account"]
+    values = {"TableName": settings.ddb_table, "FrontendOrigin": settings.frontend_url.rstrip("/"),
+              "AssetsBucketName": assets_bucket_name(stack_name, account, settings.aws_region), **given}
     if status is None and table_exists(settings, values["TableName"]):
         # CloudFormation would fail the new stack on it and leave it ROLLBACK_COMPLETE
         raise click.ClickException(

@@ -43,6 +43,7 @@ def check_ports(settings: Settings, local: LocalSettings) -> None:
     if not os.environ.get("AWS_ENDPOINT_URL") and os.environ.get("LOCAL_AWS") != "0":
         ensure_port_free(local.aws_port, "moto")
     ensure_port_free(settings.port, "api")
+    ensure_port_free(local.assets_port, "assets")
 
 
 def postgres(settings: Settings, local: LocalSettings, stack: Stack) -> Settings:
@@ -81,6 +82,7 @@ def print_frontend_config(settings: Settings, local: LocalSettings) -> None:
                f"REACT_APP_AWS_USER_POOLS_ID={settings.cognito_user_pool_id} "
                f"REACT_APP_CLIENT_ID={settings.cognito_client_id} "
                f"Auth.endpoint={local.public_aws_url or settings.endpoint_for('cognito-idp')} "
+               f"REACT_APP_API_GATEWAY_ENDPOINT_URL=http://127.0.0.1:{settings.port} "
                f"password of seeded users: {local.seed_password}")
 
 
@@ -126,8 +128,9 @@ def main(load_only: bool) -> None:
         settings = aws(settings, local, stack, harshness)
         settings = load_data(settings, local, cognito_optional=bool(os.environ.get("AWS_ENDPOINT_URL")),
                              report=ready)
-        if start_stream_worker(settings, stack):
-            ready("stream", "worker applying the table's stream to group rows and live events (bin/ddb/stream-worker)")
+        if start_stream_worker(settings, stack, assets_port=local.assets_port):
+            ready("stream", "worker applying the table's stream to group rows and live events (bin/ddb/stream-worker), "
+                            f"and avatar uploads to avatars served at http://127.0.0.1:{local.assets_port}/avatars/")
         url = start_api(settings, stack, settings.port)
         ready("api", f"{url} (CORS for {settings.frontend_url})")
         print_frontend_config(settings, local)

@@ -21,6 +21,8 @@ class LocalSettings:
     # The port of moto's server (DynamoDB, DynamoDB Streams, Cognito), and where ./bin/dev keeps
     # its data across restarts.
     aws_port: int = 4566
+    # The port of the assets' stand-in for CloudFront (avatars over HTTP; devstack/assets.py).
+    assets_port: int = 4568
     moto_state: Path = field(default=ROOT / ".local" / "moto-state.pickle")
     # Names of the local Cognito pool and client. With moto's HASH id strategies their ids derive
     # from these names, so they stay the same across restarts of the local stack.
@@ -49,6 +51,7 @@ def load(env: Mapping[str, str] | None = None) -> LocalSettings:
         pg_data=Path(env.get("LOCAL_PG_DATA") or d.pg_data),
         pg_port=env_int(env, "LOCAL_PG_PORT", d.pg_port, 1, 65535),
         aws_port=env_int(env, "LOCAL_AWS_PORT", d.aws_port, 1, 65535),
+        assets_port=env_int(env, "LOCAL_ASSETS_PORT", d.assets_port, 1, 65535),
         moto_state=Path(env.get("LOCAL_MOTO_STATE") or d.moto_state),
         public_aws_url=env.get("LOCAL_PUBLIC_AWS_URL") or None,
     )

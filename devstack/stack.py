@@ -20,7 +20,7 @@ from lib.config import ROOT, Settings
 from lib.db import Db
 from lib.conversations import table_setup
 from lib.ddb import Ddb
-from devstack import cognito as local_cognito, seed as local_seed
+from devstack import assets as local_assets, cognito as local_cognito, seed as local_seed
 from devstack.harsh import Harshness
 from devstack.moto import LocalMoto
 from devstack.postgres import LocalPostgres
@@ -97,7 +97,16 @@ def load_data(settings: Settings, local: LocalSettings, cognito_optional: bool =
     finally:
         db.close()
     report("seed", f"users and conversation {'written' if items else 'already present'}")
-    return settings
+    try:
+        bucket, _ = local_assets.set_up(settings)
+    except (BotoCoreError, ClientError) as error:
+        if not cognito_optional:
+            raise
+        log.warning("no S3 at %s: %s", settings.endpoint_for("s3"), error)
+        report("assets", f"no S3 at {settings.endpoint_for('s3')}: avatar uploads answer 503")
+        return settings
+    report("assets", f"bucket {bucket}: uploads notified to the avatar Lambda")
+    return settings.with_(assets_bucket=bucket)
 
 
 def load_cognito(settings: Settings, local: LocalSettings, db: Db) -> Settings:
@@ -195,6 +204,7 @@ def api_env(settings: Settings) -> dict[str, str]:
         "DDB_MESSAGE_TABLE": settings.ddb_table,
         "FRONTEND_URL": settings.frontend_url,
         "CRUDDUR_FRONTEND": settings.frontend,
+        **({"ASSETS_BUCKET": settings.assets_bucket} if settings.assets_bucket else {}),
         "PYTHONPATH": str(ROOT),
     })
     # Every gunicorn worker must sign pagination cursors with the same secret.
@@ -250,12 +260,16 @@ def start_api(settings: Settings, stack: Stack, port: int, workers: int | None =
 
 
 def start_stream_worker(settings: Settings, stack: Stack, checkpoint: Path | None = None,
-                        log_file: Path | None = None) -> subprocess.Popen | None:
-    """Locally nothing invokes the stream's Lambdas, so a worker feeds them the table's stream;
-    the stack restarts it, with backoff, whenever it exits (its checkpoints say where to go on)."""
+                        log_file: Path | None = None, assets_port: int | None = None) -> subprocess.Popen | None:
+    """Locally nothing invokes the stream's Lambdas, so a worker feeds them the table's stream
+    (and the avatar Lambda its queue; with `assets_port`, it serves the avatars there as
+    CloudFront would); the stack restarts it, with backoff, whenever it exits (its checkpoints
+    say where to go on)."""
     if not settings.is_local:
         return None
     env = api_env(settings)
+    if assets_port:
+        env[local_assets.CDN_PORT_ENV] = str(assets_port)
     if checkpoint is not None:
         env["STREAM_WORKER_CHECKPOINT"] = str(checkpoint)
     return stack.supervise("stream", lambda: spawn([sys.executable, "-m", "devstack.stream_worker"],

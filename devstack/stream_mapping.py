@@ -37,8 +37,13 @@ _CloudFormation.add_multi_constructor(
                                        else loader.construct_mapping(node)))
 
 
+def resource(name: str, template: Path = TEMPLATE) -> dict[str, Any]:
+    """The Properties of one of the template's resources."""
+    return yaml.load(template.read_text(), Loader=_CloudFormation)["Resources"][name]["Properties"]
+
+
 def _mapping(template: Path, mapping: str) -> dict[str, Any]:
-    return yaml.load(template.read_text(), Loader=_CloudFormation)["Resources"][mapping]["Properties"]
+    return resource(mapping, template)
 
 
 def batch_size(template: Path = TEMPLATE, mapping: str = MOVER) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any, Callable, Mapping
 
-from devstack import lambdas
+from devstack import assets, lambdas
 from lib import aws, config
 from lib.config import ROOT, Settings
 from devstack import stream_mapping
@@ -40,6 +40,7 @@ log = logging.getLogger("stream-worker")
 
 LAMBDA_PATH = lambdas.LAMBDAS / "cruddur-messaging-stream.py"
 EVENTS_LAMBDA_PATH = lambdas.LAMBDAS / "cruddur-messaging-events.py"
+AVATAR_LAMBDA_PATH = lambdas.LAMBDAS / "cruddur-avatar-processing.py"
 LAMBDA_NAME = "cruddur-messaging-stream"
 DEFAULT_CHECKPOINT = ROOT / ".local" / "stream-worker.json"
 # How often an idle events mapping asks the stream again: a live event waits at most this long
@@ -66,6 +67,8 @@ def lambda_environment(settings: Settings, env: Mapping[str, str] | None = None)
     env = os.environ if env is None else env
     values = {"DDB_MESSAGE_TABLE": settings.ddb_table, "AWS_DEFAULT_REGION": settings.aws_region,
               "CONNECTION_URL": settings.connection_url}  # the events Lambda's
+    if settings.assets_bucket:
+        values["ASSETS_BUCKET"] = settings.assets_bucket  # the avatar Lambda's
     endpoint = settings.endpoint_for("dynamodb")  # the Lambdas talk to DynamoDB, not to Cognito
     if endpoint:
         values["AWS_ENDPOINT_URL"] = endpoint
@@ -368,9 +371,17 @@ def events_worker(settings: Settings, checkpoint: Path) -> StreamWorker:
                         stream_mapping.batch_size(mapping=stream_mapping.EVENTS), mapping=stream_mapping.EVENTS)
 
 
+def avatar_worker(settings: Settings) -> assets.QueueWorker:
+    """The avatar queue's mapping: the avatar Lambda, fed the assets bucket's upload notices."""
+    queue = aws.client(settings, "sqs").get_queue_url(QueueName=assets.QUEUE)["QueueUrl"]
+    return assets.QueueWorker(settings, queue, load_lambda(AVATAR_LAMBDA_PATH).lambda_handler,
+                              stream_mapping.batch_size(mapping=assets.MAPPING))
+
+
 def serve(settings: Settings, checkpoint: Path = DEFAULT_CHECKPOINT, interval: float = 0.3,
           batch_size: int = DEFAULT_BATCH_SIZE) -> None:
-    """Feed the table's stream to both Lambdas until SIGTERM or SIGINT."""
+    """Feed the table's stream to both Lambdas, and the avatar queue to the avatar Lambda (serving
+the assets as CloudFront would on LOCAL_ASSETS_PORT, when set), until SIGTERM or SIGINT."""
     # The Lambdas configure themselves from the environment, as they do in AWS.
     os.environ.update(lambda_environment(settings))
     stop = threading.Event()
@@ -378,8 +389,14 @@ def serve(settings: Settings, checkpoint: Path = DEFAULT_CHECKPOINT, interval: f
         signal.signal(signum, lambda *_: stop.set())
     log.info("stream worker for table %s at %s (checkpoint %s)", settings.ddb_table,
              settings.endpoint_for("dynamodbstreams"), checkpoint)
-    mappings = [(StreamWorker(settings, load_lambda().lambda_handler, checkpoint, batch_size), interval),
-                (events_worker(settings, checkpoint), min(interval, EVENTS_INTERVAL))]
+    mappings: list[tuple[Any, float]] = [
+        (StreamWorker(settings, load_lambda().lambda_handler, checkpoint, batch_size), interval),
+        (events_worker(settings, checkpoint), min(interval, EVENTS_INTERVAL))]
+    if settings.assets_bucket:
+        mappings.append((avatar_worker(settings), interval))
+        cdn_port = os.environ.get(assets.CDN_PORT_ENV)
+        if cdn_port:
+            assets.serve_cdn(settings, settings.assets_bucket, int(cdn_port), stop)
     threads = [threading.Thread(target=worker.run, args=(stop, every), daemon=True) for worker, every in mappings]
     for thread in threads:
         thread.start()

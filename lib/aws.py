@@ -72,6 +72,9 @@ QUICK = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_ti
                read_timeout=2)
 
 
+S3_SIGNATURE = Config(signature_version="s3v4")
+
+
 def client(settings: Settings, service: str, lean: bool = False, quick: bool = False) -> Any:
     """A boto3 client for `service`: moto's endpoint locally, AWS when no override is set.
     `lean` (the API's DynamoDB client): no client-side parameter validation (UNCHECKED), reads
@@ -82,6 +85,8 @@ def client(settings: Settings, service: str, lean: bool = False, quick: bool = F
         config = config.merge(UNCHECKED)
     if quick:
         config = config.merge(QUICK)
+    if service == "s3":  # presigned URLs signed with SigV4 everywhere (older botocore chose by region)
+        config = config.merge(S3_SIGNATURE)
     kwargs: dict[str, Any] = {"region_name": settings.aws_region, "config": config}
     if endpoint:
         kwargs["endpoint_url"] = endpoint

@@ -25,6 +25,8 @@ SERVICE_ENDPOINT_VARS = {
     "dynamodb": "AWS_ENDPOINT_URL_DYNAMODB",
     "dynamodbstreams": "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
     "cognito-idp": "AWS_ENDPOINT_URL_COGNITO_IDP",
+    # S3 as a browser reaches it: the API only signs URLs for S3 (avatar uploads), never calls it
+    "s3": "AWS_ENDPOINT_URL_S3",
 }
 
 
@@ -46,6 +48,9 @@ class Settings:
     # for the final one): FRONTENDS.
     frontend: str = "week-5"
     port: int = 4567
+    # The assets bucket (the stack's AssetsBucketName output), where avatars are uploaded and kept;
+    # without it POST /avatars/key_upload answers 503 avatars_unavailable.
+    assets_bucket: str | None = None
     # Pool sizing and timeouts: bounded so that a PostgreSQL outage answers fast instead of hanging.
     db_pool_min: int = 1
     db_pool_max: int = 10
@@ -174,6 +179,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         frontend_url=env.get("FRONTEND_URL") or d.frontend_url,
         frontend=env_choice(env, "CRUDDUR_FRONTEND", d.frontend, FRONTENDS),
         port=env_int(env, "PORT", d.port, 1, 65535),
+        assets_bucket=env.get("ASSETS_BUCKET") or None,
         db_pool_min=env_int(env, "DB_POOL_MIN", d.db_pool_min, 0),
         db_pool_max=env_int(env, "DB_POOL_MAX", d.db_pool_max, 1),
         db_timeout_seconds=env_float(env, "DB_TIMEOUT_SECONDS", d.db_timeout_seconds, 0.1),

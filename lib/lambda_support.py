@@ -106,9 +106,14 @@ def connection_url(env: Mapping[str, str] | None = None) -> str:
 
 
 def dynamodb_client(env: Mapping[str, str] | None = None, connections: int = 10) -> Any:
-    """A DynamoDB client: region and optional endpoint from the environment, botocore's standard
-    retry mode (throttling and transient errors are retried with backoff before we see them),
-    and `connections` in its pool (one per thread that uses it at once)."""
+    """A DynamoDB client (`client`)."""
+    return client("dynamodb", env, connections)
+
+
+def client(service: str, env: Mapping[str, str] | None = None, connections: int = 10) -> Any:
+    """A client of `service`: region and optional endpoint from the environment, botocore's
+    standard retry mode (throttling and transient errors are retried with backoff before we see
+    them), and `connections` in its pool (one per thread that uses it at once)."""
     import boto3  # in Lambda's runtime (not needed by the sign-up Lambda, which imports this file)
     from botocore.config import Config
 
@@ -122,7 +127,7 @@ def dynamodb_client(env: Mapping[str, str] | None = None, connections: int = 10)
         kwargs["region_name"] = region
     if env.get("AWS_ENDPOINT_URL"):
         kwargs["endpoint_url"] = env["AWS_ENDPOINT_URL"]
-    return boto3.session.Session().client("dynamodb", **kwargs)
+    return boto3.session.Session().client(service, **kwargs)
 
 
 def table_names(env: Mapping[str, str] | None = None) -> tuple[str, str]:

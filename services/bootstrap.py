@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 from domain.cursors import Cursors
 from lib import aws, cognito
 from lib.activities import ActivityStore
+from lib.avatars import AvatarBucket
 from lib.cache import Cache
 from lib.cognito_jwt_token import CognitoJwtToken
 from lib.config import Settings
@@ -53,6 +54,8 @@ class Parts:
     readiness: Cache[dict[str, bool]]
     # this process's listener for live events, and the streams it wakes
     live: EventHub
+    # the assets bucket's avatars, to sign upload URLs for (None: no ASSETS_BUCKET)
+    avatars: AvatarBucket | None = None
 
     @staticmethod
     def pool_asker(settings: Settings) -> Callable[[str], Any]:
@@ -92,4 +95,6 @@ class Parts:
                           # a quarter of the pool at most reads for streams; requests keep the rest
                           reads_at_once=max(1, settings.db_pool_max // 4),
                           retry_after=int(settings.events_ping_seconds) + 1),
+            avatars=(AvatarBucket(aws.client(settings, "s3"), settings.assets_bucket)
+                     if settings.assets_bucket else None),
         )

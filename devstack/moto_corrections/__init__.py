@@ -20,6 +20,7 @@ Each correction, its reason in one line, where it lives, and the moto version it
 | 9 | Cognito | cognito.py `sign_up` | moto runs no trigger; a SignUp runs the sign-up Lambda's pre-sign-up check, as the pool does in AWS | 5.2.5 |
 | 10 | DynamoDB Streams | streams.py | moto wrote GetRecords through botocore's model at about 1 ms a record (1 s a page) | 5.2.5 |
 | 11 | the server | server.py `frontend_only_cors` | moto answered CORS for any origin: any page could call the local Cognito or read /moto-api/data.json | 5.2.5 |
+| 12 | S3 | s3.py `PresignedUrls` | moto accepted any presigned URL: one signed for a key, a Content-Type and minutes worked for any key, any type, forever | 5.2.5 |
 
 The server's persistent connections (server.py `KeepAliveHandler`) are no correction of a
 service: werkzeug closed every connection, and each call paid a new one.
@@ -45,7 +46,7 @@ from werkzeug.serving import run_simple
 
 from devstack import harsh, moto_state
 from devstack.moto import SIGN_UP_DATABASE_ENV
-from devstack.moto_corrections import awslambda, cloudformation, cognito, dynamodb, server, streams
+from devstack.moto_corrections import awslambda, cloudformation, cognito, dynamodb, s3, server, streams
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ CORRECTIONS = (
     Correction(9, "Cognito", "cognito", "a SignUp runs the sign-up Lambda's pre-sign-up check"),
     Correction(10, "DynamoDB Streams", "streams", "GetRecords written as JSON directly"),
     Correction(11, "server", "server", "CORS for the frontend's origin only, none on moto's own API"),
+    Correction(12, "S3", "s3", "a presigned URL is refused for another key, type or time than it was signed for"),
 )
 
 
@@ -133,5 +135,5 @@ def install(harshness: harsh.Harshness | None = None,
     Table.query = dynamodb.query  # type: ignore[method-assign]
     on_change = keeper.changed if keeper else (lambda: None)
     moto.server.run_simple = lambda host, port, app, **kwargs: run_simple(  # type: ignore[assignment]
-        host, port, harsh.HarshMiddleware(dynamodb.SerializedDynamoDB(app, on_change), state),
+        host, port, harsh.HarshMiddleware(dynamodb.SerializedDynamoDB(s3.PresignedUrls(app), on_change), state),
         **{**kwargs, "request_handler": server.KeepAliveHandler})
