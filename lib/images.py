@@ -19,6 +19,8 @@ def square_jpeg(data: bytes, side: int = AVATAR_SIDE, max_pixels: int = MAX_PIXE
     `max_pixels`, a decompression bomb among them)."""
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)  # reads the header only
+    except Image.DecompressionBombError as error:  # Pillow's own limit, far above ours
+        raise AvatarRefused("image_too_large", str(error)) from None
     except Exception as error:  # whatever the decoders raise on hostile bytes
         raise AvatarRefused("not_an_image", f"not an image of {', '.join(IMAGE_FORMATS)}: {error}") from None
     with image:

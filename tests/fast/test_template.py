@@ -84,7 +84,9 @@ def test_the_event_source_mapping_and_the_alarms(template):
     assert set(template["Outputs"]) == {"TableName", "TableArn", "StreamArn", "StreamFunctionName",
                                         "EventsFunctionName",
                                         "PostConfirmationFunctionName", "FailureQueueUrl",
-                                        "EventsFailureQueueUrl", "ApiPolicyArn", "AlarmTopicArn"}
+                                        "EventsFailureQueueUrl", "ApiPolicyArn", "AlarmTopicArn",
+                                        "AssetsBucketName", "AssetsDomainName", "AvatarFunctionName",
+                                        "AvatarQueueUrl", "AvatarDeadLetterQueueUrl"}
 
 
 def test_the_live_events_mapping_sends_every_change_an_event_is_made_of_at_once(template):
@@ -237,3 +239,59 @@ def test_the_import_template_declares_the_same_table():
     result = subprocess.run([str(cfn_lint), str(ROOT / "aws" / "template-import.yaml")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_assets_bucket_is_private_encrypted_and_read_by_the_distribution_alone(template):
+    """Issue 35, item 3: avatars in a private, encrypted bucket, served by CloudFront through
+    origin access control, which may read avatars/ and nothing else."""
+    from domain import avatars
+
+    bucket = template["Resources"]["AssetsBucket"]["Properties"]
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    cors = bucket["CorsConfiguration"]["CorsRules"]
+    assert cors == [{"AllowedOrigins": [{"Ref": "FrontendOrigin"}], "AllowedMethods": ["PUT"],
+                     "AllowedHeaders": ["content-type"], "MaxAge": 3000}]
+    rule = bucket["LifecycleConfiguration"]["Rules"][0]
+    assert rule["Prefix"] == avatars.UPLOADS_PREFIX and rule["ExpirationInDays"] == avatars.UPLOAD_DAYS
+    notice = bucket["NotificationConfiguration"]["QueueConfigurations"]
+    assert notice == [{"Event": "s3:ObjectCreated:*", "Queue": {"GetAtt": "AvatarQueue.Arn"},
+                       "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": avatars.UPLOADS_PREFIX}]}}}]
+    distribution = template["Resources"]["AssetsDistribution"]["Properties"]["DistributionConfig"]
+    origin = distribution["Origins"][0]
+    assert origin["OriginAccessControlId"] == {"GetAtt": "AssetsOriginAccessControl.Id"}
+    assert origin["DomainName"] == {"GetAtt": "AssetsBucket.RegionalDomainName"}
+    assert distribution["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    control = template["Resources"]["AssetsOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert control["SigningBehavior"] == "always" and control["OriginAccessControlOriginType"] == "s3"
+    statements = template["Resources"]["AssetsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert len(allows) == 1 and allows[0]["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allows[0]["Action"] == "s3:GetObject"
+    assert f"/{avatars.AVATARS_PREFIX}*" in str(allows[0]["Resource"])
+    assert "AssetsDistribution" in str(allows[0]["Condition"])
+    assert any(s["Effect"] == "Deny" and "aws:SecureTransport" in str(s["Condition"]) for s in statements)
+
+
+def test_the_avatar_lambda_reads_uploads_writes_avatars_and_reports_each_failure(template):
+    from domain import avatars
+
+    mapping = template["Resources"]["AvatarMapping"]["Properties"]
+    assert mapping["EventSourceArn"] == {"GetAtt": "AvatarQueue.Arn"}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = template["Resources"]["AvatarQueue"]["Properties"]
+    function = template["Resources"]["AvatarFunction"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]  # as Lambda advises for a queue it reads
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"GetAtt": "AvatarDeadLetterQueue.Arn"}
+    statements = {s["Sid"]: s for s in template["Resources"]["AvatarFunctionRole"]["Properties"]["Policies"][0]
+                  ["PolicyDocument"]["Statement"]}
+    assert statements["ReadUploads"]["Action"] == "s3:GetObject"
+    assert f"/{avatars.UPLOADS_PREFIX}*" in str(statements["ReadUploads"]["Resource"])
+    assert statements["WriteAvatars"]["Action"] == "s3:PutObject"
+    assert f"/{avatars.AVATARS_PREFIX}*" in str(statements["WriteAvatars"]["Resource"])
+    api = {s["Sid"]: s for s in template["Resources"]["ApiPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    signing = api["SignAvatarUploadsToTheUploadsPrefix"]
+    assert signing["Action"] == "s3:PutObject" and f"/{avatars.UPLOADS_PREFIX}*" in str(signing["Resource"])
+    from devstack import assets, stream_mapping
+    assert stream_mapping.batch_size(mapping=assets.MAPPING) == mapping["BatchSize"]
