@@ -331,9 +331,10 @@ def deploy(settings: Settings, prod: bool, stack_name: str, parameter: tuple[str
     if status == "ROLLBACK_COMPLETE":
         raise click.ClickException(f"stack {stack_name} is ROLLBACK_COMPLETE (its creation failed): "
                                    f"destroy it first")
-    account = aws.client(settings, "sts").get_caller_identity()["Account"]
-    values = {"TableName": settings.ddb_table, "FrontendOrigin": settings.frontend_url.rstrip("/"),
-              "AssetsBucketName": assets_bucket_name(stack_name, account, settings.aws_region), **given}
+    values = {"TableName": settings.ddb_table, "FrontendOrigin": settings.frontend_url.rstrip("/"), **given}
+    if not values.get("AssetsBucketName"):
+        account = aws.client(settings, "sts").get_caller_identity()["Account"]
+        values["AssetsBucketName"] = assets_bucket_name(stack_name, account, settings.aws_region)
     if status is None and table_exists(settings, values["TableName"]):
         # CloudFormation would fail the new stack on it and leave it ROLLBACK_COMPLETE
         raise click.ClickException(

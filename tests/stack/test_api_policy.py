@@ -2,8 +2,10 @@
 DynamoDB call the API makes through its flows is allowed, and nothing more is granted."""
 from __future__ import annotations
 
+import fnmatch
 import json
 import uuid
+from urllib.parse import urlsplit
 
 from app import create_app
 from lib import ddb as dynamo
@@ -51,6 +53,8 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
         assert client.post(f"/api/messages/{group}/read", headers=auth["londo"]).status_code == 200
         assert client.get("/api/message_groups/unread", headers=auth["londo"]).status_code == 200
         assert client.get("/api/ready").status_code == 200
+        signed = client.post("/avatars/key_upload", headers=auth["bayko"], json={"extension": "png"})
+        assert signed.status_code == 200
     finally:
         backend.db.close()
     recorder.needed |= probe.needed
@@ -59,6 +63,11 @@ def test_the_api_policy_allows_every_call_of_its_flows_and_no_more(settings, fre
     for action, resource, key in recorder.needed:
         assert allowed(policy, action, resource, key), (action, resource, key)
     granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert granted == {f"dynamodb:{a}" for a in actions}
+    # the one S3 action: the avatar upload URL the API signs is a PutObject of its signer's
+    assert granted == {f"dynamodb:{a}" for a in actions} | {"s3:PutObject"}
+    s3 = [s for s in policy["Statement"] if s["Action"] == "s3:PutObject"]
+    key = urlsplit(signed.json["url"]).path.split("/", 2)[2]  # /<bucket>/<key>, path-style
+    assert len(s3) == 1 and fnmatch.fnmatch(f"arn:aws:s3:::{fresh_table.assets_bucket}/{key}",
+                                            s3[0]["Resource"].replace("${ASSETS_BUCKET}", fresh_table.assets_bucket))
     assert not allowed(policy, "GetItem", "table", "SOMETHING#else")
     assert not allowed(policy, "DeleteItem", "table", f"MSG#{group}")

@@ -182,7 +182,8 @@ def test_a_failed_deploy_exits_non_zero_with_the_failing_resources_reason(monkey
     # made between deploy's look and the stack's creation (a look that finds it refuses at once)
     monkeypatch.setattr(aws_cli, "table_exists", lambda *args: False)
     monkeypatch.setattr(aws_cli, "connection_secret", lambda *args: "arn:aws:secretsmanager:x:1:secret:c")
-    result = CliRunner().invoke(aws_cli.cli, ["deploy", "--stack-name", "broken", *DATABASE_PARAMETERS])
+    result = CliRunner().invoke(aws_cli.cli, ["deploy", "--stack-name", "broken", *DATABASE_PARAMETERS,
+                                              "-p", "AssetsBucketName=broken-assets"])
     assert result.exit_code != 0
     assert "stack broken: ROLLBACK_COMPLETE" in result.output
     assert "MessagesTable: Resource of type 'AWS::DynamoDB::Table'" in result.output

@@ -313,7 +313,7 @@ def test_an_external_endpoint_without_cognito_still_gets_its_table_and_seed(fres
     loaded = load_data(unlinked, LocalSettings(), cognito_optional=True,
                        report=lambda *line: reported.append(line))
     assert loaded.cognito_user_pool_id is None
-    assert [c for c, _ in reported] == ["schema", "cognito", "seed"]
+    assert [c for c, _ in reported] == ["schema", "cognito", "seed", "assets"]
     assert reported[1][1].startswith("none at")
     scan = Ddb(fresh_table).client.scan(TableName=fresh_table.ddb_table, Select="COUNT")
     assert scan["Count"] >= 23
