@@ -68,7 +68,7 @@ def aws(settings: Settings, local: LocalSettings, stack: Stack,
     moto = start_moto(local.aws_port, stack, ROOT / ".local" / "moto.log", state_file=local.moto_state,
                       sign_up_database=settings.connection_url)
     where = local.moto_state.relative_to(ROOT) if local.moto_state.is_relative_to(ROOT) else local.moto_state
-    ready("moto", f"{moto.url} (DynamoDB, DynamoDB Streams, Cognito, S3, SQS; DynamoDB and Cognito kept in {where})"
+    ready("moto", f"{moto.url} (DynamoDB, DynamoDB Streams, Cognito, S3, SQS; data kept in {where})"
           + (f"; harsh: {harsh.describe(harshness)}" if harshness.on else "")
           + (f"; the saved data could not be read, so moto started empty (the file is kept as "
              f"{moto.state_set_aside.name})" if moto.state_set_aside else ""))

@@ -28,14 +28,17 @@ log = logging.getLogger(__name__)
 STATE_ENV = "LOCAL_MOTO_STATE"
 SAVE_EVERY_SECONDS = 2.0
 # The services whose data is kept (moto's names of their backends).
-SERVICES = ("dynamodb", "cognitoidp")
+# S3 holds the avatars (SQS is made again by ./bin/dev, and a notice lost with it leaves the
+# upload to expire: the user uploads again).
+SERVICES = ("dynamodb", "cognitoidp", "s3")
 
 
 def _backend_dicts() -> dict[str, Any]:
     from moto.cognitoidp.models import cognitoidp_backends
     from moto.dynamodb.models import dynamodb_backends
+    from moto.s3.models import s3_backends
 
-    return {"dynamodb": dynamodb_backends, "cognitoidp": cognitoidp_backends}
+    return {"dynamodb": dynamodb_backends, "cognitoidp": cognitoidp_backends, "s3": s3_backends}
 
 
 def _pool_signing_key() -> Any:
@@ -54,7 +57,7 @@ def _register_reducers() -> None:
 
 
 def snapshot() -> bytes:
-    """moto's DynamoDB and Cognito data, region by region (the caller holds the lock that keeps
+    """moto's DynamoDB, Cognito and S3 data, region by region (the caller holds the lock that keeps
     requests out meanwhile)."""
     _register_reducers()
     state = {service: {account: dict(regions) for account, regions in backends.items()}

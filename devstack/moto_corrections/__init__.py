@@ -21,6 +21,8 @@ Each correction, its reason in one line, where it lives, and the moto version it
 | 10 | DynamoDB Streams | streams.py | moto wrote GetRecords through botocore's model at about 1 ms a record (1 s a page) | 5.2.5 |
 | 11 | the server | server.py `frontend_only_cors` | moto answered CORS for any origin: any page could call the local Cognito or read /moto-api/data.json | 5.2.5 |
 | 12 | S3 | s3.py `PresignedUrls` | moto accepted any presigned URL: one signed for a key, a Content-Type and minutes worked for any key, any type, forever | 5.2.5 |
+| 13 | CloudFormation | cloudformation.py `model_the_unmodelled` | moto skipped CloudFront's distribution and origin access control and the bucket and queue policies, and a stack whose output named one failed to be made | 5.2.5 |
+| 14 | CloudFormation | cloudformation.py `execute_change_set_with_outputs` | moto gave a stack made through a change set (as bin/aws/deploy makes it) no outputs | 5.2.5 |
 
 The server's persistent connections (server.py `KeepAliveHandler`) are no correction of a
 service: werkzeug closed every connection, and each call paid a new one.
@@ -36,6 +38,7 @@ import moto
 import moto.dynamodb.models as ddb_models
 import moto.server
 from moto.awslambda.models import LambdaBackend
+from moto.cloudformation.models import CloudFormationBackend
 from moto.cognitoidp.models import CognitoIdpBackend
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
@@ -71,6 +74,8 @@ CORRECTIONS = (
     Correction(10, "DynamoDB Streams", "streams", "GetRecords written as JSON directly"),
     Correction(11, "server", "server", "CORS for the frontend's origin only, none on moto's own API"),
     Correction(12, "S3", "s3", "a presigned URL is refused for another key, type or time than it was signed for"),
+    Correction(13, "CloudFormation", "cloudformation", "the template's CloudFront and policy resources deploy as stand-ins"),
+    Correction(14, "CloudFormation", "cloudformation", "a stack made through a change set has its outputs"),
 )
 
 
@@ -86,7 +91,7 @@ def check_moto(query_signature: inspect.Signature | None = None) -> None:
         (CognitoIdpBackend, "sign_up"), (Table, "create_from_cloudformation_json"),
         (DynamoDBBackend, "update_time_to_live"), (DynamoDBBackend, "update_continuous_backups"),
         (CognitoIdpBackend, "admin_get_user"), (DynamoDBStreamsHandler, "get_records"),
-        (DynamoDBStreamsBackend, "get_records"),
+        (DynamoDBStreamsBackend, "get_records"), (CloudFormationBackend, "execute_change_set"),
     ]
     missing += [f"{owner.__name__}.{name}" for owner, name in wanted if not hasattr(owner, name)]
     if not isinstance(getattr(ddb_models, "copy", None), (types.ModuleType, dynamodb.CopyWithoutTables)):
@@ -127,7 +132,9 @@ def install(harshness: harsh.Harshness | None = None,
         os.environ["CONNECTION_URL"] = database  # what the Lambda reads, in this process only
         cognito.use_sign_up_lambda(lambdas.load(lambdas.LAMBDAS / "cruddur-post-confirmation.py"))
         CognitoIdpBackend.sign_up = cognito.sign_up  # type: ignore[method-assign]
-    Table.create_from_cloudformation_json = classmethod(cloudformation.table_from_cloudformation)  # type: ignore[method-assign,assignment]
+    Table.create_from_cloudformation_json = classmethod(cloudformation.table_from_cloudformation)
+    cloudformation.model_the_unmodelled()
+    CloudFormationBackend.execute_change_set = cloudformation.execute_change_set_with_outputs  # type: ignore[method-assign]  # type: ignore[method-assign,assignment]
     ddb_models.copy = dynamodb.CopyWithoutTables()  # type: ignore[assignment]
     DynamoDBBackend.transact_write_items = dynamodb.transact_write_items  # type: ignore[method-assign]
     DynamoDBBackend.delete_table = dynamodb.delete_table  # type: ignore[method-assign]

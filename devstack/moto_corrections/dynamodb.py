@@ -37,10 +37,18 @@ READS = {f"DynamoDB_20120810.{name}" for name in (
     "DescribeTimeToLive", "DescribeContinuousBackups", "ListTagsOfResource")}
 
 
+def _is_s3_write(environ: dict[str, Any]) -> bool:
+    """An S3 request that may change something (the avatars the state file keeps)."""
+    if environ.get("REQUEST_METHOD") not in ("PUT", "POST", "DELETE"):
+        return False
+    signed = environ.get("HTTP_AUTHORIZATION", "") + environ.get("QUERY_STRING", "")
+    return "/s3/aws4_request" in signed or "%2Fs3%2Faws4_request" in signed
+
+
 class SerializedDynamoDB:
-    """WSGI middleware: DynamoDB, DynamoDB Streams and Cognito requests run one at a time (so
-    that a snapshot of the state never sees one half-done), and one that may change something
-    tells `on_change`."""
+    """WSGI middleware: DynamoDB, DynamoDB Streams and Cognito requests, and S3's writes, run one
+    at a time (so that a snapshot of the state never sees one half-done), and one that may change
+    something tells `on_change`."""
 
     def __init__(self, app: Callable, on_change: Callable[[], None] = lambda: None):
         self.app = app
@@ -54,6 +62,11 @@ class SerializedDynamoDB:
                 response = list(self.app(environ, start_response))
             if target not in READS and not target.startswith("DynamoDBStreams"):
                 self.on_change()
+            return response
+        if not target and _is_s3_write(environ):
+            with LOCK:
+                response = list(self.app(environ, start_response))
+            self.on_change()
             return response
         return self.app(environ, start_response)
 

@@ -271,3 +271,13 @@ def test_a_refused_upload_is_dropped_and_a_failure_gives_its_message_back(avatar
     assert avatar_lambda.lambda_handler(event, None) == {"batchItemFailures": [{"itemIdentifier": "m3"}]}
     assert recorder.processed == ["uploads/avatars/ok", "uploads/avatars/refused", "uploads/avatars/down",
                                   "uploads/avatars/ok2"]
+
+
+def test_the_local_s3s_writes_are_kept_across_restarts_and_its_reads_are_not_serialised():
+    from devstack.moto_corrections.dynamodb import _is_s3_write
+
+    header = {"HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/s3/aws4_request, ..."}
+    assert _is_s3_write({"REQUEST_METHOD": "PUT", **header})
+    assert _is_s3_write({"REQUEST_METHOD": "PUT", "QUERY_STRING": "X-Amz-Credential=test%2F20261207%2Fus-east-1%2Fs3%2Faws4_request"})
+    assert not _is_s3_write({"REQUEST_METHOD": "GET", **header})
+    assert not _is_s3_write({"REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/sqs/aws4_request"})

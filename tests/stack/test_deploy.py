@@ -96,6 +96,32 @@ def test_the_deployed_function_mapping_and_role(deployed):
     assert statements["ReadTheTableStream"]["Resource"].startswith(f"{table_arn}/stream/")
 
 
+def test_the_deployed_assets_bucket_and_avatar_lambda(deployed):
+    """Issue 35, item 3: the assets bucket (encrypted, its public access blocked, retained), the
+    avatar Lambda with its queue's mapping, and every output. (moto's CloudFormation makes
+    CloudFront and the bucket and queue policies as stand-ins, correction 13:
+    tests/fast/test_template.py checks those in the template.)"""
+    stack, settings, _, out = deployed
+    for resource in ("AssetsBucket", "AvatarQueue", "AvatarDeadLetterQueue", "AvatarFunction", "AvatarMapping",
+                     "AssetsDistribution", "AssetsOriginAccessControl", "AssetsBucketPolicy"):
+        assert f"Add      {resource} " in out, resource
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in
+               aws.client(settings, "cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]}
+    bucket = outputs["AssetsBucketName"]
+    assert outputs["AssetsDomainName"].endswith(".cloudfront.net") and "  AssetsDomainName" in out
+    assert bucket.startswith(f"{stack}-assets-")
+    s3 = aws.client(settings, "s3")
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    lam = aws.client(settings, "lambda")
+    function = lam.get_function_configuration(FunctionName=f"{stack}-avatar-processing")
+    assert function["Handler"] == "cruddur-avatar-processing.lambda_handler"
+    assert function["Environment"]["Variables"]["ASSETS_BUCKET"] == bucket
+    [mapping] = [m for m in lam.list_event_source_mappings()["EventSourceMappings"]
+                 if m["FunctionArn"] == function["FunctionArn"]]
+    assert ":sqs:" in mapping["EventSourceArn"] and mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
 def policy_document(iam, role: str, name: str) -> dict:
     """An inline policy as IAM returns it (a dict, or its JSON or Python text from moto)."""
     import ast
