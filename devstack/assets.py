@@ -48,10 +48,9 @@ def set_up(settings: Settings) -> tuple[str, str]:
         "VisibilityTimeout": str(queue_settings["VisibilityTimeout"]), "RedrivePolicy": json.dumps(redrive)})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     bucket = settings.assets_bucket or BUCKET
-    try:
+    if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        # only when missing: moto's CreateBucket of a bucket it has in us-east-1 empties it
         s3.create_bucket(Bucket=bucket)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
     s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
     s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={

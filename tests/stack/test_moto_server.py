@@ -367,7 +367,7 @@ def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
     """Written, then stopped at once (before any periodic save): started again on the same
     file, the table, its item, the pool's user with its sub and an avatar in S3 are all there."""
     from lib.config import Settings
-    from devstack import LocalMoto, free_port
+    from devstack import LocalMoto, assets, free_port
 
     state = tmp_path / "moto-state.pickle"
     port = free_port()
@@ -382,9 +382,8 @@ def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
         pool = cognito.create_user_pool(PoolName="kept-pool")["UserPool"]["Id"]
         user = cognito.admin_create_user(UserPoolId=pool, Username="kept@example.test")["User"]
         sub = {a["Name"]: a["Value"] for a in user["Attributes"]}["sub"]
-        s3 = aws.client(settings, "s3")
-        s3.create_bucket(Bucket="kept-assets")
-        s3.put_object(Bucket="kept-assets", Key="avatars/kept.jpg", Body=b"an avatar")
+        bucket, _ = assets.set_up(settings)
+        aws.client(settings, "s3").put_object(Bucket=bucket, Key="avatars/kept.jpg", Body=b"an avatar")
     finally:
         moto.stop()
     again = LocalMoto(port, tmp_path / "moto.log", state_file=state).start()
@@ -392,7 +391,8 @@ def test_the_local_server_keeps_its_data_across_a_restart(tmp_path):
         assert dynamo.Ddb(settings).get({"pk": kept["pk"], "sk": kept["sk"]}) == kept
         found = aws.client(settings, "cognito-idp").admin_get_user(UserPoolId=pool, Username="kept@example.test")
         assert {a["Name"]: a["Value"] for a in found["UserAttributes"]}["sub"] == sub
-        kept_avatar = aws.client(settings, "s3").get_object(Bucket="kept-assets", Key="avatars/kept.jpg")
+        assets.set_up(settings)  # as ./bin/dev does at every start: it completes, never empties
+        kept_avatar = aws.client(settings, "s3").get_object(Bucket=bucket, Key="avatars/kept.jpg")
         assert kept_avatar["Body"].read() == b"an avatar"
     finally:
         again.stop()
