@@ -26,8 +26,10 @@ DEAD_LETTERS = "cruddur-avatar-uploads-failed"
 # The template's mapping of the avatar queue to the avatar Lambda, and its queue.
 MAPPING = "AvatarMapping"
 QUEUE_RESOURCE = "AvatarQueue"
-# The port the stand-in for CloudFront listens on, as the stack tells the worker that serves it.
+# The port the stand-in for CloudFront listens on, as the stack tells the worker that serves it,
+# and the address (loopback, unless a container publishes it: docker-compose.yml).
 CDN_PORT_ENV = "LOCAL_ASSETS_PORT"
+CDN_HOST_ENV = "LOCAL_ASSETS_HOST"
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -159,11 +161,12 @@ def _plain(start_response: Callable[..., Any], status: str, body: bytes) -> list
     return [body]
 
 
-def serve_cdn(settings: Settings, bucket: str, port: int, stop: threading.Event) -> threading.Thread:
-    """The stand-in for CloudFront on 127.0.0.1:`port`, in a thread, until `stop` is set."""
+def serve_cdn(settings: Settings, bucket: str, port: int, stop: threading.Event,
+              host: str = "127.0.0.1") -> threading.Thread:
+    """The stand-in for CloudFront on `host`:`port`, in a thread, until `stop` is set."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", port, Cdn(settings, bucket), threaded=True)
+    server = make_server(host, port, Cdn(settings, bucket), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="assets-cdn", daemon=True)
     thread.start()
     threading.Thread(target=lambda: (stop.wait(), server.shutdown()), daemon=True).start()

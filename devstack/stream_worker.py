@@ -396,7 +396,8 @@ the assets as CloudFront would on LOCAL_ASSETS_PORT, when set), until SIGTERM or
         mappings.append((avatar_worker(settings), interval))
         cdn_port = os.environ.get(assets.CDN_PORT_ENV)
         if cdn_port:
-            assets.serve_cdn(settings, settings.assets_bucket, int(cdn_port), stop)
+            assets.serve_cdn(settings, settings.assets_bucket, int(cdn_port), stop,
+                             os.environ.get(assets.CDN_HOST_ENV) or "127.0.0.1")
     threads = [threading.Thread(target=worker.run, args=(stop, every), daemon=True) for worker, every in mappings]
     for thread in threads:
         thread.start()

@@ -83,6 +83,10 @@ def test_the_services_share_the_stores_and_the_api_reads_them_as_the_app_does(mo
         for key in ("CONNECTION_URL", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
                     "AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "DDB_MESSAGE_TABLE", "AWS_DEFAULT_REGION"):
             assert env[key] == backend[key], (name, key)
+    # avatars: the API signs for S3 as the browser reaches moto; the worker processes the same bucket
+    assert settings.assets_bucket == services["stream"]["environment"]["ASSETS_BUCKET"]
+    assert settings.endpoint_for("s3") == "http://localhost:4566"
+    assert f"127.0.0.1:{services['stream']['environment']['LOCAL_ASSETS_PORT']}:" in services["stream"]["ports"][0]
     aws = services["aws"]["environment"]
     assert MOTO_ENV.items() <= aws.items(), "the pool's ids as ./bin/dev's moto makes them"
     assert aws["LOCAL_SIGN_UP_DATABASE"] == backend["CONNECTION_URL"]
@@ -158,6 +162,8 @@ def test_the_services_commands_give_what_bin_dev_gives(settings, tmp_path):
         assert "ready  seed" in setup.stdout
 
         stream_env = on_this_machine(services["stream"]["environment"], hosts)
+        # its published port, on this machine's loopback
+        stream_env.update({"LOCAL_ASSETS_PORT": str(free_port()), "LOCAL_ASSETS_HOST": "127.0.0.1"})
         worker = subprocess.Popen([sys.executable if p == "python" else p for p in services["stream"]["command"]],
                                   env=stream_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True, start_new_session=True, cwd=ROOT)
