@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -16,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from domain import avatars
 from lib import aws
 from lib.config import Settings
-from devstack import stream_mapping
+from devstack import lambdas, stream_mapping
 
 log = logging.getLogger("assets")
 
@@ -99,7 +98,8 @@ class QueueWorker:
         if not messages:
             return 0
         try:
-            result = self.handler(sqs_event(messages, self.queue_arn, self.settings.aws_region), _context())
+            result = self.handler(sqs_event(messages, self.queue_arn, self.settings.aws_region),
+                                  lambdas.context("cruddur-avatar-processing", 30_000))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
         except Exception:
             log.exception("the avatar Lambda raised: its %d messages come back after the visibility timeout",
@@ -119,13 +119,6 @@ class QueueWorker:
             except (BotoCoreError, ClientError) as error:
                 log.warning("avatar queue: %s", error)
                 stop.wait(2)
-
-
-def _context() -> Any:
-    from types import SimpleNamespace
-
-    return SimpleNamespace(aws_request_id=str(uuid.uuid4()), function_name="cruddur-avatar-processing",
-                           get_remaining_time_in_millis=lambda: 30_000)
 
 
 class Cdn:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import uuid
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 from lib.config import LAMBDAS
 
-__all__ = ["LAMBDAS", "load"]
+__all__ = ["LAMBDAS", "context", "load"]
 
 
 def load(path: Path) -> ModuleType:
@@ -23,3 +24,9 @@ def load(path: Path) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def context(function_name: str, remaining_ms: int = 60_000) -> SimpleNamespace:
+    """The parts of Lambda's context object a handler may look at, for one invocation."""
+    return SimpleNamespace(aws_request_id=str(uuid.uuid4()), function_name=function_name,
+                           get_remaining_time_in_millis=lambda: remaining_ms)

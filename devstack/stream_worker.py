@@ -23,11 +23,10 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any, Callable, Mapping
 
 from devstack import assets, lambdas
@@ -73,6 +72,9 @@ def lambda_environment(settings: Settings, env: Mapping[str, str] | None = None)
     if endpoint:
         values["AWS_ENDPOINT_URL"] = endpoint
         values.update(aws.local_credentials(env))
+    s3 = settings.endpoint_for("s3")  # the avatar Lambda's, when elsewhere (docker-compose.yml)
+    if s3 and s3 != endpoint:
+        values["AWS_ENDPOINT_URL_S3"] = s3
     return values
 
 
@@ -326,7 +328,7 @@ class StreamWorker:
         event["Records"] = [r for r in event["Records"] if stream_mapping.delivered(self.patterns, r)]
         if event["Records"]:
             try:
-                result = self.handler(event, _context())
+                result = self.handler(event, lambdas.context(LAMBDA_NAME))
             except Exception:  # as Lambda does with a function error: the whole batch is retried
                 log.exception("shard %s: the handler failed; the batch will be retried", shard.id)
                 result = {"batchItemFailures": [
@@ -352,12 +354,6 @@ class StreamWorker:
     def _close(self, shard: _Shard) -> None:
         log.info("shard %s read to its end", shard.id)
         self.checkpoints.put(self.stream_arn or "", shard.id, SHARD_END)
-
-
-def _context() -> SimpleNamespace:
-    """The parts of Lambda's context object a handler may look at."""
-    return SimpleNamespace(aws_request_id=str(uuid.uuid4()), function_name=LAMBDA_NAME,
-                           get_remaining_time_in_millis=lambda: 60_000)
 
 
 def events_checkpoint(checkpoint: Path) -> Path:

@@ -125,8 +125,10 @@ def client(service: str, env: Mapping[str, str] | None = None, connections: int 
     region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION")
     if region:
         kwargs["region_name"] = region
-    if env.get("AWS_ENDPOINT_URL"):
-        kwargs["endpoint_url"] = env["AWS_ENDPOINT_URL"]
+    # a local endpoint: the service's own (boto3's AWS_ENDPOINT_URL_<SERVICE>), else the one for all
+    endpoint = env.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
     return boto3.session.Session().client(service, **kwargs)
 
 

@@ -37,7 +37,7 @@ READS = {f"DynamoDB_20120810.{name}" for name in (
     "DescribeTimeToLive", "DescribeContinuousBackups", "ListTagsOfResource")}
 
 
-def _is_s3_write(environ: dict[str, Any]) -> bool:
+def is_s3_write(environ: dict[str, Any]) -> bool:
     """An S3 request that may change something (the avatars the state file keeps)."""
     if environ.get("REQUEST_METHOD") not in ("PUT", "POST", "DELETE"):
         return False
@@ -63,7 +63,7 @@ class SerializedDynamoDB:
             if target not in READS and not target.startswith("DynamoDBStreams"):
                 self.on_change()
             return response
-        if not target and _is_s3_write(environ):
+        if not target and is_s3_write(environ):
             with LOCK:
                 response = list(self.app(environ, start_response))
             self.on_change()

@@ -274,10 +274,28 @@ def test_a_refused_upload_is_dropped_and_a_failure_gives_its_message_back(avatar
 
 
 def test_the_local_s3s_writes_are_kept_across_restarts_and_its_reads_are_not_serialised():
-    from devstack.moto_corrections.dynamodb import _is_s3_write
+    from devstack.moto_corrections.dynamodb import is_s3_write
 
     header = {"HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/s3/aws4_request, ..."}
-    assert _is_s3_write({"REQUEST_METHOD": "PUT", **header})
-    assert _is_s3_write({"REQUEST_METHOD": "PUT", "QUERY_STRING": "X-Amz-Credential=test%2F20261207%2Fus-east-1%2Fs3%2Faws4_request"})
-    assert not _is_s3_write({"REQUEST_METHOD": "GET", **header})
-    assert not _is_s3_write({"REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/sqs/aws4_request"})
+    assert is_s3_write({"REQUEST_METHOD": "PUT", **header})
+    assert is_s3_write({"REQUEST_METHOD": "PUT", "QUERY_STRING": "X-Amz-Credential=test%2F20261207%2Fus-east-1%2Fs3%2Faws4_request"})
+    assert not is_s3_write({"REQUEST_METHOD": "GET", **header})
+    assert not is_s3_write({"REQUEST_METHOD": "POST", "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=test/20261207/us-east-1/sqs/aws4_request"})
+
+
+def test_the_avatar_lambda_reaches_s3_where_dynamodb_is_elsewhere():
+    """docker-compose.yml: DynamoDB on DynamoDB Local, S3 on moto. The local worker tells the
+    Lambdas both, and the avatar Lambda's client takes S3's."""
+    from devstack.stream_worker import lambda_environment
+    from lib.lambda_support import client
+
+    settings = Settings(aws_endpoint_url="http://aws:4566", assets_bucket="cruddur-assets",
+                        service_endpoints=(("dynamodb", "http://dynamodb-local:8000"),))
+    env = lambda_environment(settings, {})
+    assert env["AWS_ENDPOINT_URL"] == "http://dynamodb-local:8000" and env["AWS_ENDPOINT_URL_S3"] == "http://aws:4566"
+    assert env["ASSETS_BUCKET"] == "cruddur-assets"
+    env = {**env, "AWS_DEFAULT_REGION": "us-east-1"}
+    assert client("s3", env).meta.endpoint_url == "http://aws:4566"
+    assert client("dynamodb", env).meta.endpoint_url == "http://dynamodb-local:8000"
+    alone = lambda_environment(Settings(aws_endpoint_url="http://127.0.0.1:4566"), {})
+    assert "AWS_ENDPOINT_URL_S3" not in alone and "ASSETS_BUCKET" not in alone
