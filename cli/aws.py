@@ -43,6 +43,9 @@ AVATAR_REQUIREMENTS = ["pillow==12.3.0"]
 STATEMENTS = {POST_CONFIRMATION_LAMBDA: sorted((ROOT / "db" / "sql" / "users").glob("*.sql")),
               EVENTS_LAMBDA: sorted((ROOT / "db" / "sql" / "events").glob("*.sql"))}
 LAMBDA_PYTHON = "3.12"
+# The wheels Lambda's python3.12 (Amazon Linux 2023, glibc 2.34) runs: the older manylinux tag,
+# and the one newer releases (Pillow 12) publish only.
+LAMBDA_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 SETTLED_FAILURES = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
                     "UPDATE_ROLLBACK_FAILED", "CREATE_FAILED", "DELETE_FAILED", "UPDATE_FAILED")
 
@@ -97,7 +100,8 @@ def package(path: Path, requirements: list[str] | None = None,
         if requirements:
             with tempfile.TemporaryDirectory() as target:
                 subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", target,
-                                "--platform", "manylinux2014_x86_64", "--implementation", "cp",
+                                *[arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)],
+                                "--implementation", "cp",
                                 "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", *requirements],
                                check=True)
                 for file in sorted(Path(target).rglob("*")):

@@ -335,15 +335,15 @@ def test_the_connection_url_is_a_secret_not_a_setting(deployed):
     assert "postgresql://" not in json.dumps(parameters)
 
 
-def unpacked(handler, where, files: dict[str, bytes] | None = None) -> set[str]:
+def unpacked(handler, where, files: dict[str, bytes] | None = None, requirements: list[str] | None = None) -> set[str]:
     """The names in `handler`'s Lambda package as bin/aws/deploy makes it (with `files` at its
-    root), extracted into `where`."""
+    root, and the wheels of `requirements`), extracted into `where`."""
     import io
     import zipfile
 
     from cli.aws import files_of, package
 
-    with zipfile.ZipFile(io.BytesIO(package(handler, None, files_of(handler), files))) as archive:
+    with zipfile.ZipFile(io.BytesIO(package(handler, requirements, files_of(handler), files))) as archive:
         archive.extractall(where)
         return set(archive.namelist())
 
@@ -482,3 +482,44 @@ def test_a_prod_deploy_needs_the_rds_bundle_and_refuses_what_is_not_one(tmp_path
     for name in ("leaf.pem", "junk.pem"):
         with pytest.raises(click.ClickException, match="no PEM certificates of certificate authorities"):
             ca_bundle(str(tmp_path / name), prod=True)
+
+
+def test_the_avatar_package_carries_pillow_and_makes_an_avatar_from_the_zip(tmp_path, monkeypatch, settings):
+    """Issue 35: the avatar Lambda's zip holds its code, the rules and Pillow's wheel for Lambda's
+    platform (here this machine's Python, whose wheels the package index has here), and from the
+    zip alone it makes an upload in the local bucket into an avatar."""
+    import io
+    import sys
+
+    from PIL import Image
+
+    from cli import aws as aws_cli
+    from domain import avatars
+
+    monkeypatch.setattr(aws_cli, "LAMBDA_PYTHON", f"{sys.version_info.major}.{sys.version_info.minor}")
+    names = unpacked(aws_cli.AVATAR_LAMBDA, tmp_path, requirements=aws_cli.AVATAR_REQUIREMENTS)
+    assert {"cruddur-avatar-processing.py", "lib/avatars.py", "lib/images.py", "domain/avatars.py",
+            "PIL/Image.py"} <= names
+    owner = f"sub-zip-{uuid.uuid4().hex[:8]}"
+    s3 = aws.client(settings, "s3")
+    upload = io.BytesIO()
+    Image.new("RGB", (64, 32), (0, 200, 0)).save(upload, "PNG")
+    s3.put_object(Bucket=settings.assets_bucket, Key=avatars.upload_key(owner), Body=upload.getvalue())
+    notice = json.dumps({"Records": [{"s3": {"bucket": {"name": settings.assets_bucket},
+                                              "object": {"key": avatars.upload_key(owner)}}}]})
+    code = ("import importlib.util, json, sys; "
+            "spec = importlib.util.spec_from_file_location('handler', 'cruddur-avatar-processing.py'); "
+            "handler = sys.modules['handler'] = importlib.util.module_from_spec(spec); "
+            "spec.loader.exec_module(handler); "
+            f"print(handler.lambda_handler({{'Records': [{{'messageId': 'm', 'body': {notice!r}}}]}}, None)); "
+            "import PIL; print(PIL.__file__)")
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "ASSETS_BUCKET": settings.assets_bucket,
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": settings.aws_endpoint_url,
+           "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    answer, pillow = result.stdout.split("\n")[:2]
+    assert answer == "{'batchItemFailures': []}" and pillow.startswith(str(tmp_path))
+    made = s3.get_object(Bucket=settings.assets_bucket, Key=avatars.avatar_key(owner))["Body"].read()
+    assert Image.open(io.BytesIO(made)).size == (avatars.AVATAR_SIDE, avatars.AVATAR_SIDE)
