@@ -21,7 +21,7 @@ from lib import config, metrics, telemetry
 from lib.config import Settings
 from domain.errors import (Busy, Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
                         NotPermitted, Unauthenticated, Unavailable)
-from routes import activities, avatars, events, health, messages, users
+from routes import activities, avatars, blocks, events, health, messages, users
 from routes.http import MAX_BODY_BYTES, error_response
 from services.bootstrap import Parts
 
@@ -184,7 +184,7 @@ def create_app(settings: Settings | None = None, parts: Parts | None = None,
          expose_headers=["Link", "Retry-After", "X-Error-Detail"],
          # every method the contract's routes use (the final frontend's PUT among them)
          methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
-    for module in (health, messages, users, activities, events, avatars):
+    for module in (health, messages, users, activities, events, avatars, blocks):
         app.register_blueprint(module.bp)
     if settings.metrics_enabled:
         app.add_url_rule("/api/_metrics", "metrics",

@@ -253,7 +253,7 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
 
         def send(caller: dict[str, Any], body: dict[str, Any], key: str | None = None) -> tuple[Usage, Usage]:
             api.take()
-            reply = CreateMessage.run(parts.conversations, parts.users, caller, body, key)
+            reply = CreateMessage.run(parts.conversations, parts.users, parts.blocks, caller, body, key)
             group = reply.get("message_group_uuid") or body["message_group_uuid"]
             item = table.get({"pk": layout.message_pk(group), "sk": reply["created_at"]})
             api_usage = api.take()

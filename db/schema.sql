@@ -167,3 +167,15 @@ CREATE TABLE IF NOT EXISTS public.event_tickets (
   expires_at TIMESTAMP WITH TIME ZONE NOT NULL
 );
 CREATE INDEX IF NOT EXISTS event_tickets_expires_at_idx ON public.event_tickets (expires_at);
+
+-- Who blocks whom (../shared/CONTRACT.md, "Blocking a user"): while a row is here, the blocked
+-- user's messages to the blocker are refused, and the blocker's to them (they unblock first).
+-- Checked on every send, here, so a block holds on every process from the moment it commits.
+CREATE TABLE IF NOT EXISTS public.blocks (
+  blocker_uuid UUID NOT NULL REFERENCES public.users (uuid) ON DELETE CASCADE,
+  blocked_uuid UUID NOT NULL REFERENCES public.users (uuid) ON DELETE CASCADE,
+  blocked_at TIMESTAMP WITH TIME ZONE DEFAULT clock_timestamp() NOT NULL,
+  PRIMARY KEY (blocker_uuid, blocked_uuid),
+  CONSTRAINT blocks_not_self CHECK (blocker_uuid <> blocked_uuid)
+);
+CREATE INDEX IF NOT EXISTS blocks_blocker_recent_idx ON public.blocks (blocker_uuid, blocked_at DESC);

@@ -43,7 +43,8 @@ def messages_of_group(message_group_uuid: str):
 def create_message():
     user = caller()
     key = validation.idempotency_key(request.headers.get("Idempotency-Key"))
-    return jsonify(CreateMessage.run(parts().conversations, parts().users, user, json_body(), key))
+    app = parts()
+    return jsonify(CreateMessage.run(app.conversations, app.users, app.blocks, user, json_body(), key))
 
 
 @bp.post("/api/messages/<message_group_uuid>/read")

@@ -10,19 +10,22 @@ from typing import Any
 from domain.contract import message_json
 from domain.conversations import Idempotency
 from domain.errors import InvalidInput, MalformedRequest, NotFound
+from lib.blocks import BlockStore
 from lib.conversations.store import ConversationStore
 from lib.users import UserStore
 from services import validation
+from services.blocks import require_unblocked
 from services.membership import require_participant
 
 
 class CreateMessage:
     @staticmethod
-    def run(conversations: ConversationStore, users: UserStore, caller: dict[str, Any], body: Any,
-            idempotency_key: str | None = None) -> dict[str, str]:
+    def run(conversations: ConversationStore, users: UserStore, blocks: BlockStore, caller: dict[str, Any],
+            body: Any, idempotency_key: str | None = None) -> dict[str, str]:
         """The stored message as the contract gives it; sent by handle (pattern C) with its
         message_group_uuid, into a conversation (pattern D) without (the frontend appends a
-        message it gets without one, and reloads the page when it gets one)."""
+        message it gets without one, and reloads the page when it gets one). Refused, with
+        nothing stored, while either participant blocks the other."""
         if not isinstance(body, dict):
             raise MalformedRequest("body_invalid", detail="the body must be a JSON object")
         text = validation.message_text(body.get("message"))
@@ -42,10 +45,14 @@ class CreateMessage:
                 raise NotFound("user_not_found", detail="no user with that handle")
             if other["uuid"] == str(caller["uuid"]):
                 raise InvalidInput("cannot_message_self", detail="you cannot message yourself")
+            require_unblocked(blocks, caller["uuid"], other["uuid"])
             sent = conversations.send_to_user(caller, other, text, idempotency)
         else:
             group = validation.canonical_uuid(body["message_group_uuid"])
             require_participant(conversations, group, caller["uuid"])
+            recipient = conversations.other_participant(group, str(caller["uuid"]))
+            if recipient is not None:
+                require_unblocked(blocks, caller["uuid"], recipient)
             sent = conversations.send_to_group(caller, group, text, idempotency)
         named = {"message_group_uuid": sent.message.message_group_uuid} if sent.named else {}
         return {**message_json(sent.message), **named}

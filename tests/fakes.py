@@ -22,6 +22,7 @@ from domain.identity import EmailUnverified, UserConflict, email_key, email_veri
 from domain.live_events import NewEvent
 from domain.times import iso
 from lib import event_log
+from lib.blocks import BLOCKS_PER_USER, Between
 from lib.cognito_jwt_token import TokenError
 from lib.event_listener import EventHub
 from lib.event_log import LoggedEvent
@@ -124,6 +125,45 @@ class _Activity:
     expires_at: datetime | None
     reply_to: str | None = None
     replies: list["_Activity"] = field(default_factory=list)
+
+
+
+class MemoryBlocks:
+    """lib.blocks.BlockStore's twin over MemoryUsers: blocks by (blocker, blocked), each with the
+    time it was made."""
+
+    def __init__(self, users: MemoryUsers, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.users, self.clock = users, clock
+        self.made: dict[tuple[str, str], datetime] = {}
+        self.lock = threading.Lock()
+
+    def _user(self, uuid: str) -> dict[str, Any] | None:
+        return next((r for r in self.users.rows if r["uuid"] == uuid), None)
+
+    def block(self, blocker: str, blocked: str, most: int = BLOCKS_PER_USER) -> dict[str, Any] | None:
+        target = self._user(blocked)
+        if target is None or self._user(blocker) is None:
+            return None
+        with self.lock:
+            if (blocker, blocked) not in self.made and sum(1 for b, _ in self.made if b == blocker) < most:
+                self.made[(blocker, blocked)] = self.clock()
+            at = self.made.get((blocker, blocked))
+        return {"handle": target["handle"], "display_name": target["display_name"],
+                "blocked_at": iso(at) if at else None}
+
+    def unblock(self, blocker: str, blocked: str) -> None:
+        with self.lock:
+            self.made.pop((blocker, blocked), None)
+
+    def blocked_by(self, blocker: str) -> list[dict[str, Any]]:
+        with self.lock:
+            mine = [(at, self._user(blocked)) for (b, blocked), at in self.made.items() if b == blocker]
+        mine.sort(key=lambda pair: (-pair[0].timestamp(), pair[1]["handle"]))
+        return [{"handle": u["handle"], "display_name": u["display_name"], "blocked_at": iso(at)} for at, u in mine]
+
+    def between(self, a: str, b: str) -> Between:
+        with self.lock:
+            return Between((a, b) in self.made, (b, a) in self.made)
 
 
 class MemoryActivities:

@@ -90,7 +90,7 @@ def walks() -> dict[str, Walk]:
     from lib.conversations.store import ConversationStore
     from services.bootstrap import Parts
     from services.names import Names
-    from tests.fakes import FakeTokens, MemoryActivities, MemoryEventLog, MemoryUsers, quiet_hub
+    from tests.fakes import FakeTokens, MemoryActivities, MemoryBlocks, MemoryEventLog, MemoryUsers, quiet_hub
     from tests.memory_table import MemoryTable
 
     table = MemoryTable(exists=False)
@@ -106,7 +106,8 @@ def walks() -> dict[str, Walk]:
                   names=Names(users),  # type: ignore[arg-type]
                   activities=MemoryActivities(users), events=log, tokens=tokens,  # type: ignore[arg-type]
                   cursors=Cursors(b"follow"), known_users=Cache(max_size=10), attributes_of=None,
-                  table_probe=table, readiness=Cache(max_size=1), live=quiet_hub())  # type: ignore[arg-type]
+                  table_probe=table, readiness=Cache(max_size=1), live=quiet_hub(),  # type: ignore[arg-type]
+                  blocks=MemoryBlocks(users))  # type: ignore[arg-type]
     client = create_app(settings, parts).test_client()
     auth = {"Authorization": f"Bearer {tokens.issue('sub-ana')}"}
     client.get("/api/health-check")  # Flask's first request sets itself up: not part of the walk

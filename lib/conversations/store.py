@@ -44,6 +44,12 @@ class ConversationStore:
         """Whether the user takes part in the conversation (participants.py)."""
         return self.participants.is_participant(group, user_uuid)
 
+    def other_participant(self, group: str, user_uuid: str) -> str | None:
+        """The participant of the conversation who is not `user_uuid` (who takes part), or None
+        while a week-5 group's lagging index shows only one of its two rows."""
+        others = [p for p in self.participants.of(group) or () if p != str(user_uuid)]
+        return others[0] if others else None
+
     def layout_current(self) -> bool:
         """Whether every group of the table has its header (no week-5 group left to look for)."""
         return self.participants.layout_current()

@@ -15,7 +15,7 @@ from lib.conversations.store import ConversationStore
 from lib.conversations.stream import RowMover, apply_batch
 from services.bootstrap import Parts
 from services.names import Names
-from tests.fakes import FakeTokens, MemoryActivities, MemoryEventLog, MemoryUsers, quiet_hub
+from tests.fakes import FakeTokens, MemoryActivities, MemoryBlocks, MemoryEventLog, MemoryUsers, quiet_hub
 from tests.memory_table import MemoryTable
 
 
@@ -45,7 +45,8 @@ def world() -> World:
                   names=Names(users),  # type: ignore[arg-type]
                   activities=MemoryActivities(users), events=MemoryEventLog(), tokens=FakeTokens(),  # type: ignore[arg-type]
                   cursors=Cursors(b"fast"), known_users=Cache(max_size=100, ttl=60.0), attributes_of=None,
-                  table_probe=table, readiness=Cache(max_size=1, ttl=5.0), live=quiet_hub())  # type: ignore[arg-type]
+                  table_probe=table, readiness=Cache(max_size=1, ttl=5.0), live=quiet_hub(),  # type: ignore[arg-type]
+                  blocks=MemoryBlocks(users))  # type: ignore[arg-type]
     yield World(parts, table)
     parts.live.close_all()
 

@@ -185,7 +185,7 @@ def log_the_stream(world, log, participants) -> dict[str, int]:
 def test_a_message_is_logged_once_for_each_participant_and_nobody_else(world, log):
     ana, bo, eve = world.person("ana"), world.person("bo"), world.person("eve")
     participants = Participants(world.table).both
-    sent = CreateMessage.run(world.parts.conversations, world.parts.users, ana, {"handle": "bo", "message": "hi"})
+    sent = CreateMessage.run(world.parts.conversations, world.parts.users, world.parts.blocks, ana, {"handle": "bo", "message": "hi"})
     records = world.table.stream_records()
     for record in records + records:  # delivered twice, as a stream may
         log.append(events_of(record, participants))

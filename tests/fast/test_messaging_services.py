@@ -18,7 +18,7 @@ from tests.expect import refused
 
 
 def send(world, sender: dict, body: dict, key: str | None = None) -> dict[str, Any]:
-    return CreateMessage.run(world.parts.conversations, world.parts.users, sender, body, key)
+    return CreateMessage.run(world.parts.conversations, world.parts.users, world.parts.blocks, sender, body, key)
 
 
 def read(world, caller: dict, group: str, limit: int = 20, cursor: str | None = None):

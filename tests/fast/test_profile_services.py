@@ -24,7 +24,7 @@ def update(world, caller, body):
 
 @pytest.fixture
 def group(world, ana, bo) -> str:
-    return CreateMessage.run(world.parts.conversations, world.parts.users, ana,
+    return CreateMessage.run(world.parts.conversations, world.parts.users, world.parts.blocks, ana,
                              {"handle": "bo", "message": "hello"})["message_group_uuid"]
 
 
@@ -97,5 +97,5 @@ def test_the_callers_next_messages_carry_the_new_name(world, ana, bo, group):
     assert CurrentUser.run(parts.tokens, parts.users, parts.known_users, auth)["display_name"] == "Ana A"
     update(world, ana, {"display_name": "Ana Renamed"})
     caller = CurrentUser.run(parts.tokens, parts.users, parts.known_users, auth)
-    sent = CreateMessage.run(parts.conversations, parts.users, caller, {"message_group_uuid": group, "message": "hi"})
+    sent = CreateMessage.run(parts.conversations, parts.users, parts.blocks, caller, {"message_group_uuid": group, "message": "hi"})
     assert sent["display_name"] == "Ana Renamed"

@@ -78,7 +78,7 @@ def test_create_message_answers_or_refuses_and_stores_no_junk(fuzz_parts, people
     def fuzz(body, sender, key):
         try:
             key = validation.idempotency_key(key)
-            result = CreateMessage.run(fuzz_parts.conversations, fuzz_parts.users, people[sender], resolve_pairs(body, people), key)
+            result = CreateMessage.run(fuzz_parts.conversations, fuzz_parts.users, fuzz_parts.blocks, people[sender], resolve_pairs(body, people), key)
         except CruddurError as error:
             assert 400 <= status_of(error) < 500, error.codes
             assert error.codes and all(isinstance(c, str) for c in error.codes)

@@ -13,10 +13,11 @@ from domain.identity import EmailUnverified, UserConflict
 from domain.live_events import NewEvent
 from lib import event_log
 from lib.activities import ActivityStore
+from lib.blocks import BlockStore
 from lib.db import Db
 from lib.event_log import EventLog
 from lib.users import UserStore
-from tests.fakes import MemoryActivities, MemoryEventLog, MemoryUsers
+from tests.fakes import MemoryActivities, MemoryBlocks, MemoryEventLog, MemoryUsers
 
 MEMORY = pytest.param("memory", marks=pytest.mark.fast)
 
@@ -238,3 +239,48 @@ def test_a_ticket_does_not_outlive_the_trust_in_its_token(stores):
     ticket = log.new_ticket(str(uuid.uuid4()), time.time() - 1, 5)
     assert ticket is None or log.claim_ticket(ticket) is None
     assert event_log.TICKET_SECONDS <= 60
+
+
+# -- blocks -------------------------------------------------------------------------------------------
+@pytest.fixture(params=[MEMORY, "postgres"])
+def blocking(request):
+    """(users, blocks), both real or both twins."""
+    if request.param == "memory":
+        users = MemoryUsers()
+        return users, MemoryBlocks(users)
+    db = request.getfixturevalue("db")
+    return UserStore(db), BlockStore(db)
+
+
+def test_a_block_is_made_once_answered_as_it_is_and_works_one_way(blocking):
+    users, blocks = blocking
+    ana, bo = new_user(users, "ana"), new_user(users, "bo")
+    made = blocks.block(ana["uuid"], bo["uuid"])
+    assert (made["handle"], made["display_name"]) == (bo["handle"], bo["display_name"]) and made["blocked_at"]
+    assert blocks.block(ana["uuid"], bo["uuid"]) == made  # again: the same block, the same time
+    assert blocks.between(ana["uuid"], bo["uuid"]) == (True, False)
+    assert blocks.between(bo["uuid"], ana["uuid"]) == (False, True)
+    blocks.unblock(ana["uuid"], bo["uuid"])
+    blocks.unblock(ana["uuid"], bo["uuid"])  # none left: nothing to do
+    assert blocks.between(ana["uuid"], bo["uuid"]) == (False, False) and blocks.blocked_by(ana["uuid"]) == []
+
+
+def test_blocks_are_listed_most_recent_first_and_bounded_per_user(blocking):
+    users, blocks = blocking
+    ana = new_user(users, "ana")
+    others = [new_user(users, "o") for _ in range(3)]
+    for other in others:
+        blocks.block(ana["uuid"], other["uuid"], most=2)
+        time.sleep(0.002)
+    listed = blocks.blocked_by(ana["uuid"])
+    assert [b["handle"] for b in listed] == [others[1]["handle"], others[0]["handle"]]  # the third: over the bound
+    assert listed[0]["blocked_at"] > listed[1]["blocked_at"]
+    refused = blocks.block(ana["uuid"], others[2]["uuid"], most=2)
+    assert refused["blocked_at"] is None and blocks.between(ana["uuid"], others[2]["uuid"]) == (False, False)
+    assert blocks.block(ana["uuid"], others[0]["uuid"], most=2)["blocked_at"] == listed[1]["blocked_at"]
+
+
+def test_blocking_nobody_is_none(blocking):
+    users, blocks = blocking
+    ana = new_user(users, "ana")
+    assert blocks.block(ana["uuid"], str(uuid.uuid4())) is None

@@ -245,3 +245,27 @@ def aws_calls(backend) -> Any:
         return count
 
     return since
+
+
+def test_a_week5_conversation_is_blocked_before_and_after_bin_ddb_migrate(week5, people, api_over):
+    """Issue 36: a block between two people of a week-5 group refuses their sends into it (its
+    participants are its rows' owners until the migration gives it a header), and after."""
+    ann, ben = people["ann"], people["ben"]
+    group = week5_group(Ddb(week5).client, week5.ddb_table, ann, ben, "old times", week5_time())
+    api = api_over(week5)
+    blocked = api.http.put(f"/api/blocks/@{ben['handle']}", headers={"Authorization": ann["auth"]})
+    assert blocked.status_code == 200
+    try:
+        for step in ("before", "after"):
+            if step == "after":
+                assert migrate(week5).returncode == 0
+                api = api_over(week5)  # a process that never saw the old group
+            into = api.post(ben, message=f"{step}: let me in", message_group_uuid=group)
+            assert (into.status_code, into.json) == (403, ["recipient_unavailable"]), step
+            by_handle = api.post(ben, message=f"{step}: by handle", handle=ann["handle"])
+            assert (by_handle.status_code, by_handle.json) == (403, ["recipient_unavailable"]), step
+            mine = api.post(ann, message=f"{step}: mine", message_group_uuid=group)
+            assert (mine.status_code, mine.json) == (403, ["recipient_blocked"]), step
+            assert [m["message"] for m in api.get(f"/api/messages/{group}", ben).json] == ["old times"]
+    finally:
+        api.http.delete(f"/api/blocks/@{ben['handle']}", headers={"Authorization": ann["auth"]})

@@ -1,0 +1,76 @@
+"""Blocking a user (../shared/CONTRACT.md, "Blocking a user"), over the in-memory twins: the block
+routes' services, and the rule every send obeys while either participant blocks the other."""
+from __future__ import annotations
+
+import pytest
+
+from domain.errors import InvalidInput, NotFound, NotPermitted
+from services import blocks as blocking
+from services.blocks import Blocks, BlockUser, UnblockUser
+from services.create_message import CreateMessage
+from services.messages import Messages
+
+
+def send(world, sender, body, key=None):
+    return CreateMessage.run(world.parts.conversations, world.parts.users, world.parts.blocks, sender, body, key)
+
+
+def texts(world, reader, group):
+    page = Messages.run(world.parts.conversations, world.parts.names, world.parts.cursors, reader, group, 50, None)
+    return [m["message"] for m in page[0]]
+
+
+def refused(code, call, *args):
+    with pytest.raises((NotPermitted, NotFound, InvalidInput)) as error:
+        call(*args)
+    assert error.value.codes == [code]
+
+
+def test_a_block_by_handle_answers_the_user_and_again_the_same(world, ana, bo):
+    made = BlockUser.run(world.parts.blocks, world.parts.users, ana, "BO")
+    assert (made["handle"], made["display_name"]) == ("bo", "Bo B") and made["blocked_at"]
+    assert BlockUser.run(world.parts.blocks, world.parts.users, ana, "bo") == made
+    assert Blocks.run(world.parts.blocks, ana) == [made]
+    assert Blocks.run(world.parts.blocks, bo) == []
+
+
+def test_blocking_nobody_oneself_or_a_non_handle_is_refused(world, ana):
+    refused("user_not_found", BlockUser.run, world.parts.blocks, world.parts.users, ana, "nobody")
+    refused("block_self", BlockUser.run, world.parts.blocks, world.parts.users, ana, "ana")
+    refused("handle_invalid", BlockUser.run, world.parts.blocks, world.parts.users, ana, "no spaces")
+    refused("user_not_found", UnblockUser.run, world.parts.blocks, world.parts.users, ana, "nobody")
+    refused("block_self", UnblockUser.run, world.parts.blocks, world.parts.users, ana, "ana")
+
+
+def test_a_user_holds_a_bounded_number_of_blocks(world, ana, monkeypatch):
+    monkeypatch.setattr(blocking, "BLOCKS_PER_USER", 2)
+    for handle in ("b1", "b2", "b3"):
+        world.person(handle)
+    BlockUser.run(world.parts.blocks, world.parts.users, ana, "b1")
+    BlockUser.run(world.parts.blocks, world.parts.users, ana, "b2")
+    refused("too_many_blocks", BlockUser.run, world.parts.blocks, world.parts.users, ana, "b3")
+    assert [b["handle"] for b in Blocks.run(world.parts.blocks, ana)] == ["b2", "b1"]  # most recent first
+
+
+def test_while_blocked_neither_side_can_send_and_both_keep_the_history(world, ana, bo):
+    group = send(world, ana, {"handle": "bo", "message": "before"})["message_group_uuid"]
+    BlockUser.run(world.parts.blocks, world.parts.users, ana, "bo")
+    # the blocked user, by handle and into the conversation: "unavailable", nothing stored
+    refused("recipient_unavailable", send, world, bo, {"handle": "ana", "message": "let me in"})
+    refused("recipient_unavailable", send, world, bo, {"message_group_uuid": group, "message": "hello?"}, "k-1")
+    # the blocker: unblock first
+    refused("recipient_blocked", send, world, ana, {"handle": "bo", "message": "one more"})
+    refused("recipient_blocked", send, world, ana, {"message_group_uuid": group, "message": "one more"})
+    assert texts(world, ana, group) == texts(world, bo, group) == ["before"]
+    assert UnblockUser.run(world.parts.blocks, world.parts.users, ana, "bo") == {"handle": "bo"}
+    assert UnblockUser.run(world.parts.blocks, world.parts.users, ana, "bo") == {"handle": "bo"}  # none left
+    world.settle()
+    # nothing tried during the block arrives after it; a new send does
+    send(world, bo, {"message_group_uuid": group, "message": "after"}, "k-2")
+    assert texts(world, ana, group) == ["before", "after"]
+
+
+def test_a_block_of_a_third_user_changes_nothing_between_two_others(world, ana, bo):
+    world.person("cy")
+    BlockUser.run(world.parts.blocks, world.parts.users, ana, "cy")
+    assert send(world, bo, {"handle": "ana", "message": "hi"})["message"] == "hi"
