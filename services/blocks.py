@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.errors import InvalidInput, NotFound, NotPermitted
-from lib.blocks import BLOCKS_PER_USER, BlockStore
+from lib.blocks import BLOCKS_PER_USER, BlockCache
 from lib.users import UserStore
 from services import validation
 
@@ -21,7 +21,7 @@ def _other(users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, A
 
 class BlockUser:
     @staticmethod
-    def run(blocks: BlockStore, users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, Any]:
+    def run(blocks: BlockCache, users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, Any]:
         """{handle, display_name, blocked_at}: the block, made now or before."""
         other = _other(users, caller, handle)
         block = blocks.block(str(caller["uuid"]), str(other["uuid"]), most=BLOCKS_PER_USER)
@@ -34,7 +34,7 @@ class BlockUser:
 
 class UnblockUser:
     @staticmethod
-    def run(blocks: BlockStore, users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, str]:
+    def run(blocks: BlockCache, users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, str]:
         """{handle}: no block of that user is left (also when there was none)."""
         other = _other(users, caller, handle)
         blocks.unblock(str(caller["uuid"]), str(other["uuid"]))
@@ -43,12 +43,12 @@ class UnblockUser:
 
 class Blocks:
     @staticmethod
-    def run(blocks: BlockStore, caller: dict[str, Any]) -> list[dict[str, Any]]:
+    def run(blocks: BlockCache, caller: dict[str, Any]) -> list[dict[str, Any]]:
         """Whom the caller blocks, most recent first."""
         return blocks.blocked_by(str(caller["uuid"]))
 
 
-def require_unblocked(blocks: BlockStore, sender: str, recipient: str) -> None:
+def require_unblocked(blocks: BlockCache, sender: str, recipient: str) -> None:
     """A send from `sender` to `recipient` is refused while either blocks the other: the
     sender's own block first (they lift it), then the recipient's (which the sender is not told
     as such: the recipient is "unavailable")."""

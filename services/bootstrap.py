@@ -12,7 +12,7 @@ from domain.cursors import Cursors
 from lib import aws, cognito
 from lib.activities import ActivityStore
 from lib.avatars import AvatarBucket
-from lib.blocks import BlockStore
+from lib.blocks import BlockCache, BlockStore
 from lib.cache import Cache
 from lib.cognito_jwt_token import CognitoJwtToken
 from lib.config import Settings
@@ -55,8 +55,9 @@ class Parts:
     readiness: Cache[dict[str, bool]]
     # this process's listener for live events, and the streams it wakes
     live: EventHub
-    # who blocks whom (PostgreSQL): asked on every send
-    blocks: BlockStore
+    # who blocks whom (PostgreSQL), as this process remembers it while it hears every change:
+    # asked on every send
+    blocks: BlockCache
     # the assets bucket's avatars, to sign upload URLs for (None: no ASSETS_BUCKET)
     avatars: AvatarBucket | None = None
 
@@ -86,7 +87,7 @@ class Parts:
             users=users,
             names=Names(users),
             activities=ActivityStore(db),
-            blocks=BlockStore(db),
+            blocks=BlockCache(BlockStore(db), settings.connection_url),
             events=EventLog(db),
             tokens=CognitoJwtToken(settings, still_valid=cls.pool_asker(settings)),
             cursors=Cursors(secret.encode()),

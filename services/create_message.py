@@ -10,7 +10,7 @@ from typing import Any
 from domain.contract import message_json
 from domain.conversations import Idempotency
 from domain.errors import InvalidInput, MalformedRequest, NotFound
-from lib.blocks import BlockStore
+from lib.blocks import BlockCache
 from lib.conversations.store import ConversationStore
 from lib.users import UserStore
 from services import validation
@@ -20,7 +20,7 @@ from services.membership import require_participant
 
 class CreateMessage:
     @staticmethod
-    def run(conversations: ConversationStore, users: UserStore, blocks: BlockStore, caller: dict[str, Any],
+    def run(conversations: ConversationStore, users: UserStore, blocks: BlockCache, caller: dict[str, Any],
             body: Any, idempotency_key: str | None = None) -> dict[str, str]:
         """The stored message as the contract gives it; sent by handle (pattern C) with its
         message_group_uuid, into a conversation (pattern D) without (the frontend appends a

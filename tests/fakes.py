@@ -165,6 +165,10 @@ class MemoryBlocks:
         with self.lock:
             return Between((a, b) in self.made, (b, a) in self.made)
 
+    def blocked_sets(self, users: list[str]) -> dict[str, frozenset[str]]:
+        with self.lock:
+            return {u: frozenset(blocked for blocker, blocked in self.made if blocker == u) for u in users}
+
 
 class MemoryActivities:
     """lib.activities.ActivityStore's twin: cruds and replies as the statements of

@@ -74,3 +74,116 @@ def test_a_block_of_a_third_user_changes_nothing_between_two_others(world, ana, 
     world.person("cy")
     BlockUser.run(world.parts.blocks, world.parts.users, ana, "cy")
     assert send(world, bo, {"handle": "ana", "message": "hi"})["message"] == "hi"
+
+
+# -- what a process remembers of blocks (lib/blocks.py BlockCache) -------------------------------
+class Listening:
+    """A stand-in for the LISTEN connection: notices put in `notes` are delivered; `down` makes
+    every connection attempt fail."""
+
+    def __init__(self, down: bool = False):
+        import queue
+
+        self.notes: "queue.Queue[str]" = queue.Queue()
+        self.down = down
+        self.connections = 0
+
+    def __call__(self, url, **settings):
+        if self.down:
+            raise OSError("no database")
+        self.connections += 1
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def execute(self, sql):
+        assert sql == "LISTEN cruddur_blocks"
+
+    def notifies(self, timeout):
+        import queue
+        from types import SimpleNamespace
+
+        try:
+            yield SimpleNamespace(payload=self.notes.get(timeout=0.01))
+        except queue.Empty:
+            return
+
+
+class CountingStore:
+    """The store's twin, counting what the cache asks it."""
+
+    def __init__(self, store):
+        self.store, self.asked = store, 0
+
+    def __getattr__(self, name):
+        self.asked += name in ("between", "blocked_sets")
+        return getattr(self.store, name)
+
+
+def cache_over(world, connect, url):
+    from lib.blocks import BlockCache
+
+    counting = CountingStore(world.parts.blocks)
+    return BlockCache(counting, f"postgresql://test/{url}", connect=connect), counting
+
+
+def until(condition):
+    import time
+
+    for _ in range(500):
+        if condition():
+            return
+        time.sleep(0.002)
+    raise AssertionError("never")
+
+
+def test_while_it_listens_a_process_answers_from_memory_and_forgets_on_a_notice(world, ana, bo):
+    import uuid
+
+    listening = Listening()
+    cache, counting = cache_over(world, listening, uuid.uuid4().hex)
+    cache.between(ana["uuid"], bo["uuid"])  # starts listening
+    until(lambda: cache._notices.listening.is_set())
+    assert cache.between(ana["uuid"], bo["uuid"]) == (False, False)
+    asked = counting.asked
+    assert cache.between(bo["uuid"], ana["uuid"]) == (False, False) and counting.asked == asked  # from memory
+    world.parts.blocks.block(ana["uuid"], bo["uuid"])
+    listening.notes.put(ana["uuid"])  # what the block's commit tells every process
+    until(lambda: cache.between(ana["uuid"], bo["uuid"]) == (True, False))
+    assert cache.between(bo["uuid"], ana["uuid"]) == (False, True)
+
+
+def test_a_process_that_cannot_listen_asks_the_database_every_time(world, ana, bo):
+    import uuid
+
+    cache, counting = cache_over(world, Listening(down=True), uuid.uuid4().hex)
+    assert cache.between(ana["uuid"], bo["uuid"]) == (False, False)
+    world.parts.blocks.block(bo["uuid"], ana["uuid"])  # no notice can reach it
+    assert cache.between(ana["uuid"], bo["uuid"]) == (False, True)
+    assert counting.asked == 2
+
+
+def test_a_load_that_a_notice_overtook_is_not_remembered(world, ana, bo):
+    import uuid
+
+    listening = Listening()
+    cache, counting = cache_over(world, listening, uuid.uuid4().hex)
+    cache.between(ana["uuid"], bo["uuid"])
+    until(lambda: cache._notices.listening.is_set())
+    cache.forget(None)
+    real = counting.store.blocked_sets
+
+    def overtaken(users):
+        loaded = real(users)
+        cache.forget(ana["uuid"])  # a notice lands while this load is on its way
+        return loaded
+
+    from types import SimpleNamespace
+
+    counting.store = SimpleNamespace(blocked_sets=overtaken, between=world.parts.blocks.between)
+    cache.between(ana["uuid"], bo["uuid"])
+    assert cache._known.get(ana["uuid"]) is None and cache._known.get(bo["uuid"]) is None

@@ -1,6 +1,7 @@
 """Blocking a user end to end through HTTP against gunicorn over the local stack: the block routes
 as the contract gives them, sends refused both ways by handle and into the conversation (nothing
-stored), and a block that holds on every process of a server from its 200."""
+stored), and a block (and an unblock) that holds on every process of a server from its 200, each
+process having remembered the blocks it read before (lib/blocks.py BlockCache)."""
 from __future__ import annotations
 
 import pytest
@@ -72,3 +73,6 @@ def test_a_block_holds_on_every_process_from_its_answer(workers, users):
         error(request(workers, "POST", "/api/messages", b, json={"message": f"x{attempt}", "message_group_uuid": group}),
               403, "recipient_unavailable")
     assert not any(m["message"].startswith("x") for m in messages(workers, a, group))
+    request(workers, "DELETE", f"/api/blocks/@{b.handle}", a)
+    for attempt in range(24):  # and the unblock likewise, on every worker
+        send(workers, b, f"y{attempt}", group=group)

@@ -260,6 +260,7 @@ def test_a_block_is_made_once_answered_as_it_is_and_works_one_way(blocking):
     assert blocks.block(ana["uuid"], bo["uuid"]) == made  # again: the same block, the same time
     assert blocks.between(ana["uuid"], bo["uuid"]) == (True, False)
     assert blocks.between(bo["uuid"], ana["uuid"]) == (False, True)
+    assert blocks.blocked_sets([ana["uuid"], bo["uuid"]]) == {ana["uuid"]: {bo["uuid"]}, bo["uuid"]: frozenset()}
     blocks.unblock(ana["uuid"], bo["uuid"])
     blocks.unblock(ana["uuid"], bo["uuid"])  # none left: nothing to do
     assert blocks.between(ana["uuid"], bo["uuid"]) == (False, False) and blocks.blocked_by(ana["uuid"]) == []

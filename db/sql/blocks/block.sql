@@ -12,6 +12,8 @@ WITH blocker AS (
   WHERE (SELECT count(*) FROM public.blocks WHERE blocker_uuid = %(blocker)s) < %(most)s
   ON CONFLICT (blocker_uuid, blocked_uuid) DO NOTHING
   RETURNING blocked_at
+), told AS (  -- every API process drops what it remembers of the blocker's blocks (lib/blocks.py)
+  SELECT pg_notify('cruddur_blocks', %(blocker)s::text)
 )
 SELECT json_build_object(
   'handle', target.handle,
@@ -19,5 +21,5 @@ SELECT json_build_object(
   'blocked_at', public.iso_utc(coalesce((SELECT blocked_at FROM made),
                                         (SELECT b.blocked_at FROM public.blocks b
                                          WHERE b.blocker_uuid = %(blocker)s AND b.blocked_uuid = target.uuid))))
-FROM target
+FROM target, told
 -- RETURNING (in `made`) makes this a write
