@@ -76,3 +76,19 @@ def test_a_block_holds_on_every_process_from_its_answer(workers, users):
     request(workers, "DELETE", f"/api/blocks/@{b.handle}", a)
     for attempt in range(24):  # and the unblock likewise, on every worker
         send(workers, b, f"y{attempt}", group=group)
+
+
+def test_a_block_holds_in_harsh_mode_too(api, users, harsh):
+    """A lagging index, lost responses retried by the SDK, throttling, duplicated stream records:
+    the block is asked of PostgreSQL before anything is written to the table, so none of it lets a
+    send through, and the unblock lets sends in again."""
+    harsh(gsi_lag_ms=1500)
+    a, b = users.make("bh"), users.make("bi")
+    group = send(api, a, "hello", to=b)["message_group_uuid"]
+    put_block(api, b, a)
+    for body in ({"handle": b.handle}, {"message_group_uuid": group}):
+        error(request(api, "POST", "/api/messages", a, json={"message": "in harsh times", **body},
+                      headers={"Idempotency-Key": f"harsh-{len(body)}-{group[:8]}"}), 403, "recipient_unavailable")
+    request(api, "DELETE", f"/api/blocks/@{a.handle}", b)
+    send(api, a, "let in", group=group)
+    assert [m["message"] for m in messages(api, b, group)] == ["hello", "let in"]
