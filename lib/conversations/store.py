@@ -22,7 +22,7 @@ from domain.conversations import Conversation, Idempotency, Message, Page, Perso
 from domain.times import iso
 from lib.conversations import layout, read_markers
 from lib.conversations.participants import Participants
-from lib.conversations.rows import newest_row_per_group
+from lib.conversations.rows import group_rows, newest_row_per_group
 from lib.conversations.sending import Sender
 from lib.ddb import Ddb
 
@@ -45,10 +45,16 @@ class ConversationStore:
         return self.participants.is_participant(group, user_uuid)
 
     def other_participant(self, group: str, user_uuid: str) -> str | None:
-        """The participant of the conversation who is not `user_uuid` (who takes part), or None
-        while a week-5 group's lagging index shows only one of its two rows."""
+        """The participant of the conversation who is not `user_uuid` (who takes part): the
+        header's, or a week-5 group's other row owner; while a lagging index shows only the
+        user's own row, the one that row names (a row names the other participant). None: not
+        found."""
         others = [p for p in self.participants.of(group) or () if p != str(user_uuid)]
-        return others[0] if others else None
+        if others:
+            return others[0]
+        named = [row.get("user_uuid") for row in group_rows(self.table, group, self.index)
+                 if layout.owner_of(row) == str(user_uuid)]
+        return str(named[0]) if named and named[0] else None
 
     def layout_current(self) -> bool:
         """Whether every group of the table has its header (no week-5 group left to look for)."""

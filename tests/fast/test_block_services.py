@@ -187,3 +187,19 @@ def test_a_load_that_a_notice_overtook_is_not_remembered(world, ana, bo):
     counting.store = SimpleNamespace(blocked_sets=overtaken, between=world.parts.blocks.between)
     cache.between(ana["uuid"], bo["uuid"])
     assert cache._known.get(ana["uuid"]) is None and cache._known.get(bo["uuid"]) is None
+
+
+def test_a_week5_group_whose_index_shows_only_the_senders_row_is_blocked_too(world, ana, bo):
+    """A week-5 group (no header, no layout mark) whose lagging index shows only the sender's
+    row: the other participant is the one that row names, and their block holds."""
+    from lib.conversations import layout
+
+    world.table.items.pop((layout.LAYOUT_KEY["pk"], layout.LAYOUT_KEY["sk"]), None)
+    group = "5b8c3d2e-0000-4000-8000-00000000aa01"
+    when = "2026-01-01T00:00:00.000000+00:00"
+    world.table.put(layout.group_row(bo["uuid"], ana, group, "old", when))
+    world.table.freeze_index()  # the index shows bo's row only
+    world.table.put(layout.group_row(ana["uuid"], bo, group, "old", when))
+    world.table.put(layout.message_item(group, bo, "old", when))
+    BlockUser.run(world.parts.blocks, world.parts.users, ana, "bo")
+    refused("recipient_unavailable", send, world, bo, {"message_group_uuid": group, "message": "let me in"})
