@@ -7,7 +7,7 @@ from typing import Any
 from domain.conversations import Conversation, Message
 
 
-def message_json(message: Message) -> dict[str, str]:
+def message_json(message: Message) -> dict[str, str | None]:
     """A message as pattern A and the POST reply give it."""
     return {
         "uuid": message.uuid,
@@ -15,6 +15,7 @@ def message_json(message: Message) -> dict[str, str]:
         "handle": message.handle,
         "message": message.text,
         "created_at": message.created_at,
+        "edited_at": message.edited_at,
     }
 
 

@@ -21,6 +21,7 @@ class Message(NamedTuple):
     text: str
     created_at: str
     sender_uuid: str = ""  # whose the names are (the current ones: services/names.py)
+    edited_at: str | None = None  # when its text was last changed by its sender
 
 
 class Conversation(NamedTuple):

@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, request
 from routes.http import caller, json_body, page_response, parts
 from services import validation
 from services.create_message import CreateMessage
+from services.edit_message import EditMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
 from services.read_markers import MarkRead, UnreadSummary
@@ -52,3 +53,9 @@ def mark_read(message_group_uuid: str):
     user = caller()
     body = json_body() if request.get_data(cache=True).strip() else None
     return jsonify(MarkRead.run(parts().conversations, user, message_group_uuid, body))
+
+
+@bp.patch("/api/messages/<message_group_uuid>/<message_uuid>")
+def edit_message(message_group_uuid: str, message_uuid: str):
+    user = caller()
+    return jsonify(EditMessage.run(parts().conversations, user, message_group_uuid, message_uuid, json_body()))

@@ -11,7 +11,9 @@ items through these names and functions, and turn items into the domain's values
                The only items with `message_group_uuid`, so the GSI
                `message-group-sk-index` holds exactly the two rows of each group.
   message      pk MSG#<message_group_uuid>  sk <created time>
-               message_uuid, message, and user_uuid/user_display_name/user_handle of the sender.
+               message_uuid (naming the created time: domain/message_ids.py), message, and
+               user_uuid/user_display_name/user_handle of the sender; edited_at once its sender
+               changed its text.
   group header pk GROUP#<message_group_uuid> sk GROUP
                participants: the two user uuids; profiles: each one's display_name and handle;
                first_message_uuid.
@@ -36,7 +38,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable, Mapping
 
-from domain import unread
+from domain import message_ids, unread
 from domain.conversations import Conversation, Message
 from domain.times import epoch_now, now_iso  # epoch_now: the clock DynamoDB's TTL reads
 
@@ -147,7 +149,7 @@ def message_item(message_group_uuid: str, sender: Mapping[str, str], message: st
                  created_at: str, message_uuid: str | None = None) -> dict[str, str]:
     return {
         **message_key(message_group_uuid, created_at),
-        "message_uuid": message_uuid or str(uuid.uuid4()),
+        "message_uuid": message_uuid or message_ids.new(created_at),
         "message": message,
         "user_uuid": str(sender["uuid"]),
         "user_display_name": sender["display_name"],
@@ -215,7 +217,7 @@ def message_of_item(item: Mapping[str, Any], group: str) -> Message:
     return Message(uuid=item["message_uuid"], message_group_uuid=group,
                    display_name=item["user_display_name"],
                    handle=item["user_handle"], text=item["message"], created_at=item["sk"],
-                   sender_uuid=item.get("user_uuid", ""))
+                   sender_uuid=item.get("user_uuid", ""), edited_at=item.get("edited_at"))
 
 
 def conversation_of_row(row: Mapping[str, Any]) -> Conversation:

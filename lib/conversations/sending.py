@@ -17,12 +17,11 @@ still on its way (it writes that very message, and whichever lands second finds 
 """
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from domain.conversations import Idempotency, Person, Sent
 from domain.errors import InvalidInput
-from domain import times
+from domain import message_ids, times
 from lib.conversations import layout
 from lib.conversations.layout import message_of_item
 from lib.conversations.participants import Participants
@@ -119,14 +118,16 @@ class Sender:
 class _Draft:
     """The message being sent: its sender, text, uuid and time, fixed for the whole request (a
     key found taken by a message with this uuid is this message, written by an attempt whose
-    response was lost); a time collision gives it a new time."""
+    response was lost); a time collision gives it a new time, and with it a new uuid."""
 
     def __init__(self, sender: Person, text: str):
-        self.sender, self.text, self.message_uuid = sender, text, str(uuid.uuid4())
-        self.created_at = times.now_iso()
+        self.sender, self.text = sender, text
+        self.retime()
 
     def retime(self) -> None:
+        """A new time, and the uuid that names it (domain/message_ids.py)."""
         self.created_at = times.now_iso()
+        self.message_uuid = message_ids.new(self.created_at)
 
     def item(self, group: str) -> dict[str, Any]:
         return layout.message_item(group, self.sender, self.text, self.created_at, self.message_uuid)

@@ -19,16 +19,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.conversations import Conversation, Idempotency, Message, Page, Person, Sent
+from domain import message_changes, message_ids, times
 from domain.times import iso
 from lib.conversations import layout, read_markers
 from lib.conversations.participants import Participants
 from lib.conversations.rows import group_rows, newest_row_per_group
 from lib.conversations.sending import Sender
-from lib.ddb import Ddb
+from lib.ddb import Ddb, KeyTaken, WriteConflict
+
+# Edits of one message racing each other: each tries again over the other's, this many times.
+EDIT_ATTEMPTS = 5
 
 # What each read asks for: DynamoDB charges for the whole item either way; what a projection
 # saves is the client's work parsing attributes nobody uses.
-MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_uuid", "user_display_name", "user_handle")
+MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_uuid", "user_display_name", "user_handle",
+                      "edited_at")
 ROW_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_uuid", "user_display_name", "user_handle",
                   "unread_count")
 
@@ -70,6 +75,46 @@ class ConversationStore:
                       idempotency: Idempotency | None = None) -> Sent:
         """Pattern D: a message into a conversation the sender takes part in (checked before)."""
         return self.sender.to_group(sender, group, text, idempotency)
+
+    # -- changing what was sent -----------------------------------------------------------------
+    def message(self, group: str, message_uuid: str) -> Message | None:
+        """The conversation's message with this uuid, read consistently: one GetItem for a uuid
+        that names its time (domain/message_ids.py); older messages' random uuids name none, and
+        are looked for in the conversation."""
+        item = self._message_item(group, message_uuid)
+        return layout.message_of_item(item, group) if item is not None else None
+
+    def _message_item(self, group: str, message_uuid: str) -> dict | None:
+        created_at = message_ids.created_at_of(message_uuid)
+        if created_at is not None:
+            item = self.table.get(layout.message_key(group, created_at), attributes=MESSAGE_ATTRIBUTES)
+            return item if item is not None and item.get("message_uuid") == message_uuid else None
+        for item in self.table.query_items(layout.message_pk(group), consistent=True, attributes=MESSAGE_ATTRIBUTES,
+                                           where={"message_uuid": message_uuid}):
+            return item
+        return None
+
+    def edit(self, message: Message, text: str) -> Message:
+        """The message with its sender's new text, stamped with the time of the change. Each
+        edit is written only over the state it read (a conditional update), so of two edits at
+        once the one that lands last is what stays; an edit that lost the race tries again over
+        the other's. Raises ValueError("gone") when the message is no longer there."""
+        key = layout.message_key(message.message_group_uuid, message.created_at)
+        seen = message
+        for _ in range(EDIT_ATTEMPTS):
+            edited_at = message_changes.next_change_time(times.now_iso(), seen.edited_at)
+            try:
+                self.table.update_if(key, {"message": text, "edited_at": edited_at},
+                                     {"message_uuid": message.uuid, "edited_at": seen.edited_at})
+                return seen._replace(text=text, edited_at=edited_at)
+            except KeyTaken as changed:
+                now = changed.held.get(0)
+                if not now:
+                    raise ValueError("gone") from changed
+                if now.get("edited_at") == edited_at and now.get("message") == text:
+                    return seen._replace(text=text, edited_at=edited_at)  # ours: a lost response, retried
+                seen = layout.message_of_item(now, message.message_group_uuid)
+        raise WriteConflict(reason="edits kept racing")
 
     # -- reading -------------------------------------------------------------------------------
     def messages(self, group: str, limit: int, after: str | None = None) -> Page[Message]:

@@ -36,14 +36,14 @@ def test_a_group_row_costs_an_index_write_a_message_does_not():
     assert capacity.write_cost(None, row, done=True) == (1, 1)        # a delete leaves the index
     assert capacity.write_cost(row, row, done=False) == (1, 0)        # refused: the table's only
     assert capacity.write_cost(row, None, done=True, transactional=True) == (2, 1)
-    big = dynamo.serialize(layout.message_item("g", ANA, "x" * 1500, "t"))
+    big = dynamo.serialize(layout.message_item("g", ANA, "x" * 1500, "2030-01-01T00:00:00.000000+00:00"))
     assert capacity.write_cost(big, None, done=True) == (2, 0)
 
 
 def test_a_move_without_a_transaction_costs_what_the_issue_allows():
     """A message end to end at one message per batch: its put, then per participant a put of
     the new row and the delete of the old one: 9 write units, against 13 in one transaction."""
-    message = dynamo.serialize(layout.message_item("g", ANA, "hi", "t1"))
+    message = dynamo.serialize(layout.message_item("g", ANA, "hi", "2030-01-01T00:00:00.000001+00:00"))
     old = [dynamo.serialize(layout.group_row(a["uuid"], b, "g", "hi", "t0")) for a, b in ((ANA, BO), (BO, ANA))]
     new = [dynamo.serialize(layout.group_row(a["uuid"], b, "g", "hi", "t1")) for a, b in ((ANA, BO), (BO, ANA))]
     api = capacity.Usage(*capacity.write_cost(message, None, done=True))

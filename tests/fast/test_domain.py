@@ -101,7 +101,7 @@ def test_a_row_with_a_marker_is_also_a_read_event():
 # -- the contract's JSON --------------------------------------------------------------------------------
 def test_a_message_and_a_conversation_as_the_contract_gives_them():
     assert message_json(MESSAGE) == {"uuid": "m-1", "display_name": "Ana A", "handle": "ana", "message": "hi",
-                                     "created_at": T[1]}
+                                     "created_at": T[1], "edited_at": None}
     assert group_json(CONVERSATION) == {"uuid": "g-1", "display_name": "Bo B", "handle": "bo", "message": "hi",
                                         "created_at": T[1], "unread_count": 2}
 

@@ -42,7 +42,7 @@ def test_a_new_message_is_a_message_event_for_each_participant_and_no_one_else()
         assert event.kind == "message" and event.key == "message:33333333-3333-4333-8333-333333333333"
         assert event.data == {"uuid": "33333333-3333-4333-8333-333333333333", "display_name": "Andrew Brown",
                               "handle": "andrewbrown", "message": "hi", "created_at": T1,
-                              "message_group_uuid": GROUP}
+                              "edited_at": None, "message_group_uuid": GROUP}
     # the same message again (a record delivered twice, or a MODIFY of it) makes the same keys, or none
     assert [e.key for e in events_of(record("INSERT", item), participants)] == [e.key for e in events]
     assert events_of(record("MODIFY", item), participants) == []

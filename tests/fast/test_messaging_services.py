@@ -41,7 +41,7 @@ def stored_messages(world) -> list[dict]:
 # -- patterns C and D: sending ----------------------------------------------------------------------
 def test_a_first_message_by_handle_starts_the_conversation_and_names_it(world, ana, bo):
     sent = send(world, ana, {"handle": "bo", "message": "  hello bo  "})
-    assert set(sent) == {"uuid", "display_name", "handle", "message", "created_at", "message_group_uuid"}
+    assert set(sent) == {"uuid", "display_name", "handle", "message", "created_at", "edited_at", "message_group_uuid"}
     assert (sent["message"], sent["handle"], sent["display_name"]) == ("hello bo", "ana", "Ana A")
     assert [m["message"] for m in read(world, bo, sent["message_group_uuid"])[0]] == ["hello bo"]
 

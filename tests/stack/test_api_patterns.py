@@ -51,7 +51,7 @@ def test_londo_and_bayko_walk_patterns_c_b_d_and_a(api, seeded, harsh):
     assert len({first["uuid"], reply["uuid"], again["uuid"]}) == 3
 
     # A: both participants read the same messages, oldest first, with the contract's fields.
-    expected = [{k: m[k] for k in ("uuid", "display_name", "handle", "message", "created_at")}
+    expected = [{k: m[k] for k in ("uuid", "display_name", "handle", "message", "created_at", "edited_at")}
                 for m in (first, reply, again)]
     for user in (londo, bayko):
         listed = messages(api, user, group)

@@ -81,7 +81,7 @@ def test_a_message_posted_through_one_instance_reaches_both_participants_streams
             [message] = stream.take(1, where=of_kind("message", text))
             assert message.data == {"uuid": sent["uuid"], "display_name": sent["display_name"],
                                     "handle": "andrewbrown", "message": text,
-                                    "created_at": sent["created_at"], "message_group_uuid": group}
+                                    "created_at": sent["created_at"], "edited_at": None, "message_group_uuid": group}
             assert message.id
         # bayko's conversation row: the new last message, one unread
         [row] = bayko.take(1, where=lambda e: e.event == "conversation" and e.data["message"] == text)
