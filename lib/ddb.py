@@ -384,6 +384,25 @@ class Ddb:
                    UpdateExpression=f"SET {assignments}", ConditionExpression=condition,
                    ReturnValuesOnConditionCheckFailure="ALL_OLD", **expression.arguments())
 
+    def update_if_newer(self, key: Mapping[str, str], values: Mapping[str, Any], expect: Mapping[str, Any],
+                        version: str) -> bool:
+        """Set `values` on the item at `key` only if it exists, each attribute of `expect` still
+        holds its value, and the item's `version` attribute is absent or lower than the one in
+        `values`: a change delivered late or twice never overwrites a newer one. False when it
+        did not write."""
+        expression = _Expression()
+        name = expression.name(version)
+        condition = (f"{expression.still(expect)} AND (attribute_not_exists({name}) OR "
+                     f"{name} < {expression.value(values[version])})")
+        assignments = ", ".join(f"{expression.name(a)} = {expression.value(v)}" for a, v in values.items())
+        try:
+            self._call("update_item", TableName=self.table, Key=serialize(key),
+                       UpdateExpression=f"SET {assignments}", ConditionExpression=condition,
+                       **expression.arguments())
+            return True
+        except KeyTaken:
+            return False
+
     def delete_if(self, key: Mapping[str, str], expect: Mapping[str, Any]) -> bool:
         """Delete the item at `key` only if it exists and each attribute of `expect` still holds
         its value (None: is still absent); False when it did not."""

@@ -205,6 +205,17 @@ class MemoryTable:
             self._store({**held, **copy.deepcopy(dict(values))})
         self._write("update_item", key, apply)
 
+    def update_if_newer(self, key: Mapping[str, str], values: Mapping[str, Any], expect: Mapping[str, Any],
+                        version: str) -> bool:
+        def apply() -> bool:
+            held = self.items.get((key["pk"], key["sk"]))
+            if held is None or not _still(held, expect) or (
+                    version in held and not held[version] < values[version]):
+                return False
+            self._store({**held, **copy.deepcopy(dict(values))})
+            return True
+        return self._write("update_item", key, apply)
+
     def delete_if(self, key: Mapping[str, str], expect: Mapping[str, Any]) -> bool:
         def apply() -> bool:
             held = self.items.get((key["pk"], key["sk"]))

@@ -30,6 +30,16 @@ class NewMessage:
 
 
 @dataclass(frozen=True)
+class MessageEdited:
+    """A message a record changed: its sender's text, stamped with the time of the edit."""
+    group: str
+    sk: str
+    text: str
+    message_uuid: str
+    edited_at: str
+
+
+@dataclass(frozen=True)
 class RowWritten:
     """A group row a record inserted or changed: the conversation as its owner sees it now, and
     their read marker ("" before any)."""
@@ -38,9 +48,9 @@ class RowWritten:
     read_up_to: str
 
 
-def change_of(record: Mapping[str, Any]) -> NewMessage | RowWritten | None:
-    """What a stream record did: a new message, a group row written, or None for anything else
-    (deletes, other items, records without a new image)."""
+def change_of(record: Mapping[str, Any]) -> NewMessage | MessageEdited | RowWritten | None:
+    """What a stream record did: a new message, a message edited, a group row written, or None
+    for anything else (deletes, other items, records without a new image)."""
     name = record.get("eventName")
     if name not in ("INSERT", "MODIFY"):
         return None
@@ -53,6 +63,10 @@ def change_of(record: Mapping[str, Any]) -> NewMessage | RowWritten | None:
                           sender=image.get("user_uuid", ""),
                           display_name=image.get("user_display_name", ""),
                           handle=image.get("user_handle", ""))
+    if name == "MODIFY" and layout.is_message(image) and image.get("edited_at"):
+        return MessageEdited(group=layout.message_group_uuid_of(image), sk=image["sk"],
+                             text=image.get("message", ""), message_uuid=image["message_uuid"],
+                             edited_at=image["edited_at"])
     if layout.is_group_row(image):
         return RowWritten(layout.owner_of(image), layout.conversation_of_row(image),
                           image.get("read_up_to", ""))
@@ -63,3 +77,9 @@ def new_message(record: Mapping[str, Any]) -> NewMessage | None:
     """The message a record inserted, or None for anything else."""
     change = change_of(record)
     return change if isinstance(change, NewMessage) else None
+
+
+def message_edited(record: Mapping[str, Any]) -> MessageEdited | None:
+    """The edit a record made, or None for anything else."""
+    change = change_of(record)
+    return change if isinstance(change, MessageEdited) else None

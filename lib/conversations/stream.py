@@ -49,7 +49,7 @@ from domain import unread
 from domain.times import later
 from lib.conversations import layout, read_markers, week5
 from lib.conversations.participants import Header, Participants
-from lib.conversations.records import NewMessage, new_message
+from lib.conversations.records import MessageEdited, NewMessage, message_edited, new_message
 from lib.conversations.rows import IndexBehind, group_rows, has_row, rows_of
 from lib.ddb import Ddb, KeyTaken, key_of
 
@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 # reported failed, so Lambda retries the batch from them, instead of the invocation timing out and
 # every group of the batch being applied again.
 TIME_FOR_A_GROUP_MS = 10_000
+# A row's stamp of the edit whose text it shows (absent: its message's text as sent).
+EDIT_STAMP = "message_edited_at"
 
 
 def _log(level: int, message: str, exc_info: bool = False, **fields: Any) -> None:
@@ -91,9 +93,16 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
     batches: dict[str, dict[str, NewMessage]] = {}  # group -> its messages of the batch, by sk
     first_position: dict[str, int] = {}
     messages = 0
+    edits: dict[str, dict[str, MessageEdited]] = {}  # group -> its edited messages' latest edit
     for position, record in enumerate(records):
         message = new_message(record)
         if message is None:
+            edited = message_edited(record)
+            if edited is not None:
+                first_position.setdefault(edited.group, position)
+                latest = edits.setdefault(edited.group, {})
+                if edited.message_uuid not in latest or edited.edited_at > latest[edited.message_uuid].edited_at:
+                    latest[edited.message_uuid] = edited
             continue
         messages += 1
         first_position.setdefault(message.group, position)
@@ -101,24 +110,30 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
             newest[message.group] = message
         batches.setdefault(message.group, {})[message.sk] = message
 
-    def move(group: str, message: NewMessage) -> str:
+    def move(group: str) -> str:
+        """The group's rows brought to its newest message of the batch, then to its edits."""
         try:
-            return mover.apply(message, list(batches[group].values()))
+            outcome = mover.apply(newest[group], list(batches[group].values())) if group in newest else "current"
+            for edit in edits.get(group, {}).values():
+                if mover.apply_edit(edit) and outcome == "current":
+                    outcome = "edited"
+            return outcome
         except Exception as error:  # one group's failure must not stop the others
             _log(logging.ERROR, "group update failed", exc_info=True, request_id=request_id,
-                 message_group_uuid=group, sk=message.sk, error_type=type(error).__name__)
+                 message_group_uuid=group, error_type=type(error).__name__)
             return "failed"
 
     results: dict[str, "Future[str] | str"] = {}
     slots = threading.BoundedSemaphore(max(1, concurrency))
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(newest)))) as pool:
-        for group, message in newest.items():
+    groups = sorted({*newest, *edits}, key=lambda group: first_position[group])
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(groups)))) as pool:
+        for group in groups:
             slots.acquire()
             if remaining_ms is not None and remaining_ms() < TIME_FOR_A_GROUP_MS:
                 slots.release()
                 results[group] = "postponed"  # out of time: this group and the rest, later
                 continue
-            running = pool.submit(move, group, message)
+            running = pool.submit(move, group)
             running.add_done_callback(lambda _: slots.release())
             results[group] = running
     outcomes: dict[str, int] = {}
@@ -135,7 +150,8 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
         retry_from = records[min(failed)]
         answer["batchItemFailures"].append({"itemIdentifier": retry_from["dynamodb"]["SequenceNumber"]})
     _log(logging.INFO, "batch done", request_id=request_id, records=len(records),
-         messages=messages, groups=len(newest), failed_groups=len(failed), outcomes=outcomes,
+         messages=messages, edits=sum(len(e) for e in edits.values()), groups=len(groups),
+         failed_groups=len(failed), outcomes=outcomes,
          retry_from=answer["batchItemFailures"][0]["itemIdentifier"] if failed else None)
     return answer
 
@@ -177,6 +193,21 @@ class RowMover:
                 moved |= self.bring_up(message, owner, rows, header, batch)
             return "moved" if moved else "current"
         raise AssertionError("unreachable")
+
+    def apply_edit(self, edit: MessageEdited) -> bool:
+        """The rows showing the edited message as their last one take its new text. A row that
+        has moved on to a newer message is left alone, and an edit delivered late or twice never
+        overwrites a newer one: a row carries the time of the edit whose text it shows
+        (EDIT_STAMP). Each participant's rows from the message's time on are read from the table
+        itself (one small Query each), not the index, which may not show the row there yet.
+        True when it wrote."""
+        wrote = False
+        for owner in self.participants.both(edit.group):
+            for row in rows_of(self.table, owner, edit.group, since=edit.sk):
+                if row["sk"] == edit.sk:
+                    wrote |= self.table.update_if_newer(key_of(row), {"message": edit.text, EDIT_STAMP: edit.edited_at},
+                                                        {"message_group_uuid": edit.group}, EDIT_STAMP)
+        return wrote
 
     def current_rows(self, message: NewMessage, header: Header | None,
                      settled: bool) -> dict[str, list[dict[str, Any]]] | None:
@@ -237,6 +268,7 @@ class RowMover:
                 count = read_markers.count_unread(self.table, message.group, owner, marker, message.sk)
             row = {**base, "unread_count": count}
             row.pop("read_up_to", None)
+            row.pop(EDIT_STAMP, None)  # the stamp of the text it showed: a new message's text is unedited
             if marker:
                 row["read_up_to"] = marker
             self.put_row(message, owner, row)

@@ -114,3 +114,55 @@ def test_a_message_with_a_random_uuid_is_found_in_its_conversation(world, ana, b
     at = times.now_iso()
     world.table.put(layout.message_item(group, ana, "an older one", at, older))
     assert edit(world, ana, group, older, "found")["message"] == "found"
+
+
+# -- the rows of an edited message (the stream Lambda's part) ------------------------------------
+def rows(world, reader):
+    from services.message_groups import MessageGroups
+
+    page, _ = MessageGroups.run(world.parts.conversations, world.parts.names, world.parts.cursors, reader, 20, None)
+    return [g["message"] for g in page]
+
+
+def test_when_the_last_message_is_edited_both_rows_show_the_new_text(world, ana, bo, sent):
+    group, message = sent
+    world.settle()
+    edit(world, ana, group, message, "see you saturday")
+    world.settle()
+    assert rows(world, ana) == rows(world, bo) == ["see you saturday"]
+
+
+def test_an_edit_of_an_earlier_message_leaves_the_rows_on_the_last(world, ana, bo, sent):
+    group, message = sent
+    send(world, bo, {"message_group_uuid": group, "message": "friday works"})
+    world.settle()
+    edit(world, ana, group, message, "see you saturday")
+    world.settle()
+    assert rows(world, ana) == rows(world, bo) == ["friday works"]
+
+
+def test_edits_delivered_late_or_twice_never_bring_an_older_text_back(world, ana, bo, sent):
+    from lib.conversations.stream import RowMover, apply_batch
+
+    group, message = sent
+    world.settle()
+    edit(world, ana, group, message, "second")
+    first = world.table.stream_records()
+    edit(world, ana, group, message, "third")
+    second = world.table.stream_records()
+    mover = RowMover(world.table)
+    assert apply_batch(second, mover) == {"batchItemFailures": []}
+    assert apply_batch(first + first, mover) == {"batchItemFailures": []}  # late, and twice
+    assert rows(world, ana) == rows(world, bo) == ["third"]
+
+
+def test_a_row_moved_to_a_new_message_takes_that_messages_edits(world, ana, bo, sent):
+    group, message = sent
+    world.settle()
+    edit(world, ana, group, message, "edited late in the day")
+    world.settle()
+    newer = send(world, bo, {"message_group_uuid": group, "message": "tpyo"})
+    world.settle()
+    edit(world, bo, group, newer["uuid"], "typo")
+    world.settle()
+    assert rows(world, ana) == rows(world, bo) == ["typo"]

@@ -63,6 +63,18 @@ def test_update_if_sets_only_while_the_expectation_holds(table):
     assert table.get(key("A#4", "gone")) is None, "an update never creates an item"
 
 
+def test_update_if_newer_never_goes_back_to_an_older_version(table):
+    table.put({**key("A#6", "s"), "group": "g", "text": "sent"})
+    assert table.update_if_newer(key("A#6", "s"), {"text": "t2", "v": "2"}, {"group": "g"}, "v") is True
+    assert table.update_if_newer(key("A#6", "s"), {"text": "t1", "v": "1"}, {"group": "g"}, "v") is False
+    assert table.update_if_newer(key("A#6", "s"), {"text": "t2", "v": "2"}, {"group": "g"}, "v") is False
+    assert table.update_if_newer(key("A#6", "s"), {"text": "t3", "v": "3"}, {"group": "other"}, "v") is False
+    assert table.get(key("A#6", "s"))["text"] == "t2"
+    assert table.update_if_newer(key("A#6", "s"), {"text": "t3", "v": "3"}, {"group": "g"}, "v") is True
+    assert table.update_if_newer(key("A#6", "gone"), {"text": "t", "v": "9"}, {}, "v") is False
+    assert table.get(key("A#6", "gone")) is None, "an update never creates an item"
+
+
 def test_delete_if_deletes_only_while_the_expectation_holds(table):
     table.put({**key("A#5", "s"), "group": "g"})
     assert table.delete_if(key("A#5", "s"), {"group": "other"}) is False
