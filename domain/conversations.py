@@ -33,6 +33,7 @@ class Conversation(NamedTuple):
     last_message_at: str
     unread_count: int
     other_uuid: str = ""  # whose the names are (the current ones: services/names.py)
+    last_message_edited_at: str | None = None  # the last message's edit the row shows, if any
 
 
 class Sent(NamedTuple):

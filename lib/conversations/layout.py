@@ -54,6 +54,9 @@ IDEMPOTENCY_PREFIX = "IDEM#"
 LAYOUT_KEY = {"pk": "META#layout", "sk": "META"}
 LAYOUT_VERSION = 2
 
+# A group row's stamp of the edit whose text it shows (absent: its last message's text as sent).
+EDIT_STAMP = "message_edited_at"
+
 # The attribute DynamoDB's TTL reads (idempotency records only), and how long a record is kept.
 TTL_ATTRIBUTE = "expires_at"
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -225,7 +228,8 @@ def conversation_of_row(row: Mapping[str, Any]) -> Conversation:
     return Conversation(message_group_uuid=row["message_group_uuid"],
                         display_name=row["user_display_name"], handle=row["user_handle"],
                         last_message=row["message"], last_message_at=row["sk"],
-                        unread_count=unread_of(row), other_uuid=row.get("user_uuid", ""))
+                        unread_count=unread_of(row), other_uuid=row.get("user_uuid", ""),
+                        last_message_edited_at=row.get(EDIT_STAMP))
 
 
 def table_definition(name: str, provisioned: bool = False, read_capacity: int = 5,

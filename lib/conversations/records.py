@@ -37,6 +37,15 @@ class MessageEdited:
     text: str
     message_uuid: str
     edited_at: str
+    sender: str = ""
+    display_name: str = ""
+    handle: str = ""
+
+    @property
+    def message(self) -> Message:
+        return Message(uuid=self.message_uuid, message_group_uuid=self.group, display_name=self.display_name,
+                       handle=self.handle, text=self.text, created_at=self.sk, sender_uuid=self.sender,
+                       edited_at=self.edited_at)
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,9 @@ def change_of(record: Mapping[str, Any]) -> NewMessage | MessageEdited | RowWrit
     if name == "MODIFY" and layout.is_message(image) and image.get("edited_at"):
         return MessageEdited(group=layout.message_group_uuid_of(image), sk=image["sk"],
                              text=image.get("message", ""), message_uuid=image["message_uuid"],
-                             edited_at=image["edited_at"])
+                             edited_at=image["edited_at"], sender=image.get("user_uuid", ""),
+                             display_name=image.get("user_display_name", ""),
+                             handle=image.get("user_handle", ""))
     if layout.is_group_row(image):
         return RowWritten(layout.owner_of(image), layout.conversation_of_row(image),
                           image.get("read_up_to", ""))

@@ -60,8 +60,7 @@ log = logging.getLogger(__name__)
 # reported failed, so Lambda retries the batch from them, instead of the invocation timing out and
 # every group of the batch being applied again.
 TIME_FOR_A_GROUP_MS = 10_000
-# A row's stamp of the edit whose text it shows (absent: its message's text as sent).
-EDIT_STAMP = "message_edited_at"
+EDIT_STAMP = layout.EDIT_STAMP
 
 
 def _log(level: int, message: str, exc_info: bool = False, **fields: Any) -> None:

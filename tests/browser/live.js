@@ -1,6 +1,7 @@
 // Drives tests/browser/live.html in Chromium (playwright-core) against a running API: the page
 // (bayko) receives a message another user posts, closes its stream, and reopens it on a new ticket
-// with its last id after two more were posted meanwhile. Prints what the page received, as JSON.
+// with its last id after two more were posted meanwhile; then the sender edits the first message
+// and the page receives the change. Prints what the page received, as JSON.
 // Environment: CHROMIUM, PAGE_URL, API_URL, RECEIVER_TOKEN, SENDER_TOKEN, RECEIVER_HANDLE.
 const { chromium } = require("playwright-core");
 
@@ -43,9 +44,19 @@ function messagesIn(page) {
     await page.evaluate(([api, token]) => openStream(api, token), [env.API_URL, env.RECEIVER_TOKEN]);
     await page.waitForFunction((texts) => texts.every((t) => received.some((e) => e.data.message === t && e.event === "message")),
                                away, { timeout: 15000 });
+    // the sender corrects their last message: the page receives the change live
+    const edited = `${first.message} (edited)`;
+    const patched = await fetch(`${env.API_URL}/api/messages/${first.message_group_uuid}/${first.uuid}`, {
+      method: "PATCH",
+      headers: { Authorization: `Bearer ${env.SENDER_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ message: edited }),
+    });
+    if (!patched.ok) throw new Error(`patch: ${patched.status} ${await patched.text()}`);
+    await page.waitForFunction((text) => received.some((e) => e.event === "message_changed" && e.data.message === text),
+                               edited, { timeout: 15000 });
     await page.waitForTimeout(2000);  // anything more (a duplicate) would arrive by now
     const received = await page.evaluate(() => received);
-    console.log(JSON.stringify({ first: first.message, away, received, problems }));
+    console.log(JSON.stringify({ first: first.message, away, edited, received, problems }));
   } finally {
     await browser.close();
   }

@@ -70,6 +70,27 @@ def test_a_written_row_is_its_owners_conversation_and_read_events_only():
     assert [e.key for e in again if e.kind == "read"] == [e.key for e in after if e.kind == "read"]
 
 
+def test_an_edited_message_is_one_message_changed_event_per_edit_for_each_participant():
+    item = layout.message_item(GROUP, ANDREW, "hi", T1, "33333333-3333-4333-8333-333333333333")
+    edited = {**item, "message": "hello", "edited_at": T2}
+    events = events_of(record("MODIFY", edited), participants)
+    assert {(e.user_uuid, e.kind) for e in events} == {(ANDREW["uuid"], "message_changed"),
+                                                        (BAYKO["uuid"], "message_changed")}
+    assert events[0].data == {"uuid": item["message_uuid"], "display_name": "Andrew Brown", "handle": "andrewbrown",
+                              "message": "hello", "created_at": T1, "edited_at": T2, "message_group_uuid": GROUP}
+    assert [e.key for e in events_of(record("MODIFY", edited), participants)] == [e.key for e in events]
+    later = {**edited, "message": "hello!", "edited_at": "2026-12-03T10:00:09.000000+00:00"}
+    assert {e.key for e in events_of(record("MODIFY", later), participants)}.isdisjoint({e.key for e in events})
+
+
+def test_a_row_showing_an_edited_text_is_a_new_conversation_event():
+    row = layout.message_rows(ANDREW, BAYKO, GROUP, "hi", T1)[1]
+    before = events_of(record("INSERT", row), participants)
+    edited = {**row, "message": "hello", layout.EDIT_STAMP: T2}
+    after = events_of(record("MODIFY", edited), participants)
+    assert after[0].data["message"] == "hello" and after[0].key != before[0].key
+
+
 def test_headers_idempotency_records_and_removals_make_no_event():
     header = layout.header_item(GROUP, [ANDREW["uuid"], BAYKO["uuid"]], T1)
     for item in (header, layout.layout_item(), {"pk": "IDEM#x", "sk": "k", "group": GROUP}):

@@ -90,6 +90,9 @@ def test_a_page_receives_live_events_and_what_it_missed_after_reconnecting(tmp_p
         assert not any(e["event"] == "reset" for e in received)
         assert any(e["event"] == "conversation" and e["data"]["message"] == result["away"][-1]
                    for e in received), "the conversation row followed"
+        changed = [e["data"] for e in received if e["event"] == "message_changed"]
+        assert [(c["message"], c["message"] == result["edited"]) for c in changed] == [(result["edited"], True)]
+        assert changed[0]["edited_at"] and changed[0]["message_group_uuid"]
         dev.stop()
     finally:
         dev.cleanup()

@@ -481,3 +481,25 @@ def test_a_stream_ends_within_the_token_recheck_time_and_a_revoked_user_gets_no_
     finally:
         stack.stop()
         users.close()
+
+
+def test_an_edit_reaches_both_participants_live_as_message_changed_and_their_rows(live: Live):
+    """Issue 36: the stream worker's two mappings take the edit's MODIFY record: `message_changed`
+    (pattern A's object, edited_at set) to both, and each one's `conversation` with the new text."""
+    bayko, andrew = live.stream("bayko"), live.stream("andrewbrown")
+    try:
+        text = f"tpyo {uuid.uuid4().hex[:6]}"
+        sent = live.send("andrewbrown", text, to="bayko")
+        group = sent["message_group_uuid"]
+        fixed = text.replace("tpyo", "typo")
+        edited = requests.patch(f"{live.urls[1]}/api/messages/{group}/{sent['uuid']}", headers=live.auth("andrewbrown"),
+                                json={"message": fixed}, timeout=30)
+        assert edited.status_code == 200, edited.text
+        for stream in (bayko, andrew):
+            [changed] = stream.take(1, where=of_kind("message_changed", fixed))
+            assert changed.data == {**edited.json(), "message_group_uuid": group}
+            [row] = stream.take(1, where=of_kind("conversation", fixed))
+            assert row.data["uuid"] == group and row.data["created_at"] == sent["created_at"]
+    finally:
+        bayko.close()
+        andrew.close()
