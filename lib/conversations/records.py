@@ -31,21 +31,20 @@ class NewMessage:
 
 @dataclass(frozen=True)
 class MessageEdited:
-    """A message a record changed: its sender's text, stamped with the time of the edit."""
-    group: str
-    sk: str
-    text: str
-    message_uuid: str
-    edited_at: str
-    sender: str = ""
-    display_name: str = ""
-    handle: str = ""
+    """A message a record changed: as it is now, its sender's new text stamped with the edit's time."""
+    message: Message
 
     @property
-    def message(self) -> Message:
-        return Message(uuid=self.message_uuid, message_group_uuid=self.group, display_name=self.display_name,
-                       handle=self.handle, text=self.text, created_at=self.sk, sender_uuid=self.sender,
-                       edited_at=self.edited_at)
+    def group(self) -> str:
+        return self.message.message_group_uuid
+
+    @property
+    def sk(self) -> str:
+        return self.message.created_at
+
+    @property
+    def edited_at(self) -> str:
+        return self.message.edited_at or ""
 
 
 @dataclass(frozen=True)
@@ -73,11 +72,7 @@ def change_of(record: Mapping[str, Any]) -> NewMessage | MessageEdited | RowWrit
                           display_name=image.get("user_display_name", ""),
                           handle=image.get("user_handle", ""))
     if name == "MODIFY" and layout.is_message(image) and image.get("edited_at"):
-        return MessageEdited(group=layout.message_group_uuid_of(image), sk=image["sk"],
-                             text=image.get("message", ""), message_uuid=image["message_uuid"],
-                             edited_at=image["edited_at"], sender=image.get("user_uuid", ""),
-                             display_name=image.get("user_display_name", ""),
-                             handle=image.get("user_handle", ""))
+        return MessageEdited(layout.message_of_item(image, layout.message_group_uuid_of(image)))
     if layout.is_group_row(image):
         return RowWritten(layout.owner_of(image), layout.conversation_of_row(image),
                           image.get("read_up_to", ""))

@@ -100,8 +100,9 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
             if edited is not None:
                 first_position.setdefault(edited.group, position)
                 latest = edits.setdefault(edited.group, {})
-                if edited.message_uuid not in latest or edited.edited_at > latest[edited.message_uuid].edited_at:
-                    latest[edited.message_uuid] = edited
+                uuid = edited.message.uuid
+                if uuid not in latest or edited.edited_at > latest[uuid].edited_at:
+                    latest[uuid] = edited
             continue
         messages += 1
         first_position.setdefault(message.group, position)
@@ -204,7 +205,8 @@ class RowMover:
         for owner in self.participants.both(edit.group):
             for row in rows_of(self.table, owner, edit.group, since=edit.sk):
                 if row["sk"] == edit.sk:
-                    wrote |= self.table.update_if_newer(key_of(row), {"message": edit.text, EDIT_STAMP: edit.edited_at},
+                    wrote |= self.table.update_if_newer(key_of(row), {"message": edit.message.text,
+                                                                      EDIT_STAMP: edit.edited_at},
                                                         {"message_group_uuid": edit.group}, EDIT_STAMP)
         return wrote
 
