@@ -6,9 +6,9 @@ change, else by one query: never a DynamoDB call. A block commits with a NOTIFY,
 every API process and instance within milliseconds of its answer."""
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
-import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
@@ -96,7 +96,7 @@ class _Notices:
 
     def _run(self) -> None:
         delay = RECONNECT_SECONDS
-        while True:
+        while not _CLOSING.is_set():
             try:
                 with self.connect(self.url, autocommit=True, connect_timeout=5, keepalives=1,
                                   keepalives_idle=20, keepalives_interval=5, keepalives_count=4) as conn:
@@ -110,13 +110,18 @@ class _Notices:
             except Exception as error:  # psycopg's, and a connect that cannot even start
                 self.listening.clear()
                 self._tell(None)
+                if _CLOSING.is_set():
+                    return
                 log.warning("block notices: %s; listening again in %.0f s",
                             str(error).splitlines()[0] if str(error) else type(error).__name__, delay)
-                time.sleep(delay)
+                _CLOSING.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
 
 _NOTICES: dict[str, _Notices] = {}
+# The interpreter is exiting: the listening ends quietly (its database may be gone before it).
+_CLOSING = threading.Event()
+atexit.register(_CLOSING.set)
 _NOTICES_LOCK = threading.Lock()
 
 
