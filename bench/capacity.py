@@ -38,6 +38,7 @@ from lib.conversations import layout, table_setup
 from devstack.stream_worker import lambda_event, load_lambda
 from services.bootstrap import Parts
 from services.create_message import CreateMessage
+from services.edit_message import EditMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
 from services.read_markers import MarkRead, UnreadSummary
@@ -297,6 +298,20 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
         for _ in range(repeats):
             UnreadSummary.run(parts.conversations, me)
         summary = api.take()
+        edits = []
+        for i in range(repeats):  # the conversation's last message, corrected by its sender
+            send(me, {"message": f"to be edited {i}", "message_group_uuid": group})
+            sent = Messages.run(parts.conversations, parts.names, parts.cursors, me, group, 1)[0][-1]
+            api.take()
+            EditMessage.run(parts.conversations, me, group, sent["uuid"], {"message": f"edited {i}"})
+            api_usage = api.take()
+            item = table.get({"pk": layout.message_pk(group), "sk": sent["created_at"]})
+            lam.take()
+            answer = stream.handle_event(lambda_event([stream_record(item, next(sequence), "MODIFY")], arn,
+                                                      own.aws_region), stream_client, config)
+            if answer["batchItemFailures"]:
+                raise RuntimeError(f"the stream Lambda failed an edit: {answer}")
+            edits.append((api_usage, lam.take()))
 
         def end_to_end(name: str, runs: list[tuple[Usage, Usage]], api_tx: bool,
                        stream_tx: bool) -> dict[str, Any]:
@@ -316,6 +331,7 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
             end_to_end("D: message into a conversation", into, False, True),
             end_to_end("D: with an Idempotency-Key", keyed, True, True),
             end_to_end("C: message to a user, conversation exists", by_handle, False, True),
+            end_to_end("edit of a conversation's last message", edits, False, False),
         ]
         marked = mean(reads)
         operations.append({"operation": "marking a conversation read", "runs": repeats,

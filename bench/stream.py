@@ -33,12 +33,12 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def stream_record(item: dict[str, Any], sequence: int) -> dict[str, Any]:
-    """A record as GetRecords returns it for the INSERT of `item` (NEW_IMAGE view)."""
+def stream_record(item: dict[str, Any], sequence: int, event: str = "INSERT") -> dict[str, Any]:
+    """A record as GetRecords returns it for the INSERT (or `event`) of `item` (NEW_IMAGE view)."""
     image = ddb.serialize(item)
     return {
         "eventID": f"bench-{sequence}",
-        "eventName": "INSERT",
+        "eventName": event,
         "eventVersion": "1.1",
         "dynamodb": {
             "ApproximateCreationDateTime": datetime.now(timezone.utc),

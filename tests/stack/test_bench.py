@@ -114,6 +114,10 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     # marking read: one update of the caller's row (and DynamoDB's write of its index copy)
     assert (capacity["marking a conversation read"]["wcu"],
             capacity["marking a conversation read"]["calls"].get("UpdateItem")) == (1, 1)
+    # issue 36: an edit costs at most what a message costs (its item, and the two rows showing it)
+    edit = capacity["edit of a conversation's last message"]
+    assert edit["write_total"] <= capacity["D: message into a conversation"]["write_total"]
+    assert edit["api"]["calls"].get("UpdateItem") == 1 and edit["stream"]["calls"].get("UpdateItem") == 2
     for operation in capacity.values():
         assert is_number(operation["store_reported"]) and operation["dollars_per_million"] > 0
 
