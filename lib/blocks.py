@@ -12,6 +12,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
+import psycopg
+
 from lib.cache import Cache
 from lib.sql_files import template
 
@@ -140,14 +142,12 @@ class BlockCache:
     send costs no query while nothing changed. Not listening (not yet, or the connection
     dropped), every send asks PostgreSQL."""
 
-    def __init__(self, store: BlockStore, connection_url: str, connect: Callable[..., Any] | None = None):
-        import psycopg
-
+    def __init__(self, store: BlockStore, connection_url: str, connect: Callable[..., Any] = psycopg.connect):
         self.store = store
         self._known: Cache[frozenset[str]] = Cache(max_size=CACHED_USERS)
         self._generation = 0  # one more at every notice: a load that saw one begin is not kept
         self._lock = threading.Lock()
-        self._notices = _notices(connection_url, connect or psycopg.connect)
+        self._notices = _notices(connection_url, connect)
 
     # the store's own operations, as they are
     def block(self, blocker: str, blocked: str, most: int = BLOCKS_PER_USER) -> dict[str, Any] | None:
