@@ -70,6 +70,7 @@ CACHED_USERS = 1000
 CACHED_BLOCKS_PER_USER = 100
 RECONNECT_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 30.0
+WARN_AFTER_SECONDS = 8.0  # the fourth failure in a row (1 + 2 + 4 s of trying): worth a warning
 
 
 class _Notices:
@@ -114,8 +115,10 @@ class _Notices:
                 self._tell(None)
                 if _CLOSING.is_set():
                     return
-                log.warning("block notices: %s; listening again in %.0f s",
-                            str(error).splitlines()[0] if str(error) else type(error).__name__, delay)
+                # sends ask PostgreSQL meanwhile: a short outage is no warning, a long one is
+                log.log(logging.WARNING if delay >= WARN_AFTER_SECONDS else logging.INFO,
+                        "block notices: %s; listening again in %.0f s",
+                        str(error).splitlines()[0] if str(error) else type(error).__name__, delay)
                 _CLOSING.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
