@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,15 +32,26 @@ from lib.ddb import Ddb
 TEMPLATE = ROOT / "aws" / "template.yaml"
 STREAM_LAMBDA = LAMBDAS / "cruddur-messaging-stream.py"
 POST_CONFIRMATION_LAMBDA = LAMBDAS / "cruddur-post-confirmation.py"
+
+
+def locked(package: str) -> str:
+    """The version requirements-dev.txt pins `package` at: a Lambda gets the wheels the project
+    runs and tests with, from one place."""
+    found = re.search(rf"^{re.escape(package)}==([^\s;\\]+)", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    if found is None:
+        raise RuntimeError(f"requirements-dev.txt pins no {package}")
+    return found.group(1)
+
+
 # What the post-confirmation Lambda needs beside its file, for Lambda's Python and platform.
-POST_CONFIRMATION_REQUIREMENTS = ["psycopg[binary]==3.3.9"]
+POST_CONFIRMATION_REQUIREMENTS = [f"psycopg[binary]=={locked('psycopg')}"]
 # What each Lambda needs beside its file: the project's modules it imports (found by
 # `project_modules`, so a module moved or added is packaged without a list to keep), and the
 # statements those modules read.
 EVENTS_LAMBDA = LAMBDAS / "cruddur-messaging-events.py"
 AVATAR_LAMBDA = LAMBDAS / "cruddur-avatar-processing.py"
-# What the avatar Lambda needs beside its file: Pillow, as requirements-dev.txt pins it.
-AVATAR_REQUIREMENTS = ["pillow==12.3.0"]
+# What the avatar Lambda needs beside its file: Pillow.
+AVATAR_REQUIREMENTS = [f"pillow=={locked('pillow')}"]
 STATEMENTS = {POST_CONFIRMATION_LAMBDA: sorted((ROOT / "db" / "sql" / "users").glob("*.sql")),
               EVENTS_LAMBDA: sorted((ROOT / "db" / "sql" / "events").glob("*.sql"))}
 LAMBDA_PYTHON = "3.12"

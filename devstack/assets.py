@@ -33,14 +33,10 @@ CDN_HOST_ENV = "LOCAL_ASSETS_HOST"
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def _queue_properties() -> dict[str, Any]:
-    return stream_mapping.resource(QUEUE_RESOURCE)
-
-
 def set_up(settings: Settings) -> tuple[str, str]:
     """The bucket and its queues, made or completed (each step may run again): (bucket, queue URL)."""
     s3, sqs = aws.client(settings, "s3"), aws.client(settings, "sqs")
-    queue_settings = _queue_properties()
+    queue_settings = stream_mapping.resource(QUEUE_RESOURCE)  # the template's queue, as AWS makes it
     dead = sqs.create_queue(QueueName=DEAD_LETTERS)["QueueUrl"]
     dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = {"deadLetterTargetArn": dead_arn,

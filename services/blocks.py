@@ -6,24 +6,14 @@ from typing import Any
 from domain.errors import InvalidInput, NotFound, NotPermitted
 from lib.blocks import BLOCKS_PER_USER, BlockCache
 from lib.users import UserStore
-from services import validation
-
-
-def _other(users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, Any]:
-    validation.handle(handle)
-    other = users.by_handle(handle)
-    if other is None:
-        raise NotFound("user_not_found", detail="no user with that handle")
-    if str(other["uuid"]) == str(caller["uuid"]):
-        raise InvalidInput("block_self", detail="you cannot block yourself")
-    return other
+from services.users_short import other_user
 
 
 class BlockUser:
     @staticmethod
     def run(blocks: BlockCache, users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, Any]:
         """{handle, display_name, blocked_at}: the block, made now or before."""
-        other = _other(users, caller, handle)
+        other = other_user(users, caller, handle, "block_self", "you cannot block yourself")
         block = blocks.block(str(caller["uuid"]), str(other["uuid"]), most=BLOCKS_PER_USER)
         if block is None:  # the user went away meanwhile
             raise NotFound("user_not_found", detail="no user with that handle")
@@ -36,7 +26,7 @@ class UnblockUser:
     @staticmethod
     def run(blocks: BlockCache, users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, str]:
         """{handle}: no block of that user is left (also when there was none)."""
-        other = _other(users, caller, handle)
+        other = other_user(users, caller, handle, "block_self", "you cannot block yourself")
         blocks.unblock(str(caller["uuid"]), str(other["uuid"]))
         return {"handle": other["handle"]}
 

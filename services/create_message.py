@@ -9,13 +9,14 @@ from typing import Any
 
 from domain.contract import message_json
 from domain.conversations import Idempotency
-from domain.errors import InvalidInput, MalformedRequest, NotFound
+from domain.errors import InvalidInput, MalformedRequest
 from lib.blocks import BlockCache
 from lib.conversations.store import ConversationStore
 from lib.users import UserStore
 from services import validation
 from services.blocks import require_unblocked
 from services.membership import require_participant
+from services.users_short import other_user
 
 
 class CreateMessage:
@@ -39,12 +40,8 @@ class CreateMessage:
         idempotency = (Idempotency(idempotency_key, hashlib.sha256(
             json.dumps(request, sort_keys=True).encode()).hexdigest()) if idempotency_key else None)
         if has_handle:
-            validation.handle(body["handle"])
-            other = users.by_handle(body["handle"])
-            if other is None:
-                raise NotFound("user_not_found", detail="no user with that handle")
-            if other["uuid"] == str(caller["uuid"]):
-                raise InvalidInput("cannot_message_self", detail="you cannot message yourself")
+            other = other_user(users, caller, body["handle"], "cannot_message_self",
+                               "you cannot message yourself")
             require_unblocked(blocks, caller["uuid"], other["uuid"])
             sent = conversations.send_to_user(caller, other, text, idempotency)
         else:

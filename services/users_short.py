@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.errors import CruddurError, NotFound
+from domain.errors import CruddurError, InvalidInput, NotFound
 from lib.users import UserStore
 from services import validation
 
@@ -22,3 +22,16 @@ class UsersShort:
         if user is None:
             raise NotFound("user_not_found", detail="no such user")
         return user
+
+
+def other_user(users: UserStore, caller: dict[str, Any], handle: Any, self_code: str,
+               self_detail: str) -> dict[str, Any]:
+    """The user with this handle, who must not be the caller: handle_invalid for what cannot be
+    a handle, NotFound for a handle nobody has, InvalidInput(`self_code`) for the caller's own."""
+    validation.handle(handle)
+    other = users.by_handle(handle)
+    if other is None:
+        raise NotFound("user_not_found", detail="no user with that handle")
+    if str(other["uuid"]) == str(caller["uuid"]):
+        raise InvalidInput(self_code, detail=self_detail)
+    return other

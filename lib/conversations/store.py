@@ -89,10 +89,9 @@ class ConversationStore:
         if created_at is not None:
             item = self.table.get(layout.message_key(group, created_at), attributes=MESSAGE_ATTRIBUTES)
             return item if item is not None and item.get("message_uuid") == message_uuid else None
-        for item in self.table.query_items(layout.message_pk(group), consistent=True, attributes=MESSAGE_ATTRIBUTES,
-                                           where={"message_uuid": message_uuid}):
-            return item
-        return None
+        return next(self.table.query_items(layout.message_pk(group), consistent=True,
+                                           attributes=MESSAGE_ATTRIBUTES, where={"message_uuid": message_uuid}),
+                    None)
 
     def edit(self, message: Message, text: str) -> Message:
         """The message with its sender's new text, stamped with the time of the change. Each

@@ -387,28 +387,35 @@ def test_a_second_deploy_changes_nothing_and_destroy_keeps_the_table(deployed, s
     assert deployed_settings.ddb_table in aws.client(settings, "dynamodb").list_tables()["TableNames"]
 
 
+def run_from_zip(where, handler_file: str, then: str, env: dict[str, str] | None = None) -> list[str]:
+    """The lines a new interpreter prints that loads the unpacked package at `where`'s handler
+    (`handler_file`) as the module `handler`, with nothing but the package on its path, then runs
+    `then` (Python)."""
+    import sys
+
+    code = ("import importlib.util, sys; "
+            f"spec = importlib.util.spec_from_file_location('handler', {handler_file!r}); "
+            "handler = sys.modules['handler'] = importlib.util.module_from_spec(spec); "
+            "spec.loader.exec_module(handler); " + then)
+    result = subprocess.run([sys.executable, "-c", code], cwd=where, capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(where), **(env or {})})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
 def test_the_stream_package_holds_the_store_code_it_runs(tmp_path):
     """The stream Lambda's zip carries the conversation store's code (lib/conversations/, the
     DynamoDB helper, the errors) beside its handler and runs from the zip alone, boto3 aside
     (Lambda's own): every project module it loads comes from the zip."""
-    import sys
-
     from cli.aws import STREAM_LAMBDA
 
     names = unpacked(STREAM_LAMBDA, tmp_path)
     assert {"cruddur-messaging-stream.py", "lib/ddb.py", "lib/conversations/stream.py",
             "lib/conversations/read_markers.py", "lib/conversations/layout.py"} <= names
-    code = ("import importlib.util; "
-            "spec = importlib.util.spec_from_file_location('handler', 'cruddur-messaging-stream.py'); "
-            "handler = sys.modules['handler'] = importlib.util.module_from_spec(spec); "
-            "spec.loader.exec_module(handler); "
-            "answer = handler.handle_event({'Records': [{'eventName': 'REMOVE'}]}, handler.make_client({'AWS_DEFAULT_REGION': 'us-east-1'}), handler.Config()); "
-            "mods = sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('lib', 'domain', 'services')); "
-            "print(answer); print(*mods, sep='\\n'); print(sys.modules['domain.unread'].UNREAD_CAP)")
-    result = subprocess.run([sys.executable, "-c", "import sys; " + code], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)})
-    assert result.returncode == 0, result.stderr
-    answer, *files, cap = result.stdout.split("\n")[:-1]
+    answer, *files, cap = run_from_zip(tmp_path, "cruddur-messaging-stream.py", (
+        "answer = handler.handle_event({'Records': [{'eventName': 'REMOVE'}]}, handler.make_client({'AWS_DEFAULT_REGION': 'us-east-1'}), handler.Config()); "
+        "mods = sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('lib', 'domain', 'services')); "
+        "print(answer); print(*mods, sep='\\n'); print(sys.modules['domain.unread'].UNREAD_CAP)"))
     assert answer == "{'batchItemFailures': []}" and cap == "99"
     assert files and all(f.startswith(str(tmp_path)) for f in files), files
 
@@ -417,24 +424,15 @@ def test_the_events_package_runs_from_the_zip_with_its_sql(tmp_path, settings):
     """Issue 27: the events Lambda's zip carries the conversation code, the event log and its SQL
     (db/sql/events/) beside its handler, and logs a batch from the zip alone (psycopg aside: the
     deployment adds its wheels)."""
-    import sys
-
     from cli.aws import EVENTS_LAMBDA
 
     names = unpacked(EVENTS_LAMBDA, tmp_path)
     assert {"cruddur-messaging-events.py", "lib/event_log.py", "lib/conversations/events.py",
             "db/sql/events/lock_head.sql", "db/sql/events/claim_ticket.sql"} <= names
-    code = ("import importlib.util, sys; "
-            "spec = importlib.util.spec_from_file_location('handler', 'cruddur-messaging-events.py'); "
-            "handler = importlib.util.module_from_spec(spec); spec.loader.exec_module(handler); "
-            "print(handler.lambda_handler({'Records': [{'eventName': 'REMOVE'}]}, None)); "
-            "print(handler.event_log.__file__); print(handler.event_log.template.__module__)")
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "AWS_DEFAULT_REGION": "us-east-1",
-           "CONNECTION_URL": settings.connection_url}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60, env=env)
-    assert result.returncode == 0, result.stderr
-    answer, where, _ = result.stdout.splitlines()
+    answer, where, _ = run_from_zip(tmp_path, "cruddur-messaging-events.py", (
+        "print(handler.lambda_handler({'Records': [{'eventName': 'REMOVE'}]}, None)); "
+        "print(handler.event_log.__file__); print(handler.event_log.template.__module__)"),
+        {"AWS_DEFAULT_REGION": "us-east-1", "CONNECTION_URL": settings.connection_url})
     assert answer == "{'batchItemFailures': []}" and where == str(tmp_path / "lib" / "event_log.py")
 
 
@@ -507,19 +505,11 @@ def test_the_avatar_package_carries_pillow_and_makes_an_avatar_from_the_zip(tmp_
     s3.put_object(Bucket=settings.assets_bucket, Key=avatars.upload_key(owner), Body=upload.getvalue())
     notice = json.dumps({"Records": [{"s3": {"bucket": {"name": settings.assets_bucket},
                                               "object": {"key": avatars.upload_key(owner)}}}]})
-    code = ("import importlib.util, json, sys; "
-            "spec = importlib.util.spec_from_file_location('handler', 'cruddur-avatar-processing.py'); "
-            "handler = sys.modules['handler'] = importlib.util.module_from_spec(spec); "
-            "spec.loader.exec_module(handler); "
-            f"print(handler.lambda_handler({{'Records': [{{'messageId': 'm', 'body': {notice!r}}}]}}, None)); "
-            "import PIL; print(PIL.__file__)")
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path), "ASSETS_BUCKET": settings.assets_bucket,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": settings.aws_endpoint_url,
-           "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env=env)
-    assert result.returncode == 0, result.stderr
-    answer, pillow = result.stdout.split("\n")[:2]
+    env = {"ASSETS_BUCKET": settings.assets_bucket, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": settings.aws_endpoint_url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    answer, pillow = run_from_zip(tmp_path, "cruddur-avatar-processing.py", (
+        f"print(handler.lambda_handler({{'Records': [{{'messageId': 'm', 'body': {notice!r}}}]}}, None)); "
+        "import PIL; print(PIL.__file__)"), env)
     assert answer == "{'batchItemFailures': []}" and pillow.startswith(str(tmp_path))
     made = s3.get_object(Bucket=settings.assets_bucket, Key=avatars.avatar_key(owner))["Body"].read()
     assert Image.open(io.BytesIO(made)).size == (avatars.AVATAR_SIDE, avatars.AVATAR_SIDE)
