@@ -3,12 +3,14 @@ and what each API process remembers of it (`BlockCache`).
 
 A send asks `between` once, answered from the process's memory while it listens for every
 change, else by one query: never a DynamoDB call. A block commits with a NOTIFY, so it holds for
-every API process and instance within milliseconds of its answer."""
+every API process and instance within milliseconds of its answer, and within a second however a
+process schedules its listening (FRESH_SECONDS)."""
 from __future__ import annotations
 
 import atexit
 import logging
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
@@ -70,6 +72,12 @@ CACHED_USERS = 1000
 CACHED_BLOCKS_PER_USER = 100
 RECONNECT_SECONDS = 1.0
 RECONNECT_MAX_SECONDS = 30.0
+# The listening wakes this often even when nothing is said, and a process answers from memory only
+# while its last wake is this recent: a notice committed a second before a send has been read by
+# then, even when the listening was kept from running (a busy process), or the send asks
+# PostgreSQL. So a block holds everywhere within the contract's second, whatever the scheduling.
+POLL_SECONDS = 0.25
+FRESH_SECONDS = 0.5
 WARN_AFTER_SECONDS = 8.0  # the fourth failure in a row (1 + 2 + 4 s of trying): worth a warning
 
 
@@ -83,8 +91,13 @@ class _Notices:
         self.url, self.connect = url, connect
         self.caches: "weakref.WeakSet[BlockCache]" = weakref.WeakSet()
         self.listening = threading.Event()
+        self.heard_at = 0.0  # time.monotonic() when the listening last read what was said
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+
+    def current(self) -> bool:
+        """Whether what the caches remember may be trusted: listening, and recently read."""
+        return self.listening.is_set() and time.monotonic() - self.heard_at <= FRESH_SECONDS
 
     def join(self, cache: "BlockCache") -> None:
         with self.lock:
@@ -105,11 +118,13 @@ class _Notices:
                                   keepalives_idle=20, keepalives_interval=5, keepalives_count=4) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self._tell(None)  # whatever changed while nobody listened
+                    self.heard_at = time.monotonic()
                     self.listening.set()
                     delay = RECONNECT_SECONDS
                     while True:
-                        for note in conn.notifies(timeout=5.0):
+                        for note in conn.notifies(timeout=POLL_SECONDS):
                             self._tell(note.payload)
+                        self.heard_at = time.monotonic()
             except Exception as error:  # psycopg's, and a connect that cannot even start
                 self.listening.clear()
                 self._tell(None)
@@ -143,7 +158,8 @@ class BlockCache:
     every cache of the database). A block or unblock commits with its notice, every process
     forgets that user's blocks within milliseconds, and the next send asks PostgreSQL again: a
     send costs no query while nothing changed. Not listening (not yet, or the connection
-    dropped), every send asks PostgreSQL."""
+    dropped, or its listening has not read what was said in the last half second), every send asks
+    PostgreSQL."""
 
     def __init__(self, store: BlockStore, connection_url: str, connect: Callable[..., Any] = psycopg.connect):
         self.store = store
@@ -164,7 +180,7 @@ class BlockCache:
 
     def between(self, a: str, b: str) -> Between:
         self._notices.join(self)
-        if not self._notices.listening.is_set():
+        if not self._notices.current():
             return self.store.between(a, b)
         with self._lock:
             generation = self._generation
@@ -173,7 +189,7 @@ class BlockCache:
         if missing:
             loaded = self.store.blocked_sets(missing)
             with self._lock:
-                keep = generation == self._generation and self._notices.listening.is_set()
+                keep = generation == self._generation and self._notices.current()
             for user in missing:
                 sets[user] = loaded[user]
                 if keep and len(loaded[user]) <= CACHED_BLOCKS_PER_USER:

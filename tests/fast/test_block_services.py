@@ -2,6 +2,8 @@
 routes' services, and the rule every send obeys while either participant blocks the other."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from domain.errors import InvalidInput, NotFound, NotPermitted
@@ -87,6 +89,9 @@ class Listening:
         self.notes: "queue.Queue[str]" = queue.Queue()
         self.down = down
         self.connections = 0
+        self.running = threading.Event()  # cleared: the listening is kept from running
+        self.running.set()
+        self.stalled = threading.Event()
 
     def __call__(self, url, **settings):
         if self.down:
@@ -107,6 +112,9 @@ class Listening:
         import queue
         from types import SimpleNamespace
 
+        if not self.running.is_set():
+            self.stalled.set()
+            self.running.wait()
         try:
             yield SimpleNamespace(payload=self.notes.get(timeout=0.01))
         except queue.Empty:
@@ -203,3 +211,28 @@ def test_a_week5_group_whose_index_shows_only_the_senders_row_is_blocked_too(wor
     world.table.put(layout.message_item(group, bo, "old", when))
     BlockUser.run(world.parts.blocks, world.parts.users, ana, "bo")
     refused("recipient_unavailable", send, world, bo, {"message_group_uuid": group, "message": "let me in"})
+
+
+def test_a_process_whose_listening_has_not_run_lately_asks_the_database(world, ana, bo, monkeypatch):
+    """A busy process may not run its listening for a while: a notice would wait unread. Past
+    FRESH_SECONDS since the listening last read, memory is not trusted and the send asks."""
+    import time
+    import uuid
+
+    from lib import blocks as blocks_module
+
+    listening = Listening()
+    cache, counting = cache_over(world, listening, uuid.uuid4().hex)
+    cache.between(ana["uuid"], bo["uuid"])
+    until(lambda: cache._notices.current())
+    assert cache.between(ana["uuid"], bo["uuid"]) == (False, False)  # remembered
+    monkeypatch.setattr(blocks_module, "FRESH_SECONDS", 0.05)
+    listening.running.clear()  # the listening stops running: the block's notice would not be read
+    until(listening.stalled.is_set)
+    world.parts.blocks.block(ana["uuid"], bo["uuid"])
+    time.sleep(0.1)  # past FRESH_SECONDS since it last read
+    asked = counting.asked
+    try:
+        assert cache.between(ana["uuid"], bo["uuid"]) == (True, False) and counting.asked == asked + 1
+    finally:
+        listening.running.set()
