@@ -9,11 +9,15 @@ from lib.users import UserStore
 from services.users_short import other_user
 
 
+def _block_self() -> InvalidInput:
+    return InvalidInput("block_self", detail="you cannot block yourself")
+
+
 class BlockUser:
     @staticmethod
     def run(blocks: BlockCache, users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, Any]:
         """{handle, display_name, blocked_at}: the block, made now or before."""
-        other = other_user(users, caller, handle, "block_self", "you cannot block yourself")
+        other = other_user(users, caller, handle, _block_self())
         block = blocks.block(str(caller["uuid"]), str(other["uuid"]), most=BLOCKS_PER_USER)
         if block is None:  # the user went away meanwhile
             raise NotFound("user_not_found", detail="no user with that handle")
@@ -26,7 +30,7 @@ class UnblockUser:
     @staticmethod
     def run(blocks: BlockCache, users: UserStore, caller: dict[str, Any], handle: str) -> dict[str, str]:
         """{handle}: no block of that user is left (also when there was none)."""
-        other = other_user(users, caller, handle, "block_self", "you cannot block yourself")
+        other = other_user(users, caller, handle, _block_self())
         blocks.unblock(str(caller["uuid"]), str(other["uuid"]))
         return {"handle": other["handle"]}
 

@@ -40,8 +40,8 @@ class CreateMessage:
         idempotency = (Idempotency(idempotency_key, hashlib.sha256(
             json.dumps(request, sort_keys=True).encode()).hexdigest()) if idempotency_key else None)
         if has_handle:
-            other = other_user(users, caller, body["handle"], "cannot_message_self",
-                               "you cannot message yourself")
+            other = other_user(users, caller, body["handle"],
+                               InvalidInput("cannot_message_self", detail="you cannot message yourself"))
             require_unblocked(blocks, caller["uuid"], other["uuid"])
             sent = conversations.send_to_user(caller, other, text, idempotency)
         else:

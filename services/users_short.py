@@ -24,14 +24,14 @@ class UsersShort:
         return user
 
 
-def other_user(users: UserStore, caller: dict[str, Any], handle: Any, self_code: str,
-               self_detail: str) -> dict[str, Any]:
+def other_user(users: UserStore, caller: dict[str, Any], handle: Any,
+               if_self: InvalidInput) -> dict[str, Any]:
     """The user with this handle, who must not be the caller: handle_invalid for what cannot be
-    a handle, NotFound for a handle nobody has, InvalidInput(`self_code`) for the caller's own."""
+    a handle, NotFound for a handle nobody has, `if_self` raised for the caller's own."""
     validation.handle(handle)
     other = users.by_handle(handle)
     if other is None:
         raise NotFound("user_not_found", detail="no user with that handle")
     if str(other["uuid"]) == str(caller["uuid"]):
-        raise InvalidInput(self_code, detail=self_detail)
+        raise if_self
     return other
