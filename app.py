@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lib import config, metrics, telemetry
 from lib.config import Settings
-from domain.errors import (Busy, Conflict, CruddurError, InvalidInput, MalformedRequest, NotFound,
+from domain.errors import (Busy, Conflict, CruddurError, Gone, InvalidInput, MalformedRequest, NotFound,
                         NotPermitted, Unauthenticated, Unavailable)
 from routes import activities, avatars, blocks, events, health, messages, users
 from routes.http import MAX_BODY_BYTES, error_response
@@ -35,6 +35,7 @@ ERROR_STATUS: dict[type[CruddurError], int] = {
     NotPermitted: 403,
     NotFound: 404,
     Conflict: 409,
+    Gone: 410,
     InvalidInput: 422,
     Busy: 429,
     Unavailable: 503,

@@ -19,9 +19,12 @@ REVOKE CREATE ON SCHEMA public FROM cruddur_events, cruddur_sign_up;
 GRANT USAGE ON SCHEMA public TO cruddur_events, cruddur_sign_up;
 
 -- lock_head.sql (INSERT ... ON CONFLICT DO UPDATE ... RETURNING), set_head.sql, known_keys.sql,
--- insert.sql, purge.sql
+-- insert.sql, purge.sql; a deleted message's text: note_erased.sql, erase.sql (its data only),
+-- lock_erasures.sql (LOCK ... IN SHARE MODE needs SELECT), purge_erased.sql
 GRANT SELECT, INSERT, UPDATE ON public.event_heads TO cruddur_events;
 GRANT SELECT, INSERT, DELETE ON public.events TO cruddur_events;
+GRANT UPDATE (data) ON public.events TO cruddur_events;
+GRANT SELECT, INSERT, DELETE ON public.erased_messages TO cruddur_events;
 
 -- check_sign_up and create_user: find by email, handle or identity; make a user; link one
 GRANT SELECT, INSERT ON public.users TO cruddur_sign_up;

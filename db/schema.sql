@@ -150,13 +150,28 @@ CREATE TABLE IF NOT EXISTS public.events (
   user_uuid UUID NOT NULL,
   seq BIGINT NOT NULL,
   kind TEXT NOT NULL,
-  data JSONB NOT NULL,
+  data JSONB,
   event_key TEXT NOT NULL,
+  shows TEXT,
   created_at TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp NOT NULL,
   PRIMARY KEY (user_uuid, seq),
   CONSTRAINT events_user_key UNIQUE (user_uuid, event_key)
 );
 CREATE INDEX IF NOT EXISTS events_created_at_idx ON public.events (created_at);
+-- A deleted message's text leaves the log (../shared/CONTRACT.md, "Editing and deleting a
+-- message"): an event that holds a message's text says which (shows: "<group uuid>/<created
+-- time>"); its deletion sets data to NULL, which readers skip, keeping the row, its number (no
+-- gap for a page resuming) and its key (a record delivered again is still skipped). The erased
+-- messages are remembered as long as events are kept, so that an event showing one that comes
+-- later is logged erased too.
+ALTER TABLE public.events ALTER COLUMN data DROP NOT NULL;
+ALTER TABLE public.events ADD COLUMN IF NOT EXISTS shows TEXT;
+CREATE INDEX IF NOT EXISTS events_shows_idx ON public.events (shows) WHERE shows IS NOT NULL;
+CREATE TABLE IF NOT EXISTS public.erased_messages (
+  message_ref TEXT PRIMARY KEY,
+  erased_at TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp NOT NULL
+);
+CREATE INDEX IF NOT EXISTS erased_messages_erased_at_idx ON public.erased_messages (erased_at);
 
 -- Tickets that open one event stream each (POST /api/events/ticket): kept as their SHA-256 only,
 -- so that whoever reads this table cannot open a stream.

@@ -22,6 +22,8 @@ class Message(NamedTuple):
     created_at: str
     sender_uuid: str = ""  # whose the names are (the current ones: services/names.py)
     edited_at: str | None = None  # when its text was last changed by its sender
+    deleted_at: str | None = None  # when its sender took it back (its text is gone then)
+    idempotency_key: str | None = None  # the Idempotency-Key it was sent with, if any
 
 
 class Conversation(NamedTuple):
@@ -33,7 +35,10 @@ class Conversation(NamedTuple):
     last_message_at: str
     unread_count: int
     other_uuid: str = ""  # whose the names are (the current ones: services/names.py)
-    last_message_edited_at: str | None = None  # the last message's edit the row shows, if any
+    last_message_edited_at: str | None = None  # the edit of the message shown, if any
+    # The created time of the message whose text `last_message` is: the last message's (None),
+    # an earlier one's once the last ones were deleted, or "" when no message is left.
+    shown_message_at: str | None = None
 
 
 class Sent(NamedTuple):

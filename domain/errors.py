@@ -38,6 +38,11 @@ class Conflict(CruddurError):
     """The request clashes with what exists: a handle or an email another user holds."""
 
 
+class Gone(CruddurError):
+    """What was asked for existed and was taken away for good: a retried send of a message its
+    sender has deleted since."""
+
+
 class Unavailable(CruddurError):
     """A service we depend on cannot answer now; the same request may succeed later."""
 

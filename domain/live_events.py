@@ -2,6 +2,8 @@
 
   a new message       -> `message` for each participant: pattern A's object + message_group_uuid
   a message edited    -> `message_changed` for each participant: the same, with its edited_at
+  a message deleted   -> `message_deleted` for each participant: {message_group_uuid, uuid,
+                        deleted_at}; and every event holding its text is erased from the log
   a conversation row  -> `conversation` for its owner: pattern B's object
   written              `read` for its owner when it carries a read marker:
                         {message_group_uuid, up_to, unread_count}
@@ -11,6 +13,10 @@ marker's group and time), never of the change that carried it: the same change s
 stream record delivered again, a write the SDK sent twice) makes an event already logged, which
 the log skips (lib/event_log.py). Nobody is sent an event of a conversation they are not in: a
 message's go to its participants, a row's to its owner only.
+
+An event that holds a message's text says which (`shows`, a `message_ref`), and a deletion's
+events name the message they erase (`erases`): the log blanks every event that shows it, and
+any that comes later (lib/event_log.py), so that no page receives a deleted text again.
 """
 from __future__ import annotations
 
@@ -28,19 +34,38 @@ class NewEvent:
     kind: str  # message | conversation | read (../shared/CONTRACT.md, "Live events")
     data: dict[str, Any]
     key: str
+    shows: str = ""  # the message whose text `data` holds (message_ref), if any
+    erases: str = ""  # the deleted message whose text this event takes out of the log, if any
+
+
+def message_ref(message_group_uuid: str, created_at: str) -> str:
+    """How the log names a message (its conversation and created time: its key in the table)."""
+    return f"{message_group_uuid}/{created_at}"
 
 
 def of_message(message: Message, participants: Iterable[str]) -> list[NewEvent]:
     """A new message, for each of its conversation's participants."""
     data = {**message_json(message), "message_group_uuid": message.message_group_uuid}
-    return [NewEvent(str(user), "message", data, f"message:{message.uuid}") for user in participants]
+    shows = message_ref(message.message_group_uuid, message.created_at)
+    return [NewEvent(str(user), "message", data, f"message:{message.uuid}", shows) for user in participants]
 
 
 def of_message_change(message: Message, participants: Iterable[str]) -> list[NewEvent]:
     """A message its sender edited, for each of its conversation's participants: one event per
     edit (its time is in the key), however often the edit is seen."""
     data = {**message_json(message), "message_group_uuid": message.message_group_uuid}
-    return [NewEvent(str(user), "message_changed", data, f"message_changed:{message.uuid}:{message.edited_at}")
+    shows = message_ref(message.message_group_uuid, message.created_at)
+    return [NewEvent(str(user), "message_changed", data, f"message_changed:{message.uuid}:{message.edited_at}",
+                     shows) for user in participants]
+
+
+def of_message_deletion(message_group_uuid: str, message_uuid: str, created_at: str, deleted_at: str,
+                        participants: Iterable[str]) -> list[NewEvent]:
+    """A message its sender deleted, for each of its conversation's participants: one event
+    however often the deletion is seen, which erases the message's text from their logs."""
+    data = {"message_group_uuid": message_group_uuid, "uuid": message_uuid, "deleted_at": deleted_at}
+    erases = message_ref(message_group_uuid, created_at)
+    return [NewEvent(str(user), "message_deleted", data, f"message_deleted:{message_uuid}", erases=erases)
             for user in participants]
 
 
@@ -48,9 +73,12 @@ def of_conversation(owner: str, conversation: Conversation, read_up_to: str = ""
     """A conversation as its owner's list now shows it, and their read marker when it has one."""
     group, data = conversation.message_group_uuid, group_json(conversation)
     key = f"conversation:{group}:{conversation.last_message_at}:{conversation.unread_count}"
+    shown = conversation.last_message_at if conversation.shown_message_at is None else conversation.shown_message_at
+    if shown != conversation.last_message_at:  # the same row, showing an earlier message (or none)
+        key += f":shows:{shown}"
     if conversation.last_message_edited_at:  # the same row, showing an edited text
         key += f":{conversation.last_message_edited_at}"
-    events = [NewEvent(owner, "conversation", data, key)]
+    events = [NewEvent(owner, "conversation", data, key, message_ref(group, shown) if shown else "")]
     if read_up_to:
         marker = {"message_group_uuid": group, "up_to": read_up_to, "unread_count": conversation.unread_count}
         events.append(NewEvent(owner, "read", marker, f"read:{group}:{read_up_to}"))

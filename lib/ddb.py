@@ -155,14 +155,21 @@ class _Expression:
         self.values[placeholder] = _serializer.serialize(value)
         return placeholder
 
+    def holds(self, expect: Mapping[str, Any]) -> list[str]:
+        """"Each attribute of `expect` holds its value (None: is absent)", one clause each."""
+        return [f"attribute_not_exists({self.name(a)})" if v is None else f"{self.name(a)} = {self.value(v)}"
+                for a, v in expect.items()]
+
     def still(self, expect: Mapping[str, Any]) -> str:
         """"The item exists and each attribute of `expect` holds its value (None: is absent)"."""
-        parts = ["attribute_exists(pk)"]
-        for attribute, value in expect.items():
-            name = self.name(attribute)
-            parts.append(f"attribute_not_exists({name})" if value is None
-                         else f"{name} = {self.value(value)}")
-        return " AND ".join(parts)
+        return " AND ".join(["attribute_exists(pk)", *self.holds(expect)])
+
+    def changes(self, values: Mapping[str, Any]) -> str:
+        """An UpdateExpression that sets `values`, and removes the attributes whose value is None."""
+        sets = [f"{self.name(a)} = {self.value(v)}" for a, v in values.items() if v is not None]
+        removes = [self.name(a) for a, v in values.items() if v is None]
+        return " ".join(([f"SET {', '.join(sets)}"] if sets else []) +
+                        ([f"REMOVE {', '.join(removes)}"] if removes else []))
 
     def arguments(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -299,8 +306,7 @@ class Ddb:
         if after_sk is not None:
             kwargs["ExclusiveStartKey"] = serialize({"pk": pk, "sk": after_sk})
         if where:
-            kwargs["FilterExpression"] = " AND ".join(
-                f"{expression.name(a)} = {expression.value(v)}" for a, v in where.items())
+            kwargs["FilterExpression"] = " AND ".join(expression.holds(where))
         if attributes:
             kwargs["ProjectionExpression"] = ", ".join(expression.name(a) for a in attributes)
         return {**kwargs, **expression.arguments()}
@@ -309,10 +315,10 @@ class Ddb:
               after_sk: str | None = None, sk_from: str | None = None, sk_to: str | None = None,
               consistent: bool = False, attributes: Iterable[str] | None = None,
               where: Mapping[str, Any] | None = None, **extra: Any) -> Page:
-        """One page of a partition in sk order (newest first when asked): at most `limit` items,
-        after `after_sk`, with sk_from <= sk <= sk_to, of those only the ones whose attributes
-        equal `where`'s (a filter: the items it drops are read and paid for too), with only
-        `attributes`. `extra` goes to DynamoDB as it is (the benchmark's ReturnConsumedCapacity)."""
+        """One page of a partition in sk order (newest first when asked): at most `limit` items
+        read, after `after_sk`, with sk_from <= sk <= sk_to, of those only the ones whose
+        attributes equal `where`'s (None: absent; a filter: the items it drops count in `limit`
+        and are paid for too), with only `attributes`. `extra` goes to DynamoDB as it is (the benchmark's ReturnConsumedCapacity)."""
         response = self._call("query", **self._query_arguments(
             pk, limit=limit, newest_first=newest_first, after_sk=after_sk, sk_from=sk_from,
             sk_to=sk_to, consistent=consistent, attributes=attributes, where=where, **extra))
@@ -374,14 +380,13 @@ class Ddb:
 
     def update_if(self, key: Mapping[str, str], values: Mapping[str, Any],
                   expect: Mapping[str, Any]) -> None:
-        """Set `values` on the item at `key` only if it exists and each attribute of `expect`
-        still holds its value (None: is still absent); else KeyTaken, holding the item as it is
-        now when there is one."""
+        """Set `values` on the item at `key` (a None value removes that attribute) only if it
+        exists and each attribute of `expect` still holds its value (None: is still absent);
+        else KeyTaken, holding the item as it is now when there is one."""
         expression = _Expression()
         condition = expression.still(expect)
-        assignments = ", ".join(f"{expression.name(a)} = {expression.value(v)}" for a, v in values.items())
         self._call("update_item", TableName=self.table, Key=serialize(key),
-                   UpdateExpression=f"SET {assignments}", ConditionExpression=condition,
+                   UpdateExpression=expression.changes(values), ConditionExpression=condition,
                    ReturnValuesOnConditionCheckFailure="ALL_OLD", **expression.arguments())
 
     def update_if_newer(self, key: Mapping[str, str], values: Mapping[str, Any], expect: Mapping[str, Any],
@@ -394,10 +399,9 @@ class Ddb:
         name = expression.name(version)
         condition = (f"{expression.still(expect)} AND (attribute_not_exists({name}) OR "
                      f"{name} < {expression.value(values[version])})")
-        assignments = ", ".join(f"{expression.name(a)} = {expression.value(v)}" for a, v in values.items())
         try:
             self._call("update_item", TableName=self.table, Key=serialize(key),
-                       UpdateExpression=f"SET {assignments}", ConditionExpression=condition,
+                       UpdateExpression=expression.changes(values), ConditionExpression=condition,
                        **expression.arguments())
             return True
         except KeyTaken:

@@ -51,7 +51,7 @@ _ID = re.compile(r"[0-9]{1,18}")
 class LoggedEvent(NamedTuple):
     seq: int
     kind: str
-    data: str  # JSON text, as the stream sends it
+    data: str | None  # JSON text, as the stream sends it; None once erased (its message was deleted)
 
 
 def _sql(name: str) -> str:
@@ -61,13 +61,24 @@ def _sql(name: str) -> str:
 # -- appending (the events Lambda) -------------------------------------------------------------
 def append(conn: "psycopg.Connection", events: Iterable[NewEvent]) -> dict[str, int]:
     """Log `events` in one transaction, in their order, each user's after their last; skip those
-    whose key the user's log holds already. Returns each user's new last number (users that got
-    an event only)."""
+    whose key the user's log holds already. The messages a deletion erases lose their text from
+    every event that shows it, and any event showing one is logged erased. Returns each user's
+    new last number (users that got an event only)."""
+    events = list(events)
     by_user: dict[str, dict[str, NewEvent]] = {}
     for event in events:
         by_user.setdefault(str(event.user_uuid), {}).setdefault(event.key, event)
+    erased = sorted({event.erases for event in events if event.erases})
     heads: dict[str, int] = {}
     with conn.transaction():
+        # The lock on erased_messages first, before any head: one order of locks for all.
+        if erased:
+            for ref in erased:
+                conn.execute(_sql("note_erased"), {"message_ref": ref})
+            for ref in erased:  # each its own statement, which sees every append committed before
+                conn.execute(_sql("erase"), {"message_ref": ref})
+        elif any(event.shows for event in events):
+            conn.execute(_sql("lock_erasures"))
         for user in sorted(by_user):  # one order of locks for every appender: no deadlock
             seq = conn.execute(_sql("lock_head"), {"user_uuid": user}).fetchone()[0]
             wanted = by_user[user]
@@ -76,8 +87,8 @@ def append(conn: "psycopg.Connection", events: Iterable[NewEvent]) -> dict[str, 
             fresh = [e for key, e in wanted.items() if key not in known]
             if not fresh:
                 continue
-            rows = [{"user_uuid": user, "seq": seq + i, "kind": e.kind,
-                     "data": json.dumps(e.data), "event_key": e.key} for i, e in enumerate(fresh, 1)]
+            rows = [{"user_uuid": user, "seq": seq + i, "kind": e.kind, "data": json.dumps(e.data),
+                     "event_key": e.key, "shows": e.shows or None} for i, e in enumerate(fresh, 1)]
             with conn.cursor() as cur:
                 cur.executemany(_sql("insert"), rows)
             seq += len(fresh)
@@ -98,6 +109,7 @@ def purge(conn: "psycopg.Connection", keep_seconds: float = RETENTION_SECONDS,
         deleted = conn.execute(_sql("purge"), {"keep_seconds": keep_seconds, "batch": batch}).rowcount
         gone += deleted
         if deleted < batch or (until is not None and clock() >= until):
+            conn.execute(_sql("purge_erased"), {"keep_seconds": keep_seconds})
             return gone
 
 
@@ -110,7 +122,7 @@ def head(conn: "psycopg.Connection", user_uuid: str) -> int:
 def after(conn: "psycopg.Connection", user_uuid: str, seq: int, limit: int = PAGE,
           max_bytes: int = PAGE_BYTES) -> list[LoggedEvent]:
     """The user's events after number `seq`, oldest first, at most `limit` and about `max_bytes`
-    of data (at least one event, when there is one)."""
+    of data (at least one event, when there is one); erased ones too, without data."""
     rows = conn.execute(_sql("after"), {"user_uuid": user_uuid, "after": seq, "limit": limit,
                                         "max_bytes": max_bytes})
     return [LoggedEvent(int(s), kind, data) for s, kind, data in rows]
@@ -118,7 +130,7 @@ def after(conn: "psycopg.Connection", user_uuid: str, seq: int, limit: int = PAG
 
 def is_full(page: list[LoggedEvent], limit: int = PAGE, max_bytes: int = PAGE_BYTES) -> bool:
     """Whether `after` stopped at its bounds, so that more events may follow this page."""
-    return len(page) >= limit or sum(len(e.data.encode()) for e in page) >= max_bytes
+    return len(page) >= limit or sum(len(e.data.encode()) for e in page if e.data) >= max_bytes
 
 
 def event_id(seq: int) -> str:

@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, request
 from routes.http import caller, json_body, page_response, parts
 from services import validation
 from services.create_message import CreateMessage
+from services.delete_message import DeleteMessage
 from services.edit_message import EditMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
@@ -59,3 +60,9 @@ def mark_read(message_group_uuid: str):
 def edit_message(message_group_uuid: str, message_uuid: str):
     user = caller()
     return jsonify(EditMessage.run(parts().conversations, user, message_group_uuid, message_uuid, json_body()))
+
+
+@bp.delete("/api/messages/<message_group_uuid>/<message_uuid>")
+def delete_message(message_group_uuid: str, message_uuid: str):
+    user = caller()
+    return jsonify(DeleteMessage.run(parts().conversations, user, message_group_uuid, message_uuid))

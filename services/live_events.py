@@ -107,7 +107,8 @@ class Stream:
                         yield Event(event_log.event_id(position), "reset", "{}")
                         continue
                     for logged in page:
-                        yield Event(event_log.event_id(logged.seq), logged.kind, logged.data)
+                        if logged.data is not None:  # else erased: its message was deleted
+                            yield Event(event_log.event_id(logged.seq), logged.kind, logged.data)
                         position = logged.seq
                     if event_log.is_full(page):
                         continue  # more to send

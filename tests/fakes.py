@@ -260,25 +260,35 @@ class MemoryActivities:
 # -- the event log --------------------------------------------------------------------------------
 class MemoryEventLog:
     """lib.event_log.EventLog's twin: numbered events per user, duplicates (by key) skipped,
-    single-use tickets that expire."""
+    deleted messages' texts erased, single-use tickets that expire."""
 
     def __init__(self, clock: Callable[[], float] = time.time):
         self.clock = clock
-        self.events: dict[str, list[tuple[int, str, str, str]]] = {}  # user -> (seq, kind, data, key)
+        # user -> [seq, kind, data (None: erased), key, the message it shows]
+        self.events: dict[str, list[list[Any]]] = {}
+        self.erased: set[str] = set()
         self.heads: dict[str, int] = {}
         self.tickets: dict[str, tuple[str, float, float]] = {}  # ticket -> (user, trusted until, expires)
         self.lock = threading.Lock()
 
     def append(self, events: Iterable[NewEvent]) -> dict[str, int]:
         heads: dict[str, int] = {}
+        events = list(events)
         with self.lock:
+            for ref in {event.erases for event in events if event.erases}:
+                self.erased.add(ref)
+                for logged in self.events.values():
+                    for entry in logged:
+                        if entry[4] == ref:
+                            entry[2] = None
             for event in events:
                 user = str(event.user_uuid)
                 logged = self.events.setdefault(user, [])
-                if any(key == event.key for *_, key in logged):
+                if any(entry[3] == event.key for entry in logged):
                     continue
                 seq = self.heads.get(user, 0) + 1
-                logged.append((seq, event.kind, json.dumps(event.data), event.key))
+                data = None if event.shows in self.erased else json.dumps(event.data)
+                logged.append([seq, event.kind, data, event.key, event.shows])
                 self.heads[user] = heads[user] = seq
         return heads
 
@@ -293,13 +303,13 @@ class MemoryEventLog:
     def after(self, user_uuid: str, seq: int, limit: int = event_log.PAGE,
               max_bytes: int = event_log.PAGE_BYTES) -> list[LoggedEvent]:
         page, size = [], 0
-        for s, kind, data, _ in self.events.get(user_uuid, []):
+        for s, kind, data, *_ in self.events.get(user_uuid, []):
             if s <= seq:
                 continue
             if len(page) >= limit or size >= max_bytes:
                 break
             page.append(LoggedEvent(s, kind, data))
-            size += len(data.encode())
+            size += len(data.encode()) if data else 0
         return page
 
     def resume(self, user_uuid: str, last_event_id: str | None) -> tuple[int, bool]:

@@ -202,7 +202,7 @@ class MemoryTable:
             held = self.items.get((key["pk"], key["sk"]))
             if held is None or not _still(held, expect):
                 raise KeyTaken(frozenset({0}), {0: copy.deepcopy(held)} if held else None)
-            self._store({**held, **copy.deepcopy(dict(values))})
+            self._store(_changed(held, values))
         self._write("update_item", key, apply)
 
     def update_if_newer(self, key: Mapping[str, str], values: Mapping[str, Any], expect: Mapping[str, Any],
@@ -212,7 +212,7 @@ class MemoryTable:
             if held is None or not _still(held, expect) or (
                     version in held and not held[version] < values[version]):
                 return False
-            self._store({**held, **copy.deepcopy(dict(values))})
+            self._store(_changed(held, values))
             return True
         return self._write("update_item", key, apply)
 
@@ -250,7 +250,14 @@ def _project(item: Mapping[str, Any], attributes: Iterable[str] | None) -> dict[
 
 
 def _holds(item: Mapping[str, Any], where: Mapping[str, Any] | None) -> bool:
-    return all(item.get(a) == v for a, v in (where or {}).items())
+    return _still(item, where or {})
+
+
+def _changed(held: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`held` with `values` set, and the attributes whose value is None removed."""
+    removed = {a for a, v in values.items() if v is None}
+    item = {**held, **copy.deepcopy({a: v for a, v in values.items() if v is not None})}
+    return {a: v for a, v in item.items() if a not in removed}
 
 
 def _still(item: Mapping[str, Any], expect: Mapping[str, Any]) -> bool:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from domain import live_events
 from domain.live_events import NewEvent
-from lib.conversations.records import MessageEdited, NewMessage, RowWritten, change_of
+from lib.conversations.records import MessageDeleted, MessageEdited, NewMessage, RowWritten, change_of
 
 # group uuid -> its participants (Participants.both)
 Participants = Callable[[str], Iterable[str]]
@@ -21,6 +21,9 @@ def events_of(record: Mapping[str, Any], participants: Participants) -> list[New
         return live_events.of_message(change.message, participants(change.group))
     if isinstance(change, MessageEdited):
         return live_events.of_message_change(change.message, participants(change.group))
+    if isinstance(change, MessageDeleted):
+        return live_events.of_message_deletion(change.group, change.message_uuid, change.sk, change.deleted_at,
+                                               participants(change.group))
     if isinstance(change, RowWritten):
         return live_events.of_conversation(change.owner, change.conversation, change.read_up_to)
     return []

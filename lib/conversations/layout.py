@@ -7,13 +7,18 @@ items through these names and functions, and turn items into the domain's values
   group row    pk GRP#<owner user uuid>     sk <time of last message>
                message_group_uuid, message, and user_uuid/user_display_name/user_handle of the
                OTHER participant; read_up_to (the owner's read marker, a message's sk) and
-               unread_count (the other's messages after it, up to this row's sk; absent: 0).
+               unread_count (the other's messages after it, up to this row's sk, deleted ones
+               not counted; absent: 0). `message` is the text of the last message that is not
+               deleted: message_sk names that message when it is not the one at the row's sk
+               ("" when none is left), message_edited_at the edit of it the row shows.
                The only items with `message_group_uuid`, so the GSI
                `message-group-sk-index` holds exactly the two rows of each group.
   message      pk MSG#<message_group_uuid>  sk <created time>
                message_uuid (naming the created time: domain/message_ids.py), message, and
                user_uuid/user_display_name/user_handle of the sender; edited_at once its sender
-               changed its text.
+               changed its text; deleted_at once they deleted it (message is then "": the item
+               stays, as a tombstone that pattern A's reads filter out); idempotency_key when it
+               was sent with one (so that its deletion erases that record's fingerprint too).
   group header pk GROUP#<message_group_uuid> sk GROUP
                participants: the two user uuids; profiles: each one's display_name and handle;
                first_message_uuid.
@@ -22,7 +27,8 @@ items through these names and functions, and turn items into the domain's values
                "who may read or post here".
   idempotency  pk IDEM#<user uuid>           sk <Idempotency-Key>
                fingerprint of the request, and the message it made (group, uuid, created time),
-               written before that message; kept for a day (attribute expires_at, TTL).
+               written before that message; kept for a day (attribute expires_at, TTL). Once
+               that message is deleted: deleted_at, and no fingerprint (a hash of the text).
   layout       pk META#layout                sk META
                version: 2 on a table whose every group has its header (made by this code, or
                brought there by bin/ddb/migrate).
@@ -54,8 +60,18 @@ IDEMPOTENCY_PREFIX = "IDEM#"
 LAYOUT_KEY = {"pk": "META#layout", "sk": "META"}
 LAYOUT_VERSION = 2
 
-# A group row's stamp of the edit whose text it shows (absent: its last message's text as sent).
+# A group row's stamp of the edit whose text it shows (absent: that message's text as sent).
 EDIT_STAMP = "message_edited_at"
+# A group row's note of which message's text it shows, by created time, when that is not the one
+# at its sk: an earlier one once the last ones were deleted ("" for none left), or the message a
+# row put a microsecond later (a key held by another conversation) is at.
+SHOWN = "message_sk"
+# A message item's mark of its deletion (its text is "" then), and the Idempotency-Key it was
+# sent with.
+DELETED = "deleted_at"
+SENT_WITH_KEY = "idempotency_key"
+# A query's filter for the messages that are not deleted.
+NOT_DELETED = {DELETED: None}
 
 # The attribute DynamoDB's TTL reads (idempotency records only), and how long a record is kept.
 TTL_ATTRIBUTE = "expires_at"
@@ -149,8 +165,9 @@ def message_rows(sender: Mapping[str, str], recipient: Mapping[str, str], messag
 
 
 def message_item(message_group_uuid: str, sender: Mapping[str, str], message: str,
-                 created_at: str, message_uuid: str | None = None) -> dict[str, str]:
-    return {
+                 created_at: str, message_uuid: str | None = None,
+                 idempotency_key: str | None = None) -> dict[str, str]:
+    item = {
         **message_key(message_group_uuid, created_at),
         "message_uuid": message_uuid or message_ids.new(created_at),
         "message": message,
@@ -158,6 +175,14 @@ def message_item(message_group_uuid: str, sender: Mapping[str, str], message: st
         "user_display_name": sender["display_name"],
         "user_handle": sender["handle"],
     }
+    if idempotency_key:
+        item[SENT_WITH_KEY] = idempotency_key
+    return item
+
+
+def shown_of(row: Mapping[str, Any]) -> str:
+    """The created time of the message whose text a group row shows ("" for none left)."""
+    return row[SHOWN] if SHOWN in row else row["sk"]
 
 
 def header_item(message_group_uuid: str, participants: Iterable[str], created_at: str,
@@ -220,7 +245,8 @@ def message_of_item(item: Mapping[str, Any], group: str) -> Message:
     return Message(uuid=item["message_uuid"], message_group_uuid=group,
                    display_name=item["user_display_name"],
                    handle=item["user_handle"], text=item["message"], created_at=item["sk"],
-                   sender_uuid=item.get("user_uuid", ""), edited_at=item.get("edited_at"))
+                   sender_uuid=item.get("user_uuid", ""), edited_at=item.get("edited_at"),
+                   deleted_at=item.get(DELETED), idempotency_key=item.get(SENT_WITH_KEY))
 
 
 def conversation_of_row(row: Mapping[str, Any]) -> Conversation:
@@ -229,7 +255,7 @@ def conversation_of_row(row: Mapping[str, Any]) -> Conversation:
                         display_name=row["user_display_name"], handle=row["user_handle"],
                         last_message=row["message"], last_message_at=row["sk"],
                         unread_count=unread_of(row), other_uuid=row.get("user_uuid", ""),
-                        last_message_edited_at=row.get(EDIT_STAMP))
+                        last_message_edited_at=row.get(EDIT_STAMP), shown_message_at=row.get(SHOWN))
 
 
 def table_definition(name: str, provisioned: bool = False, read_capacity: int = 5,

@@ -21,19 +21,27 @@ ATTEMPTS = 4
 
 def count_unread(table: Ddb, group: str, reader_uuid: str, after: str, up_to: str) -> int:
     """The reader's unread messages of the group with after < sk <= up_to (domain/unread.py's
-    count): a consistent Query, oldest first, that stops at the cap."""
+    count), deleted ones left out: a consistent Query, oldest first, that stops at the cap."""
     if after >= up_to:
         return 0
     items = table.query_items(layout.message_pk(group), sk_from=after or " ", sk_to=up_to,
-                              consistent=True, attributes=("sk", "user_uuid"))
+                              consistent=True, attributes=("sk", "user_uuid"), where=layout.NOT_DELETED)
     return unread.count(((item["sk"], item.get("user_uuid", "")) for item in items), str(reader_uuid), after)
 
 
 def write(table: Ddb, row: Mapping[str, Any], group: str, marker: str, count: int) -> None:
     """Give the row its owner's marker and count, only if it is still this group's and still
-    carries the marker it was read with; KeyTaken (with the row as it is now) otherwise."""
+    carries the marker and count it was read with (a deletion recounts: stream.py); KeyTaken
+    (with the row as it is now) otherwise."""
     table.update_if(key_of(row), {"read_up_to": marker, "unread_count": unread.capped(count)},
-                    {"message_group_uuid": group, "read_up_to": row.get("read_up_to") or None})
+                    as_read(row, group))
+
+
+def as_read(row: Mapping[str, Any], group: str) -> dict[str, Any]:
+    """The expectation "the row is still this group's and carries the marker and count it was
+    read with" (None: absent), for a conditional write of the row."""
+    return {"message_group_uuid": group, "read_up_to": row.get("read_up_to") or None,
+            "unread_count": row.get("unread_count")}
 
 
 def newest_message(table: Ddb, group: str) -> str | None:

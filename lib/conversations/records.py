@@ -48,6 +48,16 @@ class MessageEdited:
 
 
 @dataclass(frozen=True)
+class MessageDeleted:
+    """A message a record deleted (its sender took it back): which, whose, and when."""
+    group: str
+    sk: str
+    message_uuid: str
+    sender: str
+    deleted_at: str
+
+
+@dataclass(frozen=True)
 class RowWritten:
     """A group row a record inserted or changed: the conversation as its owner sees it now, and
     their read marker ("" before any)."""
@@ -56,9 +66,12 @@ class RowWritten:
     read_up_to: str
 
 
-def change_of(record: Mapping[str, Any]) -> NewMessage | MessageEdited | RowWritten | None:
-    """What a stream record did: a new message, a message edited, a group row written, or None
-    for anything else (deletes, other items, records without a new image)."""
+Change = NewMessage | MessageEdited | MessageDeleted | RowWritten
+
+
+def change_of(record: Mapping[str, Any]) -> Change | None:
+    """What a stream record did: a new message, a message edited or deleted, a group row written,
+    or None for anything else (items removed, other items, records without a new image)."""
     name = record.get("eventName")
     if name not in ("INSERT", "MODIFY"):
         return None
@@ -71,6 +84,10 @@ def change_of(record: Mapping[str, Any]) -> NewMessage | MessageEdited | RowWrit
                           sender=image.get("user_uuid", ""),
                           display_name=image.get("user_display_name", ""),
                           handle=image.get("user_handle", ""))
+    if name == "MODIFY" and layout.is_message(image) and image.get(layout.DELETED):
+        return MessageDeleted(group=layout.message_group_uuid_of(image), sk=image["sk"],
+                              message_uuid=image["message_uuid"], sender=image.get("user_uuid", ""),
+                              deleted_at=image[layout.DELETED])
     if name == "MODIFY" and layout.is_message(image) and image.get("edited_at"):
         return MessageEdited(layout.message_of_item(image, layout.message_group_uuid_of(image)))
     if layout.is_group_row(image):
@@ -85,7 +102,7 @@ def new_message(record: Mapping[str, Any]) -> NewMessage | None:
     return change if isinstance(change, NewMessage) else None
 
 
-def message_edited(record: Mapping[str, Any]) -> MessageEdited | None:
-    """The edit a record made, or None for anything else."""
+def message_changed(record: Mapping[str, Any]) -> MessageEdited | MessageDeleted | None:
+    """The edit or deletion a record made, or None for anything else."""
     change = change_of(record)
-    return change if isinstance(change, MessageEdited) else None
+    return change if isinstance(change, (MessageEdited, MessageDeleted)) else None

@@ -7,7 +7,8 @@ transaction of the four would cost 10):
   2. with an Idempotency-Key, its record (which message this request makes), then the message;
   3. both participants' group rows. Should the API stop before them, the message's stream record
      makes the stream Lambda write them, from the header's copy of both participants' names.
-A message into a group (pattern D) is steps 2 only.
+A message into a group (pattern D) is steps 2 only. A message sent with an Idempotency-Key names
+it (so that deleting the message can erase the record's fingerprint of its text, store.py).
 
 What AWS does that this survives: the SDK retries a put whose response was lost, and the retry
 finds the key taken by its own first attempt (the held item carries this request's message_uuid,
@@ -20,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.conversations import Idempotency, Person, Sent
-from domain.errors import InvalidInput
+from domain.errors import Gone, InvalidInput
 from domain import message_ids, times
 from lib.conversations import layout
 from lib.conversations.layout import message_of_item
@@ -48,7 +49,7 @@ class Sender:
     def to_user(self, sender: Person, recipient: Person, text: str,
                 idempotency: Idempotency | None) -> Sent:
         """Pattern C: into the pair's conversation, creating it with the first message."""
-        draft = _Draft(sender, text)
+        draft = _Draft(sender, text, idempotency)
         record = _Record(self.table, sender, idempotency)
         try:
             group = layout.group_uuid_for(sender["uuid"], recipient["uuid"])
@@ -63,8 +64,8 @@ class Sender:
                  idempotency: Idempotency | None) -> Sent:
         """Pattern D: into a conversation the sender belongs to (the caller has checked)."""
         try:
-            return self._into_group(_Draft(sender, text), group, _Record(self.table, sender, idempotency),
-                                    named=False)
+            return self._into_group(_Draft(sender, text, idempotency), group,
+                                    _Record(self.table, sender, idempotency), named=False)
         except _Replay as replay:
             return replay.sent
 
@@ -115,13 +116,18 @@ class Sender:
         raise WriteConflict(reason="attempts exhausted")
 
 
+def _deleted() -> Gone:
+    return Gone("message_deleted", detail="the message this Idempotency-Key sent has been deleted")
+
+
 class _Draft:
     """The message being sent: its sender, text, uuid and time, fixed for the whole request (a
     key found taken by a message with this uuid is this message, written by an attempt whose
     response was lost); a time collision gives it a new time, and with it a new uuid."""
 
-    def __init__(self, sender: Person, text: str):
+    def __init__(self, sender: Person, text: str, idempotency: Idempotency | None = None):
         self.sender, self.text = sender, text
+        self.key = idempotency.key if idempotency else None
         self.retime()
 
     def retime(self) -> None:
@@ -130,7 +136,8 @@ class _Draft:
         self.message_uuid = message_ids.new(self.created_at)
 
     def item(self, group: str) -> dict[str, Any]:
-        return layout.message_item(group, self.sender, self.text, self.created_at, self.message_uuid)
+        return layout.message_item(group, self.sender, self.text, self.created_at, self.message_uuid,
+                                   self.key)
 
 
 class _Record:
@@ -147,9 +154,9 @@ class _Record:
 
     def claim(self, draft: _Draft, group: str, named: bool) -> str:
         """Write the record unless the key was used already. If it was (and has not expired):
-        a different request is refused; the same one is answered from its message when stored,
-        else carries on as that message (`draft` takes its uuid and time). Returns the group
-        to write into."""
+        a different request is refused; the same one is answered from its message when stored
+        (Gone when its sender has deleted it since: nothing is written again), else carries on
+        as that message (`draft` takes its uuid and time). Returns the group to write into."""
         if self.idempotency is None:
             return group
         key = layout.idempotency_key(self.user, self.idempotency.key)
@@ -162,12 +169,16 @@ class _Record:
             # gone meanwhile (TTL): claim it afresh
             self.table.put(self._item(draft, group, named))
             return group
+        if held.get(layout.DELETED):
+            raise _deleted()  # its fingerprint went with it: whatever this request asks, its message is gone
         if held.get("fingerprint") != self.idempotency.fingerprint:
             raise InvalidInput("idempotency_key_reused",
                                detail="this Idempotency-Key was used for a different request")
         recorded_group = held["group"]
         message = self.table.get(layout.message_key(recorded_group, held["created_at"]))
         if message is not None and message.get("message_uuid") == held["message_uuid"]:
+            if message.get(layout.DELETED):
+                raise _deleted()
             raise _Replay(Sent(message_of_item(message, recorded_group), bool(held.get("named"))))
         # The first attempt stopped (or is still on its way) between its record and its message:
         # this request writes that message; whichever of the two lands second finds it landed.

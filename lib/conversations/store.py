@@ -21,7 +21,7 @@ from datetime import datetime
 from domain.conversations import Conversation, Idempotency, Message, Page, Person, Sent
 from domain import message_changes, message_ids, times
 from domain.times import iso
-from lib.conversations import layout, read_markers
+from lib.conversations import layout, paging, read_markers
 from lib.conversations.participants import Participants
 from lib.conversations.rows import group_rows, newest_row_per_group
 from lib.conversations.sending import Sender
@@ -34,6 +34,8 @@ EDIT_ATTEMPTS = 5
 # saves is the client's work parsing attributes nobody uses.
 MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_uuid", "user_display_name", "user_handle",
                       "edited_at")
+# A message about to be changed: also whether it is deleted, and the key it was sent with.
+CHANGE_ATTRIBUTES = (*MESSAGE_ATTRIBUTES, layout.DELETED, layout.SENT_WITH_KEY)
 ROW_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_uuid", "user_display_name", "user_handle",
                   "unread_count")
 
@@ -78,62 +80,92 @@ class ConversationStore:
 
     # -- changing what was sent -----------------------------------------------------------------
     def message(self, group: str, message_uuid: str) -> Message | None:
-        """The conversation's message with this uuid, read consistently: one GetItem for a uuid
-        that names its time (domain/message_ids.py); older messages' random uuids name none, and
-        are looked for in the conversation."""
+        """The conversation's message with this uuid (deleted ones too: see `deleted_at`), read
+        consistently: one GetItem for a uuid that names its time (domain/message_ids.py); older
+        messages' random uuids name none, and are looked for in the conversation."""
         item = self._message_item(group, message_uuid)
         return layout.message_of_item(item, group) if item is not None else None
 
     def _message_item(self, group: str, message_uuid: str) -> dict | None:
         created_at = message_ids.created_at_of(message_uuid)
         if created_at is not None:
-            item = self.table.get(layout.message_key(group, created_at), attributes=MESSAGE_ATTRIBUTES)
+            item = self.table.get(layout.message_key(group, created_at), attributes=CHANGE_ATTRIBUTES)
             return item if item is not None and item.get("message_uuid") == message_uuid else None
         return next(self.table.query_items(layout.message_pk(group), consistent=True,
-                                           attributes=MESSAGE_ATTRIBUTES, where={"message_uuid": message_uuid}),
+                                           attributes=CHANGE_ATTRIBUTES, where={"message_uuid": message_uuid}),
                     None)
 
     def edit(self, message: Message, text: str) -> Message:
         """The message with its sender's new text, stamped with the time of the change. Each
         edit is written only over the state it read (a conditional update), so of two edits at
         once the one that lands last is what stays; an edit that lost the race tries again over
-        the other's. Raises ValueError("gone") when the message is no longer there."""
+        the other's. A deletion beats every edit: raises ValueError("gone") when the message is
+        deleted (or no longer there)."""
         key = layout.message_key(message.message_group_uuid, message.created_at)
         seen = message
         for _ in range(EDIT_ATTEMPTS):
             edited_at = message_changes.next_change_time(times.now_iso(), seen.edited_at)
             try:
                 self.table.update_if(key, {"message": text, "edited_at": edited_at},
-                                     {"message_uuid": message.uuid, "edited_at": seen.edited_at})
+                                     {"message_uuid": message.uuid, "edited_at": seen.edited_at,
+                                      layout.DELETED: None})
                 return seen._replace(text=text, edited_at=edited_at)
             except KeyTaken as changed:
                 now = changed.held.get(0)
-                if not now:
+                if not now or now.get(layout.DELETED):
                     raise ValueError("gone") from changed
                 if now.get("edited_at") == edited_at and now.get("message") == text:
                     return seen._replace(text=text, edited_at=edited_at)  # ours: a lost response, retried
                 seen = layout.message_of_item(now, message.message_group_uuid)
         raise WriteConflict(reason="edits kept racing")
 
+    def delete(self, message: Message) -> str:
+        """Take the message back: its item keeps its key and sender, loses its text (a tombstone
+        marked deleted_at, which pattern A leaves out), and the record of the Idempotency-Key it
+        was sent with loses the request's fingerprint (a hash of the text). The stream brings the
+        rows and the live-event log along (stream.py, events.py). Deleting it again changes
+        nothing: the time of the deletion, the first one's. Raises ValueError("gone") when the
+        message is no longer there."""
+        deleted_at = message.deleted_at
+        if deleted_at is None:
+            deleted_at = times.now_iso()
+            try:
+                # 1. the message: once this lands, nothing shows the text any more but copies the
+                # stream replaces (rows, events), and no edit can land after it
+                self.table.update_if(layout.message_key(message.message_group_uuid, message.created_at),
+                                     {"message": "", layout.DELETED: deleted_at, "edited_at": None},
+                                     {"message_uuid": message.uuid, layout.DELETED: None})
+            except KeyTaken as changed:
+                now = changed.held.get(0)
+                if not now or not now.get(layout.DELETED):
+                    raise ValueError("gone") from changed
+                deleted_at = now[layout.DELETED]  # deleted meanwhile, or our own retried update landed
+        if message.idempotency_key:
+            # 2. its Idempotency-Key's record: done again by every retry of the deletion, so a
+            # request that stopped between 1 and 2 is completed by the next one
+            try:
+                self.table.update_if(layout.idempotency_key(message.sender_uuid, message.idempotency_key),
+                                     {"fingerprint": None, layout.DELETED: deleted_at},
+                                     {"message_uuid": message.uuid})
+            except KeyTaken:
+                pass  # expired (TTL), or the key was used again since: no trace of this text
+        return deleted_at
+
     # -- reading -------------------------------------------------------------------------------
     def messages(self, group: str, limit: int, after: str | None = None) -> Page[Message]:
-        """Pattern A: the conversation's messages, newest first."""
-        page = self._page(layout.message_pk(group), limit, after, MESSAGE_ATTRIBUTES)
+        """Pattern A: the conversation's messages that are not deleted (a filter: DynamoDB reads
+        the deleted ones too), newest first."""
+        page = paging.newest_first(self.table, layout.message_pk(group), limit, after,
+                                   attributes=MESSAGE_ATTRIBUTES, where=layout.NOT_DELETED)
         return Page([layout.message_of_item(i, group) for i in page.items], page.next_after)
 
     def conversations(self, user_uuid: str, limit: int,
                       after: str | None = None) -> Page[Conversation]:
         """Pattern B: the user's conversations, most recent first."""
-        page = self._page(layout.group_pk(user_uuid), limit, after, ROW_ATTRIBUTES)
+        page = paging.newest_first(self.table, layout.group_pk(user_uuid), limit, after,
+                                   attributes=ROW_ATTRIBUTES)
         return Page([layout.conversation_of_row(r) for r in newest_row_per_group(page.items)],
                     page.next_after)
-
-    def _page(self, pk: str, limit: int, after: str | None, attributes: tuple[str, ...]) -> Page[dict]:
-        # One item more than asked for, so that a next page is named only when one follows.
-        page = self.table.query(pk, limit=limit + 1, newest_first=True, after_sk=after,
-                                attributes=attributes)
-        items = page.items[:limit]
-        return Page(items, items[-1]["sk"] if len(page.items) > limit else None)
 
     # -- read markers --------------------------------------------------------------------------
     def mark_read(self, group: str, reader_uuid: str, up_to: datetime | None = None) -> int:

@@ -5,7 +5,8 @@ the local stream worker runs that same handler. docs/stream.md tells the whole s
 
 Per batch, only INSERTs of messages count, and per group only the newest one: a group row's sk is
 the time of its last message, so applying the newest message makes every older one of the batch
-moot. For each such group: who its participants are (the group's header, read consistently once
+moot. Edits and deletions of messages (MODIFYs) come after, per message only the one that says most
+(a deletion beats every edit): see `RowMover.apply_edit` and `RowMover.apply_delete`. For each such group: who its participants are (the group's header, read consistently once
 and remembered: it never changes), one Query of the GSI for its rows, then, for each participant
 whose row is older than the message, a put of the row at the message's time (its key must be
 free) and the delete of the old row (it must still be this group's). Rows already at or past the
@@ -47,9 +48,9 @@ from typing import Any, Callable, Mapping
 
 from domain import unread
 from domain.times import later
-from lib.conversations import layout, read_markers, week5
+from lib.conversations import layout, paging, read_markers, week5
 from lib.conversations.participants import Header, Participants
-from lib.conversations.records import MessageEdited, NewMessage, message_edited, new_message
+from lib.conversations.records import MessageDeleted, MessageEdited, NewMessage, message_changed, new_message
 from lib.conversations.rows import IndexBehind, group_rows, has_row, rows_of
 from lib.ddb import Ddb, KeyTaken, key_of
 
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 # reported failed, so Lambda retries the batch from them, instead of the invocation timing out and
 # every group of the batch being applied again.
 TIME_FOR_A_GROUP_MS = 10_000
-EDIT_STAMP = layout.EDIT_STAMP
+EDIT_STAMP, SHOWN = layout.EDIT_STAMP, layout.SHOWN
 
 
 def _log(level: int, message: str, exc_info: bool = False, **fields: Any) -> None:
@@ -92,17 +93,17 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
     batches: dict[str, dict[str, NewMessage]] = {}  # group -> its messages of the batch, by sk
     first_position: dict[str, int] = {}
     messages = 0
-    edits: dict[str, dict[str, MessageEdited]] = {}  # group -> its edited messages' latest edit
+    # group -> its changed messages' latest change (a deletion beats every edit)
+    changes: dict[str, dict[str, MessageEdited | MessageDeleted]] = {}
     for position, record in enumerate(records):
         message = new_message(record)
         if message is None:
-            edited = message_edited(record)
-            if edited is not None:
-                first_position.setdefault(edited.group, position)
-                latest = edits.setdefault(edited.group, {})
-                uuid = edited.message.uuid
-                if uuid not in latest or edited.edited_at > latest[uuid].edited_at:
-                    latest[uuid] = edited
+            change = message_changed(record)
+            if change is not None:
+                first_position.setdefault(change.group, position)
+                latest = changes.setdefault(change.group, {})
+                if _supersedes(change, latest.get(change.sk)):
+                    latest[change.sk] = change
             continue
         messages += 1
         first_position.setdefault(message.group, position)
@@ -111,11 +112,15 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
         batches.setdefault(message.group, {})[message.sk] = message
 
     def move(group: str) -> str:
-        """The group's rows brought to its newest message of the batch, then to its edits."""
+        """The group's rows brought to its newest message of the batch, then to its messages'
+        edits and deletions, oldest message first."""
         try:
             outcome = mover.apply(newest[group], list(batches[group].values())) if group in newest else "current"
-            for edit in edits.get(group, {}).values():
-                if mover.apply_edit(edit) and outcome == "current":
+            for _, change in sorted(changes.get(group, {}).items()):
+                if isinstance(change, MessageDeleted):
+                    if mover.apply_delete(change) and outcome == "current":
+                        outcome = "deleted"
+                elif mover.apply_edit(change) and outcome == "current":
                     outcome = "edited"
             return outcome
         except Exception as error:  # one group's failure must not stop the others
@@ -125,7 +130,7 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
 
     results: dict[str, "Future[str] | str"] = {}
     slots = threading.BoundedSemaphore(max(1, concurrency))
-    groups = sorted({*newest, *edits}, key=lambda group: first_position[group])
+    groups = sorted({*newest, *changes}, key=lambda group: first_position[group])
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(groups)))) as pool:
         for group in groups:
             slots.acquire()
@@ -150,7 +155,7 @@ def apply_batch(records: list[Mapping[str, Any]], mover: "RowMover",
         retry_from = records[min(failed)]
         answer["batchItemFailures"].append({"itemIdentifier": retry_from["dynamodb"]["SequenceNumber"]})
     _log(logging.INFO, "batch done", request_id=request_id, records=len(records),
-         messages=messages, edits=sum(len(e) for e in edits.values()), groups=len(groups),
+         messages=messages, changed=sum(len(c) for c in changes.values()), groups=len(groups),
          failed_groups=len(failed), outcomes=outcomes,
          retry_from=answer["batchItemFailures"][0]["itemIdentifier"] if failed else None)
     return answer
@@ -195,19 +200,61 @@ class RowMover:
         raise AssertionError("unreachable")
 
     def apply_edit(self, edit: MessageEdited) -> bool:
-        """The rows showing the edited message as their last one take its new text. A row that
-        has moved on to a newer message is left alone, and an edit delivered late or twice never
-        overwrites a newer one: a row carries the time of the edit whose text it shows
-        (EDIT_STAMP). Each participant's rows from the message's time on are read from the table
-        itself (one small Query each), not the index, which may not show the row there yet.
-        True when it wrote."""
+        """The rows showing the edited message's text take its new text. A row that has moved on
+        to a newer message (or to an earlier one, after deletions) is left alone, and an edit
+        delivered late or twice never overwrites a newer one: a row carries the time of the edit
+        whose text it shows (EDIT_STAMP). Each participant's rows from the message's time on are
+        read from the table itself (one small Query each), not the index, which may not show the
+        row there yet. True when it wrote."""
         wrote = False
         for owner in self.participants.both(edit.group):
             for row in rows_of(self.table, owner, edit.group, since=edit.sk):
-                if row["sk"] == edit.sk:
-                    wrote |= self.table.update_if_newer(key_of(row), {"message": edit.message.text,
-                                                                      EDIT_STAMP: edit.edited_at},
-                                                        {"message_group_uuid": edit.group}, EDIT_STAMP)
+                if layout.shown_of(row) == edit.sk:
+                    wrote |= self.table.update_if_newer(
+                        key_of(row), {"message": edit.message.text, EDIT_STAMP: edit.edited_at},
+                        {"message_group_uuid": edit.group, SHOWN: row.get(SHOWN)}, EDIT_STAMP)
+        return wrote
+
+    def apply_delete(self, deleted: MessageDeleted) -> bool:
+        """Each participant's rows let the deleted message go: a row showing its text takes the
+        text of the last message left at or before the row's time ("" when none is left), and
+        the other participant's row no longer counts it when it was unread. Both are worked out
+        from the table itself (consistent reads), so a deletion delivered late or twice writes
+        what is true now, or nothing. A row keeps its place in the list (its sk: rows only move
+        forward, which is what makes moving them safe). Each write holds only while the row
+        still is as it was read; a row that changed meanwhile is read again. True when it wrote."""
+        wrote = False
+        for owner in self.participants.both(deleted.group):
+            for attempt in range(self.move_attempts):
+                try:
+                    wrote |= self._let_go(deleted, owner)
+                    break
+                except KeyTaken:
+                    continue  # moved, marked read or changed meanwhile: read the rows again
+            else:
+                raise Unsettled(f"the rows of {owner} keep changing")
+        return wrote
+
+    def _let_go(self, deleted: MessageDeleted, owner: str) -> bool:
+        wrote = False
+        for row in rows_of(self.table, owner, deleted.group, since=deleted.sk):
+            values: dict[str, Any] = {}
+            if layout.shown_of(row) == deleted.sk:
+                kept = paging.newest_first(self.table, layout.message_pk(deleted.group), 1, up_to=row["sk"],
+                                           consistent=True, where=layout.NOT_DELETED,
+                                           attributes=("sk", "message", "edited_at")).items
+                shown = kept[0] if kept else {"sk": "", "message": ""}
+                values = {"message": shown["message"], EDIT_STAMP: shown.get("edited_at"),
+                          SHOWN: shown["sk"] if shown["sk"] != row["sk"] else None}
+            marker, counted = row.get("read_up_to", ""), int(row.get("unread_count") or 0)
+            if owner != deleted.sender and counted and marker < deleted.sk <= row["sk"]:
+                count = unread.capped(read_markers.count_unread(self.table, deleted.group, owner, marker, row["sk"]))
+                if count != counted:
+                    values["unread_count"] = count
+            if values:
+                self.table.update_if(key_of(row), values,
+                                     {**read_markers.as_read(row, deleted.group), SHOWN: row.get(SHOWN)})
+                wrote = True
         return wrote
 
     def current_rows(self, message: NewMessage, header: Header | None,
@@ -243,8 +290,8 @@ class RowMover:
         """One participant's step, in the order that is safe without a transaction: first the row
         at the message (a conditional put: its key must be free), then the delete of every older
         row of theirs (conditional: it must still be this group's, and the one we copied still
-        carry the read marker we read). A delete that finds its row gone or changed means someone
-        else moved it or marked it read meanwhile (or our own delete's response was lost):
+        carry the read marker and count we read). A delete that finds its row gone or changed
+        means someone else moved it, marked it read or recounted it meanwhile (or our own delete's response was lost):
         `reconcile` then reads the participant's rows from the table, keeps only the newest, and
         gives it the latest marker. True when it wrote."""
         batch = batch or [message]
@@ -270,6 +317,7 @@ class RowMover:
             row = {**base, "unread_count": count}
             row.pop("read_up_to", None)
             row.pop(EDIT_STAMP, None)  # the stamp of the text it showed: a new message's text is unedited
+            row.pop(SHOWN, None)  # which message's text it showed: the new message's now
             if marker:
                 row["read_up_to"] = marker
             self.put_row(message, owner, row)
@@ -312,6 +360,8 @@ class RowMover:
         order)."""
         for shift in range(self.move_attempts * 4):
             row = {**base, "sk": later(message.sk, shift), "message": message.text}
+            if shift:
+                row[SHOWN] = message.sk  # its text is the message's, which is a microsecond earlier
             try:
                 self.table.put_new(row)
                 return
@@ -325,10 +375,8 @@ class RowMover:
 
     def delete_row(self, group: str, row: Mapping[str, Any], marked: bool = False) -> bool:
         """Delete one of the group's rows; False when it is no longer there (or no longer this
-        group's), or, when `marked`, no longer carries the read marker it was read with."""
-        expect: dict[str, Any] = {"message_group_uuid": group}
-        if marked:
-            expect["read_up_to"] = row.get("read_up_to") or None
+        group's), or, when `marked`, no longer carries the read marker and count it was read with."""
+        expect = read_markers.as_read(row, group) if marked else {"message_group_uuid": group}
         return self.table.delete_if(key_of(row), expect)
 
     def reconcile(self, group: str, owner: str, since: str) -> None:
@@ -348,6 +396,14 @@ class RowMover:
             self.delete_row(group, row)
         _log(logging.INFO, "rows read again from the table", message_group_uuid=group, owner=owner,
              rows=len(rows))
+
+
+def _supersedes(change: MessageEdited | MessageDeleted, before: MessageEdited | MessageDeleted | None) -> bool:
+    """Whether `change` of a message says more than `before` (of the same message, in the same
+    batch): a deletion beats every edit, a later edit an earlier one."""
+    if before is None or isinstance(change, MessageDeleted):
+        return True
+    return isinstance(before, MessageEdited) and change.edited_at > before.edited_at
 
 
 def _oldest_first(by_owner: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:

@@ -191,7 +191,7 @@ def test_a_message_is_logged_once_for_each_participant_and_nobody_else(world, lo
         log.append(events_of(record, participants))
     assert eve["uuid"] not in log.heads
     for user in (ana, bo):
-        kinds = [(kind, json.loads(data)) for _, kind, data, _ in log.events[user["uuid"]]]
+        kinds = [(kind, json.loads(data)) for _, kind, data, *_ in log.events[user["uuid"]]]
         assert [d for k, d in kinds if k == "message"] == [{**sent, "message_group_uuid": sent["message_group_uuid"]}]
-    conversation = [d for k, d in ((k, json.loads(d)) for _, k, d, _ in log.events[bo["uuid"]]) if k == "conversation"]
+    conversation = [d for k, d in ((k, json.loads(d)) for _, k, d, *_ in log.events[bo["uuid"]]) if k == "conversation"]
     assert conversation and conversation[0]["unread_count"] == 1 and conversation[0]["handle"] == "ana"

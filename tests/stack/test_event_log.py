@@ -92,6 +92,24 @@ def test_racing_appenders_leave_no_gap_and_no_duplicate_and_a_reader_never_sees_
     assert seen == list(range(1, len(keys) + 1))
 
 
+def test_an_erasure_waits_for_an_append_under_way_that_logs_the_text(conn, settings: Settings):
+    """A deletion's record and a late record showing the text, in two Lambda invocations at once:
+    the erasure waits for the append that holds the text (its SHARE lock), so the text cannot be
+    committed unseen by it. Without the lock, the erasure's UPDATE would miss the uncommitted row."""
+    who, ref = user(), f"group-{uuid.uuid4().hex[:8]}/2026-12-07T00:00:00.000000+00:00"
+    with psycopg.connect(settings.connection_url, autocommit=True) as other:
+        erasing = threading.Thread(target=lambda: event_log.append(other, [
+            NewEvent(who, "message_deleted", {"uuid": "u"}, f"deleted:{ref}", erases=ref)]))
+        with conn.transaction():
+            event_log.append(conn, [NewEvent(who, "conversation", {"message": "secret"}, f"row:{ref}", shows=ref)])
+            erasing.start()
+            erasing.join(0.5)
+            assert erasing.is_alive(), "the erasure waits for the append under way"
+        erasing.join(10)
+    assert [(e.kind, e.data) for e in event_log.after(conn, who, 0)] == [
+        ("conversation", None), ("message_deleted", '{"uuid": "u"}')]
+
+
 def test_a_stream_resumes_right_after_a_kept_id_and_resets_otherwise(conn):
     who = user()
     assert event_log.resume(conn, who, None) == (0, False)
@@ -330,7 +348,13 @@ def test_each_lambda_has_a_database_user_that_can_do_its_work_and_nothing_else(s
     who = user()
     with as_user("cruddur_events", "events-secret") as events_conn:
         assert event_log.append(events_conn, [event(who, "a"), event(who, "b")]) == {who: 2}
+        ref = f"g-{uuid.uuid4().hex[:8]}/t"  # a message's text shown, then erased
+        event_log.append(events_conn, [NewEvent(who, "message", {"t": "x"}, f"m-{ref}", shows=ref)])
+        event_log.append(events_conn, [NewEvent(who, "message_deleted", {}, f"d-{ref}", erases=ref)])
+        assert event_log.after(events_conn, who, 2)[0].data is None
         event_log.purge(events_conn)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            events_conn.execute("UPDATE events SET kind = kind WHERE false")
         for forbidden in ("SELECT * FROM users LIMIT 1", "SELECT * FROM activities LIMIT 1",
                           "SELECT * FROM event_tickets LIMIT 1"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):

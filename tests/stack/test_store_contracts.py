@@ -221,6 +221,23 @@ def test_resuming_sends_what_was_missed_or_says_reset(stores):
         assert log.resume(user, unknown) == (3, True)
 
 
+def test_a_deletion_erases_every_event_showing_the_message_and_any_that_comes_later(stores):
+    _, _, log = stores
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    shown, other = f"g-{tag()}/t1", f"g-{tag()}/t2"
+    log.append([NewEvent(u, "message", {"text": "secret"}, f"m-{shown}", shows=shown) for u in (a, b)]
+               + [NewEvent(a, "message", {"text": "kept"}, f"m-{other}", shows=other)])
+    log.append([NewEvent(u, "message_deleted", {"uuid": "x"}, f"d-{shown}", erases=shown) for u in (a, b)])
+    log.append([NewEvent(a, "conversation", {"text": "secret"}, f"c-{shown}", shows=shown)])  # late
+    assert [(e.seq, e.kind, e.data) for e in log.after(a, 0)] == [
+        (1, "message", None), (2, "message", '{"text": "kept"}'), (3, "message_deleted", '{"uuid": "x"}'),
+        (4, "conversation", None)], "erased, numbers kept"
+    assert [e.data for e in log.after(b, 0)] == [None, '{"uuid": "x"}']
+    assert log.append([NewEvent(a, "message", {"text": "secret"}, f"m-{shown}", shows=shown)]) == {}, \
+        "an erased event's key still skips a record delivered again"
+    assert log.resume(a, "1") == (1, False) and log.resume(a, "0") == (0, False), "no gap: no reset"
+
+
 def test_a_ticket_opens_once_for_its_user_and_a_user_holds_a_few(stores):
     _, _, log = stores
     user = str(uuid.uuid4())

@@ -63,6 +63,14 @@ def test_update_if_sets_only_while_the_expectation_holds(table):
     assert table.get(key("A#4", "gone")) is None, "an update never creates an item"
 
 
+def test_update_if_removes_the_attributes_given_none(table):
+    table.put({**key("A#7", "s"), "group": "g", "stamp": "1", "text": "t"})
+    table.update_if(key("A#7", "s"), {"text": "", "stamp": None}, {"group": "g"})
+    assert table.get(key("A#7", "s")) == {**key("A#7", "s"), "group": "g", "text": ""}
+    table.update_if(key("A#7", "s"), {"stamp": None}, {"group": "g"})  # removing what is absent is fine
+    assert table.get(key("A#7", "s")) == {**key("A#7", "s"), "group": "g", "text": ""}
+
+
 def test_update_if_newer_never_goes_back_to_an_older_version(table):
     table.put({**key("A#6", "s"), "group": "g", "text": "sent"})
     assert table.update_if_newer(key("A#6", "s"), {"text": "t2", "v": "2"}, {"group": "g"}, "v") is True
@@ -112,6 +120,13 @@ def test_a_filter_is_applied_after_the_limit_counts(table):
     table.batch_write([{**key("Q#3", sk), "who": "a" if i == 3 else "b"} for i, sk in enumerate(sks)])
     page = table.query("Q#3", limit=2, where={"who": "a"})
     assert page.items == [] and page.next_sk is not None
+
+
+def test_a_filter_on_none_keeps_the_items_without_that_attribute(table):
+    sks = [f"2030-01-01T00:00:0{i}.000000+00:00" for i in range(4)]
+    table.batch_write([{**key("Q#4", sk), **({"gone": "yes"} if i in (1, 2) else {})} for i, sk in enumerate(sks)])
+    assert [i["sk"] for i in table.query("Q#4", where={"gone": None}).items] == [sks[0], sks[3]]
+    assert [i["sk"] for i in table.query_items("Q#4", newest_first=True, where={"gone": None})] == [sks[3], sks[0]]
 
 
 def test_the_index_finds_items_by_their_attribute(table):
