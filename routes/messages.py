@@ -1,8 +1,9 @@
 """Direct messages: a caller's conversations (B), one conversation (A), sending (C and D), read
-markers and unread counts."""
+markers and unread counts, and a sender's edits and deletions."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
+from werkzeug.routing import BaseConverter
 
 from routes.http import caller, json_body, page_response, parts
 from services import validation
@@ -13,7 +14,17 @@ from services.message_groups import MessageGroups
 from services.messages import Messages
 from services.read_markers import MarkRead, UnreadSummary
 
+
+class MessageUuid(BaseConverter):
+    """A message's uuid in a path: any segment but "read", the read-marker route's, so that a
+    PATCH or DELETE of .../read is a 405 as any method a route does not take (the service
+    answers a segment that is no uuid with 404 message_not_found)."""
+    regex = r"(?!read$)[^/]+"
+
+
 bp = Blueprint("messages", __name__)
+# before the routes below: a blueprint's setup runs in the order it was recorded
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("message_uuid", MessageUuid))
 
 
 @bp.get("/api/message_groups")
@@ -56,13 +67,13 @@ def mark_read(message_group_uuid: str):
     return jsonify(MarkRead.run(parts().conversations, user, message_group_uuid, body))
 
 
-@bp.patch("/api/messages/<message_group_uuid>/<message_uuid>")
+@bp.patch("/api/messages/<message_group_uuid>/<message_uuid:message_uuid>")
 def edit_message(message_group_uuid: str, message_uuid: str):
     user = caller()
     return jsonify(EditMessage.run(parts().conversations, user, message_group_uuid, message_uuid, json_body()))
 
 
-@bp.delete("/api/messages/<message_group_uuid>/<message_uuid>")
+@bp.delete("/api/messages/<message_group_uuid>/<message_uuid:message_uuid>")
 def delete_message(message_group_uuid: str, message_uuid: str):
     user = caller()
     return jsonify(DeleteMessage.run(parts().conversations, user, message_group_uuid, message_uuid))

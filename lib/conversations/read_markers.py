@@ -33,14 +33,15 @@ def write(table: Ddb, row: Mapping[str, Any], group: str, marker: str, count: in
     """Give the row its owner's marker and count, only if it is still this group's and still
     carries the marker and count it was read with (a deletion recounts: stream.py); KeyTaken
     (with the row as it is now) otherwise."""
-    table.update_if(key_of(row), {"read_up_to": marker, "unread_count": unread.capped(count)},
+    table.update_if(key_of(row), {"read_up_to": marker or None, "unread_count": unread.capped(count)},
                     as_read(row, group))
 
 
 def as_read(row: Mapping[str, Any], group: str) -> dict[str, Any]:
     """The expectation "the row is still this group's and carries the marker and count it was
-    read with" (None: absent), for a conditional write of the row."""
-    return {"message_group_uuid": group, "read_up_to": row.get("read_up_to") or None,
+    read with", exactly (None: absent; rows written before this code may hold an empty marker),
+    for a conditional write of the row."""
+    return {"message_group_uuid": group, "read_up_to": row.get("read_up_to"),
             "unread_count": row.get("unread_count")}
 
 

@@ -269,3 +269,16 @@ def test_the_text_leaves_the_log_and_a_late_record_brings_none_back(world, ana, 
 
 def log_deleted_at(events):
     return next(d["deleted_at"] for k, d in events if k == "message_deleted")
+
+
+def test_a_row_holding_an_empty_read_marker_still_takes_a_deletion(world, ana, bo):
+    """Rows written before this code could hold read_up_to = "" (a count settled before any
+    marker): a write that expects the row as read must expect exactly that, or it never lands."""
+    group = send(world, bo, {"handle": "ana", "message": "hi"})["message_group_uuid"]
+    unread = send(world, bo, {"message_group_uuid": group, "message": "unread"})["uuid"]
+    world.settle()
+    [row] = [r for r in world.table.items.values() if r["pk"] == layout.group_pk(ana["uuid"])]
+    world.table.put({**row, "read_up_to": ""})
+    delete(world, bo, group, unread)
+    world.settle()
+    assert rows(world, ana) == [("hi", 1)]

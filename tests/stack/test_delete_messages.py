@@ -42,6 +42,8 @@ def test_refusals_as_the_contract_gives_them(api, pair, users):
     patched = request(api, "PATCH", f"/api/messages/{group}/{sent['uuid']}", a, json={"message": "back"})
     error(patched, 404, "message_not_found")
     error(delete(api, b, group, sent["uuid"]), 404, "message_not_found")
+    for method in ("PATCH", "DELETE"):  # the read-marker route's path is no message's
+        assert request(api, method, f"/api/messages/{group}/read", a, json={"message": "x"}).status_code == 405
 
 
 def test_a_stranger_and_a_missing_message_cost_the_same(api, pair, users):
@@ -103,7 +105,7 @@ def test_the_rows_fall_back_and_stop_counting_through_the_stream(settings, fresh
     from devstack import access_token
     from devstack.stream_worker import StreamWorker, lambda_environment, load_lambda
 
-    harsh(duplicate_records=0.5, lost_responses=0, throttle=0)
+    harsh(duplicate_records=0.5, lost_responses=0.5, throttle=0)
     for name, value in lambda_environment(fresh_table).items():
         monkeypatch.setenv(name, value)
     worker = StreamWorker(fresh_table, load_lambda().lambda_handler, tmp_path / "cp.json")

@@ -258,7 +258,9 @@ def test_the_purge_deletes_in_bounded_statements_each_users_oldest_first(conn):
     conn.execute = counted  # type: ignore[method-assign]
     gone = event_log.purge(conn, batch=2)
     conn.execute = original  # type: ignore[method-assign]
-    assert gone == 9 and len(statements) == 5  # 2 + 2 + 2 + 2 + 1
+    purges = [q for q in statements if "erased_messages" not in q]
+    assert gone == 9 and len(purges) == 5  # 2 + 2 + 2 + 2 + 1
+    assert len(statements) == 6, "and one for the erased messages' notes"
     left = conn.execute("SELECT user_uuid::text, seq FROM events WHERE user_uuid IN (%s, %s) ORDER BY seq",
                         [a, b]).fetchall()
     assert left == [(a, 6), (a, 7)]
@@ -370,3 +372,14 @@ def test_each_lambda_has_a_database_user_that_can_do_its_work_and_nothing_else(s
                 sign_up_conn.execute(forbidden)
     with psycopg.connect(settings.connection_url, autocommit=True) as conn:
         conn.execute("DELETE FROM users WHERE uuid = %s", [made_user])
+
+
+def test_the_notes_of_erased_messages_go_with_the_events_that_could_show_them(conn):
+    old_ref, new_ref = (f"g-{uuid.uuid4().hex[:8]}/{n}" for n in ("old", "new"))
+    who = user()
+    event_log.append(conn, [NewEvent(who, "message_deleted", {}, f"d-{r}", erases=r) for r in (old_ref, new_ref)])
+    conn.execute("UPDATE erased_messages SET erased_at = now() - interval '2 days' WHERE message_ref = %s", [old_ref])
+    event_log.purge(conn)
+    noted = {r[0] for r in conn.execute("SELECT message_ref FROM erased_messages WHERE message_ref IN (%s, %s)",
+                                        [old_ref, new_ref])}
+    assert noted == {new_ref}

@@ -503,3 +503,39 @@ def test_an_edit_reaches_both_participants_live_as_message_changed_and_their_row
     finally:
         bayko.close()
         andrew.close()
+
+
+def test_a_deletion_reaches_both_live_and_leaves_no_trace_of_the_text_in_the_log(live: Live, harsh):
+    """Issue 36, in harsh mode (records delivered twice, lost responses): `message_deleted` to both
+    participants, each one's `conversation` showing the message before it, and a stream resumed
+    from before the message receives no trace of the deleted text (no `reset` either)."""
+    harsh(duplicate_records=0.5, lost_responses=0.25)
+    bayko, londo = live.stream("bayko"), live.stream("londo")
+    try:
+        first = live.send("londo", f"before {uuid.uuid4().hex[:6]}", to="bayko")
+        group = first["message_group_uuid"]
+        [mark] = bayko.take(1, where=of_kind("message", first["message"]))  # resumed from here below
+        secret = f"deleted text {uuid.uuid4().hex[:8]}"
+        sent = live.send("londo", secret, group=group)
+        for stream in (bayko, londo):
+            assert stream.take(1, where=of_kind("message", secret))
+        deleted = requests.delete(f"{live.urls[1]}/api/messages/{group}/{sent['uuid']}", headers=live.auth("londo"),
+                                  timeout=30)
+        assert deleted.status_code == 200, deleted.text
+        for stream in (bayko, londo):
+            [gone] = stream.take(1, where=lambda e: e.event == "message_deleted")
+            assert gone.data == deleted.json()
+            [row] = stream.take(1, where=lambda e: e.event == "conversation" and e.data["uuid"] == group
+                                and e.data["message"] == first["message"])
+            assert row.data["created_at"] == sent["created_at"], "the row keeps its place, showing the message before"
+    finally:
+        bayko.close()
+        londo.close()
+    again = live.stream("bayko", last_event_id=mark.id, url=live.urls[1])
+    try:
+        events = again.take(1000, timeout=4)
+    finally:
+        again.close()
+    assert events and not any(e.event == "reset" for e in events)
+    assert secret not in "".join(str(e.data) for e in events), "no trace of the deleted text"
+    assert [e.data["uuid"] for e in events if e.event == "message_deleted"] == [sent["uuid"]]

@@ -269,3 +269,58 @@ def test_a_week5_conversation_is_blocked_before_and_after_bin_ddb_migrate(week5,
             assert [m["message"] for m in api.get(f"/api/messages/{group}", ben).json] == ["old times"]
     finally:
         api.http.delete(f"/api/blocks/@{ben['handle']}", headers={"Authorization": ann["auth"]})
+
+
+def test_a_week5_conversation_is_edited_and_deleted_in_before_and_after_bin_ddb_migrate(week5, people, api_over):
+    """Issue 36: a week-5 group's messages (random uuids, found in their conversation) are edited
+    and deleted by their senders, and the stream Lambda's handler brings the week-5 rows along
+    (participants: the rows' owners until the migration gives the group a header), and after."""
+    from devstack.stream_worker import load_lambda
+
+    ann, ben = people["ann"], people["ben"]
+    table = Ddb(week5)
+    earlier = datetime.now(timezone.utc) - timedelta(minutes=5)
+    group = week5_group(table.client, week5.ddb_table, ann, ben, "hi ben", week5_time(at=earlier))
+    lambda_ = load_lambda()
+
+    def change(api, who, method, item, body=None):
+        answer = api.http.open(f"/api/messages/{group}/{item['message_uuid']}", method=method,
+                               headers={"Authorization": who["auth"]}, json=body)
+        assert answer.status_code == 200, answer.json
+        item = table.get(layout.message_key(group, item["sk"]))
+        record = {"eventName": "MODIFY", "dynamodb": {"NewImage": dynamo.serialize(item), "SequenceNumber": "1"}}
+        for _ in range(2):  # delivered twice
+            assert lambda_.handle_event({"Records": [record]}, table.client,
+                                        lambda_.Config(table=week5.ddb_table)) == {"batchItemFailures": []}
+
+    def shown(api):
+        texts = [m["message"] for m in api.get(f"/api/messages/{group}", ann).json]
+        rows = {p["handle"]: [g["message"] for g in api.get("/api/message_groups", p).json if g["uuid"] == group]
+                for p in (ann, ben)}
+        return texts, rows
+
+    for step in ("before", "after"):
+        if step == "after":
+            assert migrate(week5).returncode == 0
+        api = api_over(week5)
+        when = week5_time()
+        last = dynamo.deserialize(week5_message(group, ben, f"{step}: tpyo", when))
+        if step == "before":
+            table.put(last)
+            for owner, other in ((ann, ben), (ben, ann)):  # as the week-5 backend moved its rows
+                [row] = tables.groups_page(table, owner["uuid"], 10).items
+                table.delete_if({"pk": row["pk"], "sk": row["sk"]}, {})
+                table.put({**row, "sk": when, "message": last["message"]})
+        else:
+            sent = api.post(ben, message=f"{step}: tpyo", message_group_uuid=group).json
+            last = table.get(layout.message_key(group, sent["created_at"]))
+            lambda_.handle_event({"Records": [{"eventName": "INSERT", "dynamodb": {
+                "NewImage": dynamo.serialize(last), "SequenceNumber": "1"}}]}, table.client,
+                lambda_.Config(table=week5.ddb_table))
+        change(api, ben, "PATCH", last, {"message": f"{step}: typo"})
+        texts, rows = shown(api)
+        assert texts[-1] == f"{step}: typo" and rows == {ann["handle"]: [f"{step}: typo"], ben["handle"]: [f"{step}: typo"]}
+        change(api, ben, "DELETE", last)
+        texts, rows = shown(api)
+        assert f"{step}: typo" not in texts
+        assert rows == {ann["handle"]: [texts[-1]], ben["handle"]: [texts[-1]]}, step
