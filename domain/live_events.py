@@ -16,7 +16,9 @@ message's go to its participants, a row's to its owner only.
 
 An event that holds a message's text says which (`shows`, a `message_ref`), and a deletion's
 events name the message they erase (`erases`): the log blanks every event that shows it, and
-any that comes later (lib/event_log.py), so that no page receives a deleted text again.
+any that comes later (lib/event_log.py), so that no page receives a deleted text again. An edit's
+events refresh the message's own earlier events (`refreshes`): a page resuming from before the
+message receives it as it is now.
 """
 from __future__ import annotations
 
@@ -36,6 +38,11 @@ class NewEvent:
     key: str
     shows: str = ""  # the message whose text `data` holds (message_ref), if any
     erases: str = ""  # the deleted message whose text this event takes out of the log, if any
+    refreshes: bool = False  # its data is its message as it is now: the message's older events take it
+
+
+# The events whose data is a message itself (an edit refreshes them all: lib/event_log.py).
+MESSAGE_KINDS = ("message", "message_changed")
 
 
 def message_ref(message_group_uuid: str, created_at: str) -> str:
@@ -56,7 +63,7 @@ def of_message_change(message: Message, participants: Iterable[str]) -> list[New
     data = {**message_json(message), "message_group_uuid": message.message_group_uuid}
     shows = message_ref(message.message_group_uuid, message.created_at)
     return [NewEvent(str(user), "message_changed", data, f"message_changed:{message.uuid}:{message.edited_at}",
-                     shows) for user in participants]
+                     shows, refreshes=True) for user in participants]
 
 
 def of_message_deletion(message_group_uuid: str, message_uuid: str, created_at: str, deleted_at: str,

@@ -24,7 +24,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
-from domain.live_events import NewEvent
+from domain.live_events import MESSAGE_KINDS, NewEvent
 from lib.sql_files import template
 
 if TYPE_CHECKING:
@@ -62,8 +62,9 @@ def _sql(name: str) -> str:
 def append(conn: "psycopg.Connection", events: Iterable[NewEvent]) -> dict[str, int]:
     """Log `events` in one transaction, in their order, each user's after their last; skip those
     whose key the user's log holds already. The messages a deletion erases lose their text from
-    every event that shows it, and any event showing one is logged erased. Returns each user's
-    new last number (users that got an event only)."""
+    every event that shows it, and any event showing one is logged erased; an edited message's
+    earlier events take it as it is now. Returns each user's new last number (users that got an
+    event only)."""
     events = list(events)
     by_user: dict[str, dict[str, NewEvent]] = {}
     for event in events:
@@ -79,6 +80,17 @@ def append(conn: "psycopg.Connection", events: Iterable[NewEvent]) -> dict[str, 
                 conn.execute(_sql("erase"), {"message_ref": ref})
         elif any(event.shows for event in events):
             conn.execute(_sql("lock_erasures"))
+        current: dict[str, str] = {}  # an edited message -> its data as it is now
+        for event in latest_edits(events):
+            ours = event.data.get("edited_at") or ""
+            logged = conn.execute(_sql("newest_of_message"), {"message_ref": event.shows,
+                                                              "kinds": list(MESSAGE_KINDS)}).fetchone()
+            if logged is not None and logged[1] > ours:
+                current[event.shows] = logged[0]  # a newer edit is logged: this one came late
+                continue
+            current[event.shows] = json.dumps(event.data)
+            conn.execute(_sql("refresh"), {"message_ref": event.shows, "data": current[event.shows],
+                                           "kinds": list(MESSAGE_KINDS), "edited_at": ours})
         for user in sorted(by_user):  # one order of locks for every appender: no deadlock
             seq = conn.execute(_sql("lock_head"), {"user_uuid": user}).fetchone()[0]
             wanted = by_user[user]
@@ -87,7 +99,9 @@ def append(conn: "psycopg.Connection", events: Iterable[NewEvent]) -> dict[str, 
             fresh = [e for key, e in wanted.items() if key not in known]
             if not fresh:
                 continue
-            rows = [{"user_uuid": user, "seq": seq + i, "kind": e.kind, "data": json.dumps(e.data),
+            rows = [{"user_uuid": user, "seq": seq + i, "kind": e.kind,
+                     "data": current[e.shows] if e.shows in current and e.kind in MESSAGE_KINDS
+                     else json.dumps(e.data),  # the batch's own message event, edited in it too
                      "event_key": e.key, "shows": e.shows or None} for i, e in enumerate(fresh, 1)]
             with conn.cursor() as cur:
                 cur.executemany(_sql("insert"), rows)
@@ -96,6 +110,16 @@ def append(conn: "psycopg.Connection", events: Iterable[NewEvent]) -> dict[str, 
             conn.execute(_sql("notify"), {"payload": f"{user}:{seq}"})
             heads[user] = seq
     return heads
+
+
+def latest_edits(events: Iterable[NewEvent]) -> list[NewEvent]:
+    """Of the events that refresh their message, the latest edit of each message."""
+    latest: dict[str, NewEvent] = {}
+    for event in events:
+        if event.refreshes and event.shows and (event.shows not in latest or (event.data.get("edited_at") or "")
+                                                > (latest[event.shows].data.get("edited_at") or "")):
+            latest[event.shows] = event
+    return list(latest.values())
 
 
 def purge(conn: "psycopg.Connection", keep_seconds: float = RETENTION_SECONDS,

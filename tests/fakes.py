@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from domain.identity import EmailUnverified, UserConflict, email_key, email_verified, user_of
-from domain.live_events import NewEvent
+from domain.live_events import MESSAGE_KINDS, NewEvent
 from domain.times import iso
 from lib import event_log
 from lib.blocks import BLOCKS_PER_USER, Between
@@ -281,13 +281,28 @@ class MemoryEventLog:
                     for entry in logged:
                         if entry[4] == ref:
                             entry[2] = None
+            current: dict[str, str] = {}  # an edited message -> its data as it is now
+            for event in event_log.latest_edits(events):
+                of_message = [entry for logged in self.events.values() for entry in logged
+                              if entry[4] == event.shows and entry[1] in MESSAGE_KINDS and entry[2] is not None]
+                newest = max(of_message, key=lambda entry: json.loads(entry[2]).get("edited_at") or "", default=None)
+                ours = event.data.get("edited_at") or ""
+                if newest is not None and (json.loads(newest[2]).get("edited_at") or "") > ours:
+                    current[event.shows] = newest[2]
+                    continue
+                current[event.shows] = json.dumps(event.data)
+                for entry in of_message:
+                    if (json.loads(entry[2]).get("edited_at") or "") < ours:
+                        entry[2] = current[event.shows]
             for event in events:
                 user = str(event.user_uuid)
                 logged = self.events.setdefault(user, [])
                 if any(entry[3] == event.key for entry in logged):
                     continue
                 seq = self.heads.get(user, 0) + 1
-                data = None if event.shows in self.erased else json.dumps(event.data)
+                data = (None if event.shows in self.erased else
+                        current[event.shows] if event.shows in current and event.kind in MESSAGE_KINDS
+                        else json.dumps(event.data))
                 logged.append([seq, event.kind, data, event.key, event.shows])
                 self.heads[user] = heads[user] = seq
         return heads

@@ -1,7 +1,7 @@
 // Drives tests/browser/live.html in Chromium (playwright-core) against a running API: the page
 // (bayko) receives a message another user posts, closes its stream, and reopens it on a new ticket
 // with its last id after two more were posted meanwhile; then the sender edits the first message
-// and the page receives the change. Prints what the page received, as JSON.
+// and deletes the last one, and the page receives both changes. Prints what the page received, as JSON.
 // Environment: CHROMIUM, PAGE_URL, API_URL, RECEIVER_TOKEN, SENDER_TOKEN, RECEIVER_HANDLE.
 const { chromium } = require("playwright-core");
 
@@ -39,7 +39,8 @@ function messagesIn(page) {
                                first.message, { timeout: 15000 });
     await page.evaluate(() => closeStream());
     const away = [`while away 1 ${stamp}`, `while away 2 ${stamp}`];
-    for (const text of away) await post(text, { message_group_uuid: first.message_group_uuid });
+    const sent = [];
+    for (const text of away) sent.push(await post(text, { message_group_uuid: first.message_group_uuid }));
     await page.waitForTimeout(2000);  // logged while no stream is open
     await page.evaluate(([api, token]) => openStream(api, token), [env.API_URL, env.RECEIVER_TOKEN]);
     await page.waitForFunction((texts) => texts.every((t) => received.some((e) => e.data.message === t && e.event === "message")),
@@ -54,9 +55,18 @@ function messagesIn(page) {
     if (!patched.ok) throw new Error(`patch: ${patched.status} ${await patched.text()}`);
     await page.waitForFunction((text) => received.some((e) => e.event === "message_changed" && e.data.message === text),
                                edited, { timeout: 15000 });
+    // the sender takes their last message back: the page learns it live
+    const gone = sent[sent.length - 1];
+    const deleted = await fetch(`${env.API_URL}/api/messages/${first.message_group_uuid}/${gone.uuid}`, {
+      method: "DELETE",
+      headers: { Authorization: `Bearer ${env.SENDER_TOKEN}` },
+    });
+    if (!deleted.ok) throw new Error(`delete: ${deleted.status} ${await deleted.text()}`);
+    await page.waitForFunction((uuid) => received.some((e) => e.event === "message_deleted" && e.data.uuid === uuid),
+                               gone.uuid, { timeout: 15000 });
     await page.waitForTimeout(2000);  // anything more (a duplicate) would arrive by now
     const received = await page.evaluate(() => received);
-    console.log(JSON.stringify({ first: first.message, away, edited, received, problems }));
+    console.log(JSON.stringify({ first: first.message, away, edited, deleted: await deleted.json(), received, problems }));
   } finally {
     await browser.close();
   }

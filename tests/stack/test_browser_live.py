@@ -93,6 +93,10 @@ def test_a_page_receives_live_events_and_what_it_missed_after_reconnecting(tmp_p
         changed = [e["data"] for e in received if e["event"] == "message_changed"]
         assert [(c["message"], c["message"] == result["edited"]) for c in changed] == [(result["edited"], True)]
         assert changed[0]["edited_at"] and changed[0]["message_group_uuid"]
+        deleted = [e["data"] for e in received if e["event"] == "message_deleted"]
+        assert deleted == [result["deleted"]], "the deletion arrived, once"
+        rows = [e["data"]["message"] for e in received if e["event"] == "conversation"]
+        assert rows[-1] == result["away"][0], "the row fell back to the message before"
         dev.stop()
     finally:
         dev.cleanup()

@@ -485,9 +485,12 @@ def test_a_stream_ends_within_the_token_recheck_time_and_a_revoked_user_gets_no_
 
 def test_an_edit_reaches_both_participants_live_as_message_changed_and_their_rows(live: Live):
     """Issue 36: the stream worker's two mappings take the edit's MODIFY record: `message_changed`
-    (pattern A's object, edited_at set) to both, and each one's `conversation` with the new text."""
+    (pattern A's object, edited_at set) to both, and each one's `conversation` with the new text;
+    a stream resumed from before the message receives it edited."""
     bayko, andrew = live.stream("bayko"), live.stream("andrewbrown")
     try:
+        before = live.send("andrewbrown", f"before {uuid.uuid4().hex[:6]}", to="bayko")
+        [mark] = bayko.take(1, where=of_kind("message", before["message"]))
         text = f"tpyo {uuid.uuid4().hex[:6]}"
         sent = live.send("andrewbrown", text, to="bayko")
         group = sent["message_group_uuid"]
@@ -503,6 +506,13 @@ def test_an_edit_reaches_both_participants_live_as_message_changed_and_their_row
     finally:
         bayko.close()
         andrew.close()
+    again = live.stream("bayko", last_event_id=mark.id, url=live.urls[1])
+    try:
+        events = again.take(1000, timeout=4)
+    finally:
+        again.close()
+    [message] = [e.data for e in events if e.event == "message" and e.data["uuid"] == sent["uuid"]]
+    assert message == {**edited.json(), "message_group_uuid": group}, "the message as it is now"
 
 
 def test_a_deletion_reaches_both_live_and_leaves_no_trace_of_the_text_in_the_log(live: Live, harsh):

@@ -4,6 +4,7 @@ so that the twins cannot drift. The memory halves are part of the fast tier; the
 twin has its own contract (test_table_contract.py)."""
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -236,6 +237,28 @@ def test_a_deletion_erases_every_event_showing_the_message_and_any_that_comes_la
     assert log.append([NewEvent(a, "message", {"text": "secret"}, f"m-{shown}", shows=shown)]) == {}, \
         "an erased event's key still skips a record delivered again"
     assert log.resume(a, "1") == (1, False) and log.resume(a, "0") == (0, False), "no gap: no reset"
+
+
+def test_an_edit_refreshes_the_messages_own_events_never_with_an_older_one(stores):
+    _, _, log = stores
+    a = str(uuid.uuid4())
+    ref = f"g-{tag()}/t1"
+
+    def message(kind, text, edited_at, key):
+        return NewEvent(a, kind, {"message": text, "edited_at": edited_at}, key, shows=ref,
+                        refreshes=kind == "message_changed")
+
+    log.append([message("message", "tpyo", None, "m"),
+                NewEvent(a, "conversation", {"message": "tpyo", "unread_count": 1}, "c", shows=ref)])
+    log.append([message("message_changed", "typo", "2026-01-01T00:00:02.000000+00:00", "e2")])
+    log.append([message("message_changed", "typ", "2026-01-01T00:00:01.000000+00:00", "e1")])  # older, late
+    assert [(e.kind, json.loads(e.data)["message"]) for e in log.after(a, 0)] == [
+        ("message", "typo"), ("conversation", "tpyo"), ("message_changed", "typo"), ("message_changed", "typo")]
+    b, other = str(uuid.uuid4()), f"g-{tag()}/t2"  # a message and its edit in one batch
+    log.append([NewEvent(b, "message", {"message": "x", "edited_at": None}, "m2", shows=other),
+                NewEvent(b, "message_changed", {"message": "y", "edited_at": "2026-01-01T00:00:03.000000+00:00"},
+                         "e3", shows=other, refreshes=True)])
+    assert [json.loads(e.data)["message"] for e in log.after(b, 0)] == ["y", "y"]
 
 
 def test_a_ticket_opens_once_for_its_user_and_a_user_holds_a_few(stores):
