@@ -38,6 +38,8 @@ from lib.conversations import layout, table_setup
 from devstack.stream_worker import lambda_event, load_lambda
 from services.bootstrap import Parts
 from services.create_message import CreateMessage
+from services.blocks import require_unblocked
+from services.delete_message import DeleteMessage
 from services.edit_message import EditMessage
 from services.message_groups import MessageGroups
 from services.messages import Messages
@@ -313,6 +315,27 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
                 raise RuntimeError(f"the stream Lambda failed an edit: {answer}")
             edits.append((api_usage, lam.take()))
 
+        deletions = []
+        for i in range(repeats):  # the last message, unread by the other, sent with a key: every step of it
+            send(partners[0], {"message": f"before the deleted {i}", "message_group_uuid": group})
+            send(me, {"message": f"to be deleted {i}", "message_group_uuid": group}, f"deletion-{i}")
+            sent = Messages.run(parts.conversations, parts.names, parts.cursors, me, group, 1)[0][-1]
+            api.take()
+            DeleteMessage.run(parts.conversations, me, group, sent["uuid"])
+            api_usage = api.take()
+            item = table.get({"pk": layout.message_pk(group), "sk": sent["created_at"]})
+            lam.take()
+            answer = stream.handle_event(lambda_event([stream_record(item, next(sequence), "MODIFY")], arn,
+                                                      own.aws_region), stream_client, config)
+            if answer["batchItemFailures"]:
+                raise RuntimeError(f"the stream Lambda failed a deletion: {answer}")
+            deletions.append((api_usage, lam.take()))
+        require_unblocked(parts.blocks, me["uuid"], partners[0]["uuid"])  # the process's cache, filled
+        api.take()
+        for _ in range(repeats):  # what a send adds to check blocks: the cache, kept current by NOTIFY
+            require_unblocked(parts.blocks, me["uuid"], partners[0]["uuid"])
+        block_check = api.take()
+
         def end_to_end(name: str, runs: list[tuple[Usage, Usage]], api_tx: bool,
                        stream_tx: bool) -> dict[str, Any]:
             """The mean of `runs`, API and stream; "before" prices the writes the API (`api_tx`)
@@ -332,13 +355,15 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
             end_to_end("D: with an Idempotency-Key", keyed, True, True),
             end_to_end("C: message to a user, conversation exists", by_handle, False, True),
             end_to_end("edit of a conversation's last message", edits, False, False),
+            end_to_end("deletion of a last message, unread, keyed", deletions, False, False),
         ]
         marked = mean(reads)
         operations.append({"operation": "marking a conversation read", "runs": repeats,
                            "api": marked.as_dict(), **marked.as_dict(),
                            "dollars_per_million": dollars_per_million(marked)})
         for name, usage in (("A: a page of 20 messages", page_a), ("B: a page of 20 conversations", page_b),
-                            ("unread summary (23 conversations)", summary)):
+                            ("unread summary (23 conversations)", summary),
+                            ("block check added to a send", block_check)):
             per = usage.per(repeats)
             operations.append({"operation": name, "runs": repeats, "api": per.as_dict(), **per.as_dict(),
                                "dollars_per_million": dollars_per_million(per)})

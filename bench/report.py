@@ -117,6 +117,13 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     extra = None if None in (keyed, plain) else keyed - plain  # type: ignore[operator]
     add("WCU an Idempotency-Key adds", extra, None if extra is None else extra <= IDEMPOTENCY_EXTRA_WCU,
         f"<= {IDEMPOTENCY_EXTRA_WCU}")
+    for name in ("edit of a conversation's last message", "deletion of a last message, unread, keyed"):
+        value = operations.get(name, {}).get("write_total")
+        add(f"WCU end to end, {name}", value, None if value is None else value <= MESSAGE_WCU,
+            f"<= {MESSAGE_WCU} (what a message costs: issue 36)")
+    checked = operations.get("block check added to a send", {}).get("calls")
+    add("DynamoDB calls a block check adds to a send", None if checked is None else sum(checked.values()),
+        None if checked is None else not checked, "0 (the process's cache, kept current by NOTIFY)")
     marked = operations.get("marking a conversation read", {}).get("wcu")
     add("table WCU to mark a conversation read", marked, None if marked is None else marked <= 1,
         "<= 1 (one write, of the caller's row)")
@@ -220,12 +227,13 @@ def table(result: dict[str, Any]) -> str:
     if cap:
         lines.append(f"DynamoDB capacity per operation, end to end (API + stream Lambda); {cap['price']}:")
         lines.append(f"  {'operation':<44} {'WCU':>5} {'GSI':>5} {'writes':>6} {'before':>6} "
-                     f"{'RCU':>5} {'store says':>10} {'$/million':>9}")
+                     f"{'RCU':>5} {'store says':>10} {'$/million':>9}  calls")
         for o in cap["operations"]:
+            calls = ", ".join(f"{name} {_num(count, 1)}" for name, count in o["calls"].items()) or "none"
             lines.append(f"  {o['operation']:<44} {_num(o['wcu'], 1):>5} {_num(o['index_wcu'], 1):>5} "
                          f"{_num(o['write_total'], 1):>6} {_num(o.get('write_total_before'), 1):>6} "
                          f"{_num(o['rcu'], 1):>5} {_num(o['store_reported'], 1):>10} "
-                         f"{_num(o['dollars_per_million'], 3):>9}")
+                         f"{_num(o['dollars_per_million'], 3):>9}  {calls}")
     seed = result["seed"]
     lines.append(f"seed: {seed['items']} messages -> {seed['ddb_calls']} DynamoDB calls "
                  f"(data set: {seed.get('dataset_items')} items in {seed.get('dataset_calls')} calls)")

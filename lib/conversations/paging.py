@@ -22,21 +22,26 @@ MAX_READS = 8
 
 def newest_first(table: Ddb, pk: str, limit: int, after: str | None = None, *,
                  attributes: Iterable[str] | None = None, where: Mapping[str, Any] | None = None,
-                 up_to: str | None = None, consistent: bool = False) -> Page[dict[str, Any]]:
+                 up_to: str | None = None, consistent: bool = False,
+                 next_page: bool = True) -> Page[dict[str, Any]]:
     """Up to `limit` items of the partition, newest first, after the sk `after` and at or before
     `up_to`, of those only the ones whose attributes match `where` (None: absent); `next_after`
-    names where the next page starts, None when no item follows."""
+    names where the next page starts, None when no item follows (without `next_page`, where the
+    reading stopped: the caller wants these items only)."""
     items: list[dict[str, Any]] = []
     attributes = tuple(attributes) if attributes else None
+    # One item more than asked for, so that a next page is named only when one follows.
+    enough = limit + 1 if next_page else limit
     for reads in range(1, MAX_READS + 1):
-        # One item more than asked for, so that a next page is named only when one follows.
-        wanted = limit + 1 - len(items)
-        page = table.query(pk, limit=wanted if reads == 1 else max(wanted, FILL_READ), newest_first=True,
+        wanted = enough - len(items)
+        # A filtered first read asks for one more: the newest item is often the one just deleted.
+        first = wanted + 1 if where else wanted
+        page = table.query(pk, limit=first if reads == 1 else max(wanted, FILL_READ), newest_first=True,
                            after_sk=after, sk_to=up_to, consistent=consistent, attributes=attributes,
                            where=where)
         items += page.items
-        if len(items) > limit:
-            return Page(items[:limit], items[limit - 1]["sk"])
+        if len(items) >= enough:
+            return Page(items[:limit], items[limit - 1]["sk"] if next_page else page.next_sk)
         if page.next_sk is None:
             return Page(items, None)
         after = page.next_sk

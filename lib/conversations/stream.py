@@ -224,10 +224,11 @@ class RowMover:
         forward, which is what makes moving them safe). Each write holds only while the row
         still is as it was read; a row that changed meanwhile is read again. True when it wrote."""
         wrote = False
+        left: dict[str, dict[str, Any]] = {}  # a row's sk -> the last message left at it (both rows share it)
         for owner in self.participants.both(deleted.group):
             for attempt in range(self.move_attempts):
                 try:
-                    wrote |= self._let_go(deleted, owner)
+                    wrote |= self._let_go(deleted, owner, left)
                     break
                 except KeyTaken:
                     continue  # moved, marked read or changed meanwhile: read the rows again
@@ -235,15 +236,17 @@ class RowMover:
                 raise Unsettled(f"the rows of {owner} keep changing")
         return wrote
 
-    def _let_go(self, deleted: MessageDeleted, owner: str) -> bool:
+    def _let_go(self, deleted: MessageDeleted, owner: str, left: dict[str, dict[str, Any]]) -> bool:
         wrote = False
         for row in rows_of(self.table, owner, deleted.group, since=deleted.sk):
             values: dict[str, Any] = {}
             if layout.shown_of(row) == deleted.sk:
-                kept = paging.newest_first(self.table, layout.message_pk(deleted.group), 1, up_to=row["sk"],
-                                           consistent=True, where=layout.NOT_DELETED,
-                                           attributes=("sk", "message", "edited_at")).items
-                shown = kept[0] if kept else {"sk": "", "message": ""}
+                if row["sk"] not in left:
+                    kept = paging.newest_first(self.table, layout.message_pk(deleted.group), 1, up_to=row["sk"],
+                                               consistent=True, where=layout.NOT_DELETED, next_page=False,
+                                               attributes=("sk", "message", "edited_at")).items
+                    left[row["sk"]] = kept[0] if kept else {"sk": "", "message": ""}
+                shown = left[row["sk"]]
                 values = {"message": shown["message"], EDIT_STAMP: shown.get("edited_at"),
                           SHOWN: shown["sk"] if shown["sk"] != row["sk"] else None}
             marker, counted = row.get("read_up_to", ""), int(row.get("unread_count") or 0)

@@ -118,7 +118,14 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     edit = capacity["edit of a conversation's last message"]
     assert edit["write_total"] <= capacity["D: message into a conversation"]["write_total"]
     assert edit["api"]["calls"].get("UpdateItem") == 1 and edit["stream"]["calls"].get("UpdateItem") == 2
+    # a deletion too: its item and key's record in the API; the rows' text and count in the stream
+    deletion = capacity["deletion of a last message, unread, keyed"]
+    assert deletion["write_total"] <= capacity["D: message into a conversation"]["write_total"]
+    assert deletion["api"]["calls"].get("UpdateItem") == 2 and deletion["stream"]["calls"].get("UpdateItem") == 2
+    assert capacity["block check added to a send"]["calls"] == {}, "no DynamoDB call"
     for operation in capacity.values():
+        if operation["operation"] == "block check added to a send":
+            continue  # costs nothing: no price
         assert is_number(operation["store_reported"]) and operation["dollars_per_million"] > 0
 
     seed = result["seed"]
