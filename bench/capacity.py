@@ -29,7 +29,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from bench.stream import stream_record
 from lib import aws
@@ -300,36 +300,31 @@ def measure(settings: Any, users: list[dict[str, Any]], repeats: int = 5) -> dic
         for _ in range(repeats):
             UnreadSummary.run(parts.conversations, me)
         summary = api.take()
-        edits = []
-        for i in range(repeats):  # the conversation's last message, corrected by its sender
-            send(me, {"message": f"to be edited {i}", "message_group_uuid": group})
+        def change(change_it: Callable[[dict[str, Any]], Any]) -> tuple[Usage, Usage]:
+            """The API's and the stream Lambda's usage of `change_it` applied to the conversation's
+            last message (its MODIFY record given to the Lambda alone)."""
             sent = Messages.run(parts.conversations, parts.names, parts.cursors, me, group, 1)[0][-1]
             api.take()
-            EditMessage.run(parts.conversations, me, group, sent["uuid"], {"message": f"edited {i}"})
+            change_it(sent)
             api_usage = api.take()
             item = table.get({"pk": layout.message_pk(group), "sk": sent["created_at"]})
             lam.take()
             answer = stream.handle_event(lambda_event([stream_record(item, next(sequence), "MODIFY")], arn,
                                                       own.aws_region), stream_client, config)
             if answer["batchItemFailures"]:
-                raise RuntimeError(f"the stream Lambda failed an edit: {answer}")
-            edits.append((api_usage, lam.take()))
+                raise RuntimeError(f"the stream Lambda failed a change: {answer}")
+            return api_usage, lam.take()
 
+        edits = []
+        for i in range(repeats):  # the conversation's last message, corrected by its sender
+            send(me, {"message": f"to be edited {i}", "message_group_uuid": group})
+            edits.append(change(lambda sent: EditMessage.run(parts.conversations, me, group, sent["uuid"],
+                                                             {"message": f"edited {i}"})))
         deletions = []
         for i in range(repeats):  # the last message, unread by the other, sent with a key: every step of it
             send(partners[0], {"message": f"before the deleted {i}", "message_group_uuid": group})
             send(me, {"message": f"to be deleted {i}", "message_group_uuid": group}, f"deletion-{i}")
-            sent = Messages.run(parts.conversations, parts.names, parts.cursors, me, group, 1)[0][-1]
-            api.take()
-            DeleteMessage.run(parts.conversations, me, group, sent["uuid"])
-            api_usage = api.take()
-            item = table.get({"pk": layout.message_pk(group), "sk": sent["created_at"]})
-            lam.take()
-            answer = stream.handle_event(lambda_event([stream_record(item, next(sequence), "MODIFY")], arn,
-                                                      own.aws_region), stream_client, config)
-            if answer["batchItemFailures"]:
-                raise RuntimeError(f"the stream Lambda failed a deletion: {answer}")
-            deletions.append((api_usage, lam.take()))
+            deletions.append(change(lambda sent: DeleteMessage.run(parts.conversations, me, group, sent["uuid"])))
         require_unblocked(parts.blocks, me["uuid"], partners[0]["uuid"])  # the process's cache, filled
         api.take()
         for _ in range(repeats):  # what a send adds to check blocks: the cache, kept current by NOTIFY

@@ -96,39 +96,27 @@ def test_deletions_in_harsh_mode_land_once(api, pair, harsh):
     assert [m["message"] for m in messages(api, b, group)] == ["first", "h0", "h3"]
 
 
-def test_the_rows_fall_back_and_stop_counting_through_the_stream(settings, fresh_table, tmp_path, monkeypatch,
-                                                                 harsh):
+def test_the_rows_fall_back_and_stop_counting_through_the_stream(app_with_stream, harsh):
     """The table's stream, as the template's mapping filters it, through the stream Lambda's own
-    handler (the local worker), records delivered twice: the rows show the last message left, the
-    recipient's count drops, and with every message deleted the rows show ""."""
-    from app import create_app
-    from devstack import access_token
-    from devstack.stream_worker import StreamWorker, lambda_environment, load_lambda
-
+    handler (the local worker), records delivered twice and write responses lost: the rows show
+    the last message left, the recipient's count drops, and with every message deleted the rows
+    show ""."""
     harsh(duplicate_records=0.5, lost_responses=0.5, throttle=0)
-    for name, value in lambda_environment(fresh_table).items():
-        monkeypatch.setenv(name, value)
-    worker = StreamWorker(fresh_table, load_lambda().lambda_handler, tmp_path / "cp.json")
-    app = create_app(fresh_table.with_(cursor_secret="deletes"))
-    try:
-        client = app.test_client()
-        auth = {h: {"Authorization": f"Bearer {access_token(settings, h)}"} for h in ("bayko", "londo")}
-        first = client.post("/api/messages", headers=auth["bayko"], json={"handle": "londo", "message": "hi"}).json
-        group = first["message_group_uuid"]
-        second = client.post("/api/messages", headers=auth["bayko"],
-                             json={"message_group_uuid": group, "message": "oops"}).json
-        worker.drain()
+    client, auth = app_with_stream.client, app_with_stream.auth
+    first = client.post("/api/messages", headers=auth["bayko"], json={"handle": "londo", "message": "hi"}).json
+    group = first["message_group_uuid"]
+    second = client.post("/api/messages", headers=auth["bayko"],
+                         json={"message_group_uuid": group, "message": "oops"}).json
+    app_with_stream.drain()
 
-        def row(handle):
-            [found] = [g for g in client.get("/api/message_groups", headers=auth[handle]).json if g["uuid"] == group]
-            return found["message"], found["unread_count"]
+    def row(handle):
+        [found] = [g for g in client.get("/api/message_groups", headers=auth[handle]).json if g["uuid"] == group]
+        return found["message"], found["unread_count"]
 
-        assert row("londo") == ("oops", 2)
-        assert client.delete(f"/api/messages/{group}/{second['uuid']}", headers=auth["bayko"]).status_code == 200
-        worker.drain()
-        assert row("londo") == ("hi", 1) and row("bayko") == ("hi", 0)
-        assert client.delete(f"/api/messages/{group}/{first['uuid']}", headers=auth["bayko"]).status_code == 200
-        worker.drain()
-        assert row("londo") == ("", 0) and row("bayko") == ("", 0)
-    finally:
-        app.extensions["parts"].db.close()
+    assert row("londo") == ("oops", 2)
+    assert client.delete(f"/api/messages/{group}/{second['uuid']}", headers=auth["bayko"]).status_code == 200
+    app_with_stream.drain()
+    assert row("londo") == ("hi", 1) and row("bayko") == ("hi", 0)
+    assert client.delete(f"/api/messages/{group}/{first['uuid']}", headers=auth["bayko"]).status_code == 200
+    app_with_stream.drain()
+    assert row("londo") == ("", 0) and row("bayko") == ("", 0)

@@ -62,32 +62,19 @@ def test_edits_in_harsh_mode_land_once_and_the_last_stays(api, pair, harsh):
     assert [m["message"] for m in messages(api, b, group) if m["uuid"] == sent["uuid"]] == ["fourth"]
 
 
-def test_the_rows_of_an_edited_last_message_show_the_new_text_through_the_stream(settings, fresh_table, tmp_path,
-                                                                                 monkeypatch, harsh):
+def test_the_rows_of_an_edited_last_message_show_the_new_text_through_the_stream(app_with_stream, harsh):
     """The table's stream, as the template's mapping filters it, through the stream Lambda's own
     handler (the local worker): the edit's MODIFY record reaches both rows, records delivered
     twice and lost responses included, and an older edit never comes back."""
-    from app import create_app
-    from devstack import access_token
-    from devstack.stream_worker import StreamWorker, lambda_environment, load_lambda
-
     harsh(duplicate_records=0.5, lost_responses=0, throttle=0)
-    for name, value in lambda_environment(fresh_table).items():
-        monkeypatch.setenv(name, value)
-    worker = StreamWorker(fresh_table, load_lambda().lambda_handler, tmp_path / "cp.json")
-    app = create_app(fresh_table.with_(cursor_secret="edits"))
-    try:
-        client = app.test_client()
-        auth = {h: {"Authorization": f"Bearer {access_token(settings, h)}"} for h in ("bayko", "londo")}
-        sent = client.post("/api/messages", headers=auth["bayko"], json={"handle": "londo", "message": "frist"}).json
-        group = sent["message_group_uuid"]
-        worker.drain()
-        for text in ("firts", "first"):
-            assert client.patch(f"/api/messages/{group}/{sent['uuid']}", headers=auth["bayko"],
-                                json={"message": text}).status_code == 200
-            worker.drain()
-        for handle in ("bayko", "londo"):
-            [row] = [g for g in client.get("/api/message_groups", headers=auth[handle]).json if g["uuid"] == group]
-            assert row["message"] == "first", handle
-    finally:
-        app.extensions["parts"].db.close()
+    client, auth = app_with_stream.client, app_with_stream.auth
+    sent = client.post("/api/messages", headers=auth["bayko"], json={"handle": "londo", "message": "frist"}).json
+    group = sent["message_group_uuid"]
+    app_with_stream.drain()
+    for text in ("firts", "first"):
+        assert client.patch(f"/api/messages/{group}/{sent['uuid']}", headers=auth["bayko"],
+                            json={"message": text}).status_code == 200
+        app_with_stream.drain()
+    for handle in ("bayko", "londo"):
+        [row] = [g for g in client.get("/api/message_groups", headers=auth[handle]).json if g["uuid"] == group]
+        assert row["message"] == "first", handle

@@ -43,6 +43,14 @@ class Live:
         assert stream.response.headers["Content-Type"] == "text/event-stream"
         return stream
 
+    def resumed(self, handle: str, last_event_id: str) -> list:
+        """What a stream reopened (on the other instance) with `last_event_id` sends within 4 s."""
+        again = self.stream(handle, last_event_id=last_event_id, url=self.urls[1])
+        try:
+            return again.take(1000, timeout=4)
+        finally:
+            again.close()
+
     def send(self, sender: str, text: str, to: str | None = None, group: str | None = None,
              url: str | None = None) -> dict:
         body = {"message": text, **({"handle": to} if to else {}), **({"message_group_uuid": group} if group else {})}
@@ -506,11 +514,7 @@ def test_an_edit_reaches_both_participants_live_as_message_changed_and_their_row
     finally:
         bayko.close()
         andrew.close()
-    again = live.stream("bayko", last_event_id=mark.id, url=live.urls[1])
-    try:
-        events = again.take(1000, timeout=4)
-    finally:
-        again.close()
+    events = live.resumed("bayko", mark.id)
     [message] = [e.data for e in events if e.event == "message" and e.data["uuid"] == sent["uuid"]]
     assert message == {**edited.json(), "message_group_uuid": group}, "the message as it is now"
 
@@ -541,11 +545,7 @@ def test_a_deletion_reaches_both_live_and_leaves_no_trace_of_the_text_in_the_log
     finally:
         bayko.close()
         londo.close()
-    again = live.stream("bayko", last_event_id=mark.id, url=live.urls[1])
-    try:
-        events = again.take(1000, timeout=4)
-    finally:
-        again.close()
+    events = live.resumed("bayko", mark.id)
     assert events and not any(e.event == "reset" for e in events)
     assert secret not in "".join(str(e.data) for e in events), "no trace of the deleted text"
     assert [e.data["uuid"] for e in events if e.event == "message_deleted"] == [sent["uuid"]]
