@@ -317,6 +317,7 @@ class Bench:
         ops.store_cpu = [0.0, 0]
         before = self.stack.metrics()
         old_cpu = self.bootcamp[0].cpu_seconds() if self.bootcamp else 0.0
+        floor_cpu = self.stack.floor_cpu_seconds()
         window = time.monotonic()
         for _ in range(SLICES):
             api_parts.append(run_load(api_workers, per_slice, seconds, self.stop))
@@ -325,6 +326,7 @@ class Bench:
             if old_workers:
                 old_parts.append(run_load(old_workers, per_slice, seconds, self.stop))
         after = self.stack.metrics()  # the other slices do not touch the server
+        floor_cpu = self.stack.floor_cpu_seconds() - floor_cpu  # nor the floor app
         if self.bootcamp:
             old_cpu = self.bootcamp[0].cpu_seconds() - old_cpu
         window = time.monotonic() - window
@@ -339,6 +341,7 @@ class Bench:
         # the same boto3 call made directly
         server_cpu = delta.get("cpu_us", 0) / 1000 / max(1, api.requests + api.errors)
         store_cpu = ops.store_cpu[0] * 1000 / max(1, ops.store_cpu[1])
+        floor_ms = floor_cpu * 1000 / max(1, floor.requests + floor.errors)
         row = {
             "pattern": pattern,
             "concurrency": concurrency,
@@ -357,6 +360,9 @@ class Bench:
             # call, with the API's client; its ratio bounds the API's on this machine
             "floor_rps": round(floor.rps, 1),
             "floor_ratio": round(floor.rps / store.rps, 3) if store.rps else None,
+            # what the app's own work costs: its CPU per request over the floor app's (issue 37)
+            "floor_cpu_ms": round(floor_ms, 3),
+            "cpu_over_floor_ms": round(server_cpu - floor_ms, 3),
         }
         if old_parts:
             old = LoadResult.merge(old_parts)

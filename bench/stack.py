@@ -55,6 +55,12 @@ class BenchStack:
                                    app="bench.floor_app:create_app()", name="floor app")
         return self.floor_url
 
+    def floor_cpu_seconds(self) -> float:
+        """The floor app's workers' CPU so far (its master only supervises)."""
+        from bench.bootcamp import children_cpu_seconds
+
+        return children_cpu_seconds(self.stack.processes["floor app"].pid)
+
     def metrics(self) -> dict[str, Any]:
         assert self.api_url is not None
         response = requests.get(f"{self.api_url}/api/_metrics", timeout=10)

@@ -131,3 +131,18 @@ def test_a_cursor_signed_with_another_secret_or_altered_is_refused():
         with pytest.raises(MalformedRequest) as refused:
             Cursors(b"secret").decode("s", forged)
         assert refused.value.codes == ["cursor_invalid"]
+
+
+def test_cursors_are_itsdangerous_own_and_those_made_before_still_decode():
+    """The cursor's signer is made once and its key derived once (domain/cursors.py): the tokens
+    are the ones a plain URLSafeSerializer of the same secret and salt makes, both ways."""
+    from itsdangerous import URLSafeSerializer
+
+    from domain.cursors import Cursors
+
+    plain = URLSafeSerializer(b"a secret", salt="cruddur.cursor")
+    cursors = Cursors(b"a secret")
+    before = plain.dumps(["scope", "2026-01-01T00:00:00.000000+00:00"])
+    assert cursors.decode("scope", before) == "2026-01-01T00:00:00.000000+00:00"
+    assert cursors.encode("scope", "2026-01-01T00:00:00.000000+00:00") == before
+    assert plain.loads(cursors.encode("other", "x")) == ["other", "x"]

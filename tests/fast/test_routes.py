@@ -266,3 +266,34 @@ def test_the_caller_updates_their_own_profile_and_their_conversations_show_it(cl
     too_long = client.put("/api/profile/update", json={"bio": "x" * 161}, headers=ana)
     assert too_long.status_code == 422 and codes(too_long) == ["bio_too_long"]
     assert client.put("/api/profile/update", json={"bio": "x"}).status_code == 401
+
+
+def test_cors_headers_added_directly_are_flask_cors_own_byte_for_byte(world, ana):
+    """app.py answers a simple request from the frontend or without an Origin with the headers
+    flask-cors gave such a request at start; every other request goes through flask-cors. Against
+    the same app with flask-cors's hook put back, every header of every kind of request is the
+    same, in the same order: with and without Origin, another origin, preflights (of known routes
+    and unknown ones), errors, a private-network request."""
+    world.parts.db = FakeDb()
+    settings = Settings(cursor_secret="fast", db_pool_min=0, cognito_user_pool_id="p", cognito_client_id="c",
+                        frontend_url=ORIGIN)
+    direct = create_app(settings, world.parts)
+    reference = create_app(settings, world.parts)
+    hooks = reference.after_request_funcs[None]
+    [at] = [i for i, hook in enumerate(hooks) if hook.__name__ == "cors_after_request"]
+    assert hasattr(hooks[at], "__wrapped__"), "the direct path is in place"
+    hooks[at] = hooks[at].__wrapped__
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    cases = [("GET", "/api/health-check", {}), ("GET", "/api/message_groups", ana), ("GET", "/api/message_groups", {}),
+             ("POST", "/api/messages", {**ana, "Content-Type": "application/json"}), ("GET", "/nowhere", {}),
+             ("OPTIONS", "/api/messages", preflight), ("OPTIONS", "/nowhere", preflight), ("DELETE", "/api/blocks", {})]
+    for method, path, headers in cases:
+        for origin in (None, ORIGIN, "https://elsewhere.example", ""):
+            for private in ({}, {"Access-Control-Request-Private-Network": "true"}):
+                sent = {**headers, **private, **({"Origin": origin} if origin is not None else {})}
+                answers = [app.test_client().open(path, method=method, headers=sent, data=b"{}")
+                           for app in (direct, reference)]
+                assert answers[0].status_code == answers[1].status_code
+                assert list(answers[0].headers.items()) == list(answers[1].headers.items()), (method, path, sent)
+    from_frontend = direct.test_client().get("/api/health-check", headers={"Origin": ORIGIN})
+    assert from_frontend.headers["Access-Control-Allow-Origin"] == ORIGIN and from_frontend.headers["Vary"] == "Origin"
