@@ -167,6 +167,13 @@ CREATE INDEX IF NOT EXISTS events_created_at_idx ON public.events (created_at);
 ALTER TABLE public.events ALTER COLUMN data DROP NOT NULL;
 ALTER TABLE public.events ADD COLUMN IF NOT EXISTS shows TEXT;
 CREATE INDEX IF NOT EXISTS events_shows_idx ON public.events (shows) WHERE shows IS NOT NULL;
+-- Events logged before `shows` existed name their message from their data (a message's own
+-- events: its conversation and created time; a conversation row's: its group and time, which was
+-- then always its last message's), so that deleting it erases them too.
+UPDATE public.events SET shows = CASE kind
+    WHEN 'conversation' THEN (data->>'uuid') || '/' || (data->>'created_at')
+    ELSE (data->>'message_group_uuid') || '/' || (data->>'created_at') END
+WHERE shows IS NULL AND data IS NOT NULL AND kind IN ('message', 'message_changed', 'conversation');
 CREATE TABLE IF NOT EXISTS public.erased_messages (
   message_ref TEXT PRIMARY KEY,
   erased_at TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp NOT NULL

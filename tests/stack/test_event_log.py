@@ -383,3 +383,27 @@ def test_the_notes_of_erased_messages_go_with_the_events_that_could_show_them(co
     noted = {r[0] for r in conn.execute("SELECT message_ref FROM erased_messages WHERE message_ref IN (%s, %s)",
                                         [old_ref, new_ref])}
     assert noted == {new_ref}
+
+
+def test_events_logged_before_shows_existed_are_named_by_the_migration_and_erased_with_their_message(
+        conn, settings: Settings):
+    """A log written before deletions were possible has no `shows`: loading db/schema.sql again
+    (bin/db/migrate) names each message's and conversation row's event from its data, so a
+    deletion of a message sent before the deployment erases them too."""
+    import json
+
+    from lib import db
+
+    who, group, at = user(), str(uuid.uuid4()), "2026-12-07T01:02:03.000004+00:00"
+    old = [(1, "message", {"uuid": "m", "message_group_uuid": group, "created_at": at, "message": "secret"}),
+           (2, "conversation", {"uuid": group, "created_at": at, "message": "secret", "unread_count": 1}),
+           (3, "read", {"message_group_uuid": group, "up_to": at, "unread_count": 0})]
+    for seq, kind, data in old:
+        conn.execute("INSERT INTO events (user_uuid, seq, kind, data, event_key) VALUES (%s, %s, %s, %s, %s)",
+                     [who, seq, kind, json.dumps(data), f"old-{seq}"])
+    conn.execute("INSERT INTO event_heads (user_uuid, seq) VALUES (%s, 3)", [who])
+    db.run_sql_file(settings.connection_url, db.SCHEMA_FILE)
+    ref = f"{group}/{at}"
+    event_log.append(conn, [NewEvent(who, "message_deleted", {"uuid": "m"}, "deleted-m", erases=ref)])
+    assert [(e.kind, e.data is None) for e in event_log.after(conn, who, 0)] == [
+        ("message", True), ("conversation", True), ("read", False), ("message_deleted", False)]
