@@ -297,3 +297,37 @@ def test_cors_headers_added_directly_are_flask_cors_own_byte_for_byte(world, ana
                 assert list(answers[0].headers.items()) == list(answers[1].headers.items()), (method, path, sent)
     from_frontend = direct.test_client().get("/api/health-check", headers={"Origin": ORIGIN})
     assert from_frontend.headers["Access-Control-Allow-Origin"] == ORIGIN and from_frontend.headers["Vary"] == "Origin"
+
+
+def test_responses_are_flask_own_json_byte_for_byte(world):
+    """app.py's JSON provider makes its encoder once; what it writes is what Flask's default
+    provider writes (compact, ASCII-escaped, keys in order, a newline after), for every kind of
+    value a response holds, and Flask's indented form in debug mode."""
+    import datetime
+    import decimal
+    import uuid as uuids
+
+    from flask import Flask
+    from flask.json.provider import DefaultJSONProvider
+
+    world.parts.db = FakeDb()
+    settings = Settings(cursor_secret="fast", db_pool_min=0, cognito_user_pool_id="p", cognito_client_id="c",
+                        frontend_url=ORIGIN)
+    app = create_app(settings, world.parts)
+    flask_own = Flask("reference")
+    flask_own.json = DefaultJSONProvider(flask_own)
+    flask_own.json.sort_keys = False
+    values = [{"z": 1, "a": [True, None, 2.5, "é ☃ \U0001F600 \"quoted\" </script>"]},
+              [{"uuid": uuids.UUID(int=7), "at": datetime.datetime(2026, 12, 7, tzinfo=datetime.timezone.utc),
+                "n": decimal.Decimal("1.50")}], "plain", None, []]
+    for value in values:
+        with app.app_context():
+            ours = app.json.response(value).get_data()
+        with flask_own.app_context():
+            theirs = flask_own.json.response(value).get_data()
+        assert ours == theirs
+    app.debug = flask_own.debug = True
+    with app.app_context():
+        ours = app.json.response(values[0]).get_data()
+    with flask_own.app_context():
+        assert ours == flask_own.json.response(values[0]).get_data()
