@@ -1,4 +1,4 @@
-"""./bin/bench [--quick] [--out PATH]
+"""./bin/bench [--quick] [--out PATH] [--bootcamp DIR] | ./bin/bench --scale [--out PATH]
 
 Starts a local stack of its own (embedded PostgreSQL in a temporary directory, moto, the API under
 gunicorn as ./bin/dev runs it), loads a data set large enough to matter, then measures, for the
@@ -25,6 +25,8 @@ same process and across processes, memory per idle stream, pattern B beside 1,00
 what an idle connected user costs), DynamoDB capacity units per operation
 end to end (bench/capacity.py), the calls to seed 1,000 messages, and how first-page latency of A
 and B grows from a small to a large group / user.
+
+With --scale, only the event log's limits (bench/scale.py, docs/scale.md), to bench/scale.json.
 
 Prints a table and writes the same figures to bench/last.json (or --out). Everything it started is
 stopped on the way out, also on Ctrl-C or SIGTERM. Talks to 127.0.0.1 only.
@@ -56,7 +58,7 @@ from lib.conversations import layout, table_setup
 from devstack import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
 from bench import data as bench_data
-from bench import capacity, floor_app, live, report, stream, stream_lag
+from bench import capacity, floor_app, live, report, scale, stream, stream_lag
 from bench.bootcamp import Bootcamp
 from bench.data import BIG, DataSet, handle
 from bench.load import LoadResult, Operation, run_load
@@ -64,6 +66,7 @@ from bench.stack import WEB_WORKERS, BenchStack
 
 log = logging.getLogger("bench")
 DEFAULT_OUT = ROOT / "bench" / "last.json"
+SCALE_OUT = ROOT / "bench" / "scale.json"
 PATTERNS = ("A", "B", "C", "D")
 CONCURRENCY = (1, 8)
 API_TIMEOUT = 60  # seconds; moto's Query takes seconds at concurrency 8 on the full data set
@@ -614,6 +617,32 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
     return result
 
 
+def scale_only(out: str) -> int:
+    """`--scale`: the bench's own PostgreSQL (and moto, which it does not use), the event log's
+    figures (bench/scale.py), printed and written to `out`."""
+    sigterm_as_keyboard_interrupt()
+    stack = BenchStack()
+    try:
+        say("scale: starting PostgreSQL")
+        settings = stack.start_stores()
+        figures = scale.measure(settings.connection_url)
+        for row in figures["appends"]:
+            say(f"scale: {row['appenders']:>2} appenders: {row['events_per_s']} events/s "
+                f"({row['appends_per_s']} appends/s of {scale.RECORDS_PER_BATCH} messages), "
+                f"append p50 {row['append_p50_ms']} ms, p99 {row['append_p99_ms']} ms")
+        for row in figures["fanout"]:
+            say(f"scale: {row['listeners']:>2} listeners: {row['appends_per_s']} one-message appends/s, "
+                f"delivery p50 {row['delivery_p50_ms']} ms, p99 {row['delivery_p99_ms']} ms "
+                f"({row['notifications']} notifications)")
+        report.write_json({"machine": machine(QUICK), "scale": figures}, Path(out))
+        say(f"figures written to {out}")
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stack.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/bench", description=__doc__.split("\n\n")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -625,7 +654,12 @@ def main(argv: list[str] | None = None) -> int:
                              "(bench/bootcamp.py; docs/performance.md)")
     parser.add_argument("--bootcamp-python", metavar="PYTHON",
                         help="the Python that runs it (default DIR/.venv/bin/python)")
+    parser.add_argument("--scale", action="store_true",
+                        help="only the event log's limits (bench/scale.py; docs/scale.md): appends with "
+                             "1, 4 and 16 appenders, NOTIFY to 1, 4 and 16 listeners")
     args = parser.parse_args(argv)
+    if args.scale:
+        return scale_only(args.out if args.out != str(DEFAULT_OUT) else str(SCALE_OUT))
     bootcamp = Bootcamp(args.bootcamp, args.bootcamp_python) if args.bootcamp else None
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -146,3 +146,17 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     old = [t for t in targets if "bootcamp" in t["name"]]
     assert len(old) == 8 and all(t["met"] is None for t in old)
     assert all(t["met"] in (True, False) for t in targets if t not in old)
+
+
+def test_the_scale_figures_are_measured_through_the_event_log(settings):
+    """`./bin/bench --scale` (bench/scale.py, docs/scale.md): appends with racing appenders and
+    NOTIFY to listening connections, through the project's own event_log.append. Shape only,
+    never timings."""
+    from bench import scale
+
+    figures = scale.measure(settings.connection_url, seconds=0.3)
+    assert [row["appenders"] for row in figures["appends"]] == list(scale.APPENDERS)
+    assert all(row["events_per_s"] > 0 and row["append_p50_ms"] <= row["append_p99_ms"] for row in figures["appends"])
+    assert [row["listeners"] for row in figures["fanout"]] == list(scale.LISTENERS)
+    for row in figures["fanout"]:
+        assert row["appends_per_s"] > 0 and row["notifications"] > 0
