@@ -189,6 +189,11 @@ def table(result: dict[str, Any]) -> str:
         lines.append(f"activities {a['route']:<4} (GET {a['path']}) x{a['concurrency']}: "
                      f"{_num(a['rps'])} req/s, p50 {_num(a['p50_ms'])} ms, p99 {_num(a['p99_ms'])} ms, "
                      f"{_num(a['pg_queries_per_request'], 2)} PostgreSQL queries per request")
+    for o in result.get("operations", []):
+        lines.append(f"operation: {o['operation']}: {o['requests']} requests, p50 {_num(o['p50_ms'])} ms, "
+                     f"p99 {_num(o['p99_ms'])} ms, server CPU {_num(o['server_cpu_ms'], 2)} ms, "
+                     f"{_num(o['ddb_calls_per_request'], 2)} DynamoDB calls and "
+                     f"{_num(o['pg_queries_per_request'], 2)} PostgreSQL queries per request")
     first = result.get("c_first")
     if first:
         lines.append(f"C, first message of a pair (conversation created), concurrency 1: "

@@ -127,6 +127,13 @@ class Client:
     def post(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
         _check(self.pool.request("POST", path, headers={**headers, **JSON}, body=json.dumps(body)))
 
+    def send(self, method: str, path: str, headers: dict[str, str], body: dict[str, Any] | None = None) -> Any:
+        """Any request; its JSON answer."""
+        response = self.pool.request(method, path, headers={**headers, **JSON},
+                                     body=json.dumps(body) if body is not None else None)
+        _check(response)
+        return json.loads(response.data)
+
 
 JSON = {"Content-Type": "application/json"}
 
@@ -466,6 +473,54 @@ class Bench:
                 rows.append(row)
         return rows
 
+    def operations(self, ops: Ops) -> list[dict[str, Any]]:
+        """Issue 37: the newer operations through the API, one at a time, with the server's CPU,
+        DynamoDB calls and PostgreSQL queries per request: editing a message, deleting one,
+        buying a live-event ticket. (Their capacity units: bench/capacity.py; a block check is
+        part of every send, C and D.)"""
+        sender = ops.ds.senders[0]
+        group, auth = ops.ds.group_with_big(sender), ops.auth[sender]
+        total = min(self.plan.requests, 200)
+        setup = Client(ops.url)
+        warmup = 4
+        rows = []
+
+        def messages(label: str) -> list[str]:
+            return [setup.send("POST", "/api/messages", auth, {"message": f"bench {label} {i}",
+                                                             "message_group_uuid": group})["uuid"]
+                    for i in range(total + warmup)]
+
+        def each(method: str, uuids: list[str], body: dict[str, Any] | None) -> Callable[[int], Operation]:
+            left = iter(uuids)  # each message changed once, warm-up first
+            lock = threading.Lock()
+
+            def make(t: int) -> Operation:
+                client = Client(ops.url)
+
+                def op(i: int) -> None:
+                    with lock:
+                        target = next(left)
+                    client.send(method, f"/api/messages/{group}/{target}", auth, body)
+                return op
+            return make
+
+        def ticket(t: int) -> Operation:
+            client = Client(ops.url)
+            return lambda i: client.send("POST", "/api/events/ticket", auth)
+
+        for name, make in (("edit a message (PATCH)", each("PATCH", messages("to edit"), {"message": "edited"})),
+                           ("delete a message (DELETE)", each("DELETE", messages("to delete"), None)),
+                           ("buy a live-event ticket (POST /api/events/ticket)", ticket)):
+            result, delta = self.counted(make, 1, total, warmup=warmup)
+            row = {"operation": name, "requests": result.requests, "errors": result.errors,
+                   "p50_ms": round(result.percentile(50), 2), "p99_ms": round(result.percentile(99), 2),
+                   "server_cpu_ms": round(delta.get("cpu_us", 0) / 1000 / max(1, result.requests + result.errors), 3),
+                   "ddb_calls_per_request": per_request(delta, "dynamodb_calls", result),
+                   "pg_queries_per_request": per_request(delta, "pg_queries", result)}
+            say(f"operation {name}: {row}")
+            rows.append(row)
+        return rows
+
     def first_messages(self, ops: Ops) -> dict[str, Any]:
         """C when the pair has no conversation yet: the group is created with the message."""
         pairs = ops.ds.new_pairs
@@ -570,6 +625,7 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
             row, detail = bench.row(ops, pattern, concurrency)
             rows.append(row)
             details.append(detail)
+    operation_rows = bench.operations(ops)
     bench_data.write_activities(settings, plan.sizes)
     activity_rows = bench.activities(ops)
     stream_result = stream.measure(settings, ds.users[handle(4)], ds.users[handle(5)],
@@ -599,6 +655,7 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
         "machine": info,
         "rows": rows,
         "activities": activity_rows,
+        "operations": operation_rows,
         "stream": stream_result,
         "stream_lag": lag,
         "live": live_result,

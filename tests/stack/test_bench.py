@@ -100,6 +100,15 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     assert hostile["health_checks"] > 0 and hostile["health_checks_ok"] == hostile["health_checks"]
     assert is_number(hostile["b_p99_ratio"])
 
+    # issue 37: the newer operations through the API, with their CPU and calls per request
+    operations = {o["operation"]: o for o in result["operations"]}
+    assert set(operations) == {"edit a message (PATCH)", "delete a message (DELETE)",
+                               "buy a live-event ticket (POST /api/events/ticket)"}
+    for operation in operations.values():
+        assert operation["errors"] == 0 and operation["requests"] > 0 and is_number(operation["server_cpu_ms"])
+    assert operations["edit a message (PATCH)"]["ddb_calls_per_request"] == 2  # GetItem, UpdateItem
+    assert operations["buy a live-event ticket (POST /api/events/ticket)"]["ddb_calls_per_request"] == 0
+
     # capacity units by DynamoDB's rules, from the items the calls really wrote and read: the
     # design's costs (issue 14), the same on every machine
     capacity = {o["operation"]: o for o in result["capacity"]["operations"]}
