@@ -318,7 +318,8 @@ class Ddb:
         """One page of a partition in sk order (newest first when asked): at most `limit` items
         read, after `after_sk`, with sk_from <= sk <= sk_to, of those only the ones whose
         attributes equal `where`'s (None: absent; a filter: the items it drops count in `limit`
-        and are paid for too), with only `attributes`. `extra` goes to DynamoDB as it is (the benchmark's ReturnConsumedCapacity)."""
+        and are paid for too), with only `attributes`. `extra` goes to DynamoDB as it is (the
+        benchmark's ReturnConsumedCapacity)."""
         response = self._call("query", **self._query_arguments(
             pk, limit=limit, newest_first=newest_first, after_sk=after_sk, sk_from=sk_from,
             sk_to=sk_to, consistent=consistent, attributes=attributes, where=where, **extra))

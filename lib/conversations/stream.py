@@ -5,8 +5,9 @@ the local stream worker runs that same handler. docs/stream.md tells the whole s
 
 Per batch, only INSERTs of messages count, and per group only the newest one: a group row's sk is
 the time of its last message, so applying the newest message makes every older one of the batch
-moot. Edits and deletions of messages (MODIFYs) come after, per message only the one that says most
-(a deletion beats every edit): see `RowMover.apply_edit` and `RowMover.apply_delete`. For each such group: who its participants are (the group's header, read consistently once
+moot. Edits and deletions of messages (MODIFYs) come after, per message only the one that says
+most (a deletion beats every edit): see `RowMover.apply_edit` and `RowMover.apply_delete`. For
+each such group: who its participants are (the group's header, read consistently once
 and remembered: it never changes), one Query of the GSI for its rows, then, for each participant
 whose row is older than the message, a put of the row at the message's time (its key must be
 free) and the delete of the old row (it must still be this group's). Rows already at or past the
@@ -294,7 +295,8 @@ class RowMover:
         at the message (a conditional put: its key must be free), then the delete of every older
         row of theirs (conditional: it must still be this group's, and the one we copied still
         carry the read marker and count we read). A delete that finds its row gone or changed
-        means someone else moved it, marked it read or recounted it meanwhile (or our own delete's response was lost):
+        means someone else moved it, marked it read or recounted it meanwhile (or our own
+        delete's response was lost):
         `reconcile` then reads the participant's rows from the table, keeps only the newest, and
         gives it the latest marker. True when it wrote."""
         batch = batch or [message]
