@@ -512,11 +512,8 @@ class Bench:
                            ("delete a message (DELETE)", each("DELETE", messages("to delete"), None)),
                            ("buy a live-event ticket (POST /api/events/ticket)", ticket)):
             result, delta = self.counted(make, 1, total, warmup=warmup)
-            row = {"operation": name, "requests": result.requests, "errors": result.errors,
-                   "p50_ms": round(result.percentile(50), 2), "p99_ms": round(result.percentile(99), 2),
-                   "server_cpu_ms": round(delta.get("cpu_us", 0) / 1000 / max(1, result.requests + result.errors), 3),
-                   "ddb_calls_per_request": per_request(delta, "dynamodb_calls", result),
-                   "pg_queries_per_request": per_request(delta, "pg_queries", result)}
+            row = {"operation": name, **one_at_a_time(result, delta),
+                   "server_cpu_ms": round(delta.get("cpu_us", 0) / 1000 / max(1, result.requests + result.errors), 3)}
             say(f"operation {name}: {row}")
             rows.append(row)
         return rows
@@ -538,11 +535,16 @@ class Bench:
         for sender in sorted({p[0] for p in pairs}):
             warm.get("/api/message_groups", ops.auth[sender])
         result, delta = self.counted(make, 1, len(pairs), warmup=0)
-        return {"requests": result.requests, "errors": result.errors,
-                "p50_ms": round(result.percentile(50), 2), "p99_ms": round(result.percentile(99), 2),
-                "ddb_calls_per_request": per_request(delta, "dynamodb_calls", result),
-                "pg_queries_per_request": per_request(delta, "pg_queries", result),
+        return {**one_at_a_time(result, delta),
                 "jwks_fetches_per_request": per_request(delta, "jwks_fetches", result)}
+
+
+def one_at_a_time(result: LoadResult, delta: dict[str, int]) -> dict[str, Any]:
+    """An API run's figures: requests, errors, latency, and the server's calls per request."""
+    return {"requests": result.requests, "errors": result.errors,
+            "p50_ms": round(result.percentile(50), 2), "p99_ms": round(result.percentile(99), 2),
+            "ddb_calls_per_request": per_request(delta, "dynamodb_calls", result),
+            "pg_queries_per_request": per_request(delta, "pg_queries", result)}
 
 
 def seed_cost(settings: Settings, messages: int) -> dict[str, Any]:

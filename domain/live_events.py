@@ -52,18 +52,22 @@ def message_ref(message_group_uuid: str, created_at: str) -> str:
 
 def of_message(message: Message, participants: Iterable[str]) -> list[NewEvent]:
     """A new message, for each of its conversation's participants."""
-    data = {**message_json(message), "message_group_uuid": message.message_group_uuid}
-    shows = message_ref(message.message_group_uuid, message.created_at)
-    return [NewEvent(str(user), "message", data, f"message:{message.uuid}", shows) for user in participants]
+    return _message_events(message, participants, "message", f"message:{message.uuid}")
 
 
 def of_message_change(message: Message, participants: Iterable[str]) -> list[NewEvent]:
     """A message its sender edited, for each of its conversation's participants: one event per
     edit (its time is in the key), however often the edit is seen."""
+    return _message_events(message, participants, "message_changed",
+                           f"message_changed:{message.uuid}:{message.edited_at}", refreshes=True)
+
+
+def _message_events(message: Message, participants: Iterable[str], kind: str, key: str,
+                    refreshes: bool = False) -> list[NewEvent]:
+    """Pattern A's object of the message with its message_group_uuid, for each participant."""
     data = {**message_json(message), "message_group_uuid": message.message_group_uuid}
     shows = message_ref(message.message_group_uuid, message.created_at)
-    return [NewEvent(str(user), "message_changed", data, f"message_changed:{message.uuid}:{message.edited_at}",
-                     shows, refreshes=True) for user in participants]
+    return [NewEvent(str(user), kind, data, key, shows, refreshes=refreshes) for user in participants]
 
 
 def of_message_deletion(message_group_uuid: str, message_uuid: str, created_at: str, deleted_at: str,
