@@ -1,5 +1,5 @@
 """The least a Flask API can do here, served by ./bin/bench beside this one: for each access
-pattern, a route that makes only the store call the benchmark makes directly, with the API's own
+pattern (and the unread summary), a route that makes only the store call the benchmark makes directly, with the API's own
 DynamoDB client (`lib.aws.client`, lean), under gunicorn with the API's settings (gunicorn.conf.py,
 one gevent worker). No token, no PostgreSQL, no validation, no access log, no reshaping.
 
@@ -25,6 +25,14 @@ def latest_query(table: str, pk: str) -> dict[str, Any]:
             "Limit": PAGE}
 
 
+def summary_query(table: str, pk: str) -> dict[str, Any]:
+    """The unread summary at the store: all of a user's rows, with what the API's summary reads of
+    them (one page up to 1 MB of rows; the benchmark's users have far less)."""
+    return {"TableName": table, "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}}, "ScanIndexForward": False,
+            "ProjectionExpression": "sk, message_group_uuid, unread_count"}
+
+
 def put_new(table: str, wire_item: dict[str, Any]) -> dict[str, Any]:
     """Patterns C and D at the store: a message put unless its key exists."""
     return {"TableName": table, "Item": wire_item, "ConditionExpression": "attribute_not_exists(pk)"}
@@ -43,6 +51,11 @@ def create_app() -> Flask:
     @app.get("/latest")
     def latest() -> Any:
         return jsonify(client.query(**latest_query(table, request.args["pk"]))["Items"])
+
+    @app.get("/summary")
+    def summary() -> Any:
+        # the least answer: how many rows were read (the API's is two counts)
+        return jsonify({"rows": client.query(**summary_query(table, request.args["pk"]))["Count"]})
 
     @app.post("/put")
     def put() -> Any:

@@ -5,7 +5,11 @@
   holds a stream on each server; a sender posts through the first. For each message: the time
   from the POST being sent to the `message` event arriving on the stream of the same process,
   and on the other process's stream (whatever process posts, the event reaches every process
-  through PostgreSQL's NOTIFY: the two figures should match).
+  through PostgreSQL's NOTIFY: the two figures should match). Beside it, the CPU of one event end
+  to end (issue 37): the stream worker's (both Lambdas, and its polling of the stream, which AWS
+  does for a deployed Lambda) and the other process's (it only delivers the event to its stream),
+  each per message, over what the process spends idle in the same time, with the delivering
+  process's PostgreSQL queries per message.
 - Idle streams. On the benchmark's main API server (one worker), pattern B is measured, then
   1,000 streams of the benchmark's signed-in users are opened on that worker and left idle, and B is measured again
   beside them. Memory per idle stream: the worker's resident memory before and after, over the
@@ -22,6 +26,7 @@ from typing import Any, Callable
 
 import requests
 
+from bench.bootcamp import children_cpu_seconds, process_cpu_seconds
 from bench.load import LoadResult, percentile
 from devstack import Stack, free_port, start_api, start_stream_worker
 from devstack.processes import children_of
@@ -31,6 +36,7 @@ from lib.ddb import Ddb
 from lib.conversations import table_setup
 
 GAP_SECONDS = 0.25  # between two measured messages
+IDLE_SECONDS = 5.0  # what the processes spend doing nothing, measured before the messages
 
 
 def _ticket(url: str, token: str) -> str:
@@ -41,7 +47,8 @@ def _ticket(url: str, token: str) -> str:
 
 def latency(settings: Settings, tmp: Path, tokens: dict[str, str], sender: str, receiver: str,
             messages: int) -> dict[str, Any]:
-    """Post-to-event latency, same process and across processes (see the module's docstring)."""
+    """Post-to-event latency, same process and across processes, and the CPU of an event end to
+    end (see the module's docstring): {"latency": ..., "end_to_end": ...}."""
     own = settings.with_(ddb_table=f"bench-live-{int(time.time())}")
     table_setup.set_up_table(Ddb(own))
     stack = Stack()
@@ -55,6 +62,8 @@ def latency(settings: Settings, tmp: Path, tokens: dict[str, str], sender: str, 
         auth = {"Authorization": f"Bearer {tokens[sender]}"}
         group = None
         waits: dict[str, list[float]] = {name: [] for name in streams}
+        delivering = stack.processes["live api 2"].pid
+        worker = stack.processes["stream"].pid
         for i in range(messages + 1):  # the first creates the conversation, and is not counted
             text = f"live bench {i}"
             sent_at = time.monotonic()
@@ -66,14 +75,52 @@ def latency(settings: Settings, tmp: Path, tokens: dict[str, str], sender: str, 
                 [event] = stream.take(1, timeout=30, where=lambda e: e.event == "message" and e.data["message"] == text)
                 if i:
                     waits[name].append((event.at - sent_at) * 1000)
+            if i == 0:  # every process has started and met the conversation: now what each spends idle
+                cpu = CpuMeter({"the stream worker (both Lambdas)": lambda: process_cpu_seconds(worker),
+                                "delivery (the other process)": lambda: children_cpu_seconds(delivering)})
+                time.sleep(IDLE_SECONDS)
+                cpu.idle_done()
+                queries = -_metrics(other)["pg_queries"]
             time.sleep(GAP_SECONDS)
+        cpu_per_message = cpu.per_operation(messages)
+        queries += _metrics(other)["pg_queries"]
         for stream in streams.values():
             stream.close()
-        return {name: {"messages": len(ms), "p50_ms": round(percentile(ms, 50), 1),
-                       "p99_ms": round(percentile(ms, 99), 1)} for name, ms in waits.items()}
+        return {"latency": {name: {"messages": len(ms), "p50_ms": round(percentile(ms, 50), 1),
+                                   "p99_ms": round(percentile(ms, 99), 1)} for name, ms in waits.items()},
+                "end_to_end": {"messages": messages, "cpu_ms": cpu_per_message,
+                               "delivery_pg_queries_per_message": round(queries / messages, 2)}}
     finally:
         stack.stop()
         Ddb(own).delete_table()
+
+
+class CpuMeter:
+    """Processes' CPU per operation, each over what it spent idle: made, left idle, `idle_done()`,
+    then the operations, then `per_operation(count)`."""
+
+    def __init__(self, processes: dict[str, Callable[[], float]]):
+        self.processes = processes
+        self.started = time.monotonic()
+        self.at_start = {name: read() for name, read in processes.items()}
+
+    def idle_done(self) -> None:
+        now = time.monotonic()
+        self.idle_rate = {name: (read() - self.at_start[name]) / (now - self.started)
+                          for name, read in self.processes.items()}
+        self.started, self.at_start = now, {name: read() for name, read in self.processes.items()}
+
+    def per_operation(self, count: int) -> dict[str, float]:
+        """ms of CPU per operation, each process's idle rate over the time taken out."""
+        elapsed = time.monotonic() - self.started
+        return {name: round(max(0.0, read() - self.at_start[name] - self.idle_rate[name] * elapsed)
+                            * 1000 / count, 2) for name, read in self.processes.items()}
+
+
+def _metrics(url: str) -> dict[str, int]:
+    response = requests.get(f"{url}/api/_metrics", timeout=30)
+    response.raise_for_status()
+    return response.json()
 
 
 def _rss_bytes(pid: int) -> int:

@@ -67,7 +67,8 @@ from bench.stack import WEB_WORKERS, BenchStack
 log = logging.getLogger("bench")
 DEFAULT_OUT = ROOT / "bench" / "last.json"
 SCALE_OUT = ROOT / "bench" / "scale.json"
-PATTERNS = ("A", "B", "C", "D")
+# A to D, and U: the unread summary (GET /api/message_groups/unread), the big user's 1,000 rows
+PATTERNS = ("A", "B", "C", "D", "U")
 CONCURRENCY = (1, 8)
 API_TIMEOUT = 60  # seconds; moto's Query takes seconds at concurrency 8 on the full data set
 SLICES = 3  # API and store alternate this many times per row
@@ -183,6 +184,9 @@ class Ops:
         if pattern == "B":
             headers = auth[BIG]
             return lambda i: client.get("/api/message_groups", headers)
+        if pattern == "U":
+            headers = auth[BIG]
+            return lambda i: client.get("/api/message_groups/unread", headers)
         if pattern == "C":
             def op(i: int) -> None:
                 sender = senders[i % len(senders)]
@@ -201,7 +205,7 @@ class Ops:
     def callers(self, pattern: str, concurrency: int) -> set[str]:
         if pattern == "A":
             return {big_group_reader(t) for t in range(concurrency)}
-        if pattern == "B":
+        if pattern in ("B", "U"):
             return {BIG}
         return set(self.ds.senders)
 
@@ -211,6 +215,9 @@ class Ops:
         if pattern in ("A", "B"):
             query = floor_app.latest_query(table, self.latest_pk(pattern))
             return lambda i: self._timed(lambda: client.query(**query))
+        if pattern == "U":
+            summary = floor_app.summary_query(table, self.latest_pk(pattern))
+            return lambda i: self._timed(lambda: client.query(**summary))
         if pattern in ("C", "D"):
             item = self.wire_message(pattern)
 
@@ -227,13 +234,16 @@ class Ops:
         if pattern in ("A", "B"):
             path = "/latest?" + urlencode({"pk": self.latest_pk(pattern)})
             return lambda i: client.get(path)
+        if pattern == "U":
+            path = "/summary?" + urlencode({"pk": self.latest_pk(pattern)})
+            return lambda i: client.get(path)
         if pattern in ("C", "D"):
             item = self.wire_message(pattern)
             return lambda i: client.post("/put", {}, item(i))
         raise ValueError(pattern)
 
     def latest_pk(self, pattern: str) -> str:
-        """The partition A or B reads: the big group's messages, the big user's groups."""
+        """The partition A, B or U reads: the big group's messages, the big user's groups."""
         ds = self.ds
         return layout.message_pk(ds.big_group) if pattern == "A" else layout.group_pk(ds.users[BIG]["uuid"])
 
@@ -317,7 +327,7 @@ class Bench:
         self.warm(store_workers, warmup)
         self.warm(floor_workers, warmup)
         old_workers: list[Operation] = []
-        if self.bootcamp:
+        if self.bootcamp and pattern in report.BOOTCAMP_PATTERNS:
             old_workers = [self.bootcamp[1].api(pattern, t) for t in range(concurrency)]
             self.warm(old_workers, warmup)
         per_slice = max(1, self.plan.requests // SLICES)
@@ -637,7 +647,7 @@ def run(plan: Plan, out: os.PathLike, stop: threading.Event, stack: BenchStack,
                              plan.lag_burst, plan.lag_backlog)
     say(f"stream worker lag: {lag}")
     live_result = {
-        "latency": live.latency(settings, stack.tmp, tokens, handle(1), handle(2), plan.live_messages),
+        **live.latency(settings, stack.tmp, tokens, handle(1), handle(2), plan.live_messages),
         "idle": live.idle_streams(
             url, stack.stack.processes["api"].pid, list(tokens.values()), plan.idle_streams,
             lambda: run_load([ops.api("B", 0)], plan.requests, plan.max_seconds, stop),

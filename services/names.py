@@ -58,6 +58,12 @@ class Names:
         """`items` with the names of the user each names (its `whose` uuid) as they are now; an
         item naming nobody known keeps the names it copied."""
         current = self.of(getattr(item, whose) for item in items)
-        return [item._replace(display_name=current[getattr(item, whose)]["display_name"],
-                              handle=current[getattr(item, whose)]["handle"])
-                if getattr(item, whose) in current else item for item in items]
+        shown = []
+        for item in items:
+            names = current.get(getattr(item, whose))
+            # An item copied the names it shows, so they are nearly always current: replaced (a
+            # new tuple) only when they are not.
+            if names is not None and (item.display_name != names["display_name"] or item.handle != names["handle"]):
+                item = item._replace(display_name=names["display_name"], handle=names["handle"])
+            shown.append(item)
+        return shown

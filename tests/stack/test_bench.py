@@ -35,7 +35,7 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
 
     rows = result["rows"]
     assert {(r["pattern"], r["concurrency"]) for r in rows} == {
-        (p, c) for p in "ABCD" for c in (1, 8)}
+        (p, c) for p in "ABCDU" for c in (1, 8)}  # U: the unread summary (issue 37)
     for row in rows:
         assert ROW_FIELDS <= set(row), row
         assert is_number(row["cpu_over_boto3_ms"])  # a difference: may be negative
@@ -53,6 +53,8 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
         rounding = 0.05 * (1 + row["floor_ratio"]) / row["store_rps"]
         assert row["floor_ratio"] == pytest.approx(row["floor_rps"] / row["store_rps"],
                                                    abs=0.001 + rounding), row
+    # the unread summary reads all of the big user's rows in one Query, and nothing else
+    assert all(row["ddb_calls_per_request"] == 1 for row in rows if row["pattern"] == "U")
     # and the floor app's calls are the store's: none refused
     assert all(run["floor"]["errors"] == 0 and run["floor"]["requests"] > 0 for run in result["runs"])
 
@@ -86,6 +88,11 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
     for where in ("same process", "across processes"):
         figures = live["latency"][where]
         assert figures["messages"] == 20 and 0 < figures["p50_ms"] <= figures["p99_ms"]
+    end = live["end_to_end"]  # issue 37: one message's events, end to end
+    assert end["messages"] == 20 and set(end["cpu_ms"]) == {
+        "the stream worker (both Lambdas)", "delivery (the other process)"}
+    assert all(is_number(ms) and ms >= 0 for ms in end["cpu_ms"].values())
+    assert is_number(end["delivery_pg_queries_per_message"])
     idle = live["idle"]
     assert idle["streams"] == 200 and idle["b_with"]["errors"] == idle["b_without"]["errors"] == 0
     assert is_number(idle["memory_per_stream_kib"]) and is_number(idle["b_p99_ratio"])
