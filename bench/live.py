@@ -28,6 +28,7 @@ import requests
 
 from bench.bootcamp import children_cpu_seconds, process_cpu_seconds
 from bench.load import LoadResult, percentile
+from bench.stack import api_metrics
 from devstack import Stack, free_port, start_api, start_stream_worker
 from devstack.processes import children_of
 from devstack.sse import EventStream
@@ -80,10 +81,10 @@ def latency(settings: Settings, tmp: Path, tokens: dict[str, str], sender: str, 
                                 "delivery (the other process)": lambda: children_cpu_seconds(delivering)})
                 time.sleep(IDLE_SECONDS)
                 cpu.idle_done()
-                queries = -_metrics(other)["pg_queries"]
+                queries = -api_metrics(other)["pg_queries"]
             time.sleep(GAP_SECONDS)
         cpu_per_message = cpu.per_operation(messages)
-        queries += _metrics(other)["pg_queries"]
+        queries += api_metrics(other)["pg_queries"]
         for stream in streams.values():
             stream.close()
         return {"latency": {name: {"messages": len(ms), "p50_ms": round(percentile(ms, 50), 1),
@@ -115,12 +116,6 @@ class CpuMeter:
         elapsed = time.monotonic() - self.started
         return {name: round(max(0.0, read() - self.at_start[name] - self.idle_rate[name] * elapsed)
                             * 1000 / count, 2) for name, read in self.processes.items()}
-
-
-def _metrics(url: str) -> dict[str, int]:
-    response = requests.get(f"{url}/api/_metrics", timeout=30)
-    response.raise_for_status()
-    return response.json()
 
 
 def _rss_bytes(pid: int) -> int:

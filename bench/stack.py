@@ -18,6 +18,13 @@ from devstack import Stack, free_port, start_api, start_stores
 WEB_WORKERS = 1
 
 
+def api_metrics(url: str) -> dict[str, Any]:
+    """The counters of the API served at `url` (GET /api/_metrics, on with METRICS_ENABLED)."""
+    response = requests.get(f"{url}/api/_metrics", timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
 class BenchStack:
     """Start with `start_stores()` then `start_api()`; `stop()` undoes whatever was started."""
 
@@ -63,9 +70,7 @@ class BenchStack:
 
     def metrics(self) -> dict[str, Any]:
         assert self.api_url is not None
-        response = requests.get(f"{self.api_url}/api/_metrics", timeout=10)
-        response.raise_for_status()
-        return response.json()
+        return api_metrics(self.api_url)
 
     def stop(self) -> None:
         self.stack.stop()
