@@ -30,14 +30,14 @@ from lib.ddb import Ddb, KeyTaken, WriteConflict
 # Edits of one message racing each other: each tries again over the other's, this many times.
 EDIT_ATTEMPTS = 5
 
-# What each read asks for: DynamoDB charges for the whole item either way; what a projection
-# saves is the client's work parsing attributes nobody uses.
-MESSAGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_uuid", "user_display_name", "user_handle",
-                      "edited_at")
-# A message about to be changed: also whether it is deleted, and the key it was sent with.
-CHANGE_ATTRIBUTES = (*MESSAGE_ATTRIBUTES, layout.DELETED, layout.SENT_WITH_KEY)
-ROW_ATTRIBUTES = ("sk", "message_group_uuid", "message", "user_uuid", "user_display_name", "user_handle",
-                  "unread_count")
+# Pages (patterns A and B) read whole items, without a ProjectionExpression: DynamoDB charges for
+# the whole item either way, and counts its 1 MB page before projecting. What a projection would
+# save is a kilobyte or two of a page on the wire; the client's CPU it costs (building the
+# expression) is what it saves in parsing (measured: docs/performance.md), and moto, beneath the
+# local stack, takes milliseconds to project a page.
+# A message about to be changed is read with only what a change looks at (one GetItem).
+CHANGE_ATTRIBUTES = ("sk", "message_uuid", "message", "user_uuid", "user_display_name", "user_handle",
+                     "edited_at", layout.DELETED, layout.SENT_WITH_KEY)
 
 
 class ConversationStore:
@@ -156,14 +156,13 @@ class ConversationStore:
         """Pattern A: the conversation's messages that are not deleted (a filter: DynamoDB reads
         the deleted ones too), newest first."""
         page = paging.newest_first(self.table, layout.message_pk(group), limit, after,
-                                   attributes=MESSAGE_ATTRIBUTES, where=layout.NOT_DELETED)
+                                   where=layout.NOT_DELETED)
         return Page([layout.message_of_item(i, group) for i in page.items], page.next_after)
 
     def conversations(self, user_uuid: str, limit: int,
                       after: str | None = None) -> Page[Conversation]:
         """Pattern B: the user's conversations, most recent first."""
-        page = paging.newest_first(self.table, layout.group_pk(user_uuid), limit, after,
-                                   attributes=ROW_ATTRIBUTES)
+        page = paging.newest_first(self.table, layout.group_pk(user_uuid), limit, after)
         return Page([layout.conversation_of_row(r) for r in newest_row_per_group(page.items)],
                     page.next_after)
 
