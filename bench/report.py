@@ -81,7 +81,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             round(ddb, PLACES) == 1 and round(jwks, PLACES) == 0
             and (round(pg, PLACES) == 0 or pg_queries <= allowed))
         add(f"{pattern} calls per request", value, met,
-            "1 DynamoDB, 0 PostgreSQL (beyond user-cache expiry re-reads), 0 JWKS")
+            "1 DynamoDB, 0 PostgreSQL (beyond re-reads as the user and name caches expire), 0 JWKS")
     for pattern, limit, text in (("C", 1, "1 DynamoDB call"), ("D", 2, "<= 2 DynamoDB calls")):
         ddb = _worst(rows, pattern, "ddb_calls_per_request")
         met = None if ddb is None else (

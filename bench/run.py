@@ -57,6 +57,7 @@ from lib import ddb
 from lib.conversations import layout, table_setup
 from devstack import sigterm_as_keyboard_interrupt
 from lib.config import ROOT, Settings
+from services.names import NAMES_SECONDS
 from bench import data as bench_data
 from bench import capacity, floor_app, live, report, scale, stream, stream_lag
 from bench.bootcamp import Bootcamp
@@ -149,6 +150,15 @@ def _check(response: urllib3.BaseHTTPResponse) -> None:
 def big_group_reader(thread: int) -> str:
     """Pattern A: both participants of the big group read it, a thread each."""
     return (BIG, handle(1))[thread % 2]
+
+
+def cache_rereads_allowed(pattern: str, callers: int, window: float, user_cache_seconds: float) -> int:
+    """The PostgreSQL queries `window` seconds of a pattern's requests may make although no request
+    of it reads PostgreSQL: the server caches each caller's user for USER_CACHE_SECONDS and the
+    names a page shows (A, B) for NAMES_SECONDS, so each caller may be read again once per expiry,
+    and the page's names once per expiry (threads that miss the same entry share one read)."""
+    names = int(window // NAMES_SECONDS) + 1 if pattern in ("A", "B") else 0
+    return callers * (int(window // user_cache_seconds) + 1) + names
 
 
 class Ops:
@@ -407,13 +417,10 @@ class Bench:
                   "ddb_requests_per_request": per_request(delta, "dynamodb_requests", api),
                   # what the app adds to one request, at the median
                   "api_minus_store_p50_ms": round(api.percentile(50) - store.percentile(50), 2),
-                  # the server caches each caller's user for USER_CACHE_SECONDS: over this window,
-                  # each caller may be read again from PostgreSQL that many times
                   "window_s": round(window, 1),
-                  # (threads that miss the same entry share one read: one per caller per expiry)
                   "callers": callers,
-                  "user_cache_refreshes_allowed": callers * (
-                      int(window // ops.settings.user_cache_seconds) + 1),
+                  "user_cache_refreshes_allowed": cache_rereads_allowed(
+                      pattern, callers, window, ops.settings.user_cache_seconds),
                   # the direct store clients' DynamoDB HTTP requests per operation (retries)
                   "store_ddb_requests_per_op": round(store_requests / max(1, store.requests + store.errors), 4)}
         say(f"{pattern} x{concurrency}: api {row['api_rps']}/s ({api.requests} requests), "
