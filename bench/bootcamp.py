@@ -20,6 +20,7 @@ from lib.cognito_jwt_token import jwks_url
 from lib.config import ROOT, Settings
 from devstack import (Stack, StackError, api_env, children_of, free_port, gunicorn_command,
                        stop_process, wait_http)
+from devstack.processes import stat_fields
 
 ENTRY = ROOT / "bench" / "week5"
 READY_PATH = "/api/activities/notifications"  # week 5 has no health check; this answers 200 offline
@@ -35,15 +36,19 @@ def python_of(directory: Path, python: str | None) -> str:
     return str(chosen)
 
 
+def _cpu_seconds(fields: list[str]) -> float:
+    """User + system CPU of a process, from its `stat_fields`."""
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def children_cpu_seconds(parent: int) -> float:
     """User + system CPU of `parent`'s child processes (gunicorn's workers), from /proc."""
-    return sum(int(f[11]) + int(f[12]) for f in children_of(parent).values()) / CLOCK_TICKS
+    return sum(_cpu_seconds(fields) for fields in children_of(parent).values())
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of the process `pid` itself, from /proc (the fields as children_of's)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """User + system CPU of the process `pid` itself, from /proc."""
+    return _cpu_seconds(stat_fields(Path(f"/proc/{pid}/stat")))
 
 
 class Bootcamp:

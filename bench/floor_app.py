@@ -1,7 +1,8 @@
 """The least a Flask API can do here, served by ./bin/bench beside this one: for each access
-pattern (and the unread summary), a route that makes only the store call the benchmark makes directly, with the API's own
-DynamoDB client (`lib.aws.client`, lean), under gunicorn with the API's settings (gunicorn.conf.py,
-one gevent worker). No token, no PostgreSQL, no validation, no access log, no reshaping.
+pattern (and the unread summary), a route that makes only the store call the benchmark makes
+directly, with the API's own DynamoDB client (`lib.aws.client`, lean), under gunicorn with the
+API's settings (gunicorn.conf.py, one gevent worker). No token, no PostgreSQL, no validation, no
+access log, no reshaping.
 
 What it reaches against the store (API ÷ store, measured in the same slices) is what any API made
 of Flask, gunicorn and boto3 reaches on this machine: the bound of the real API's ratio, as measured

@@ -72,14 +72,19 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 30) 
     wait_until_ready(answers_200(url), proc, what, timeout)
 
 
+def stat_fields(stat: Path) -> list[str]:
+    """The fields of a /proc/<pid>/stat after the command name (which is in parentheses and may
+    hold spaces): [0] is the state, [1] the parent, [11] and [12] the user and system CPU in clock
+    ticks. OSError when the process has ended."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def children_of(parent: int) -> dict[int, list[str]]:
-    """The processes whose parent is `parent`, each pid with the fields of its /proc/<pid>/stat
-    after the command name (which is in parentheses and may hold spaces): [0] is the state, [1]
-    the parent, [11] and [12] the user and system CPU in clock ticks."""
+    """The processes whose parent is `parent`, each pid with its `stat_fields`."""
     found: dict[int, list[str]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = stat_fields(stat)
         except OSError:  # ended meanwhile
             continue
         if int(fields[1]) == parent:

@@ -53,7 +53,7 @@ def test_quick_run_writes_every_field(repo_root, tmp_path):
         rounding = 0.05 * (1 + row["floor_ratio"]) / row["store_rps"]
         assert row["floor_ratio"] == pytest.approx(row["floor_rps"] / row["store_rps"],
                                                    abs=0.001 + rounding), row
-    # the unread summary reads all of the big user's rows in one Query, and nothing else
+    # the unread summary reads all of the small user's rows in one Query, and nothing else
     assert all(row["ddb_calls_per_request"] == 1 for row in rows if row["pattern"] == "U")
     # and the floor app's calls are the store's: none refused
     assert all(run["floor"]["errors"] == 0 and run["floor"]["requests"] > 0 for run in result["runs"])
